@@ -1,0 +1,241 @@
+//! Conv2D over NHWC batches, Keras semantics (cross-correlation, TF 'same' padding), through
+//! per-image im2col + GEMM: one image's patch matrix `[h_out * w_out, k * k * c_in]` (under
+//! 1 MB for the models' largest layer) stays in L2, unlike a whole batch's (58 MB).
+//!
+//! Buffers: `x [n, h_in, w_in, c_in]`, `w [k, k, c_in, c_out]`, `b [c_out]`,
+//! `y [n, h_out, w_out, c_out]`; `scratch` holds `scratch_len(g, n)` floats.
+
+use crate::gemm::{gemm, Mat};
+use crate::geom::ConvGeom;
+use crate::{simd, IMAGES_PER_TASK};
+use rayon::prelude::*;
+
+fn tasks(n: usize) -> usize {
+    n.div_ceil(IMAGES_PER_TASK)
+}
+
+/// Per task: one image's patch matrix, a partial dW and a partial db.
+fn task_scratch(g: &ConvGeom) -> usize {
+    g.cols_len() + g.w_len() + g.c_out
+}
+
+/// Scratch floats any pass over `n` images needs.
+pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
+    tasks(n) * task_scratch(g)
+}
+
+fn check(g: &ConvGeom, n: usize, x: usize, w: usize, y: usize, scratch: usize) {
+    assert_eq!(x, n * g.x_len(), "conv2d: x length");
+    assert_eq!(w, g.w_len(), "conv2d: w length");
+    assert_eq!(y, n * g.y_len(), "conv2d: y length");
+    assert!(scratch >= scratch_len(g, n), "conv2d: scratch too short");
+}
+
+/// cols[(oh*w_out + ow), (kh*k + kw)*c_in + ci] = xpad[oh*s + kh, ow*s + kw, ci] for one
+/// image. Overwrites `cols` (`[h_out * w_out, k * k * c_in]`).
+pub fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
+    let (ci, pl) = (g.c_in, g.patch_len());
+    for oh in 0..g.h_out {
+        for ow in 0..g.w_out {
+            let row = &mut cols[(oh * g.w_out + ow) * pl..][..pl];
+            for kh in 0..g.k {
+                for kw in 0..g.k {
+                    let dst = &mut row[(kh * g.k + kw) * ci..][..ci];
+                    match (g.in_row(oh, kh), g.in_col(ow, kw)) {
+                        (Some(r), Some(c)) => dst.copy_from_slice(&x[(r * g.w_in + c) * ci..][..ci]),
+                        _ => dst.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `im2col`: dx[r, c, ci] = sum of the patch entries that read it, dropping
+/// padding. Overwrites `dx` (`[h_in, w_in, c_in]`).
+pub fn col2im(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
+    let (ci, pl) = (g.c_in, g.patch_len());
+    dx.fill(0.0);
+    for oh in 0..g.h_out {
+        for ow in 0..g.w_out {
+            let row = &cols[(oh * g.w_out + ow) * pl..][..pl];
+            for kh in 0..g.k {
+                let Some(r) = g.in_row(oh, kh) else { continue };
+                for kw in 0..g.k {
+                    let Some(c) = g.in_col(ow, kw) else { continue };
+                    simd::add_assign(&row[(kh * g.k + kw) * ci..][..ci], &mut dx[(r * g.w_in + c) * ci..][..ci]);
+                }
+            }
+        }
+    }
+}
+
+/// y[n,oh,ow,co] = b[co] + sum_{kh,kw,ci} xpad[n, oh*s+kh, ow*s+kw, ci] * w[kh,kw,ci,co]
+/// (no bias term when `b` is `None`). Overwrites `y`.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`.
+pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], scratch: &mut [f32]) {
+    check(g, n, x.len(), w.len(), y.len(), scratch.len());
+    if let Some(b) = b {
+        assert_eq!(b.len(), g.c_out, "conv2d: b length");
+    }
+    let (p, pl) = (g.h_out * g.w_out, g.patch_len());
+    y.par_chunks_mut(IMAGES_PER_TASK * g.y_len())
+        .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
+        .zip(scratch.par_chunks_mut(task_scratch(g)))
+        .for_each(|((yt, xt), s)| {
+            let cols = &mut s[..g.cols_len()];
+            for (yi, xi) in yt.chunks_mut(g.y_len()).zip(xt.chunks(g.x_len())) {
+                im2col(g, xi, cols);
+                gemm(Mat::rows(cols, p, pl), Mat::rows(w, pl, g.c_out), 0.0, yi);
+                if let Some(b) = b {
+                    simd::add_bias_rows(b, yi);
+                }
+            }
+        });
+}
+
+/// dx[n,ih,iw,ci] = sum over (oh,ow,kh,kw) reading (ih,iw) of dy[n,oh,ow,co] * w[kh,kw,ci,co].
+/// Overwrites `dx`.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`.
+pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
+    check(g, n, dx.len(), w.len(), dy.len(), scratch.len());
+    let (p, pl) = (g.h_out * g.w_out, g.patch_len());
+    dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
+        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
+        .zip(scratch.par_chunks_mut(task_scratch(g)))
+        .for_each(|((dxt, dyt), s)| {
+            let cols = &mut s[..g.cols_len()];
+            for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
+                gemm(Mat::rows(dyi, p, g.c_out), Mat::t(w, g.c_out, pl), 0.0, cols);
+                col2im(g, cols, dxi);
+            }
+        });
+}
+
+/// dw[kh,kw,ci,co] = sum_{n,oh,ow} xpad[n, oh*s+kh, ow*s+kw, ci] * dy[n,oh,ow,co] and, when
+/// given, db[co] = sum_{n,oh,ow} dy[n,oh,ow,co]. Overwrites `dw` and `db`. Partial sums of
+/// fixed groups of images are added in order, so the result does not depend on the threads.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`.
+pub fn backward_weight(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    mut db: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    check(g, n, x.len(), dw.len(), dy.len(), scratch.len());
+    let (p, pl, cl, wl) = (g.h_out * g.w_out, g.patch_len(), g.cols_len(), g.w_len());
+    let ts = task_scratch(g);
+    let want_db = db.is_some();
+    scratch[..tasks(n) * ts]
+        .par_chunks_mut(ts)
+        .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
+        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
+        .for_each(|((s, xt), dyt)| {
+            let (cols, rest) = s.split_at_mut(cl);
+            let (dw_t, db_t) = rest.split_at_mut(wl);
+            db_t.fill(0.0);
+            for (i, (xi, dyi)) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())).enumerate() {
+                im2col(g, xi, cols);
+                let beta = if i == 0 { 0.0 } else { 1.0 };
+                gemm(Mat::t(cols, pl, p), Mat::rows(dyi, p, g.c_out), beta, dw_t);
+                if want_db {
+                    simd::sum_rows_acc(dyi, db_t);
+                }
+            }
+        });
+    dw.fill(0.0);
+    if let Some(db) = db.as_deref_mut() {
+        assert_eq!(db.len(), g.c_out, "conv2d: db length");
+        db.fill(0.0);
+    }
+    for s in scratch[..tasks(n) * ts].chunks(ts) {
+        simd::add_assign(&s[cl..cl + wl], dw);
+        if let Some(db) = db.as_deref_mut() {
+            simd::add_assign(&s[cl + wl..], db);
+        }
+    }
+}
+
+/// The naive twin of `forward`: the defining sum in plain loops, accumulated in f64.
+pub fn forward_naive(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    for img in 0..n {
+        let (xi, yi) = (&x[img * g.x_len()..], &mut y[img * g.y_len()..]);
+        for oh in 0..g.h_out {
+            for ow in 0..g.w_out {
+                for co in 0..g.c_out {
+                    let mut acc = b.map_or(0.0, |b| b[co] as f64);
+                    for kh in 0..g.k {
+                        for kw in 0..g.k {
+                            let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else { continue };
+                            for ci in 0..g.c_in {
+                                acc += xi[(r * g.w_in + c) * g.c_in + ci] as f64
+                                    * w[((kh * g.k + kw) * g.c_in + ci) * g.c_out + co] as f64;
+                            }
+                        }
+                    }
+                    yi[(oh * g.w_out + ow) * g.c_out + co] = acc as f32;
+                }
+            }
+        }
+    }
+}
+
+/// The naive twin of `backward_input`.
+pub fn backward_input_naive(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let mut acc = vec![0.0f64; dx.len()];
+    for img in 0..n {
+        for oh in 0..g.h_out {
+            for ow in 0..g.w_out {
+                for kh in 0..g.k {
+                    for kw in 0..g.k {
+                        let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else { continue };
+                        for ci in 0..g.c_in {
+                            for co in 0..g.c_out {
+                                acc[img * g.x_len() + (r * g.w_in + c) * g.c_in + ci] += dy
+                                    [img * g.y_len() + (oh * g.w_out + ow) * g.c_out + co]
+                                    as f64
+                                    * w[((kh * g.k + kw) * g.c_in + ci) * g.c_out + co] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx.iter_mut().zip(acc).for_each(|(d, a)| *d = a as f32);
+}
+
+/// The naive twin of `backward_weight`.
+pub fn backward_weight_naive(g: &ConvGeom, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
+    let mut acc = vec![0.0f64; dw.len()];
+    let mut acc_b = vec![0.0f64; g.c_out];
+    for img in 0..n {
+        for oh in 0..g.h_out {
+            for ow in 0..g.w_out {
+                for co in 0..g.c_out {
+                    let d = dy[img * g.y_len() + (oh * g.w_out + ow) * g.c_out + co] as f64;
+                    acc_b[co] += d;
+                    for kh in 0..g.k {
+                        for kw in 0..g.k {
+                            let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else { continue };
+                            for ci in 0..g.c_in {
+                                acc[((kh * g.k + kw) * g.c_in + ci) * g.c_out + co] +=
+                                    x[img * g.x_len() + (r * g.w_in + c) * g.c_in + ci] as f64 * d;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dw.iter_mut().zip(acc).for_each(|(d, a)| *d = a as f32);
+    if let Some(db) = db {
+        db.iter_mut().zip(acc_b).for_each(|(d, a)| *d = a as f32);
+    }
+}

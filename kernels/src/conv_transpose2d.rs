@@ -1,0 +1,112 @@
+//! Conv2DTranspose over NHWC batches, Keras semantics, as the adjoint of Conv2D.
+//!
+//! `g` is the geometry from `ConvGeom::transpose`: the Conv2D that reads this layer's OUTPUT
+//! and writes its INPUT. So here `x [n, g.h_out, g.w_out, g.c_out]` is the layer input,
+//! `y [n, g.h_in, g.w_in, g.c_in]` the layer output, `w [k, k, g.c_in, g.c_out]` the Keras
+//! kernel `(kh, kw, filters, in_channels)` as it is, and `b [g.c_in]` (one per filter).
+//! Keras crops the odd extra row/column of the "full" output at the bottom/right, which is
+//! exactly the conv's 'same' padding, so the three passes are the conv's passes swapped.
+
+use crate::conv2d;
+use crate::geom::ConvGeom;
+use crate::simd;
+
+/// Scratch floats any pass over `n` images needs.
+pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
+    conv2d::scratch_len(g, n)
+}
+
+/// full[n, i*s+kh, j*s+kw, o] += x[n,i,j,ci] * w[kh,kw,o,ci]; y = crop(full) + b.
+/// Overwrites `y`.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`.
+pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+    assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
+    conv2d::backward_input(g, n, x, w, y, scratch);
+    simd::add_bias_rows(b, y);
+}
+
+/// dx[n,i,j,ci] = sum_{kh,kw,o} dy_full[n, i*s+kh, j*s+kw, o] * w[kh,kw,o,ci]: a strided
+/// correlation of dy, i.e. a Conv2D forward. Overwrites `dx`.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`.
+pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
+    conv2d::forward(g, n, dy, w, None, dx, scratch);
+}
+
+/// dw[kh,kw,o,ci] = sum_{n,i,j} x[n,i,j,ci] * dy_full[n, i*s+kh, j*s+kw, o] and
+/// db[o] = sum dy[..., o]. Overwrites `dw` and `db`.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`.
+pub fn backward_weight(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    scratch: &mut [f32],
+) {
+    assert_eq!(db.len(), g.c_in, "conv_transpose2d: db length");
+    conv2d::backward_weight(g, n, dy, x, dw, None, scratch);
+    db.fill(0.0);
+    simd::sum_rows_acc(dy, db);
+}
+
+/// Sizes of the uncropped "full" output along each axis, and the crop at the top/left.
+fn full_geom(g: &ConvGeom) -> (usize, usize, usize, usize) {
+    let full_h = (g.h_out - 1) * g.stride + g.k;
+    let full_w = (g.w_out - 1) * g.stride + g.k;
+    let crop_top = full_h.saturating_sub(g.h_in) / 2;
+    let crop_left = full_w.saturating_sub(g.w_in) / 2;
+    (full_h, full_w, crop_top, crop_left)
+}
+
+/// The naive twin of `forward`: scatter into the full buffer, then crop, as Keras documents it
+/// (independent of the Conv2D code, so it checks the adjoint construction).
+pub fn forward_naive(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+    let (fh, fw, ct, cl) = full_geom(g);
+    let (c_out, c_in) = (g.c_in, g.c_out); // this layer's channels
+    let (h_in, w_in, h_out, w_out) = (g.h_out, g.w_out, g.h_in, g.w_in);
+    for img in 0..n {
+        let mut full = vec![0.0f64; fh.max(h_out + ct) * fw.max(w_out + cl) * c_out];
+        let fwid = fw.max(w_out + cl);
+        for i in 0..h_in {
+            for j in 0..w_in {
+                for ci in 0..c_in {
+                    let xv = x[img * h_in * w_in * c_in + (i * w_in + j) * c_in + ci] as f64;
+                    for kh in 0..g.k {
+                        for kw in 0..g.k {
+                            for o in 0..c_out {
+                                let wv = w[((kh * g.k + kw) * c_out + o) * c_in + ci] as f64;
+                                full[((i * g.stride + kh) * fwid + j * g.stride + kw) * c_out + o] += xv * wv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for r in 0..h_out {
+            for q in 0..w_out {
+                for o in 0..c_out {
+                    y[img * h_out * w_out * c_out + (r * w_out + q) * c_out + o] =
+                        (full[((r + ct) * fwid + q + cl) * c_out + o] + b[o] as f64) as f32;
+                }
+            }
+        }
+    }
+}
+
+/// The naive twin of `backward_input` (a plain strided correlation of dy).
+pub fn backward_input_naive(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    conv2d::forward_naive(g, n, dy, w, None, dx);
+}
+
+/// The naive twin of `backward_weight`.
+pub fn backward_weight_naive(g: &ConvGeom, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
+    conv2d::backward_weight_naive(g, n, dy, x, dw, None);
+    db.fill(0.0);
+    for row in dy.chunks(g.c_in) {
+        db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+    }
+}

@@ -1,0 +1,28 @@
+//! Pure slice-level f32 kernels for the autoencoder engine: no tensor type, no I/O, no model
+//! knowledge.
+//!
+//! * **Layout**: images are NHWC (`[n, h, w, c]`, channels fastest), matching Keras, so
+//!   reference values compare directly. Conv kernels are Keras's `[kh, kw, c_in, c_out]`.
+//! * **Overwrite vs accumulate**: every kernel overwrites its outputs; one that must accumulate
+//!   ends in `_acc` and says so.
+//! * **Threading**: rayon on the outermost loop only (fixed chunks of images), never inside.
+//!   Chunks do not depend on the thread count and partial sums are added in a fixed order, so
+//!   results are bitwise identical on 1 or many threads.
+//! * Every fast kernel has a `naive` twin in plain loops, always compiled, used as the oracle.
+
+pub mod activation;
+pub mod adam;
+pub mod conv2d;
+pub mod conv_transpose2d;
+pub mod dense;
+pub mod gemm;
+pub mod geom;
+pub mod loss;
+pub mod maxpool2d;
+pub mod simd;
+pub mod ssim;
+pub mod upsample2d;
+
+/// Images per parallel task. Fixed (not derived from the thread count) so that the order of
+/// floating-point sums, and therefore every result, is the same on any number of threads.
+pub const IMAGES_PER_TASK: usize = 4;

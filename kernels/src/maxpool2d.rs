@@ -1,0 +1,130 @@
+//! MaxPooling2D over NHWC batches: `x [n, h_in, w_in, c]`, `y [n, h_out, w_out, c]`.
+//! Padded cells never win (as if -inf); on ties the first maximum in row-major window order
+//! wins, as in TensorFlow. `argmax [n, h_out, w_out, c]` records, per output, the winner's
+//! index within its image, so backward needs no second scan.
+
+use crate::geom::PoolGeom;
+use crate::IMAGES_PER_TASK;
+use rayon::prelude::*;
+
+fn check(g: &PoolGeom, n: usize, x: usize, y: usize) {
+    assert_eq!(x, n * g.x_len(), "maxpool2d: x length");
+    assert_eq!(y, n * g.y_len(), "maxpool2d: y length");
+}
+
+/// Index (within the image) of the window maximum for output (oh, ow, ch).
+#[inline]
+fn window_argmax(g: &PoolGeom, x: &[f32], oh: usize, ow: usize, ch: usize) -> usize {
+    let mut best = usize::MAX;
+    let mut best_v = f32::NEG_INFINITY;
+    for ph in 0..g.pool {
+        let Some(r) = (oh * g.stride + ph).checked_sub(g.pad_top).filter(|&r| r < g.h_in) else { continue };
+        for pw in 0..g.pool {
+            let Some(c) = (ow * g.stride + pw).checked_sub(g.pad_left).filter(|&c| c < g.w_in) else { continue };
+            let i = (r * g.w_in + c) * g.c + ch;
+            // Strict `>` keeps the first maximum; `best == MAX` admits -inf and NaN inputs.
+            if best == usize::MAX || x[i] > best_v {
+                best = i;
+                best_v = x[i];
+            }
+        }
+    }
+    best
+}
+
+/// y[n,oh,ow,c] = max over the window of x; argmax records the winner. Overwrites both.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`.
+pub fn forward(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    check(g, n, x.len(), y.len());
+    assert_eq!(argmax.len(), y.len(), "maxpool2d: argmax length");
+    y.par_chunks_mut(IMAGES_PER_TASK * g.y_len())
+        .zip(argmax.par_chunks_mut(IMAGES_PER_TASK * g.y_len()))
+        .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
+        .for_each(|((yt, at), xt)| {
+            for ((yi, ai), xi) in yt.chunks_mut(g.y_len()).zip(at.chunks_mut(g.y_len())).zip(xt.chunks(g.x_len())) {
+                for oh in 0..g.h_out {
+                    for ow in 0..g.w_out {
+                        for ch in 0..g.c {
+                            let o = (oh * g.w_out + ow) * g.c + ch;
+                            let i = window_argmax(g, xi, oh, ow, ch);
+                            yi[o] = xi[i];
+                            ai[o] = i as u32;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// dx[winner of (n,oh,ow,c)] += dy[n,oh,ow,c], zero elsewhere. Overwrites `dx`.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`.
+pub fn backward_input(g: &PoolGeom, n: usize, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
+    check(g, n, dx.len(), dy.len());
+    assert_eq!(argmax.len(), dy.len(), "maxpool2d: argmax length");
+    dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
+        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
+        .zip(argmax.par_chunks(IMAGES_PER_TASK * g.y_len()))
+        .for_each(|((dxt, dyt), at)| {
+            for ((dxi, dyi), ai) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())).zip(at.chunks(g.y_len())) {
+                dxi.fill(0.0);
+                for (&d, &i) in dyi.iter().zip(ai) {
+                    dxi[i as usize] += d;
+                }
+            }
+        });
+}
+
+/// The naive twin of `forward` (no argmax).
+pub fn forward_naive(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32]) {
+    for img in 0..n {
+        for oh in 0..g.h_out {
+            for ow in 0..g.w_out {
+                for ch in 0..g.c {
+                    let mut m = f32::NEG_INFINITY;
+                    for ph in 0..g.pool {
+                        for pw in 0..g.pool {
+                            let (r, c) = (oh * g.stride + ph, ow * g.stride + pw);
+                            if r < g.pad_top || c < g.pad_left || r - g.pad_top >= g.h_in || c - g.pad_left >= g.w_in {
+                                continue;
+                            }
+                            m = m.max(x[img * g.x_len() + ((r - g.pad_top) * g.w_in + c - g.pad_left) * g.c + ch]);
+                        }
+                    }
+                    y[img * g.y_len() + (oh * g.w_out + ow) * g.c + ch] = m;
+                }
+            }
+        }
+    }
+}
+
+/// The naive twin of `backward_input`: finds each window's first maximum again from `x`.
+pub fn backward_input_naive(g: &PoolGeom, n: usize, x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    dx.fill(0.0);
+    for img in 0..n {
+        let xi = &x[img * g.x_len()..][..g.x_len()];
+        for oh in 0..g.h_out {
+            for ow in 0..g.w_out {
+                for ch in 0..g.c {
+                    let mut best: Option<(usize, f32)> = None;
+                    for ph in 0..g.pool {
+                        for pw in 0..g.pool {
+                            let (r, c) = (oh * g.stride + ph, ow * g.stride + pw);
+                            if r < g.pad_top || c < g.pad_left || r - g.pad_top >= g.h_in || c - g.pad_left >= g.w_in {
+                                continue;
+                            }
+                            let i = ((r - g.pad_top) * g.w_in + c - g.pad_left) * g.c + ch;
+                            if best.is_none_or(|(_, v)| xi[i] > v) {
+                                best = Some((i, xi[i]));
+                            }
+                        }
+                    }
+                    if let Some((i, _)) = best {
+                        dx[img * g.x_len() + i] += dy[img * g.y_len() + (oh * g.w_out + ow) * g.c + ch];
+                    }
+                }
+            }
+        }
+    }
+}

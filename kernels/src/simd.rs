@@ -1,0 +1,118 @@
+//! `wide` helpers: every SIMD loop of the crate lives here. Bodies run over `chunks_exact(8)`,
+//! tails in scalar code, so any length works.
+
+use wide::{f32x8, CmpGt};
+
+#[inline]
+fn load(s: &[f32]) -> f32x8 {
+    let a: [f32; 8] = s.try_into().expect("chunk of 8");
+    f32x8::from(a)
+}
+
+/// y <- y + a x.
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len());
+    let av = f32x8::splat(a);
+    let mut yc = y.chunks_exact_mut(8);
+    let mut xc = x.chunks_exact(8);
+    for (yy, xx) in (&mut yc).zip(&mut xc) {
+        let r = load(xx).mul_add(av, load(yy));
+        yy.copy_from_slice(&r.to_array());
+    }
+    for (yy, xx) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
+        *yy += a * xx;
+    }
+}
+
+/// y <- y + x, elementwise.
+pub fn add_assign(x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len());
+    let mut yc = y.chunks_exact_mut(8);
+    let mut xc = x.chunks_exact(8);
+    for (yy, xx) in (&mut yc).zip(&mut xc) {
+        yy.copy_from_slice(&(load(yy) + load(xx)).to_array());
+    }
+    for (yy, xx) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
+        *yy += xx;
+    }
+}
+
+/// Adds `bias` (length c) to each row of the row-major `[rows, c]` matrix `y`.
+pub fn add_bias_rows(bias: &[f32], y: &mut [f32]) {
+    let c = bias.len();
+    assert!(c > 0 && y.len() % c == 0);
+    for row in y.chunks_exact_mut(c) {
+        add_assign(bias, row);
+    }
+}
+
+/// acc <- acc + the column sums of the row-major `[rows, acc.len()]` matrix `y`.
+pub fn sum_rows_acc(y: &[f32], acc: &mut [f32]) {
+    let c = acc.len();
+    assert!(c > 0 && y.len() % c == 0);
+    for row in y.chunks_exact(c) {
+        add_assign(row, acc);
+    }
+}
+
+/// x <- max(x, 0).
+pub fn relu_inplace(x: &mut [f32]) {
+    let zero = f32x8::splat(0.0);
+    let mut xc = x.chunks_exact_mut(8);
+    for xx in &mut xc {
+        xx.copy_from_slice(&load(xx).max(zero).to_array());
+    }
+    for v in xc.into_remainder() {
+        *v = v.max(0.0);
+    }
+}
+
+/// dz <- dy where y > 0, else 0 (ReLU's gradient is 0 at exactly 0, as in TensorFlow).
+pub fn relu_mask(y: &[f32], dy: &[f32], dz: &mut [f32]) {
+    assert!(y.len() == dy.len() && dy.len() == dz.len());
+    let zero = f32x8::splat(0.0);
+    let mut zc = dz.chunks_exact_mut(8);
+    let mut yc = y.chunks_exact(8);
+    let mut gc = dy.chunks_exact(8);
+    for ((zz, yy), gg) in (&mut zc).zip(&mut yc).zip(&mut gc) {
+        let mask = load(yy).cmp_gt(zero);
+        zz.copy_from_slice(&(load(gg) & mask).to_array());
+    }
+    let tail = zc.into_remainder().iter_mut().zip(yc.remainder()).zip(gc.remainder());
+    for ((z, &yv), &g) in tail {
+        *z = if yv > 0.0 { g } else { 0.0 };
+    }
+}
+
+/// dz <- dy * y * (1 - y): the sigmoid's gradient from its output y.
+pub fn sigmoid_grad(y: &[f32], dy: &[f32], dz: &mut [f32]) {
+    assert!(y.len() == dy.len() && dy.len() == dz.len());
+    let one = f32x8::splat(1.0);
+    let mut zc = dz.chunks_exact_mut(8);
+    let mut yc = y.chunks_exact(8);
+    let mut gc = dy.chunks_exact(8);
+    for ((zz, yy), gg) in (&mut zc).zip(&mut yc).zip(&mut gc) {
+        let yv = load(yy);
+        zz.copy_from_slice(&(load(gg) * yv * (one - yv)).to_array());
+    }
+    let tail = zc.into_remainder().iter_mut().zip(yc.remainder()).zip(gc.remainder());
+    for ((z, &yv), &g) in tail {
+        *z = g * yv * (1.0 - yv);
+    }
+}
+
+/// Sum of x * y (8 lanes, then the tail): the order is fixed, so the result is repeatable.
+pub fn dot(x: &[f32], y: &[f32]) -> f32 {
+    assert_eq!(x.len(), y.len());
+    let mut acc = f32x8::splat(0.0);
+    let mut xc = x.chunks_exact(8);
+    let mut yc = y.chunks_exact(8);
+    for (xx, yy) in (&mut xc).zip(&mut yc) {
+        acc = load(xx).mul_add(load(yy), acc);
+    }
+    let mut s = acc.reduce_add();
+    for (a, b) in xc.remainder().iter().zip(yc.remainder()) {
+        s += a * b;
+    }
+    s
+}

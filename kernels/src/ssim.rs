@@ -1,0 +1,1 @@
+//! SSIM of one pair of images (slice-level), under the Gaussian and uniform-7 windows.

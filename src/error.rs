@@ -1,0 +1,76 @@
+//! The library's one error type. Every variant names what was wrong (a file, a field, a flag)
+//! and what was expected, so the binary can print it as is and add a hint.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system error while reading or writing `path`.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file whose contents break its format: `field` held `found`, the format wants `expected`.
+    #[error("{path}: bad {field}: expected {expected}, found {found}")]
+    Format {
+        path: PathBuf,
+        field: &'static str,
+        expected: String,
+        found: String,
+    },
+
+    /// A payload whose SHA-256 is not the published one.
+    #[error("{path}: SHA-256 of the decompressed payload is {found}, expected {expected} (the file is corrupt or not the official data; pass --allow-custom-data to use other IDX data)")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+
+    /// The data set was found nowhere and could not be downloaded.
+    #[error("Fashion-MNIST not found; looked in:\n{searched}\ndownload failed: {download}\nhint: install the Debian package `dataset-fashion-mnist`, or point --data-dir or FASHION_MNIST_DIR at a folder holding the four IDX files")]
+    DataNotFound { searched: String, download: String },
+
+    /// A user-supplied value (flag, argument) outside what it may be.
+    #[error("invalid {name}: expected {expected}, found {found}")]
+    InvalidArgument {
+        name: &'static str,
+        expected: String,
+        found: String,
+    },
+
+    /// Layer shapes that do not chain, found when a model is built.
+    #[error("layer `{layer}`: expected input shape {expected}, found {found}")]
+    Shape {
+        layer: String,
+        expected: String,
+        found: String,
+    },
+
+    /// A checkpoint that cannot be loaded into the model asked for.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+
+    /// Training produced a NaN or infinity.
+    #[error("non-finite {what} at epoch {epoch}, step {step}; the last good checkpoint is kept (try a smaller --lr)")]
+    NonFinite {
+        what: &'static str,
+        epoch: usize,
+        step: usize,
+    },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! SSIM (both definitions) and MSE over batches of images.

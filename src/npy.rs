@@ -1,0 +1,1 @@
+//! Reading and writing image arrays in NumPy .npy format.
