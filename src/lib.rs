@@ -3,12 +3,19 @@
 //! stopping, data loading and SSIM. The numerics live in the `kernels` crate; this crate holds
 //! everything that knows about models, files and users.
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod fsutil;
+pub mod layers;
 pub mod metrics;
+pub mod models;
 pub mod npy;
+pub mod optim;
+pub mod sequential;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;

@@ -1,0 +1,97 @@
+//! Dense layer over the flattened per-image input: kernel `[in, units]`, bias `[units]`,
+//! fused activation.
+
+use super::{Activation, Layer, Param};
+use crate::{Error, Result, Tensor};
+use kernels::{activation, dense};
+
+pub struct Dense {
+    name: String,
+    c_in: usize,
+    act: Activation,
+    out_shape: [usize; 1],
+    params: [Param; 2],
+    dz: Vec<f32>, // [n, units]: dL/d(pre-activation)
+}
+
+impl Dense {
+    /// A Dense layer for a flat per-image input `[in]`.
+    pub fn new(name: &str, input: &[usize], units: usize, act: Activation) -> Result<Self> {
+        let c_in = match *input {
+            [c] if c > 0 && units > 0 => c,
+            _ => {
+                return Err(Error::Shape {
+                    layer: name.to_string(),
+                    expected: "a flat input [features] (add a Flatten first)".to_string(),
+                    found: format!("{input:?}"),
+                })
+            }
+        };
+        Ok(Dense {
+            name: name.to_string(),
+            c_in,
+            act,
+            out_shape: [units],
+            params: [
+                Param::zeros("kernel", &[c_in, units]),
+                Param::zeros("bias", &[units]),
+            ],
+            dz: Vec::new(),
+        })
+    }
+}
+
+impl Layer for Dense {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "Dense"
+    }
+    fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor) {
+        let (n, units) = (x.batch(), self.out_shape[0]);
+        y.reshape_for(n, &self.out_shape);
+        let [w, b] = &self.params;
+        dense::forward(
+            n,
+            self.c_in,
+            units,
+            x.data(),
+            &w.value,
+            &b.value,
+            y.data_mut(),
+        );
+        activation::forward(self.act, y.data_mut());
+    }
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let (n, units) = (x.batch(), self.out_shape[0]);
+        self.dz.resize(dy.data().len(), 0.0);
+        activation::backward(self.act, y.data(), dy.data(), &mut self.dz);
+        let [w, b] = &mut self.params;
+        dense::backward_weight(
+            n,
+            self.c_in,
+            units,
+            x.data(),
+            &self.dz,
+            &mut w.grad,
+            &mut b.grad,
+        );
+        if let Some(dx) = dx {
+            dx.reshape_for(n, &x.shape()[1..]);
+            dense::backward_input(n, self.c_in, units, &self.dz, &w.value, dx.data_mut());
+        }
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+    fn macs(&self) -> usize {
+        self.c_in * self.out_shape[0]
+    }
+}

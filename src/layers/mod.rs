@@ -1,0 +1,80 @@
+//! Layers: one file each, forward and backward side by side. A layer is built for a known
+//! per-image input shape (so its geometry is computed once), keeps the scratch its kernels need,
+//! and writes its parameter gradients in `backward`. Activations are fused into the layer, as in
+//! Keras, and differentiated from the layer's output.
+
+mod conv2d;
+mod conv_transpose2d;
+mod dense;
+mod maxpool2d;
+mod reshape;
+mod upsample2d;
+
+pub use conv2d::Conv2D;
+pub use conv_transpose2d::Conv2DTranspose;
+pub use dense::Dense;
+pub use kernels::activation::Activation;
+pub use kernels::geom::Padding;
+pub use maxpool2d::MaxPooling2D;
+pub use reshape::Reshape;
+pub use upsample2d::UpSampling2D;
+
+use crate::Tensor;
+
+/// A trainable array and its gradient, in Keras layout.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// "kernel" or "bias".
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub value: Vec<f32>,
+    pub grad: Vec<f32>,
+}
+
+impl Param {
+    pub fn zeros(name: &'static str, shape: &[usize]) -> Self {
+        let len = shape.iter().product();
+        Param {
+            name,
+            shape: shape.to_vec(),
+            value: vec![0.0; len],
+            grad: vec![0.0; len],
+        }
+    }
+}
+
+pub trait Layer: Send {
+    /// The Keras-style instance name, e.g. `conv2d_1`; checkpoint tensors are `<name>.kernel`.
+    fn name(&self) -> &str;
+    /// The Keras class name, e.g. `Conv2D`.
+    fn kind(&self) -> &'static str;
+    /// Per-image output shape, e.g. `[28, 28, 32]`.
+    fn output_shape(&self) -> &[usize];
+    /// y = layer(x) for a batch `x [n, input_shape...]`; resizes and overwrites `y`.
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor);
+    /// Given x, y = forward(x) and dy = dL/dy, overwrites the parameter gradients and, when
+    /// asked, `dx` = dL/dx.
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+    fn params(&self) -> &[Param] {
+        &[]
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut []
+    }
+    /// Multiply-adds of one image's forward pass.
+    fn macs(&self) -> usize {
+        0
+    }
+    /// A pure reshape (Flatten, Reshape): the model passes the buffer on without a copy.
+    fn is_view(&self) -> bool {
+        false
+    }
+}
+
+/// Glorot-uniform initialisation as Keras does it: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
+pub fn glorot_uniform(value: &mut [f32], fan_in: usize, fan_out: usize, rng: &mut impl rand::Rng) {
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+    for v in value {
+        *v = rng.random_range(-limit..limit);
+    }
+}

@@ -1,0 +1,38 @@
+//! The Adam optimizer's state; the update itself is the slice kernel `kernels::adam`.
+
+use crate::sequential::Sequential;
+pub use kernels::adam::AdamConfig;
+
+pub struct Adam {
+    pub config: AdamConfig,
+    /// Steps taken so far; the next step is `t + 1`.
+    pub t: u64,
+    /// First and second moments, one pair per parameter in `Sequential::params` order.
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+}
+
+impl Adam {
+    pub fn new(config: AdamConfig, model: &Sequential) -> Self {
+        let zeros = || {
+            model
+                .params()
+                .map(|(_, p)| vec![0.0; p.value.len()])
+                .collect()
+        };
+        Adam {
+            config,
+            t: 0,
+            m: zeros(),
+            v: zeros(),
+        }
+    }
+
+    /// Applies one update from the gradients the last `backward` wrote.
+    pub fn step(&mut self, model: &mut Sequential) {
+        self.t += 1;
+        for ((p, m), v) in model.params_mut().zip(&mut self.m).zip(&mut self.v) {
+            kernels::adam::step(&self.config, self.t, &mut p.value, &p.grad, m, v);
+        }
+    }
+}

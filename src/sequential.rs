@@ -1,0 +1,114 @@
+//! A fixed sequence of layers with no autograd graph: forward keeps every activation, backward
+//! calls each layer's backward in exact reverse order. All buffers are owned here and reused,
+//! so steps after the first (largest) batch do not allocate.
+
+use crate::layers::{Layer, Param};
+use crate::Tensor;
+
+pub struct Sequential {
+    layers: Vec<Box<dyn Layer>>,
+    shapes: Vec<Vec<usize>>, // per-image shape of acts[i]
+    acts: Vec<Tensor>,       // acts[0] = input, acts[i + 1] = output of layer i
+    grads: Vec<Tensor>,      // grads[i] = dL/d acts[i]
+}
+
+impl Sequential {
+    /// Layers already built for chained shapes (see `models`), taking `input_shape` per image.
+    pub fn new(layers: Vec<Box<dyn Layer>>, input_shape: &[usize]) -> Self {
+        let slots = layers.len() + 1;
+        let mut shapes = vec![input_shape.to_vec()];
+        shapes.extend(layers.iter().map(|l| l.output_shape().to_vec()));
+        Sequential {
+            layers,
+            shapes,
+            acts: vec![Tensor::default(); slots],
+            grads: vec![Tensor::default(); slots],
+        }
+    }
+
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    pub fn input_shape(&self) -> &[usize] {
+        &self.shapes[0]
+    }
+
+    pub fn output_shape(&self) -> &[usize] {
+        &self.shapes[self.layers.len()]
+    }
+
+    /// Runs the model on `x [n, input_shape...]` and returns its output.
+    /// # Panics
+    /// If `x`'s per-image shape is not the model's input shape.
+    pub fn forward(&mut self, x: &Tensor) -> &Tensor {
+        assert_eq!(&x.shape()[1..], self.input_shape(), "model input shape");
+        let n = x.batch();
+        self.acts[0].reshape_for(n, &self.shapes[0]);
+        self.acts[0].data_mut().copy_from_slice(x.data());
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (before, after) = self.acts.split_at_mut(i + 1);
+            let (x, y) = (&mut before[i], &mut after[0]);
+            if layer.is_view() {
+                std::mem::swap(x, y);
+                y.reshape_for(n, layer.output_shape());
+            } else {
+                layer.forward(x, y);
+            }
+        }
+        &self.acts[self.layers.len()]
+    }
+
+    /// Output of layer `index` from the last `forward` (for example the latent code).
+    pub fn layer_output(&self, index: usize) -> &Tensor {
+        &self.acts[index + 1]
+    }
+
+    /// Backpropagates `dy` = dL/d(output of the last forward), writing every parameter
+    /// gradient. The input gradient is not computed (nothing needs it).
+    /// # Panics
+    /// If `dy` does not have the output's shape.
+    pub fn backward(&mut self, dy: &Tensor) {
+        let last = self.layers.len();
+        assert_eq!(dy.shape(), self.acts[last].shape(), "output gradient shape");
+        self.grads[last].reshape_for(dy.batch(), &dy.shape()[1..]);
+        self.grads[last].data_mut().copy_from_slice(dy.data());
+        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
+            let (acts_lo, acts_hi) = self.acts.split_at_mut(i + 1);
+            let (grads_lo, grads_hi) = self.grads.split_at_mut(i + 1);
+            if layer.is_view() {
+                // Undo the forward move: the buffers go back to the layer's input side.
+                let n = acts_hi[0].batch();
+                std::mem::swap(&mut acts_lo[i], &mut acts_hi[0]);
+                std::mem::swap(&mut grads_lo[i], &mut grads_hi[0]);
+                acts_lo[i].reshape_for(n, &self.shapes[i]);
+                grads_lo[i].reshape_for(n, &self.shapes[i]);
+            } else {
+                let dx = (i > 0).then_some(&mut grads_lo[i]);
+                layer.backward(&acts_lo[i], &acts_hi[0], &grads_hi[0], dx);
+            }
+        }
+    }
+
+    /// Every parameter, layer by layer, kernel before bias.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &Param)> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.params().iter().map(move |p| (l.name(), p)))
+    }
+
+    pub fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut().iter_mut())
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params().map(|(_, p)| p.value.len()).sum()
+    }
+
+    /// Multiply-adds of one image's forward pass.
+    pub fn macs(&self) -> usize {
+        self.layers.iter().map(|l| l.macs()).sum()
+    }
+}

@@ -1,0 +1,302 @@
+//! The training loop: Adam on MSE over shuffled minibatches, validation every epoch, and Keras
+//! EarlyStopping semantics (monitor val_loss, patience, min_delta, restore the best weights).
+
+use crate::data::{Dataset, Split};
+use crate::evaluate::{evaluate, Images, Scores};
+use crate::models::{self, ModelKind, INPUT_SHAPE};
+use crate::optim::{Adam, AdamConfig};
+use crate::sequential::Sequential;
+use crate::{Error, Result, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainConfig {
+    pub model: ModelKind,
+    /// Maximum number of epochs.
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+    pub patience: usize,
+    pub min_delta: f64,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The defaults of `autoencoder train`.
+    pub fn new(model: ModelKind) -> Self {
+        let adam = AdamConfig::default();
+        TrainConfig {
+            model,
+            epochs: 50,
+            batch_size: 64,
+            lr: adam.lr,
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            epsilon: adam.eps,
+            patience: 5,
+            min_delta: 0.0,
+            seed: 42,
+        }
+    }
+
+    /// Rejects values training cannot run with, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, expected: &str, found: String| {
+            Err(Error::InvalidArgument {
+                name,
+                expected: expected.to_string(),
+                found,
+            })
+        };
+        if self.epochs == 0 {
+            return bad("--epochs", "at least 1", self.epochs.to_string());
+        }
+        if self.batch_size == 0 {
+            return bad("--batch-size", "at least 1", self.batch_size.to_string());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("--lr", "a positive number", self.lr.to_string());
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return bad(
+                "--beta1/--beta2",
+                "in [0, 1)",
+                format!("{} / {}", self.beta1, self.beta2),
+            );
+        }
+        if !(self.min_delta.is_finite() && self.min_delta >= 0.0) {
+            return bad("--min-delta", "a number >= 0", self.min_delta.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpochStats {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_ssim: f64,
+    pub val_ssim_uniform7: f64,
+    pub seconds: f64,
+    /// Training images per second in this epoch (validation excluded).
+    pub images_per_s: f64,
+}
+
+/// Keras `EarlyStopping(monitor="val_loss", mode="min", restore_best_weights=True)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStopping {
+    pub patience: usize,
+    pub min_delta: f64,
+    pub best: f64,
+    pub best_epoch: usize,
+    /// Epochs since the last improvement.
+    pub wait: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A new best: keep these weights.
+    Improved,
+    /// No improvement, patience not yet exhausted.
+    Wait,
+    /// Patience exhausted: stop and restore the best weights.
+    Stop,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: usize, min_delta: f64) -> Self {
+        EarlyStopping {
+            patience,
+            min_delta,
+            best: f64::INFINITY,
+            best_epoch: 0,
+            wait: 0,
+        }
+    }
+
+    /// Records `epoch`'s validation loss. An improvement means val_loss < best - min_delta.
+    pub fn update(&mut self, epoch: usize, val_loss: f64) -> Verdict {
+        if val_loss < self.best - self.min_delta {
+            self.best = val_loss;
+            self.best_epoch = epoch;
+            self.wait = 0;
+            return Verdict::Improved;
+        }
+        self.wait += 1;
+        if self.wait >= self.patience {
+            Verdict::Stop
+        } else {
+            Verdict::Wait
+        }
+    }
+}
+
+/// Progress reports, for a progress bar and per-epoch lines.
+pub enum Progress<'a> {
+    EpochStart {
+        epoch: usize,
+        steps: usize,
+    },
+    Step {
+        step: usize,
+        images: usize,
+        running_loss: f64,
+    },
+    /// Validation is running.
+    Validating,
+    EpochEnd(&'a EpochStats),
+}
+
+pub struct TrainOutcome {
+    /// The model with the best epoch's weights restored.
+    pub model: Sequential,
+    pub history: Vec<EpochStats>,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    /// Wall time of the whole run, validation included.
+    pub seconds: f64,
+    /// Training images per second over all epochs (validation excluded).
+    pub images_per_s: f64,
+}
+
+/// Fisher–Yates shuffle driven by `rng`, written out so the order is fixed by this code alone.
+pub fn shuffle<T>(items: &mut [T], rng: &mut ChaCha8Rng) {
+    for i in (1..items.len()).rev() {
+        let j = rng.random_range(0..=i);
+        items.swap(i, j);
+    }
+}
+
+/// The generator for epoch `epoch`'s minibatch order: its own stream of the run's seed, so an
+/// epoch's order does not depend on what ran before it.
+fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64 + 1);
+    rng
+}
+
+fn snapshot(model: &Sequential) -> Vec<Vec<f32>> {
+    model.params().map(|(_, p)| p.value.clone()).collect()
+}
+
+fn restore(model: &mut Sequential, weights: &[Vec<f32>]) {
+    for (p, w) in model.params_mut().zip(weights) {
+        p.value.copy_from_slice(w);
+    }
+}
+
+/// Trains a fresh model on `split.train`, validating on `split.val` after every epoch.
+pub fn train(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    split: &Split,
+    on: &mut dyn FnMut(Progress),
+) -> Result<TrainOutcome> {
+    cfg.validate()?;
+    if split.train.is_empty() || split.val.is_empty() {
+        return Err(Error::InvalidArgument {
+            name: "data",
+            expected: "at least one training and one validation image".to_string(),
+            found: format!("{} / {}", split.train.len(), split.val.len()),
+        });
+    }
+    let started = Instant::now();
+    let mut model = models::build(cfg.model, cfg.seed)?;
+    let adam_cfg = AdamConfig {
+        lr: cfg.lr,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.epsilon,
+    };
+    let mut adam = Adam::new(adam_cfg, &model);
+    let mut stopper = EarlyStopping::new(cfg.patience, cfg.min_delta);
+    let mut best_weights = snapshot(&model);
+    let mut history = Vec::new();
+    let (mut train_secs, mut train_images) = (0.0, 0usize);
+    let mut order = split.train.clone();
+    let mut batch = Tensor::default(); // [b, 28, 28, 1]
+    let mut dy = Tensor::default(); // [b, 28, 28, 1]
+    let steps = split.train.len().div_ceil(cfg.batch_size);
+    let mut stopped_early = false;
+
+    for epoch in 1..=cfg.epochs {
+        let epoch_start = Instant::now();
+        order.copy_from_slice(&split.train);
+        shuffle(&mut order, &mut epoch_rng(cfg.seed, epoch));
+        on(Progress::EpochStart { epoch, steps });
+        let mut loss_sum = 0.0;
+        for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
+            batch.reshape_for(idx.len(), &INPUT_SHAPE);
+            data.fill_batch(idx, batch.data_mut());
+            let y = model.forward(&batch);
+            let loss = kernels::loss::mse(y.data(), batch.data());
+            if !loss.is_finite() {
+                return Err(Error::NonFinite {
+                    what: "loss",
+                    epoch,
+                    step: step + 1,
+                });
+            }
+            dy.reshape_for(idx.len(), &INPUT_SHAPE);
+            kernels::loss::mse_backward(y.data(), batch.data(), dy.data_mut());
+            model.backward(&dy);
+            adam.step(&mut model);
+            loss_sum += loss * idx.len() as f64;
+            let done = (step * cfg.batch_size + idx.len()).min(order.len());
+            on(Progress::Step {
+                step: step + 1,
+                images: done,
+                running_loss: loss_sum / done as f64,
+            });
+        }
+        let secs = epoch_start.elapsed().as_secs_f64();
+        train_secs += secs;
+        train_images += order.len();
+        on(Progress::Validating);
+        let val: Scores = evaluate(&mut model, Images::Subset(data, &split.val))?;
+        if !val.mse.is_finite() {
+            return Err(Error::NonFinite {
+                what: "validation loss",
+                epoch,
+                step: steps,
+            });
+        }
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / order.len() as f64,
+            val_loss: val.mse,
+            val_ssim: val.ssim,
+            val_ssim_uniform7: val.ssim_uniform7,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+            images_per_s: order.len() as f64 / secs,
+        };
+        on(Progress::EpochEnd(&stats));
+        history.push(stats);
+        match stopper.update(epoch, val.mse) {
+            Verdict::Improved => best_weights = snapshot(&model),
+            Verdict::Wait => {}
+            Verdict::Stop => {
+                stopped_early = true;
+                break;
+            }
+        }
+    }
+    restore(&mut model, &best_weights);
+    Ok(TrainOutcome {
+        model,
+        history,
+        best_epoch: stopper.best_epoch,
+        stopped_early,
+        seconds: started.elapsed().as_secs_f64(),
+        images_per_s: train_images as f64 / train_secs.max(1e-9),
+    })
+}
