@@ -29,9 +29,7 @@ pub fn save(path: &Path, model: &Sequential, info: &CheckpointInfo) -> Result<()
         .collect();
     let views = bytes
         .iter()
-        .map(|(name, raw, shape)| {
-            TensorView::new(Dtype::F32, shape.clone(), raw).map(|v| (name.clone(), v))
-        })
+        .map(|(name, raw, shape)| TensorView::new(Dtype::F32, shape.clone(), raw).map(|v| (name.clone(), v)))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| checkpoint_err(path, format!("cannot encode: {e}")))?;
     let metadata = HashMap::from([
@@ -62,16 +60,12 @@ pub fn load(path: &Path, expect: Option<ModelKind>) -> Result<(Sequential, Check
             format!("not a valid safetensors file ({e}); is it truncated or corrupt?"),
         )
     })?;
-    let (_, header) =
-        SafeTensors::read_metadata(&bytes).map_err(|e| checkpoint_err(path, e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| checkpoint_err(path, e.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let field = |key: &str| {
-        meta.get(key).cloned().ok_or_else(|| {
-            checkpoint_err(
-                path,
-                format!("metadata has no `{key}`; not written by this program?"),
-            )
-        })
+        meta.get(key)
+            .cloned()
+            .ok_or_else(|| checkpoint_err(path, format!("metadata has no `{key}`; not written by this program?")))
     };
     let version = field("format_version")?;
     if version != FORMAT_VERSION {
@@ -105,10 +99,7 @@ pub fn load(path: &Path, expect: Option<ModelKind>) -> Result<(Sequential, Check
 }
 
 fn load_weights(path: &Path, st: &SafeTensors, model: &mut Sequential) -> Result<()> {
-    let names: Vec<String> = model
-        .params()
-        .map(|(l, p)| format!("{l}.{}", p.name))
-        .collect();
+    let names: Vec<String> = model.params().map(|(l, p)| format!("{l}.{}", p.name)).collect();
     for (name, p) in names.iter().zip(model.params_mut()) {
         let t = st
             .tensor(name)
@@ -122,11 +113,7 @@ fn load_weights(path: &Path, st: &SafeTensors, model: &mut Sequential) -> Result
         if t.shape() != p.shape.as_slice() {
             return Err(checkpoint_err(
                 path,
-                format!(
-                    "tensor `{name}` has shape {:?}, expected {:?}",
-                    t.shape(),
-                    p.shape
-                ),
+                format!("tensor `{name}` has shape {:?}, expected {:?}", t.shape(), p.shape),
             ));
         }
         for (v, b) in p.value.iter_mut().zip(t.data().chunks_exact(4)) {
@@ -136,11 +123,7 @@ fn load_weights(path: &Path, st: &SafeTensors, model: &mut Sequential) -> Result
     if st.names().len() != names.len() {
         return Err(checkpoint_err(
             path,
-            format!(
-                "holds {} tensors, the model has {}",
-                st.names().len(),
-                names.len()
-            ),
+            format!("holds {} tensors, the model has {}", st.names().len(), names.len()),
         ));
     }
     Ok(())

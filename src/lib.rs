@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod models;
 pub mod npy;
 pub mod optim;
+pub mod picture;
 pub mod sequential;
 pub mod tensor;
 pub mod train;

@@ -3,8 +3,7 @@
 //! tensors `<layer>.kernel` / `<layer>.bias` map one-to-one onto the Keras model.
 
 use crate::layers::{
-    glorot_uniform, Activation, Conv2D, Conv2DTranspose, Dense, Layer, MaxPooling2D, Padding,
-    Reshape, UpSampling2D,
+    glorot_uniform, Activation, Conv2D, Conv2DTranspose, Dense, Layer, MaxPooling2D, Padding, Reshape, UpSampling2D,
 };
 use crate::sequential::Sequential;
 use crate::{Error, Result};
@@ -122,13 +121,8 @@ pub fn specs(kind: ModelKind) -> Vec<Spec> {
                 units: LATENT,
                 act: Linear,
             },
-            Spec::Dense {
-                units: 6272,
-                act: Relu,
-            },
-            Spec::Reshape {
-                shape: [14, 14, 32],
-            },
+            Spec::Dense { units: 6272, act: Relu },
+            Spec::Reshape { shape: [14, 14, 32] },
             Spec::UpSampling2D { factor: 2 }, // [28, 28, 32]
             conv(32, 1, Relu),
             conv(32, 1, Relu),
@@ -143,10 +137,7 @@ pub fn specs(kind: ModelKind) -> Vec<Spec> {
                 units: LATENT,
                 act: Linear,
             },
-            Spec::Dense {
-                units: 6272,
-                act: Relu,
-            },
+            Spec::Dense { units: 6272, act: Relu },
             Spec::Reshape { shape: [7, 7, 128] },
             conv_t(128, 2, Relu), // [14, 14, 128]
             conv_t(64, 2, Relu),  // [28, 28, 64]
@@ -210,21 +201,11 @@ pub fn build_specs(specs: &[Spec], input: &[usize], seed: u64) -> Result<Sequent
                 pool,
                 Padding::Valid,
             )?),
-            Spec::Flatten => Box::new(Reshape::flatten(
-                &keras_name(&mut counts, "flatten"),
-                &shape,
-            )),
-            Spec::Dense { units, act } => Box::new(Dense::new(
-                &keras_name(&mut counts, "dense"),
-                &shape,
-                units,
-                act,
-            )?),
-            Spec::Reshape { shape: target } => Box::new(Reshape::new(
-                &keras_name(&mut counts, "reshape"),
-                &shape,
-                &target,
-            )?),
+            Spec::Flatten => Box::new(Reshape::flatten(&keras_name(&mut counts, "flatten"), &shape)),
+            Spec::Dense { units, act } => Box::new(Dense::new(&keras_name(&mut counts, "dense"), &shape, units, act)?),
+            Spec::Reshape { shape: target } => {
+                Box::new(Reshape::new(&keras_name(&mut counts, "reshape"), &shape, &target)?)
+            }
             Spec::UpSampling2D { factor } => Box::new(UpSampling2D::new(
                 &keras_name(&mut counts, "up_sampling2d"),
                 &shape,
@@ -252,12 +233,7 @@ fn init_glorot(model: &mut Sequential, seed: u64) {
         if p.name == "kernel" {
             let (lead, last2) = p.shape.split_at(p.shape.len() - 2);
             let receptive: usize = lead.iter().product();
-            glorot_uniform(
-                &mut p.value,
-                receptive * last2[0],
-                receptive * last2[1],
-                &mut rng,
-            );
+            glorot_uniform(&mut p.value, receptive * last2[0], receptive * last2[1], &mut rng);
         } else {
             p.value.fill(0.0);
         }

@@ -98,9 +98,7 @@ impl Sequential {
     }
 
     pub fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
-        self.layers
-            .iter_mut()
-            .flat_map(|l| l.params_mut().iter_mut())
+        self.layers.iter_mut().flat_map(|l| l.params_mut().iter_mut())
     }
 
     pub fn param_count(&self) -> usize {

@@ -194,13 +194,23 @@ fn restore(model: &mut Sequential, weights: &[Vec<f32>]) {
     }
 }
 
+/// One optimisation step on `batch` (the input is also the target): forward, MSE, backward,
+/// Adam. Returns the batch loss; when it is not finite the weights are left untouched.
+pub fn train_step(model: &mut Sequential, adam: &mut Adam, batch: &Tensor, dy: &mut Tensor) -> f64 {
+    let y = model.forward(batch);
+    let loss = kernels::loss::mse(y.data(), batch.data());
+    if !loss.is_finite() {
+        return loss;
+    }
+    dy.reshape_for(batch.batch(), &batch.shape()[1..]);
+    kernels::loss::mse_backward(y.data(), batch.data(), dy.data_mut());
+    model.backward(dy);
+    adam.step(model);
+    loss
+}
+
 /// Trains a fresh model on `split.train`, validating on `split.val` after every epoch.
-pub fn train(
-    cfg: &TrainConfig,
-    data: &Dataset,
-    split: &Split,
-    on: &mut dyn FnMut(Progress),
-) -> Result<TrainOutcome> {
+pub fn train(cfg: &TrainConfig, data: &Dataset, split: &Split, on: &mut dyn FnMut(Progress)) -> Result<TrainOutcome> {
     cfg.validate()?;
     if split.train.is_empty() || split.val.is_empty() {
         return Err(Error::InvalidArgument {
@@ -237,19 +247,10 @@ pub fn train(
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
             batch.reshape_for(idx.len(), &INPUT_SHAPE);
             data.fill_batch(idx, batch.data_mut());
-            let y = model.forward(&batch);
-            let loss = kernels::loss::mse(y.data(), batch.data());
+            let loss = train_step(&mut model, &mut adam, &batch, &mut dy);
             if !loss.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "loss",
-                    epoch,
-                    step: step + 1,
-                });
+                return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
             }
-            dy.reshape_for(idx.len(), &INPUT_SHAPE);
-            kernels::loss::mse_backward(y.data(), batch.data(), dy.data_mut());
-            model.backward(&dy);
-            adam.step(&mut model);
             loss_sum += loss * idx.len() as f64;
             let done = (step * cfg.batch_size + idx.len()).min(order.len());
             on(Progress::Step {

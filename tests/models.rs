@@ -52,10 +52,7 @@ fn layer_names_shapes_and_parameter_counts_match_keras() {
                 )
             })
             .collect();
-        let want: Vec<_> = want
-            .iter()
-            .map(|(n, s, p)| (n.to_string(), s.to_vec(), *p))
-            .collect();
+        let want: Vec<_> = want.iter().map(|(n, s, p)| (n.to_string(), s.to_vec(), *p)).collect();
         assert_eq!(got, want, "{kind}");
         assert_eq!(m.param_count(), total, "{kind}");
     }
@@ -66,11 +63,8 @@ fn glorot_init_is_seeded_bounded_and_biases_are_zero() {
     let a = models::build(ModelKind::Modified, 7).unwrap();
     let b = models::build(ModelKind::Modified, 7).unwrap();
     let c = models::build(ModelKind::Modified, 8).unwrap();
-    let flat = |m: &autoencoder::sequential::Sequential| {
-        m.params()
-            .flat_map(|(_, p)| p.value.clone())
-            .collect::<Vec<_>>()
-    };
+    let flat =
+        |m: &autoencoder::sequential::Sequential| m.params().flat_map(|(_, p)| p.value.clone()).collect::<Vec<_>>();
     assert_eq!(flat(&a), flat(&b));
     assert_ne!(flat(&a), flat(&c));
     for (layer, p) in a.params() {
@@ -82,10 +76,7 @@ fn glorot_init_is_seeded_bounded_and_biases_are_zero() {
             let limit = (6.0 / (rf * (last2[0] + last2[1])) as f64).sqrt() as f32;
             assert!(p.value.iter().all(|v| v.abs() <= limit), "{layer}");
             let max = p.value.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            assert!(
-                max > 0.9 * limit,
-                "{layer}: values should fill the Glorot range"
-            );
+            assert!(max > 0.9 * limit, "{layer}: values should fill the Glorot range");
         }
     }
 }
@@ -93,11 +84,7 @@ fn glorot_init_is_seeded_bounded_and_biases_are_zero() {
 /// L = sum(y * r) in f64 for the model's current weights.
 fn loss(m: &mut autoencoder::sequential::Sequential, x: &Tensor, r: &[f32]) -> f64 {
     let y = m.forward(x);
-    y.data()
-        .iter()
-        .zip(r)
-        .map(|(&a, &b)| a as f64 * b as f64)
-        .sum()
+    y.data().iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 
 #[test]
@@ -114,14 +101,8 @@ fn sequential_gradients_match_finite_differences() {
         },
         Spec::MaxPooling2D { pool: 2 },
         Spec::Flatten,
-        Spec::Dense {
-            units: 5,
-            act: Linear,
-        },
-        Spec::Dense {
-            units: 48,
-            act: Linear,
-        },
+        Spec::Dense { units: 5, act: Linear },
+        Spec::Dense { units: 48, act: Linear },
         Spec::Reshape { shape: [4, 4, 3] },
         Spec::UpSampling2D { factor: 2 },
         Spec::Conv2DTranspose {
@@ -140,14 +121,9 @@ fn sequential_gradients_match_finite_differences() {
     let mut m = models::build_specs(&specs, &[8, 8, 1], 3).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for p in m.params_mut() {
-        p.value
-            .iter_mut()
-            .for_each(|v| *v += rng.random_range(-0.2..0.2));
+        p.value.iter_mut().for_each(|v| *v += rng.random_range(-0.2..0.2));
     }
-    let x = Tensor::from_vec(
-        &[2, 8, 8, 1],
-        (0..128).map(|_| rng.random_range(0.0..1.0)).collect(),
-    );
+    let x = Tensor::from_vec(&[2, 8, 8, 1], (0..128).map(|_| rng.random_range(0.0..1.0)).collect());
     let out_len = m.forward(&x).data().len();
     let r: Vec<f32> = (0..out_len).map(|_| rng.random_range(-1.0..1.0)).collect();
     let dy = Tensor::from_vec(m.forward(&x).shape(), r.clone());
@@ -172,9 +148,7 @@ fn sequential_gradients_match_finite_differences() {
             let numeric = (lp - lm) / (2.0 * h as f64);
             let analytic = grads[pi][j] as f64;
             if (numeric - analytic).abs() > 2e-3 + 2e-2 * numeric.abs() {
-                bad.push(format!(
-                    "{name}[{j}]: analytic {analytic}, finite difference {numeric}"
-                ));
+                bad.push(format!("{name}[{j}]: analytic {analytic}, finite difference {numeric}"));
             }
             checked += 1;
         }

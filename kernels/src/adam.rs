@@ -58,8 +58,7 @@ pub fn step(c: &AdamConfig, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: 
             );
             let body = p.len() / 8 * 8;
             for i in (0..body).step_by(8) {
-                let ld =
-                    |s: &[f32]| f32x8::from(<[f32; 8]>::try_from(&s[i..i + 8]).expect("8 lanes"));
+                let ld = |s: &[f32]| f32x8::from(<[f32; 8]>::try_from(&s[i..i + 8]).expect("8 lanes"));
                 let gv = ld(g);
                 let mv = ld(m) + va1 * (gv - ld(m));
                 let vv = ld(v) + va2 * (gv * gv - ld(v));

@@ -87,11 +87,7 @@ pub fn gemm_naive(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
             for p in 0..k {
                 acc += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
             }
-            let old = if beta == 0.0 {
-                0.0
-            } else {
-                beta * c[i * n + j]
-            };
+            let old = if beta == 0.0 { 0.0 } else { beta * c[i * n + j] };
             c[i * n + j] = acc as f32 + old;
         }
     }

@@ -12,12 +12,7 @@ pub enum Padding {
 
 /// Output size and leading pad along one axis of a k-wide window with stride s.
 /// `None` when 'valid' leaves no output (window larger than the input).
-pub fn window_out(
-    input: usize,
-    k: usize,
-    stride: usize,
-    padding: Padding,
-) -> Option<(usize, usize)> {
+pub fn window_out(input: usize, k: usize, stride: usize, padding: Padding) -> Option<(usize, usize)> {
     if input == 0 || k == 0 || stride == 0 {
         return None;
     }
@@ -158,14 +153,7 @@ pub struct PoolGeom {
 }
 
 impl PoolGeom {
-    pub fn new(
-        h_in: usize,
-        w_in: usize,
-        c: usize,
-        pool: usize,
-        stride: usize,
-        padding: Padding,
-    ) -> Option<Self> {
+    pub fn new(h_in: usize, w_in: usize, c: usize, pool: usize, stride: usize, padding: Padding) -> Option<Self> {
         let (h_out, pad_top) = window_out(h_in, pool, stride, padding)?;
         let (w_out, pad_left) = window_out(w_in, pool, stride, padding)?;
         (c > 0).then_some(PoolGeom {
@@ -204,11 +192,7 @@ mod tests {
             (9, 3, 1, 9, 1),
             (5, 1, 2, 3, 0),
         ] {
-            assert_eq!(
-                window_out(i, k, s, Padding::Same),
-                Some((out, top)),
-                "{i} k{k} s{s}"
-            );
+            assert_eq!(window_out(i, k, s, Padding::Same), Some((out, top)), "{i} k{k} s{s}");
         }
     }
 

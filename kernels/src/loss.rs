@@ -9,11 +9,7 @@ pub fn mse(pred: &[f32], target: &[f32]) -> f64 {
     if pred.is_empty() {
         return 0.0;
     }
-    let sum: f64 = pred
-        .iter()
-        .zip(target)
-        .map(|(&p, &t)| ((p - t) as f64).powi(2))
-        .sum();
+    let sum: f64 = pred.iter().zip(target).map(|(&p, &t)| ((p - t) as f64).powi(2)).sum();
     sum / pred.len() as f64
 }
 

@@ -18,17 +18,11 @@ fn window_argmax(g: &PoolGeom, x: &[f32], oh: usize, ow: usize, ch: usize) -> us
     let mut best = usize::MAX;
     let mut best_v = f32::NEG_INFINITY;
     for ph in 0..g.pool {
-        let Some(r) = (oh * g.stride + ph)
-            .checked_sub(g.pad_top)
-            .filter(|&r| r < g.h_in)
-        else {
+        let Some(r) = (oh * g.stride + ph).checked_sub(g.pad_top).filter(|&r| r < g.h_in) else {
             continue;
         };
         for pw in 0..g.pool {
-            let Some(c) = (ow * g.stride + pw)
-                .checked_sub(g.pad_left)
-                .filter(|&c| c < g.w_in)
-            else {
+            let Some(c) = (ow * g.stride + pw).checked_sub(g.pad_left).filter(|&c| c < g.w_in) else {
                 continue;
             };
             let i = (r * g.w_in + c) * g.c + ch;
@@ -104,18 +98,10 @@ pub fn forward_naive(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32]) {
                     for ph in 0..g.pool {
                         for pw in 0..g.pool {
                             let (r, c) = (oh * g.stride + ph, ow * g.stride + pw);
-                            if r < g.pad_top
-                                || c < g.pad_left
-                                || r - g.pad_top >= g.h_in
-                                || c - g.pad_left >= g.w_in
-                            {
+                            if r < g.pad_top || c < g.pad_left || r - g.pad_top >= g.h_in || c - g.pad_left >= g.w_in {
                                 continue;
                             }
-                            m = m.max(
-                                x[img * g.x_len()
-                                    + ((r - g.pad_top) * g.w_in + c - g.pad_left) * g.c
-                                    + ch],
-                            );
+                            m = m.max(x[img * g.x_len() + ((r - g.pad_top) * g.w_in + c - g.pad_left) * g.c + ch]);
                         }
                     }
                     y[img * g.y_len() + (oh * g.w_out + ow) * g.c + ch] = m;
@@ -137,11 +123,7 @@ pub fn backward_input_naive(g: &PoolGeom, n: usize, x: &[f32], dy: &[f32], dx: &
                     for ph in 0..g.pool {
                         for pw in 0..g.pool {
                             let (r, c) = (oh * g.stride + ph, ow * g.stride + pw);
-                            if r < g.pad_top
-                                || c < g.pad_left
-                                || r - g.pad_top >= g.h_in
-                                || c - g.pad_left >= g.w_in
-                            {
+                            if r < g.pad_top || c < g.pad_left || r - g.pad_top >= g.h_in || c - g.pad_left >= g.w_in {
                                 continue;
                             }
                             let i = ((r - g.pad_top) * g.w_in + c - g.pad_left) * g.c + ch;
@@ -151,8 +133,7 @@ pub fn backward_input_naive(g: &PoolGeom, n: usize, x: &[f32], dy: &[f32], dx: &
                         }
                     }
                     if let Some((i, _)) = best {
-                        dx[img * g.x_len() + i] +=
-                            dy[img * g.y_len() + (oh * g.w_out + ow) * g.c + ch];
+                        dx[img * g.x_len() + i] += dy[img * g.y_len() + (oh * g.w_out + ow) * g.c + ch];
                     }
                 }
             }

@@ -1,4 +1,12 @@
-//! Subcommands, one file each.
+//! Subcommands, one file each; `common` holds what several share.
+
+mod bench;
+mod common;
+mod compare;
+mod data;
+mod eval;
+mod models;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -15,11 +23,34 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Print every layer of both models: name, output shape, parameters, FLOPs.
+    Models,
+    /// Train a model; writes best.safetensors, metrics.csv, report.json, reconstructions.png.
+    Train(train::TrainArgs),
+    /// Mean SSIM (both definitions) and MSE of a checkpoint on a split.
+    Eval(eval::EvalArgs),
+    /// Originals above their reconstructions as a PNG grid, and/or reconstructions as .npy.
+    Reconstruct(eval::ReconstructArgs),
+    /// The 128-number latent codes of a split as .npy (labels beside them).
+    Encode(eval::EncodeArgs),
+    /// The comparison table of several training runs.
+    Compare(compare::CompareArgs),
+    /// Training and inference throughput (images/s) of one model.
+    Bench(bench::BenchArgs),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result = match cli.command {
+        Command::Models => models::run(),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::eval(a),
+        Command::Reconstruct(a) => eval::reconstruct(a),
+        Command::Encode(a) => eval::encode(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Bench(a) => bench::run(a),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -96,14 +96,7 @@ impl Layer for Conv2D {
         );
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
-            conv2d::backward_input(
-                &self.geom,
-                n,
-                &self.dz,
-                &w.value,
-                dx.data_mut(),
-                &mut self.scratch,
-            );
+            conv2d::backward_input(&self.geom, n, &self.dz, &w.value, dx.data_mut(), &mut self.scratch);
         }
     }
     fn params(&self) -> &[Param] {

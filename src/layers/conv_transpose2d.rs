@@ -64,8 +64,7 @@ impl Layer for Conv2DTranspose {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor) {
         let n = x.batch();
         y.reshape_for(n, &self.out_shape);
-        self.scratch
-            .resize(conv_transpose2d::scratch_len(&self.geom, n), 0.0);
+        self.scratch.resize(conv_transpose2d::scratch_len(&self.geom, n), 0.0);
         let [w, b] = &self.params;
         conv_transpose2d::forward(
             &self.geom,
@@ -82,8 +81,7 @@ impl Layer for Conv2DTranspose {
         let n = x.batch();
         self.dz.resize(dy.data().len(), 0.0);
         activation::backward(self.act, y.data(), dy.data(), &mut self.dz);
-        self.scratch
-            .resize(conv_transpose2d::scratch_len(&self.geom, n), 0.0);
+        self.scratch.resize(conv_transpose2d::scratch_len(&self.geom, n), 0.0);
         let [w, b] = &mut self.params;
         conv_transpose2d::backward_weight(
             &self.geom,
@@ -96,14 +94,7 @@ impl Layer for Conv2DTranspose {
         );
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
-            conv_transpose2d::backward_input(
-                &self.geom,
-                n,
-                &self.dz,
-                &w.value,
-                dx.data_mut(),
-                &mut self.scratch,
-            );
+            conv_transpose2d::backward_input(&self.geom, n, &self.dz, &w.value, dx.data_mut(), &mut self.scratch);
         }
     }
     fn params(&self) -> &[Param] {

@@ -32,10 +32,7 @@ impl Dense {
             c_in,
             act,
             out_shape: [units],
-            params: [
-                Param::zeros("kernel", &[c_in, units]),
-                Param::zeros("bias", &[units]),
-            ],
+            params: [Param::zeros("kernel", &[c_in, units]), Param::zeros("bias", &[units])],
             dz: Vec::new(),
         })
     }
@@ -55,15 +52,7 @@ impl Layer for Dense {
         let (n, units) = (x.batch(), self.out_shape[0]);
         y.reshape_for(n, &self.out_shape);
         let [w, b] = &self.params;
-        dense::forward(
-            n,
-            self.c_in,
-            units,
-            x.data(),
-            &w.value,
-            &b.value,
-            y.data_mut(),
-        );
+        dense::forward(n, self.c_in, units, x.data(), &w.value, &b.value, y.data_mut());
         activation::forward(self.act, y.data_mut());
     }
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
@@ -71,15 +60,7 @@ impl Layer for Dense {
         self.dz.resize(dy.data().len(), 0.0);
         activation::backward(self.act, y.data(), dy.data(), &mut self.dz);
         let [w, b] = &mut self.params;
-        dense::backward_weight(
-            n,
-            self.c_in,
-            units,
-            x.data(),
-            &self.dz,
-            &mut w.grad,
-            &mut b.grad,
-        );
+        dense::backward_weight(n, self.c_in, units, x.data(), &self.dz, &mut w.grad, &mut b.grad);
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
             dense::backward_input(n, self.c_in, units, &self.dz, &w.value, dx.data_mut());

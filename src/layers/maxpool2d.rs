@@ -13,13 +13,7 @@ pub struct MaxPooling2D {
 
 impl MaxPooling2D {
     /// Pooling `pool x pool` windows with the given stride, for per-image input `[h, w, c]`.
-    pub fn new(
-        name: &str,
-        input: &[usize],
-        pool: usize,
-        stride: usize,
-        padding: Padding,
-    ) -> Result<Self> {
+    pub fn new(name: &str, input: &[usize], pool: usize, stride: usize, padding: Padding) -> Result<Self> {
         let geom = match *input {
             [h, w, c] => PoolGeom::new(h, w, c, pool, stride, padding),
             _ => None,

@@ -25,10 +25,7 @@ impl Reshape {
         if input.iter().product::<usize>() != target.iter().product::<usize>() {
             return Err(Error::Shape {
                 layer: name.to_string(),
-                expected: format!(
-                    "{} elements to reshape to {target:?}",
-                    target.iter().product::<usize>()
-                ),
+                expected: format!("{} elements to reshape to {target:?}", target.iter().product::<usize>()),
                 found: format!("{input:?}"),
             });
         }

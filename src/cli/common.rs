@@ -1,0 +1,65 @@
+//! Pieces several subcommands share: loading data and checkpoints, the thread pool.
+
+use super::data::DataSource;
+use anyhow::{Context, Result};
+use autoencoder::data::{self, Dataset, Split};
+use autoencoder::models::ModelKind;
+use autoencoder::sequential::Sequential;
+use autoencoder::{checkpoint, checkpoint::CheckpointInfo};
+use std::path::Path;
+
+/// Sizes the global rayon pool; `None` means one thread per core.
+pub fn set_threads(threads: Option<usize>) -> Result<usize> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        anyhow::ensure!(t >= 1, "invalid --threads: expected at least 1, found {t}");
+        builder = builder.num_threads(t);
+    }
+    builder.build_global().context("cannot start the thread pool")?;
+    Ok(rayon::current_num_threads())
+}
+
+/// Locates, verifies and loads the data, and splits it with `seed`.
+pub fn load_data(source: &DataSource, seed: u64) -> Result<(Dataset, Split)> {
+    let opts = data::DataOptions {
+        data_dir: source.data_dir.clone(),
+        allow_custom_data: source.allow_custom_data,
+    };
+    let dataset = data::load(&opts).context("cannot load the data")?;
+    let split = data::split(dataset.len(), seed);
+    Ok((dataset, split))
+}
+
+pub fn load_checkpoint(path: &Path, expect: Option<ModelKind>) -> Result<(Sequential, CheckpointInfo)> {
+    checkpoint::load(path, expect).with_context(|| {
+        format!(
+            "cannot load checkpoint {} (hint: pass a best.safetensors written by `autoencoder train`)",
+            path.display()
+        )
+    })
+}
+
+/// Which part of the split to use.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitName {
+    Train,
+    Val,
+    Test,
+}
+
+impl SplitName {
+    pub fn indices(self, split: &Split) -> &[usize] {
+        match self {
+            SplitName::Train => &split.train,
+            SplitName::Val => &split.val,
+            SplitName::Test => &split.test,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitName::Train => "train",
+            SplitName::Val => "val",
+            SplitName::Test => "test",
+        }
+    }
+}

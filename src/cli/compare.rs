@@ -1,0 +1,57 @@
+//! `autoencoder compare`: the reference-style comparison table from runs' report.json files.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Run folders written by `autoencoder train`.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+}
+
+/// Test SSIM the reference Keras notebook reported (scikit-image's default, uniform 7x7).
+const REFERENCE: [(&str, f64); 2] = [("baseline", 0.8991), ("modified", 0.9180)];
+
+pub fn run(args: CompareArgs) -> Result<()> {
+    println!(
+        "| run | model | epochs (best) | test SSIM | test SSIM uniform7 | reference (uniform7) | test MSE | train img/s | wall time |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for dir in &args.runs {
+        let path = dir.join("report.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} (hint: pass folders written by `autoencoder train`)",
+                path.display()
+            )
+        })?;
+        let r: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let num = |v: &Value, what: &str| {
+            v.as_f64()
+                .with_context(|| format!("{}: missing or non-numeric `{what}`", path.display()))
+        };
+        let model = r["model"]
+            .as_str()
+            .with_context(|| format!("{}: missing `model`", path.display()))?;
+        let reference = REFERENCE
+            .iter()
+            .find(|(m, _)| *m == model)
+            .map_or("-".to_string(), |(_, v)| format!("{v:.4}"));
+        println!(
+            "| {} | {} | {} ({}) | {:.4} | {:.4} | {} | {:.6} | {:.0} | {:.0} s |",
+            dir.display(),
+            model,
+            num(&r["epochs_run"], "epochs_run")?,
+            num(&r["best_epoch"], "best_epoch")?,
+            num(&r["test"]["ssim"], "test.ssim")?,
+            num(&r["test"]["ssim_uniform7"], "test.ssim_uniform7")?,
+            reference,
+            num(&r["test"]["mse"], "test.mse")?,
+            num(&r["train_images_per_s"], "train_images_per_s")?,
+            num(&r["wall_time_s"], "wall_time_s")?,
+        );
+    }
+    Ok(())
+}

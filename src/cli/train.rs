@@ -1,0 +1,230 @@
+//! `autoencoder train`: trains one model on the split, writes the run folder, and reports the
+//! best weights' test scores.
+
+use super::common::{load_data, set_threads};
+use super::data::DataSource;
+use anyhow::{Context, Result};
+use autoencoder::checkpoint::{self, CheckpointInfo};
+use autoencoder::evaluate::{self, Images, Scores};
+use autoencoder::models::ModelKind;
+use autoencoder::train::{self, EpochStats, Progress, TrainConfig};
+use autoencoder::{fsutil, picture};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Which autoencoder to train.
+    #[arg(long, default_value = "modified", value_parser = parse_model)]
+    pub model: ModelKind,
+    /// Maximum number of epochs (early stopping may end sooner).
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+    /// Epochs without a val_loss improvement before stopping.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    /// Smallest val_loss decrease that counts as an improvement.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_delta: f64,
+    /// Seed of the split, the initial weights and the minibatch order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub source: DataSource,
+    /// Run folder (default: runs/<model>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing run in --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn parse_model(s: &str) -> Result<ModelKind, String> {
+    s.parse().map_err(|e: autoencoder::Error| e.to_string())
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    model: ModelKind,
+    hyperparameters: Hyper<'a>,
+    epochs_run: usize,
+    best_epoch: usize,
+    stopped_early: bool,
+    test: Scores,
+    wall_time_s: f64,
+    train_images_per_s: f64,
+    data: &'a str,
+    history: &'a [EpochStats],
+}
+
+#[derive(Serialize)]
+struct Hyper<'a> {
+    #[serde(flatten)]
+    config: &'a TrainConfig,
+    threads: usize,
+}
+
+/// The files a run writes; any of them present means a run is there.
+const RUN_FILES: [&str; 4] = ["best.safetensors", "metrics.csv", "report.json", "reconstructions.png"];
+
+fn prepare_out(out: &Path, force: bool) -> Result<()> {
+    let existing: Vec<_> = RUN_FILES.iter().filter(|f| out.join(f).exists()).collect();
+    if !existing.is_empty() && !force {
+        anyhow::bail!(
+            "{} already holds a run ({}); pass --force to overwrite it or --out to choose another folder",
+            out.display(),
+            existing.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
+}
+
+fn epoch_line(s: &EpochStats) -> String {
+    format!(
+        "epoch {:>3}  train_loss {:.6}  val_loss {:.6}  val_ssim {:.4}  val_ssim_uniform7 {:.4}  {:.1}s  {:.0} img/s",
+        s.epoch, s.train_loss, s.val_loss, s.val_ssim, s.val_ssim_uniform7, s.seconds, s.images_per_s
+    )
+}
+
+fn metrics_csv(history: &[EpochStats]) -> String {
+    let mut csv = String::from("epoch,train_loss,val_loss,val_ssim,val_ssim_uniform7,seconds,images_per_s\n");
+    for s in history {
+        csv += &format!(
+            "{},{},{},{},{},{:.3},{:.1}\n",
+            s.epoch, s.train_loss, s.val_loss, s.val_ssim, s.val_ssim_uniform7, s.seconds, s.images_per_s
+        );
+    }
+    csv
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let cfg = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        patience: args.patience,
+        min_delta: args.min_delta,
+        seed: args.seed,
+        ..TrainConfig::new(args.model)
+    };
+    cfg.validate().context("hint: see `autoencoder train --help`")?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
+    prepare_out(&out, args.force)?;
+    let threads = set_threads(args.threads)?;
+    let (data, split) = load_data(&args.source, args.seed)?;
+    println!(
+        "training `{}` on {} ({} train / {} val / {} test), batch {}, lr {}, {} threads -> {}",
+        cfg.model,
+        data.origin,
+        split.train.len(),
+        split.val.len(),
+        split.test.len(),
+        cfg.batch_size,
+        cfg.lr,
+        threads,
+        out.display()
+    );
+
+    let interactive = std::io::stdout().is_terminal();
+    let mut bar: Option<ProgressBar> = None;
+    let mut on = |p: Progress| match p {
+        Progress::EpochStart { epoch, steps } if interactive => {
+            let b = ProgressBar::new(steps as u64);
+            b.set_style(
+                ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b.set_prefix(epoch.to_string());
+            bar = Some(b);
+        }
+        Progress::Step {
+            step,
+            images,
+            running_loss,
+        } => {
+            if let Some(b) = &bar {
+                b.set_position(step as u64);
+                let rate = images as f64 / b.elapsed().as_secs_f64().max(1e-9);
+                b.set_message(format!("loss {running_loss:.5} {rate:.0} img/s"));
+            }
+        }
+        Progress::Validating => {
+            if let Some(b) = &bar {
+                b.set_message("validating");
+            }
+        }
+        Progress::EpochEnd(s) => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            println!("{}", epoch_line(s));
+            let _ = std::io::stdout().flush();
+        }
+        _ => {}
+    };
+    let outcome = train::train(&cfg, &data, &split, &mut on)?;
+    let mut model = outcome.model;
+
+    let info = CheckpointInfo {
+        model: cfg.model,
+        epoch: outcome.best_epoch,
+        seed: cfg.seed,
+    };
+    checkpoint::save(&out.join("best.safetensors"), &model, &info)?;
+    fsutil::write_bytes_atomic(&out.join("metrics.csv"), metrics_csv(&outcome.history).as_bytes())?;
+
+    let test = evaluate::evaluate(&mut model, Images::Subset(&data, &split.test))?;
+    let shown = &split.test[..split.test.len().min(16)];
+    let recon = evaluate::reconstruct(&mut model, Images::Subset(&data, shown))?;
+    let mut originals = vec![0.0; recon.len()];
+    data.fill_batch(shown, &mut originals);
+    picture::write_grid_png(
+        &out.join("reconstructions.png"),
+        &originals,
+        &recon,
+        shown.len(),
+        28,
+        28,
+        4,
+    )?;
+
+    let report = Report {
+        model: cfg.model,
+        hyperparameters: Hyper { config: &cfg, threads },
+        epochs_run: outcome.history.len(),
+        best_epoch: outcome.best_epoch,
+        stopped_early: outcome.stopped_early,
+        test,
+        wall_time_s: outcome.seconds,
+        train_images_per_s: outcome.images_per_s,
+        data: &data.origin,
+        history: &outcome.history,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    fsutil::write_bytes_atomic(&out.join("report.json"), json.as_bytes())?;
+    println!(
+        "{}: best epoch {} of {}; test SSIM {:.4} (gaussian, tf.image.ssim) / {:.4} (uniform7, skimage default), MSE {:.6} over {} images",
+        cfg.model,
+        outcome.best_epoch,
+        outcome.history.len(),
+        test.ssim,
+        test.ssim_uniform7,
+        test.mse,
+        test.count
+    );
+    Ok(())
+}
