@@ -8,6 +8,7 @@ pub mod error;
 pub mod fsutil;
 pub mod metrics;
 pub mod npy;
+pub mod picture;
 pub mod tensor;
 
 pub use error::{Error, Result};
