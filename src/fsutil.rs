@@ -9,20 +9,14 @@ use std::path::{Path, PathBuf};
 
 /// The temp path beside `path` (same directory, so the rename is atomic).
 fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(format!(".{}.tmp", std::process::id()));
     path.with_file_name(name)
 }
 
 /// Writes `path` atomically with whatever `fill` writes. On any error the target is untouched
 /// and the temp file removed.
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let file = fs::File::create(&tmp)?;

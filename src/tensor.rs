@@ -67,8 +67,7 @@ impl Tensor {
         self.shape.clear();
         self.shape.push(batch);
         self.shape.extend_from_slice(item_shape);
-        self.data
-            .resize(batch * item_shape.iter().product::<usize>(), 0.0);
+        self.data.resize(batch * item_shape.iter().product::<usize>(), 0.0);
     }
 
     /// Gives this tensor a new shape with the same number of elements; the data is untouched.

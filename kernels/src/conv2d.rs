@@ -42,9 +42,7 @@ pub fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
                 for kw in 0..g.k {
                     let dst = &mut row[(kh * g.k + kw) * ci..][..ci];
                     match (g.in_row(oh, kh), g.in_col(ow, kw)) {
-                        (Some(r), Some(c)) => {
-                            dst.copy_from_slice(&x[(r * g.w_in + c) * ci..][..ci])
-                        }
+                        (Some(r), Some(c)) => dst.copy_from_slice(&x[(r * g.w_in + c) * ci..][..ci]),
                         _ => dst.fill(0.0),
                     }
                 }
@@ -65,10 +63,7 @@ pub fn col2im(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
                 let Some(r) = g.in_row(oh, kh) else { continue };
                 for kw in 0..g.k {
                     let Some(c) = g.in_col(ow, kw) else { continue };
-                    simd::add_assign(
-                        &row[(kh * g.k + kw) * ci..][..ci],
-                        &mut dx[(r * g.w_in + c) * ci..][..ci],
-                    );
+                    simd::add_assign(&row[(kh * g.k + kw) * ci..][..ci], &mut dx[(r * g.w_in + c) * ci..][..ci]);
                 }
             }
         }
@@ -79,15 +74,7 @@ pub fn col2im(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
 /// (no bias term when `b` is `None`). Overwrites `y`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
-pub fn forward(
-    g: &ConvGeom,
-    n: usize,
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    y: &mut [f32],
-    scratch: &mut [f32],
-) {
+pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], scratch: &mut [f32]) {
     check(g, n, x.len(), w.len(), y.len(), scratch.len());
     if let Some(b) = b {
         assert_eq!(b.len(), g.c_out, "conv2d: b length");
@@ -112,14 +99,7 @@ pub fn forward(
 /// Overwrites `dx`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
-pub fn backward_input(
-    g: &ConvGeom,
-    n: usize,
-    dy: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-    scratch: &mut [f32],
-) {
+pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
     check(g, n, dx.len(), w.len(), dy.len(), scratch.len());
     let (p, pl) = (g.h_out * g.w_out, g.patch_len());
     dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
@@ -128,12 +108,7 @@ pub fn backward_input(
         .for_each(|((dxt, dyt), s)| {
             let cols = &mut s[..g.cols_len()];
             for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                gemm(
-                    Mat::rows(dyi, p, g.c_out),
-                    Mat::t(w, g.c_out, pl),
-                    0.0,
-                    cols,
-                );
+                gemm(Mat::rows(dyi, p, g.c_out), Mat::t(w, g.c_out, pl), 0.0, cols);
                 col2im(g, cols, dxi);
             }
         });
@@ -188,14 +163,7 @@ pub fn backward_weight(
 }
 
 /// The naive twin of `forward`: the defining sum in plain loops, accumulated in f64.
-pub fn forward_naive(
-    g: &ConvGeom,
-    n: usize,
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    y: &mut [f32],
-) {
+pub fn forward_naive(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     for img in 0..n {
         let (xi, yi) = (&x[img * g.x_len()..], &mut y[img * g.y_len()..]);
         for oh in 0..g.h_out {
@@ -204,9 +172,7 @@ pub fn forward_naive(
                     let mut acc = b.map_or(0.0, |b| b[co] as f64);
                     for kh in 0..g.k {
                         for kw in 0..g.k {
-                            let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else {
-                                continue;
-                            };
+                            let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else { continue };
                             for ci in 0..g.c_in {
                                 acc += xi[(r * g.w_in + c) * g.c_in + ci] as f64
                                     * w[((kh * g.k + kw) * g.c_in + ci) * g.c_out + co] as f64;
@@ -228,14 +194,13 @@ pub fn backward_input_naive(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &
             for ow in 0..g.w_out {
                 for kh in 0..g.k {
                     for kw in 0..g.k {
-                        let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else {
-                            continue;
-                        };
+                        let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else { continue };
                         for ci in 0..g.c_in {
                             for co in 0..g.c_out {
-                                acc[img * g.x_len() + (r * g.w_in + c) * g.c_in + ci] +=
-                                    dy[img * g.y_len() + (oh * g.w_out + ow) * g.c_out + co] as f64
-                                        * w[((kh * g.k + kw) * g.c_in + ci) * g.c_out + co] as f64;
+                                acc[img * g.x_len() + (r * g.w_in + c) * g.c_in + ci] += dy
+                                    [img * g.y_len() + (oh * g.w_out + ow) * g.c_out + co]
+                                    as f64
+                                    * w[((kh * g.k + kw) * g.c_in + ci) * g.c_out + co] as f64;
                             }
                         }
                     }
@@ -247,14 +212,7 @@ pub fn backward_input_naive(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &
 }
 
 /// The naive twin of `backward_weight`.
-pub fn backward_weight_naive(
-    g: &ConvGeom,
-    n: usize,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-) {
+pub fn backward_weight_naive(g: &ConvGeom, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
     let mut acc = vec![0.0f64; dw.len()];
     let mut acc_b = vec![0.0f64; g.c_out];
     for img in 0..n {
@@ -265,9 +223,7 @@ pub fn backward_weight_naive(
                     acc_b[co] += d;
                     for kh in 0..g.k {
                         for kw in 0..g.k {
-                            let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else {
-                                continue;
-                            };
+                            let (Some(r), Some(c)) = (g.in_row(oh, kh), g.in_col(ow, kw)) else { continue };
                             for ci in 0..g.c_in {
                                 acc[((kh * g.k + kw) * g.c_in + ci) * g.c_out + co] +=
                                     x[img * g.x_len() + (r * g.w_in + c) * g.c_in + ci] as f64 * d;

@@ -20,15 +20,7 @@ pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
 /// Overwrites `y`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
-pub fn forward(
-    g: &ConvGeom,
-    n: usize,
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    y: &mut [f32],
-    scratch: &mut [f32],
-) {
+pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], scratch: &mut [f32]) {
     assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
     conv2d::backward_input(g, n, x, w, y, scratch);
     simd::add_bias_rows(b, y);
@@ -38,14 +30,7 @@ pub fn forward(
 /// correlation of dy, i.e. a Conv2D forward. Overwrites `dx`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
-pub fn backward_input(
-    g: &ConvGeom,
-    n: usize,
-    dy: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-    scratch: &mut [f32],
-) {
+pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
     conv2d::forward(g, n, dy, w, None, dx, scratch);
 }
 
@@ -94,8 +79,7 @@ pub fn forward_naive(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: &[f32], y:
                         for kw in 0..g.k {
                             for o in 0..c_out {
                                 let wv = w[((kh * g.k + kw) * c_out + o) * c_in + ci] as f64;
-                                full[((i * g.stride + kh) * fwid + j * g.stride + kw) * c_out
-                                    + o] += xv * wv;
+                                full[((i * g.stride + kh) * fwid + j * g.stride + kw) * c_out + o] += xv * wv;
                             }
                         }
                     }
@@ -119,14 +103,7 @@ pub fn backward_input_naive(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &
 }
 
 /// The naive twin of `backward_weight`.
-pub fn backward_weight_naive(
-    g: &ConvGeom,
-    n: usize,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
+pub fn backward_weight_naive(g: &ConvGeom, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
     conv2d::backward_weight_naive(g, n, dy, x, dw, None);
     db.fill(0.0);
     for row in dy.chunks(g.c_in) {

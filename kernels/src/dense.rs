@@ -19,27 +19,14 @@ fn check(n: usize, c_in: usize, c_out: usize, x: usize, w: usize, y: usize) {
 /// y = x w + b. Overwrites `y`.
 /// # Panics
 /// If a slice length disagrees with `n`, `c_in`, `c_out`.
-pub fn forward(
-    n: usize,
-    c_in: usize,
-    c_out: usize,
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    y: &mut [f32],
-) {
+pub fn forward(n: usize, c_in: usize, c_out: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     check(n, c_in, c_out, x.len(), w.len(), y.len());
     assert_eq!(b.len(), c_out, "dense: b length");
     y.par_chunks_mut(ROWS_PER_TASK * c_out)
         .zip(x.par_chunks(ROWS_PER_TASK * c_in))
         .for_each(|(yt, xt)| {
             let rows = xt.len() / c_in;
-            gemm(
-                Mat::rows(xt, rows, c_in),
-                Mat::rows(w, c_in, c_out),
-                0.0,
-                yt,
-            );
+            gemm(Mat::rows(xt, rows, c_in), Mat::rows(w, c_in, c_out), 0.0, yt);
             simd::add_bias_rows(b, yt);
         });
 }
@@ -53,12 +40,7 @@ pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32]
         .zip(dy.par_chunks(ROWS_PER_TASK * c_out))
         .for_each(|(dxt, dyt)| {
             let rows = dyt.len() / c_out;
-            gemm(
-                Mat::rows(dyt, rows, c_out),
-                Mat::t(w, c_out, c_in),
-                0.0,
-                dxt,
-            );
+            gemm(Mat::rows(dyt, rows, c_out), Mat::t(w, c_out, c_in), 0.0, dxt);
         });
 }
 
@@ -66,46 +48,22 @@ pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32]
 /// computed whole by one task, so the result does not depend on the threads.
 /// # Panics
 /// If a slice length disagrees with `n`, `c_in`, `c_out`.
-pub fn backward_weight(
-    n: usize,
-    c_in: usize,
-    c_out: usize,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
+pub fn backward_weight(n: usize, c_in: usize, c_out: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
     check(n, c_in, c_out, x.len(), dw.len(), dy.len());
     assert_eq!(db.len(), c_out, "dense: db length");
-    dw.par_chunks_mut(W_ROWS_PER_TASK * c_out)
-        .enumerate()
-        .for_each(|(t, dwt)| {
-            let r0 = t * W_ROWS_PER_TASK;
-            let rows = dwt.len() / c_out;
-            // Rows r0.. of xᵀ: a strided view of x's columns r0..r0+rows.
-            let xt = Mat {
-                data: &x[r0..],
-                rows,
-                cols: n,
-                rs: 1,
-                cs: c_in,
-            };
-            gemm(xt, Mat::rows(dy, n, c_out), 0.0, dwt);
-        });
+    dw.par_chunks_mut(W_ROWS_PER_TASK * c_out).enumerate().for_each(|(t, dwt)| {
+        let r0 = t * W_ROWS_PER_TASK;
+        let rows = dwt.len() / c_out;
+        // Rows r0.. of xᵀ: a strided view of x's columns r0..r0+rows.
+        let xt = Mat { data: &x[r0..], rows, cols: n, rs: 1, cs: c_in };
+        gemm(xt, Mat::rows(dy, n, c_out), 0.0, dwt);
+    });
     db.fill(0.0);
     simd::sum_rows_acc(dy, db);
 }
 
 /// The naive twin of `forward`.
-pub fn forward_naive(
-    n: usize,
-    c_in: usize,
-    c_out: usize,
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    y: &mut [f32],
-) {
+pub fn forward_naive(n: usize, c_in: usize, c_out: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     for r in 0..n {
         for o in 0..c_out {
             let mut acc = b[o] as f64;
@@ -118,14 +76,7 @@ pub fn forward_naive(
 }
 
 /// The naive twin of `backward_input`.
-pub fn backward_input_naive(
-    n: usize,
-    c_in: usize,
-    c_out: usize,
-    dy: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-) {
+pub fn backward_input_naive(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     for r in 0..n {
         for i in 0..c_in {
             let mut acc = 0.0f64;
@@ -138,15 +89,7 @@ pub fn backward_input_naive(
 }
 
 /// The naive twin of `backward_weight`.
-pub fn backward_weight_naive(
-    n: usize,
-    c_in: usize,
-    c_out: usize,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
+pub fn backward_weight_naive(n: usize, c_in: usize, c_out: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
     for i in 0..c_in {
         for o in 0..c_out {
             let mut acc = 0.0f64;

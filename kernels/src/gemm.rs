@@ -13,23 +13,11 @@ pub struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// A row-major `[rows, cols]` matrix.
     pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
-        }
+        Mat { data, rows, cols, rs: cols, cs: 1 }
     }
     /// The transpose of a row-major `[cols, rows]` matrix, without copying.
     pub fn t(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            rs: 1,
-            cs: rows,
-        }
+        Mat { data, rows, cols, rs: 1, cs: rows }
     }
 }
 
@@ -87,11 +75,7 @@ pub fn gemm_naive(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
             for p in 0..k {
                 acc += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
             }
-            let old = if beta == 0.0 {
-                0.0
-            } else {
-                beta * c[i * n + j]
-            };
+            let old = if beta == 0.0 { 0.0 } else { beta * c[i * n + j] };
             c[i * n + j] = acc as f32 + old;
         }
     }

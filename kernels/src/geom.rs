@@ -12,12 +12,7 @@ pub enum Padding {
 
 /// Output size and leading pad along one axis of a k-wide window with stride s.
 /// `None` when 'valid' leaves no output (window larger than the input).
-pub fn window_out(
-    input: usize,
-    k: usize,
-    stride: usize,
-    padding: Padding,
-) -> Option<(usize, usize)> {
+pub fn window_out(input: usize, k: usize, stride: usize, padding: Padding) -> Option<(usize, usize)> {
     if input == 0 || k == 0 || stride == 0 {
         return None;
     }
@@ -204,11 +199,7 @@ mod tests {
             (9, 3, 1, 9, 1),
             (5, 1, 2, 3, 0),
         ] {
-            assert_eq!(
-                window_out(i, k, s, Padding::Same),
-                Some((out, top)),
-                "{i} k{k} s{s}"
-            );
+            assert_eq!(window_out(i, k, s, Padding::Same), Some((out, top)), "{i} k{k} s{s}");
         }
     }
 
@@ -219,11 +210,7 @@ mod tests {
         assert_eq!(transpose_out(14, 3, 2, Padding::Valid), 29);
         assert_eq!(transpose_out(7, 2, 2, Padding::Valid), 14);
         assert_eq!(transpose_out(5, 1, 2, Padding::Valid), 10);
-        for (i, k, s, p) in [
-            (7, 3, 2, Padding::Same),
-            (5, 1, 2, Padding::Same),
-            (5, 3, 1, Padding::Valid),
-        ] {
+        for (i, k, s, p) in [(7, 3, 2, Padding::Same), (5, 1, 2, Padding::Same), (5, 3, 1, Padding::Valid)] {
             let g = ConvGeom::transpose(i, i, 2, 3, k, s, p).unwrap();
             assert_eq!((g.h_out, g.w_out), (i, i));
         }

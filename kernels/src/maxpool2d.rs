@@ -18,19 +18,9 @@ fn window_argmax(g: &PoolGeom, x: &[f32], oh: usize, ow: usize, ch: usize) -> us
     let mut best = usize::MAX;
     let mut best_v = f32::NEG_INFINITY;
     for ph in 0..g.pool {
-        let Some(r) = (oh * g.stride + ph)
-            .checked_sub(g.pad_top)
-            .filter(|&r| r < g.h_in)
-        else {
-            continue;
-        };
+        let Some(r) = (oh * g.stride + ph).checked_sub(g.pad_top).filter(|&r| r < g.h_in) else { continue };
         for pw in 0..g.pool {
-            let Some(c) = (ow * g.stride + pw)
-                .checked_sub(g.pad_left)
-                .filter(|&c| c < g.w_in)
-            else {
-                continue;
-            };
+            let Some(c) = (ow * g.stride + pw).checked_sub(g.pad_left).filter(|&c| c < g.w_in) else { continue };
             let i = (r * g.w_in + c) * g.c + ch;
             // Strict `>` keeps the first maximum; `best == MAX` admits -inf and NaN inputs.
             if best == usize::MAX || x[i] > best_v {
@@ -52,11 +42,7 @@ pub fn forward(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u
         .zip(argmax.par_chunks_mut(IMAGES_PER_TASK * g.y_len()))
         .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
         .for_each(|((yt, at), xt)| {
-            for ((yi, ai), xi) in yt
-                .chunks_mut(g.y_len())
-                .zip(at.chunks_mut(g.y_len()))
-                .zip(xt.chunks(g.x_len()))
-            {
+            for ((yi, ai), xi) in yt.chunks_mut(g.y_len()).zip(at.chunks_mut(g.y_len())).zip(xt.chunks(g.x_len())) {
                 for oh in 0..g.h_out {
                     for ow in 0..g.w_out {
                         for ch in 0..g.c {
@@ -81,11 +67,7 @@ pub fn backward_input(g: &PoolGeom, n: usize, dy: &[f32], argmax: &[u32], dx: &m
         .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
         .zip(argmax.par_chunks(IMAGES_PER_TASK * g.y_len()))
         .for_each(|((dxt, dyt), at)| {
-            for ((dxi, dyi), ai) in dxt
-                .chunks_mut(g.x_len())
-                .zip(dyt.chunks(g.y_len()))
-                .zip(at.chunks(g.y_len()))
-            {
+            for ((dxi, dyi), ai) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())).zip(at.chunks(g.y_len())) {
                 dxi.fill(0.0);
                 for (&d, &i) in dyi.iter().zip(ai) {
                     dxi[i as usize] += d;
@@ -104,18 +86,10 @@ pub fn forward_naive(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32]) {
                     for ph in 0..g.pool {
                         for pw in 0..g.pool {
                             let (r, c) = (oh * g.stride + ph, ow * g.stride + pw);
-                            if r < g.pad_top
-                                || c < g.pad_left
-                                || r - g.pad_top >= g.h_in
-                                || c - g.pad_left >= g.w_in
-                            {
+                            if r < g.pad_top || c < g.pad_left || r - g.pad_top >= g.h_in || c - g.pad_left >= g.w_in {
                                 continue;
                             }
-                            m = m.max(
-                                x[img * g.x_len()
-                                    + ((r - g.pad_top) * g.w_in + c - g.pad_left) * g.c
-                                    + ch],
-                            );
+                            m = m.max(x[img * g.x_len() + ((r - g.pad_top) * g.w_in + c - g.pad_left) * g.c + ch]);
                         }
                     }
                     y[img * g.y_len() + (oh * g.w_out + ow) * g.c + ch] = m;
@@ -137,11 +111,7 @@ pub fn backward_input_naive(g: &PoolGeom, n: usize, x: &[f32], dy: &[f32], dx: &
                     for ph in 0..g.pool {
                         for pw in 0..g.pool {
                             let (r, c) = (oh * g.stride + ph, ow * g.stride + pw);
-                            if r < g.pad_top
-                                || c < g.pad_left
-                                || r - g.pad_top >= g.h_in
-                                || c - g.pad_left >= g.w_in
-                            {
+                            if r < g.pad_top || c < g.pad_left || r - g.pad_top >= g.h_in || c - g.pad_left >= g.w_in {
                                 continue;
                             }
                             let i = ((r - g.pad_top) * g.w_in + c - g.pad_left) * g.c + ch;
@@ -151,8 +121,7 @@ pub fn backward_input_naive(g: &PoolGeom, n: usize, x: &[f32], dy: &[f32], dx: &
                         }
                     }
                     if let Some((i, _)) = best {
-                        dx[img * g.x_len() + i] +=
-                            dy[img * g.y_len() + (oh * g.w_out + ow) * g.c + ch];
+                        dx[img * g.x_len() + i] += dy[img * g.y_len() + (oh * g.w_out + ow) * g.c + ch];
                     }
                 }
             }

@@ -78,11 +78,7 @@ pub fn relu_mask(y: &[f32], dy: &[f32], dz: &mut [f32]) {
         let mask = load(yy).cmp_gt(zero);
         zz.copy_from_slice(&(load(gg) & mask).to_array());
     }
-    let tail = zc
-        .into_remainder()
-        .iter_mut()
-        .zip(yc.remainder())
-        .zip(gc.remainder());
+    let tail = zc.into_remainder().iter_mut().zip(yc.remainder()).zip(gc.remainder());
     for ((z, &yv), &g) in tail {
         *z = if yv > 0.0 { g } else { 0.0 };
     }
@@ -99,11 +95,7 @@ pub fn sigmoid_grad(y: &[f32], dy: &[f32], dz: &mut [f32]) {
         let yv = load(yy);
         zz.copy_from_slice(&(load(gg) * yv * (one - yv)).to_array());
     }
-    let tail = zc
-        .into_remainder()
-        .iter_mut()
-        .zip(yc.remainder())
-        .zip(gc.remainder());
+    let tail = zc.into_remainder().iter_mut().zip(yc.remainder()).zip(gc.remainder());
     for ((z, &yv), &g) in tail {
         *z = g * yv * (1.0 - yv);
     }

@@ -6,11 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "autoencoder",
-    version,
-    about = "Train and evaluate convolutional autoencoders on Fashion-MNIST, on the CPU"
-)]
+#[command(name = "autoencoder", version, about = "Train and evaluate convolutional autoencoders on Fashion-MNIST, on the CPU")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
