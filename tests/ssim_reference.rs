@@ -47,6 +47,7 @@ fn single_cases_match_reference() {
         .unwrap_or_else(|| panic!("no cases array"));
     let mut failures = Vec::new();
     let mut checked_cases = 0;
+    let mut worst = 0.0f64;
     for case in cases {
         let name = case["name"].as_str().unwrap_or("<unnamed>");
         let shape = floats(&case["shape"], name);
@@ -60,6 +61,7 @@ fn single_cases_match_reference() {
             for key in keys {
                 let expected = num(&case["expected"][key], &format!("{name}.expected.{key}"));
                 for (how, got) in [("fast", fast), ("naive", naive), ("mean_ssim", lib)] {
+                    worst = worst.max((got - expected).abs());
                     if (got - expected).abs() > TOL {
                         failures.push(format!(
                             "{name} {window:?} {how}: got {got}, {key} = {expected}"
@@ -78,7 +80,7 @@ fn single_cases_match_reference() {
     );
     assert!(checked_cases > 0, "no cases checked");
     assert_eq!(checked_cases, cases.len(), "not every case was checked");
-    eprintln!("checked {checked_cases} cases under both windows");
+    eprintln!("checked {checked_cases} cases under both windows, worst |error| {worst:.2e}");
 }
 
 #[test]
@@ -171,4 +173,23 @@ fn fast_equals_naive_on_awkward_sizes() {
         }
     }
     assert_eq!(checked, 10);
+}
+
+/// Rough cost of the metric at evaluation size (7,000 28x28 pairs). Ignored by default; run with
+/// `cargo test -j1 --test ssim_reference -- --ignored --nocapture` (the test profile is opt-level 3).
+#[test]
+#[ignore]
+fn timing_7000_pairs() {
+    let (n, h, w) = (7000, 28, 28);
+    let a = pseudo_random(n * h * w, 1);
+    let b = pseudo_random(n * h * w, 2);
+    for window in [Window::Gaussian11, Window::Uniform7] {
+        let t = std::time::Instant::now();
+        let m = mean_ssim(window, &a, &b, n, h, w).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!(
+            "{window:?}: mean_ssim of {n} {h}x{w} pairs: {:?} ({m:.4}), {} rayon threads",
+            t.elapsed(),
+            rayon::current_num_threads()
+        );
+    }
 }

@@ -1,18 +1,13 @@
 //! `autoencoder ssim A.npy B.npy [--json]`: mean SSIM between two image sets from any source.
 
-use anyhow::{bail, Context, Result};
-use autoencoder::metrics::{mean_ssim, metric_name, Window};
+use anyhow::{anyhow, bail, Result};
+use autoencoder::metrics::{mean_ssim, Window};
 use autoencoder::npy::read_images;
+use autoencoder::Error;
 use clap::Args;
 use std::path::PathBuf;
 
-/// Compare two image sets with SSIM under both definitions.
-///
-/// Each file is a .npy array of float32, float64 or uint8 (uint8 is scaled by 1/255), shaped
-/// (N, H, W), (N, H, W, 1) or (H, W); float values are expected in [0, 1]. Image k of A is
-/// compared with image k of B, and the mean over the N pairs is printed as `ssim` (11x11
-/// Gaussian window, sigma 1.5, as tf.image.ssim) and `ssim_uniform7` (7x7 uniform window,
-/// sample covariance, as scikit-image's default). Images must be at least 11x11.
+/// Arguments of `autoencoder ssim` (its --help text is on `Command::Ssim`).
 #[derive(Args)]
 pub struct SsimArgs {
     /// First image set (.npy), e.g. the originals.
@@ -25,15 +20,23 @@ pub struct SsimArgs {
 }
 
 pub fn run(args: &SsimArgs) -> Result<()> {
-    let hint = "hint: pass a .npy array of float32, float64 or uint8 shaped (N, H, W), (N, H, W, 1) or (H, W)";
-    let a =
-        read_images(&args.a).with_context(|| format!("reading {}\n{hint}", args.a.display()))?;
-    let b =
-        read_images(&args.b).with_context(|| format!("reading {}\n{hint}", args.b.display()))?;
+    // Library errors already name the file and the field; the hint goes last.
+    let read = |path: &PathBuf| {
+        read_images(path).map_err(|e| {
+            let hint = match e {
+                Error::Io { .. } => "check the path and that the file is readable",
+                _ => "pass a .npy array of float32, float64 or uint8 shaped (N, H, W), (N, H, W, 1) or (H, W)",
+            };
+            anyhow!("{e}\nhint: {hint}")
+        })
+    };
+    let a = read(&args.a)?;
+    let b = read(&args.b)?;
     if (a.n, a.h, a.w) != (b.n, b.h, b.w) {
         bail!(
             "shapes differ: {} holds {} images of {}x{}, {} holds {} images of {}x{}\n\
-             hint: pass two image sets of the same count and size (image k of one is compared with image k of the other)",
+             hint: pass two image sets of the same count and size (image k of one is compared \
+             with image k of the other)",
             args.a.display(),
             a.n,
             a.h,
@@ -46,10 +49,9 @@ pub fn run(args: &SsimArgs) -> Result<()> {
     }
     let mut values = Vec::new();
     for window in [Window::Gaussian11, Window::Uniform7] {
-        let v = mean_ssim(window, &a.data, &b.data, a.n, a.h, a.w).with_context(|| {
-            format!(
-                "computing {} of {} and {}\nhint: SSIM needs at least one image of at least 11x11 pixels",
-                metric_name(window),
+        let v = mean_ssim(window, &a.data, &b.data, a.n, a.h, a.w).map_err(|e| {
+            anyhow!(
+                "{} and {}: {e}\nhint: SSIM needs at least one image of at least 11x11 pixels",
                 args.a.display(),
                 args.b.display()
             )
