@@ -56,6 +56,15 @@ pub enum Error {
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
 
+    /// An image smaller than the metric's window (SSIM needs the window to fit inside).
+    #[error("{metric} needs images of at least {window}x{window} (its window), found {h}x{w}")]
+    ImageTooSmall {
+        metric: &'static str,
+        window: usize,
+        h: usize,
+        w: usize,
+    },
+
     /// Training produced a NaN or infinity.
     #[error("non-finite {what} at epoch {epoch}, step {step}; the last good checkpoint is kept (try a smaller --lr)")]
     NonFinite {

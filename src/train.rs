@@ -249,7 +249,11 @@ pub fn train(cfg: &TrainConfig, data: &Dataset, split: &Split, on: &mut dyn FnMu
             data.fill_batch(idx, batch.data_mut());
             let loss = train_step(&mut model, &mut adam, &batch, &mut dy);
             if !loss.is_finite() {
-                return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
+                return Err(Error::NonFinite {
+                    what: "loss",
+                    epoch,
+                    step: step + 1,
+                });
             }
             loss_sum += loss * idx.len() as f64;
             let done = (step * cfg.batch_size + idx.len()).min(order.len());

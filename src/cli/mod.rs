@@ -6,6 +6,7 @@ mod compare;
 mod data;
 mod eval;
 mod models;
+mod ssim;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,16 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Training and inference throughput (images/s) of one model.
     Bench(bench::BenchArgs),
+    /// Mean SSIM between two image sets (.npy), under both definitions.
+    ///
+    /// Each file is a .npy array of float32, float64 or uint8 (uint8 is scaled by 1/255),
+    /// shaped (N, H, W), (N, H, W, 1) or (H, W); float values are expected in [0, 1]. Image k
+    /// of A is compared with image k of B, and the mean over the N pairs is printed as `ssim`
+    /// (11x11 Gaussian window, sigma 1.5, as tf.image.ssim) and `ssim_uniform7` (7x7 uniform
+    /// window, sample covariance, as scikit-image's default structural_similarity). The two are
+    /// different metrics: compare values only under the same name. Images must be at least
+    /// 11x11 pixels.
+    Ssim(ssim::SsimArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -50,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Encode(a) => eval::encode(a),
         Command::Compare(a) => compare::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Ssim(a) => ssim::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
