@@ -1,8 +1,11 @@
 //! `autoencoder data`: locate, verify and load the data set, then describe it and its split.
 //! [`DataSource`] is the pair of flags every subcommand that reads data flattens in.
 
+use anyhow::Context;
 use autoencoder::data::{self, DataOptions, Dataset, NUM_CLASSES};
 use autoencoder::Error;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -62,36 +65,41 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
     let ds = args.source.load()?;
     let elapsed = start.elapsed();
     let split = data::split(ds.len(), args.seed);
-    println!("data:   {}", ds.origin);
-    println!(
-        "images: {} of {}x{}, loaded and verified in {:.2} s",
+    let side = data::IMAGE_SIDE;
+    let mut out = String::new();
+    writeln!(out, "data:   {}", ds.origin)?;
+    writeln!(
+        out,
+        "images: {} of {side}x{side}, loaded and checked in {:.2} s",
         ds.len(),
-        data::IMAGE_SIDE,
-        data::IMAGE_SIDE,
         elapsed.as_secs_f64()
-    );
-    println!(
+    )?;
+    let (tr, va, te) = (&split.train, &split.val, &split.test);
+    writeln!(
+        out,
         "split (seed {}): train {} / val {} / test {}",
         args.seed,
-        split.train.len(),
-        split.val.len(),
-        split.test.len()
-    );
-    print!("\nclass  ");
+        tr.len(),
+        va.len(),
+        te.len()
+    )?;
+    write!(out, "\nclass  ")?;
     for c in 0..NUM_CLASSES {
-        print!("{c:>6}");
+        write!(out, "{c:>6}")?;
     }
-    println!("   mean pixel");
-    for (name, part) in [
-        ("train", &split.train),
-        ("val", &split.val),
-        ("test", &split.test),
-    ] {
-        print!("{name:<7}");
+    writeln!(out, "   mean pixel")?;
+    for (name, part) in [("train", tr), ("val", va), ("test", te)] {
+        write!(out, "{name:<7}")?;
         for n in ds.class_counts(part) {
-            print!("{n:>6}");
+            write!(out, "{n:>6}")?;
         }
-        println!("   {:.4}", ds.mean_pixel(part));
+        writeln!(out, "   {:.4}", ds.mean_pixel(part))?;
     }
-    Ok(())
+    // One write, and a closed pipe (`autoencoder data | head`) is not an error.
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output (is the terminal or pipe still open?)")
+        }
+        _ => Ok(()),
+    }
 }

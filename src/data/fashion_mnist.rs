@@ -189,7 +189,6 @@ pub fn locate(data_dir: Option<&Path>) -> Result<Located> {
 /// (IDX structure and SHA-256), and only then written (atomically), so `dir` never holds a
 /// partial or unverified file.
 fn download(dir: &Path) -> std::result::Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(15))
         .timeout_read(Duration::from_secs(60))
@@ -200,7 +199,8 @@ fn download(dir: &Path) -> std::result::Result<(), String> {
             continue;
         }
         let url = format!("{BASE_URL}/{}.gz", spec.name);
-        let response = agent.get(&url).call().map_err(|e| format!("{url}: {e}"))?;
+        // ureq's error message already names the URL.
+        let response = agent.get(&url).call().map_err(|e| e.to_string())?;
         let total = response
             .header("Content-Length")
             .and_then(|v| v.parse::<u64>().ok());
@@ -217,6 +217,8 @@ fn download(dir: &Path) -> std::result::Result<(), String> {
             .map_err(|e| format!("{url}: {e}"))?;
         bar.finish_and_clear();
         verify(&body, &target, spec, kind, false).map_err(|e| format!("{url}: {e}"))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         write_bytes_atomic(&target, &body).map_err(|e| e.to_string())?;
     }
     Ok(())
