@@ -109,13 +109,12 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// Finds the folder holding the data (see the module docs for the order), downloading into the
 /// user cache as the last resort.
 pub fn locate(data_dir: Option<&Path>) -> Result<Located> {
-    let explicit = match (
-        data_dir,
-        std::env::var_os(ENV_DIR).filter(|v| !v.is_empty()),
-    ) {
-        (Some(d), _) => Some((d.to_path_buf(), "--data-dir".to_string())),
-        (None, Some(d)) => Some((PathBuf::from(d), format!("from {ENV_DIR}"))),
-        (None, None) => None,
+    // The environment is read only when no folder was given.
+    let explicit = match data_dir {
+        Some(d) => Some((d.to_path_buf(), "--data-dir".to_string())),
+        None => std::env::var_os(ENV_DIR)
+            .filter(|v| !v.is_empty())
+            .map(|d| (PathBuf::from(d), format!("from {ENV_DIR}"))),
     };
     if let Some((dir, how)) = explicit {
         return match files_in(&dir) {
