@@ -1,13 +1,13 @@
 //! The training loop: Adam on MSE over shuffled minibatches, validation every epoch, and Keras
 //! EarlyStopping semantics (monitor val_loss, patience, min_delta, restore the best weights).
 
-use crate::data::{Dataset, Split};
+use crate::data::{shuffle, Dataset, Split};
 use crate::evaluate::{evaluate, Images, Scores};
 use crate::models::{self, ModelKind, INPUT_SHAPE};
 use crate::optim::{Adam, AdamConfig};
 use crate::sequential::Sequential;
 use crate::{Error, Result, Tensor};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::time::Instant;
@@ -166,14 +166,6 @@ pub struct TrainOutcome {
     pub seconds: f64,
     /// Training images per second over all epochs (validation excluded).
     pub images_per_s: f64,
-}
-
-/// Fisher–Yates shuffle driven by `rng`, written out so the order is fixed by this code alone.
-pub fn shuffle<T>(items: &mut [T], rng: &mut ChaCha8Rng) {
-    for i in (1..items.len()).rev() {
-        let j = rng.random_range(0..=i);
-        items.swap(i, j);
-    }
 }
 
 /// The generator for epoch `epoch`'s minibatch order: its own stream of the run's seed, so an

@@ -25,6 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Locate, verify and load the data set; print where it came from, the split sizes, and the
+    /// class counts and mean pixel value of each split.
+    Data(data::DataArgs),
     /// Print every layer of both models: name, output shape, parameters, FLOPs.
     Models,
     /// Train a model; writes best.safetensors, metrics.csv, report.json, reconstructions.png.
@@ -54,6 +57,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Data(a) => data::run(a),
         Command::Models => models::run(),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::eval(a),
