@@ -2,14 +2,16 @@
 //! FASHION_MNIST_DIR, the user cache, /usr/share/datasets/fashion-mnist, then a download).
 //! Absent data fails the test under CI=true and is a visible skip elsewhere.
 
-use autoencoder::data::{self, DataOptions, IMAGE_LEN, NUM_CLASSES};
+use autoencoder::data::{self, DataOptions, Dataset, IMAGE_LEN, NUM_CLASSES};
+use autoencoder::models::ModelKind;
+use autoencoder::train::{self, TrainConfig};
 use autoencoder::Error;
 use std::io::Write;
 
-#[test]
-fn real_fashion_mnist_loads_verifies_and_splits_56000_7000_7000() {
-    let ds = match data::load(&DataOptions::default()) {
-        Ok(ds) => ds,
+/// The real data, or `None` after a visible skip line; under CI=true absent data fails.
+fn real_data() -> Option<Dataset> {
+    match data::load(&DataOptions::default()) {
+        Ok(ds) => Some(ds),
         Err(e @ Error::DataNotFound { .. }) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("CI=true but Fashion-MNIST is not installed: {e}");
@@ -17,10 +19,15 @@ fn real_fashion_mnist_loads_verifies_and_splits_56000_7000_7000() {
             // Straight to fd 2: libtest captures `eprintln!` of a passing test, hiding the skip.
             let line = format!("SKIPPED: Fashion-MNIST not found (install the Debian package dataset-fashion-mnist or set FASHION_MNIST_DIR): {e}\n");
             let _ = std::io::stderr().write_all(line.as_bytes());
-            return;
+            None
         }
         Err(e) => panic!("{e}"),
-    };
+    }
+}
+
+#[test]
+fn real_fashion_mnist_loads_verifies_and_splits_56000_7000_7000() {
+    let Some(ds) = real_data() else { return };
     eprintln!("data from {}", ds.origin);
     assert_eq!(ds.len(), 70_000);
     assert_eq!(ds.images.len(), 70_000 * IMAGE_LEN);
@@ -41,4 +48,32 @@ fn real_fashion_mnist_loads_verifies_and_splits_56000_7000_7000() {
     // Fashion-MNIST's mean pixel is about 0.286 (72.94 / 255).
     let mean = ds.mean_pixel(&all);
     assert!((mean - 0.2860).abs() < 0.001, "mean pixel {mean}");
+}
+
+#[test]
+fn a_short_run_on_2000_real_images_clearly_raises_validation_ssim() {
+    let Some(full) = real_data() else { return };
+    let n = 2000;
+    let ds = Dataset {
+        images: full.images[..n * IMAGE_LEN].to_vec(),
+        labels: full.labels[..n].to_vec(),
+        origin: full.origin,
+    };
+    let split = data::split(n, 42);
+    let cfg = TrainConfig {
+        epochs: 4,
+        batch_size: 32,
+        patience: 10,
+        ..TrainConfig::new(ModelKind::Modified)
+    };
+    let out = train::train(&cfg, &ds, &split, &mut |_| {}).unwrap();
+    let ssim: Vec<f64> = out.history.iter().map(|e| e.val_ssim).collect();
+    let loss: Vec<f64> = out.history.iter().map(|e| e.val_loss).collect();
+    assert_eq!(ssim.len(), 4);
+    assert!(ssim[3] > ssim[0] + 0.05, "validation SSIM by epoch: {ssim:?}");
+    assert!(loss[3] < 0.8 * loss[0], "validation loss by epoch: {loss:?}");
+    assert_eq!(
+        out.best_epoch,
+        1 + loss.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
+    );
 }

@@ -1,0 +1,189 @@
+//! The `autoencoder` binary end to end on a small synthetic data set: every subcommand's happy
+//! path, and bad input giving a clear message and a non-zero exit.
+
+use autoencoder::data::idx;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_autoencoder"))
+        .args(args)
+        .output()
+        .expect("run the binary")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// 200 synthetic 28x28 images (a bright square whose size encodes the label) in IDX files.
+fn write_data(dir: &Path) {
+    let n = 200;
+    let mut pixels = vec![0u8; n * 784];
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (i, img) in pixels.chunks_mut(784).enumerate() {
+        let side = 6 + labels[i] as usize;
+        let off = 3 + i % 7;
+        for y in off..off + side {
+            for x in off..off + side {
+                img[y * 28 + x] = 150 + (i % 100) as u8;
+            }
+        }
+    }
+    let (tr, te) = (160, 40);
+    idx::write_images(&dir.join("train-images-idx3-ubyte"), 28, 28, &pixels[..tr * 784], false).unwrap();
+    idx::write_labels(&dir.join("train-labels-idx1-ubyte"), &labels[..tr], false).unwrap();
+    idx::write_images(
+        &dir.join("t10k-images-idx3-ubyte.gz"),
+        28,
+        28,
+        &pixels[tr * 784..(tr + te) * 784],
+        true,
+    )
+    .unwrap();
+    idx::write_labels(&dir.join("t10k-labels-idx1-ubyte.gz"), &labels[tr..tr + te], true).unwrap();
+}
+
+#[test]
+fn every_subcommand_works_on_small_custom_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data);
+    let d = data.to_str().unwrap();
+    let src = ["--data-dir", d, "--allow-custom-data"];
+    let run_dir = tmp.path().join("run");
+    let r = run_dir.to_str().unwrap();
+
+    let models = ok(&["models"]);
+    assert!(models.contains("1640385") && models.contains("1926657"), "{models}");
+
+    let out = ok(&[&["data"], &src[..]].concat());
+    assert!(out.contains("160") && out.contains("20"), "{out}");
+
+    let train_args = [
+        &[
+            "train",
+            "--model",
+            "modified",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--threads",
+            "2",
+            "--out",
+            r,
+        ],
+        &src[..],
+    ]
+    .concat();
+    let out = ok(&train_args);
+    assert!(out.contains("epoch   1") && out.contains("test SSIM"), "{out}");
+    for f in ["best.safetensors", "metrics.csv", "report.json", "reconstructions.png"] {
+        assert!(run_dir.join(f).is_file(), "missing {f}");
+    }
+    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["model"], "modified");
+    assert_eq!(report["hyperparameters"]["batch_size"], 16);
+    assert_eq!(report["test"]["count"], 20);
+    for k in ["epochs_run", "best_epoch", "wall_time_s", "train_images_per_s"] {
+        assert!(report[k].is_number(), "report.json lacks {k}");
+    }
+
+    // An existing run is not overwritten without --force.
+    let err = fails(&train_args);
+    assert!(err.contains("--force"), "{err}");
+
+    let ckpt = run_dir.join("best.safetensors");
+    let c = ckpt.to_str().unwrap();
+    let out = ok(&[&["eval", "--checkpoint", c, "--split", "val", "--json"], &src[..]].concat());
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["split"], "val");
+    assert_eq!(v["count"], 20);
+    for k in ["model", "ssim", "ssim_uniform7", "mse"] {
+        assert!(!v[k].is_null(), "eval --json lacks {k}");
+    }
+
+    let npy = tmp.path().join("recon.npy");
+    let png = tmp.path().join("recon.png");
+    ok(&[
+        &[
+            "reconstruct",
+            "--checkpoint",
+            c,
+            "--count",
+            "5",
+            "--npy",
+            npy.to_str().unwrap(),
+            "--png",
+            png.to_str().unwrap(),
+        ],
+        &src[..],
+    ]
+    .concat());
+    let set = autoencoder::npy::read_images(&npy).unwrap();
+    assert_eq!((set.n, set.h, set.w), (5, 28, 28));
+    assert!(png.is_file());
+
+    // The user's own images: an IDX file, all of them by default.
+    let own = data.join("t10k-images-idx3-ubyte.gz");
+    let npy2 = tmp.path().join("own.npy");
+    ok(&[
+        "reconstruct",
+        "--checkpoint",
+        c,
+        "--input",
+        own.to_str().unwrap(),
+        "--npy",
+        npy2.to_str().unwrap(),
+    ]);
+    assert_eq!(autoencoder::npy::read_images(&npy2).unwrap().n, 40);
+
+    let codes = tmp.path().join("codes.npy");
+    ok(&[
+        &["encode", "--checkpoint", c, "--out", codes.to_str().unwrap()],
+        &src[..],
+    ]
+    .concat());
+    assert!(tmp.path().join("codes.labels.npy").is_file());
+    let bytes = std::fs::read(&codes).unwrap();
+    assert_eq!(npyz::NpyFile::new(&bytes[..]).unwrap().shape(), &[20, 128]);
+
+    let table = ok(&["compare", r, r]);
+    assert_eq!(table.lines().filter(|l| l.contains("modified")).count(), 2, "{table}");
+}
+
+#[test]
+fn bad_input_gives_a_clear_message_and_nonzero_exit() {
+    let err = fails(&["eval", "--checkpoint", "/nonexistent/best.safetensors"]);
+    assert!(err.contains("/nonexistent/best.safetensors"), "{err}");
+    let err = fails(&["train", "--model", "resnet"]);
+    assert!(err.contains("resnet") && err.contains("baseline or modified"), "{err}");
+    let err = fails(&["train", "--lr", "0"]);
+    assert!(err.contains("--lr"), "{err}");
+    let err = fails(&["train", "--batch-size", "0"]);
+    assert!(err.contains("--batch-size"), "{err}");
+    let err = fails(&["train", "--data-dir", "/nonexistent/data", "--out", "/nonexistent/run"]);
+    assert!(err.contains("/nonexistent"), "{err}");
+    let err = fails(&["compare", "/nonexistent/run"]);
+    assert!(err.contains("report.json"), "{err}");
+    let err = fails(&["bench", "--batch-size", "0"]);
+    assert!(err.contains("--batch-size"), "{err}");
+}
