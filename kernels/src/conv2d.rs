@@ -1,27 +1,45 @@
-//! Conv2D over NHWC batches, Keras semantics (cross-correlation, TF 'same' padding), through
-//! per-image im2col + GEMM: one image's patch matrix `[h_out * w_out, k * k * c_in]` (under
-//! 1 MB for the models' largest layer) stays in L2, unlike a whole batch's (58 MB).
+//! Conv2D over NHWC batches, Keras semantics (cross-correlation, TF 'same' padding).
+//!
+//! Fast paths, chosen per pass: the forward pass (and, for stride 1, the input gradient, which
+//! is then a convolution with the flipped kernel) runs the register-tiled direct kernel of
+//! `conv_direct` on a zero-padded copy of each image; the stride-1 weight gradient is nine
+//! GEMMs per image over shifted views of that padded copy. The remaining passes (stride 2)
+//! use per-image im2col + GEMM: one image's patch matrix `[h_out * w_out, k * k * c_in]` stays
+//! in L2, unlike a whole batch's (58 MB for a 28x28x32 layer).
 //!
 //! Buffers: `x [n, h_in, w_in, c_in]`, `w [k, k, c_in, c_out]`, `b [c_out]`,
 //! `y [n, h_out, w_out, c_out]`; `scratch` holds `scratch_len(g, n)` floats.
 
 use crate::gemm::{gemm, Mat};
 use crate::geom::ConvGeom;
-use crate::{simd, IMAGES_PER_TASK};
+use crate::{conv_direct, simd, IMAGES_PER_TASK};
 use rayon::prelude::*;
 
 fn tasks(n: usize) -> usize {
     n.div_ceil(IMAGES_PER_TASK)
 }
 
-/// Per task: one image's patch matrix, a partial dW and a partial db.
-fn task_scratch(g: &ConvGeom) -> usize {
-    g.cols_len() + g.w_len() + g.c_out
+/// Columns of the padded-width grid the stride-1 weight gradient runs over.
+fn grid_w(g: &ConvGeom) -> usize {
+    conv_direct::padded_dims(g).1
 }
 
-/// Scratch floats any pass over `n` images needs.
+/// Per task: a work area (patch matrix, or padded image plus padded-width dy), then a partial
+/// dW and a partial db.
+fn task_scratch(g: &ConvGeom) -> usize {
+    let mut work = g.cols_len().max(conv_direct::padded_len(g));
+    if g.stride == 1 {
+        work = work
+            .max(conv_direct::padded_len(&conv_direct::backward_input_geom(g)))
+            .max(conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out);
+    }
+    work + g.w_len() + g.c_out
+}
+
+/// Scratch floats any pass over `n` images needs: two rearranged copies of the kernel, shared
+/// by all tasks, then one area per task.
 pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
-    tasks(n) * task_scratch(g)
+    2 * g.w_len() + tasks(n) * task_scratch(g)
 }
 
 fn check(g: &ConvGeom, n: usize, x: usize, w: usize, y: usize, scratch: usize) {
@@ -82,17 +100,24 @@ pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, 
     if let Some(b) = b {
         assert_eq!(b.len(), g.c_out, "conv2d: b length");
     }
-    let (p, pl) = (g.h_out * g.w_out, g.patch_len());
+    let (wt, rest) = scratch.split_at_mut(2 * g.w_len());
+    let wt = &mut wt[..g.w_len()];
+    let narrow = g.c_out % 8 != 0;
+    if narrow {
+        conv_direct::transpose_weights(g, w, wt);
+    }
+    let wt = &*wt;
     y.par_chunks_mut(IMAGES_PER_TASK * g.y_len())
         .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
-        .zip(scratch.par_chunks_mut(task_scratch(g)))
+        .zip(rest.par_chunks_mut(task_scratch(g)))
         .for_each(|((yt, xt), s)| {
-            let cols = &mut s[..g.cols_len()];
+            let xp = &mut s[..conv_direct::padded_len(g)];
             for (yi, xi) in yt.chunks_mut(g.y_len()).zip(xt.chunks(g.x_len())) {
-                im2col(g, xi, cols);
-                gemm(Mat::rows(cols, p, pl), Mat::rows(w, pl, g.c_out), 0.0, yi);
-                if let Some(b) = b {
-                    simd::add_bias_rows(b, yi);
+                conv_direct::pad_input(g, xi, xp);
+                if narrow {
+                    conv_direct::forward_narrow(g, xp, wt, b, yi);
+                } else {
+                    conv_direct::forward_tiled(g, xp, w, b, yi);
                 }
             }
         });
@@ -104,10 +129,37 @@ pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, 
 /// If a slice length disagrees with `g` and `n`.
 pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
     check(g, n, dx.len(), w.len(), dy.len(), scratch.len());
+    let (shared, rest) = scratch.split_at_mut(2 * g.w_len());
+    if g.stride == 1 {
+        // dx = conv(dy) with the flipped kernel: the direct kernel, no col2im.
+        let gb = conv_direct::backward_input_geom(g);
+        let (wf, wt) = shared.split_at_mut(g.w_len());
+        conv_direct::flip_weights(g, w, wf);
+        let narrow = gb.c_out % 8 != 0;
+        if narrow {
+            conv_direct::transpose_weights(&gb, wf, wt);
+        }
+        let (wf, wt) = (&*wf, &*wt);
+        dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
+            .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
+            .zip(rest.par_chunks_mut(task_scratch(g)))
+            .for_each(|((dxt, dyt), s)| {
+                let dyp = &mut s[..conv_direct::padded_len(&gb)];
+                for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
+                    conv_direct::pad_input(&gb, dyi, dyp);
+                    if narrow {
+                        conv_direct::forward_narrow(&gb, dyp, wt, None, dxi);
+                    } else {
+                        conv_direct::forward_tiled(&gb, dyp, wf, None, dxi);
+                    }
+                }
+            });
+        return;
+    }
     let (p, pl) = (g.h_out * g.w_out, g.patch_len());
     dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
         .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
-        .zip(scratch.par_chunks_mut(task_scratch(g)))
+        .zip(rest.par_chunks_mut(task_scratch(g)))
         .for_each(|((dxt, dyt), s)| {
             let cols = &mut s[..g.cols_len()];
             for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
@@ -132,21 +184,31 @@ pub fn backward_weight(
     scratch: &mut [f32],
 ) {
     check(g, n, x.len(), dw.len(), dy.len(), scratch.len());
-    let (p, pl, cl, wl) = (g.h_out * g.w_out, g.patch_len(), g.cols_len(), g.w_len());
     let ts = task_scratch(g);
+    let work = ts - g.w_len() - g.c_out;
     let want_db = db.is_some();
-    scratch[..tasks(n) * ts]
-        .par_chunks_mut(ts)
+    let rest = &mut scratch[2 * g.w_len()..][..tasks(n) * ts];
+    rest.par_chunks_mut(ts)
         .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
         .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
         .for_each(|((s, xt), dyt)| {
-            let (cols, rest) = s.split_at_mut(cl);
-            let (dw_t, db_t) = rest.split_at_mut(wl);
+            let (work, partial) = s.split_at_mut(work);
+            let (dw_t, db_t) = partial.split_at_mut(g.w_len());
+            dw_t.fill(0.0);
             db_t.fill(0.0);
-            for (i, (xi, dyi)) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())).enumerate() {
-                im2col(g, xi, cols);
-                let beta = if i == 0 { 0.0 } else { 1.0 };
-                gemm(Mat::t(cols, pl, p), Mat::rows(dyi, p, g.c_out), beta, dw_t);
+            for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
+                if g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0 {
+                    let xp = &mut work[..conv_direct::padded_len(g)];
+                    conv_direct::pad_input(g, xi, xp);
+                    conv_direct::weight_grad_single_channel_acc(g, xp, dyi, dw_t);
+                } else if g.stride == 1 {
+                    weight_grad_shifted_acc(g, xi, dyi, work, dw_t);
+                } else {
+                    let cols = &mut work[..g.cols_len()];
+                    im2col(g, xi, cols);
+                    let p = g.h_out * g.w_out;
+                    gemm(Mat::t(cols, g.patch_len(), p), Mat::rows(dyi, p, g.c_out), 1.0, dw_t);
+                }
                 if want_db {
                     simd::sum_rows_acc(dyi, db_t);
                 }
@@ -157,10 +219,40 @@ pub fn backward_weight(
         assert_eq!(db.len(), g.c_out, "conv2d: db length");
         db.fill(0.0);
     }
-    for s in scratch[..tasks(n) * ts].chunks(ts) {
-        simd::add_assign(&s[cl..cl + wl], dw);
+    for s in rest.chunks(ts) {
+        simd::add_assign(&s[work..work + g.w_len()], dw);
         if let Some(db) = db.as_deref_mut() {
-            simd::add_assign(&s[cl + wl..], db);
+            simd::add_assign(&s[work + g.w_len()..], db);
+        }
+    }
+}
+
+/// dw[kh,kw] += xpad_shifted(kh,kw)ᵀ dy for one image, stride 1: over the padded-width grid
+/// (`grid_w` columns per row, dy zero in the extra columns), the input window of tap (kh, kw)
+/// is one contiguous run of the padded image, so each tap is a single GEMM with K = pixels.
+fn weight_grad_shifted_acc(g: &ConvGeom, x: &[f32], dy: &[f32], work: &mut [f32], dw: &mut [f32]) {
+    let wp = grid_w(g);
+    let (xp, dyp) = work.split_at_mut(conv_direct::padded_len(g));
+    let dyp = &mut dyp[..g.h_out * wp * g.c_out]; // [h_out, wp, c_out]
+    conv_direct::pad_input(g, x, xp);
+    dyp.fill(0.0);
+    for (src, dst) in dy
+        .chunks_exact(g.w_out * g.c_out)
+        .zip(dyp.chunks_exact_mut(wp * g.c_out))
+    {
+        dst[..g.w_out * g.c_out].copy_from_slice(src);
+    }
+    let pixels = g.h_out * wp;
+    let tap_len = g.c_in * g.c_out;
+    for kh in 0..g.k {
+        for kw in 0..g.k {
+            let a = Mat::t(&xp[(kh * wp + kw) * g.c_in..], g.c_in, pixels);
+            gemm(
+                a,
+                Mat::rows(dyp, pixels, g.c_out),
+                1.0,
+                &mut dw[(kh * g.k + kw) * tap_len..][..tap_len],
+            );
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod activation;
 pub mod adam;
 pub mod conv2d;
+pub mod conv_direct;
 pub mod conv_transpose2d;
 pub mod dense;
 pub mod gemm;
