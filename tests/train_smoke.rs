@@ -143,3 +143,30 @@ fn checkpoint_round_trip_is_bit_exact_and_bad_files_are_clear_errors() {
         .to_string();
     assert!(err.contains("nope.safetensors"), "{err}");
 }
+
+#[test]
+fn training_is_bitwise_identical_on_one_and_two_threads() {
+    use autoencoder::data::{self, Dataset};
+    use autoencoder::train::{self, TrainConfig};
+    let images = blobs(120, 4);
+    let ds = Dataset {
+        images: images.data().iter().map(|&v| (v * 255.0).round() as u8).collect(),
+        labels: (0..120).map(|i| (i % 10) as u8).collect(),
+        origin: "synthetic".to_string(),
+    };
+    let split = data::split(ds.len(), 42);
+    for kind in ModelKind::ALL {
+        // Batch 10 is not a multiple of the 4-image task size, so a ragged last task is covered.
+        let cfg = TrainConfig { epochs: 2, batch_size: 10, ..TrainConfig::new(kind) };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let out = pool.install(|| train::train(&cfg, &ds, &split, &mut |_| {}).unwrap());
+            let weights: Vec<u32> = out.model.params().flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits())).collect();
+            let losses: Vec<u64> = out.history.iter().map(|e| e.val_loss.to_bits()).collect();
+            (weights, losses)
+        };
+        let one = run(1);
+        assert!(one == run(2), "{kind}: 1 and 2 threads differ");
+        assert!(one == run(2), "{kind}: two runs differ");
+    }
+}
