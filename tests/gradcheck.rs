@@ -27,10 +27,15 @@ use proptest::test_runner::TestCaseError;
 
 const H_LINEAR: f32 = 0.25;
 const H_NONLINEAR: f32 = 1.0 / 64.0;
-const COORDS: usize = 8;
+const COORDS: usize = 16;
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 48, ..ProptestConfig::default() }
+    // No failure-persistence files: the minimal failing input is printed instead.
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Compares analytic gradients with central differences on up to COORDS random coordinates
@@ -49,7 +54,9 @@ fn gradcheck(
         let coords: Vec<usize> = if len <= COORDS {
             (0..len).collect()
         } else {
-            (0..COORDS).map(|_| (rng.next_u64() % len as u64) as usize).collect()
+            (0..COORDS)
+                .map(|_| (rng.next_u64() % len as u64) as usize)
+                .collect()
         };
         for i in coords {
             let x0 = p[k][i];
@@ -99,7 +106,18 @@ fn pad(same: bool) -> Padding {
 
 /// Conv2D (+ activation): y = act(conv(x, w) + b). The arguments mirror the property's.
 #[allow(clippy::too_many_arguments)]
-fn conv2d_case(n: usize, h: usize, w: usize, ci: usize, co: usize, k: usize, s: usize, same: bool, act: Activation, seed: u64) -> Result<(), TestCaseError> {
+fn conv2d_case(
+    n: usize,
+    h: usize,
+    w: usize,
+    ci: usize,
+    co: usize,
+    k: usize,
+    s: usize,
+    same: bool,
+    act: Activation,
+    seed: u64,
+) -> Result<(), TestCaseError> {
     let Some(g) = ConvGeom::new(h, w, ci, co, k, s, pad(same)) else {
         return Err(TestCaseError::reject("valid leaves no output"));
     };
@@ -121,7 +139,11 @@ fn conv2d_case(n: usize, h: usize, w: usize, ci: usize, co: usize, k: usize, s: 
     let mut dz = vec![0.0; y.len()];
     activation::backward(act, &y, &r, &mut dz);
     let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
-    let (mut dx, mut dw, mut db) = (vec![0.0; params[0].len()], vec![0.0; g.w_len()], vec![0.0; co]);
+    let (mut dx, mut dw, mut db) = (
+        vec![0.0; params[0].len()],
+        vec![0.0; g.w_len()],
+        vec![0.0; co],
+    );
     conv2d::backward_input(&g, n, &dz, &params[1], &mut dx, &mut s);
     conv2d::backward_weight(&g, n, &params[0], &dz, &mut dw, Some(&mut db), &mut s);
     let loss = |p: &[Vec<f32>]| {
@@ -129,10 +151,23 @@ fn conv2d_case(n: usize, h: usize, w: usize, ci: usize, co: usize, k: usize, s: 
         activation::forward(act, &mut y);
         dot64(&y, &r)
     };
-    gradcheck(&params, &["x", "w", "b"], &[dx, dw, db], &loss, h_step, &mut rng)
+    gradcheck(
+        &params,
+        &["x", "w", "b"],
+        &[dx, dw, db],
+        &loss,
+        h_step,
+        &mut rng,
+    )
 }
 
-fn dense_case(n: usize, ci: usize, co: usize, act: Activation, seed: u64) -> Result<(), TestCaseError> {
+fn dense_case(
+    n: usize,
+    ci: usize,
+    co: usize,
+    act: Activation,
+    seed: u64,
+) -> Result<(), TestCaseError> {
     let mut rng = Rng::new(seed);
     let params = vec![rng.vec(n * ci), rng.vec(ci * co), rng.vec(co)];
     let mut r = rng.vec(n * co);
@@ -156,7 +191,14 @@ fn dense_case(n: usize, ci: usize, co: usize, act: Activation, seed: u64) -> Res
         activation::forward(act, &mut y);
         dot64(&y, &r)
     };
-    gradcheck(&params, &["x", "w", "b"], &[dx, dw, db], &loss, h_step, &mut rng)
+    gradcheck(
+        &params,
+        &["x", "w", "b"],
+        &[dx, dw, db],
+        &loss,
+        h_step,
+        &mut rng,
+    )
 }
 
 proptest! {
