@@ -2,8 +2,8 @@
 //! dense followed by ReLU or sigmoid through `kernels::activation`).
 //!
 //! Loss: L = sum(y * r) for a random r, with y computed in f32 by the fast kernel and the sum
-//! taken in f64. Each property checks a random subset of coordinates of x, w and b (all of b)
-//! against the central difference (L(p + h) - L(p - h)) / (p_+ - p_-), where p_± are the
+//! taken in f64. Each property runs 512 random cases and checks up to 16 random coordinates
+//! of each of x, w and b (all of them when there are at most 16) against the central difference (L(p + h) - L(p - h)) / (p_+ - p_-), where p_± are the
 //! f32-rounded perturbed values, so the step is exact.
 //!
 //! Tolerance: |analytic - fd| <= 1e-3 + 1e-3 |fd|. The linear ops use h = 1/4 (central
@@ -32,7 +32,7 @@ const COORDS: usize = 16;
 fn config() -> ProptestConfig {
     // No failure-persistence files: the minimal failing input is printed instead.
     ProptestConfig {
-        cases: 256,
+        cases: 512,
         failure_persistence: None,
         ..ProptestConfig::default()
     }
