@@ -6,9 +6,7 @@
 //! machine is shared; treat the figures as ratios.
 
 use criterion::measurement::WallTime;
-use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
-};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use kernels::adam::{self, AdamConfig};
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::upsample2d::UpGeom;
@@ -48,8 +46,7 @@ fn conv_shapes() -> Vec<(&'static str, ConvGeom)> {
 
 /// Conv2DTranspose layers of the modified model (geometry: the conv reading their output).
 fn convt_shapes() -> Vec<(&'static str, ConvGeom)> {
-    let t =
-        |h, ci, co, s| ConvGeom::transpose(h, h, ci, co, 3, s, Padding::Same).expect("geometry");
+    let t = |h, ci, co, s| ConvGeom::transpose(h, h, ci, co, 3, s, Padding::Same).expect("geometry");
     vec![
         ("mod T 128->128 s2 7->14", t(7, 128, 128, 2)),
         ("mod T 128->64 s2 14->28", t(14, 128, 64, 2)),
@@ -94,26 +91,12 @@ fn bench_conv2d(c: &mut Criterion) {
         let mut d = bufs(&g);
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| {
-                conv2d::forward(
-                    &g,
-                    BATCH,
-                    &d.x,
-                    &d.w,
-                    Some(&d.b[..g.c_out]),
-                    &mut d.y,
-                    &mut d.s,
-                )
-            })
+            bn.iter(|| conv2d::forward(&g, BATCH, &d.x, &d.w, Some(&d.b[..g.c_out]), &mut d.y, &mut d.s))
         });
     }
     // The naive twin at one shape, at batch 4 (it is slow); compare per-FLOP rates.
     let g = conv(28, 32, 32, 1);
-    let (x, w, mut y) = (
-        data(4 * g.x_len(), 1),
-        data(g.w_len(), 2),
-        vec![0.0; 4 * g.y_len()],
-    );
+    let (x, w, mut y) = (data(4 * g.x_len(), 1), data(g.w_len(), 2), vec![0.0; 4 * g.y_len()]);
     grp.throughput(Throughput::Elements(2 * (4 * g.macs()) as u64));
     grp.bench_function("naive base 32->32 28x28 (batch 4)", |bn| {
         bn.iter(|| conv2d::forward_naive(&g, 4, &x, &w, None, &mut y))
@@ -136,9 +119,7 @@ fn bench_conv2d(c: &mut Criterion) {
         let mut db = vec![0.0; g.c_out];
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| {
-                conv2d::backward_weight(&g, BATCH, &d.x, &d.y, &mut d.w, Some(&mut db), &mut d.s)
-            })
+            bn.iter(|| conv2d::backward_weight(&g, BATCH, &d.x, &d.y, &mut d.w, Some(&mut db), &mut d.s))
         });
     }
     grp.finish();
@@ -151,9 +132,7 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
         let mut d = bufs(&g);
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| {
-                conv_transpose2d::forward(&g, BATCH, &d.y, &d.w, &d.b[..g.c_in], &mut d.x, &mut d.s)
-            })
+            bn.iter(|| conv_transpose2d::forward(&g, BATCH, &d.y, &d.w, &d.b[..g.c_in], &mut d.x, &mut d.s))
         });
     }
     let g = convt_shapes()[0].1;
@@ -185,21 +164,14 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
         let mut db = vec![0.0; g.c_in];
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| {
-                conv_transpose2d::backward_weight(
-                    &g, BATCH, &d.y, &d.x, &mut d.w, &mut db, &mut d.s,
-                )
-            })
+            bn.iter(|| conv_transpose2d::backward_weight(&g, BATCH, &d.y, &d.x, &mut d.w, &mut db, &mut d.s))
         });
     }
     grp.finish();
 }
 
 fn bench_dense(c: &mut Criterion) {
-    let shapes = [
-        ("base 6272->128", 6272usize, 128usize),
-        ("base 128->6272", 128, 6272),
-    ];
+    let shapes = [("base 6272->128", 6272usize, 128usize), ("base 128->6272", 128, 6272)];
     let fl = |ci: usize, co: usize| Throughput::Elements(2 * (BATCH * ci * co) as u64);
     let mut grp = short(c, "dense/forward");
     for &(name, ci, co) in &shapes {
@@ -210,9 +182,7 @@ fn bench_dense(c: &mut Criterion) {
             vec![0.0; BATCH * co],
         );
         grp.throughput(fl(ci, co));
-        grp.bench_function(name, |bn| {
-            bn.iter(|| dense::forward(BATCH, ci, co, &x, &w, &b, &mut y))
-        });
+        grp.bench_function(name, |bn| bn.iter(|| dense::forward(BATCH, ci, co, &x, &w, &b, &mut y)));
     }
     let (ci, co) = (6272, 128);
     let (x, w, b, mut y) = (

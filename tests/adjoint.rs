@@ -50,10 +50,7 @@ fn conv_geoms() -> Vec<(String, ConvGeom)> {
         (7, 2, 2, 5, 2, Padding::Same),
     ] {
         let g = ConvGeom::transpose(h, h + 1, ci, co, k, s, p).expect("geometry");
-        v.push((
-            format!("transpose-geom {h}x{} c{ci}->{co} k{k} s{s} {p:?}", h + 1),
-            g,
-        ));
+        v.push((format!("transpose-geom {h}x{} c{ci}->{co} k{k} s{s} {p:?}", h + 1), g));
     }
     v
 }
@@ -63,11 +60,7 @@ fn conv2d_backward_input_is_the_adjoint_of_forward() {
     let mut rng = Rng::new(1);
     let n = 3;
     for (name, g) in conv_geoms() {
-        let (x, w, y) = (
-            rng.vec(n * g.x_len()),
-            rng.vec(g.w_len()),
-            rng.vec(n * g.y_len()),
-        );
+        let (x, w, y) = (rng.vec(n * g.x_len()), rng.vec(g.w_len()), rng.vec(n * g.y_len()));
         let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
         let (mut ax, mut aty) = (vec![0.0; y.len()], vec![0.0; x.len()]);
         conv2d::forward(&g, n, &x, &w, None, &mut ax, &mut s);
@@ -82,11 +75,7 @@ fn conv_transpose2d_backward_input_is_the_adjoint_of_forward() {
     let n = 2;
     for (name, g) in conv_geoms() {
         // Layer input [n, h_out, w_out, c_out] of g, output [n, h_in, w_in, c_in].
-        let (x, w, y) = (
-            rng.vec(n * g.y_len()),
-            rng.vec(g.w_len()),
-            rng.vec(n * g.x_len()),
-        );
+        let (x, w, y) = (rng.vec(n * g.y_len()), rng.vec(g.w_len()), rng.vec(n * g.x_len()));
         let b = vec![0.0; g.c_in];
         let mut s = vec![0.0; conv_transpose2d::scratch_len(&g, n)];
         let (mut ax, mut aty) = (vec![0.0; y.len()], vec![0.0; x.len()]);
@@ -100,10 +89,7 @@ fn conv_transpose2d_backward_input_is_the_adjoint_of_forward() {
 fn conv2d_backward_input_equals_conv_transpose2d_forward() {
     let mut rng = Rng::new(3);
     let n = 2;
-    let tol = Tol {
-        abs: 1e-5,
-        rel: 1e-5,
-    };
+    let tol = Tol { abs: 1e-5, rel: 1e-5 };
     for (name, g) in conv_geoms() {
         let (dy, w) = (rng.vec(n * g.y_len()), rng.vec(g.w_len()));
         let b = vec![0.0; g.c_in];
@@ -111,23 +97,11 @@ fn conv2d_backward_input_equals_conv_transpose2d_forward() {
         let (mut dx, mut yt) = (vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()]);
         conv2d::backward_input(&g, n, &dy, &w, &mut dx, &mut s);
         conv_transpose2d::forward(&g, n, &dy, &w, &b, &mut yt, &mut s);
-        assert_close(
-            &name,
-            "fast: conv2d dx vs conv_transpose2d y",
-            &dx,
-            &yt,
-            tol,
-        );
+        assert_close(&name, "fast: conv2d dx vs conv_transpose2d y", &dx, &yt, tol);
         let (mut dx_n, mut yt_n) = (vec![0.0; dx.len()], vec![0.0; dx.len()]);
         conv2d::backward_input_naive(&g, n, &dy, &w, &mut dx_n);
         conv_transpose2d::forward_naive(&g, n, &dy, &w, &b, &mut yt_n);
-        assert_close(
-            &name,
-            "naive: conv2d dx vs conv_transpose2d y",
-            &dx_n,
-            &yt_n,
-            tol,
-        );
+        assert_close(&name, "naive: conv2d dx vs conv_transpose2d y", &dx_n, &yt_n, tol);
         assert_close(&name, "fast vs naive transpose", &yt, &yt_n, tol);
     }
 }
@@ -141,23 +115,14 @@ fn dense_backward_input_is_the_adjoint_of_forward() {
         let (mut ax, mut aty) = (vec![0.0; y.len()], vec![0.0; x.len()]);
         dense::forward(n, ci, co, &x, &w, &b, &mut ax);
         dense::backward_input(n, ci, co, &y, &w, &mut aty);
-        assert_adjoint(
-            &format!("dense n{n} {ci}->{co}"),
-            dot64(&ax, &y),
-            dot64(&x, &aty),
-        );
+        assert_adjoint(&format!("dense n{n} {ci}->{co}"), dot64(&ax, &y), dot64(&x, &aty));
     }
 }
 
 #[test]
 fn upsample2d_backward_input_is_the_adjoint_of_forward() {
     let mut rng = Rng::new(5);
-    for &(n, h, w, c, f) in &[
-        (5, 7, 7, 3, 2),
-        (2, 13, 11, 5, 2),
-        (3, 4, 5, 9, 3),
-        (1, 1, 1, 1, 1),
-    ] {
+    for &(n, h, w, c, f) in &[(5, 7, 7, 3, 2), (2, 13, 11, 5, 2), (3, 4, 5, 9, 3), (1, 1, 1, 1, 1)] {
         let g = UpGeom { h, w, c, factor: f };
         let (x, y) = (rng.vec(n * g.x_len()), rng.vec(n * g.y_len()));
         let (mut ax, mut aty) = (vec![0.0; y.len()], vec![0.0; x.len()]);

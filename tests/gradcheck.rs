@@ -54,9 +54,7 @@ fn gradcheck(
         let coords: Vec<usize> = if len <= COORDS {
             (0..len).collect()
         } else {
-            (0..COORDS)
-                .map(|_| (rng.next_u64() % len as u64) as usize)
-                .collect()
+            (0..COORDS).map(|_| (rng.next_u64() % len as u64) as usize).collect()
         };
         for i in coords {
             let x0 = p[k][i];
@@ -139,11 +137,7 @@ fn conv2d_case(
     let mut dz = vec![0.0; y.len()];
     activation::backward(act, &y, &r, &mut dz);
     let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
-    let (mut dx, mut dw, mut db) = (
-        vec![0.0; params[0].len()],
-        vec![0.0; g.w_len()],
-        vec![0.0; co],
-    );
+    let (mut dx, mut dw, mut db) = (vec![0.0; params[0].len()], vec![0.0; g.w_len()], vec![0.0; co]);
     conv2d::backward_input(&g, n, &dz, &params[1], &mut dx, &mut s);
     conv2d::backward_weight(&g, n, &params[0], &dz, &mut dw, Some(&mut db), &mut s);
     let loss = |p: &[Vec<f32>]| {
@@ -151,23 +145,10 @@ fn conv2d_case(
         activation::forward(act, &mut y);
         dot64(&y, &r)
     };
-    gradcheck(
-        &params,
-        &["x", "w", "b"],
-        &[dx, dw, db],
-        &loss,
-        h_step,
-        &mut rng,
-    )
+    gradcheck(&params, &["x", "w", "b"], &[dx, dw, db], &loss, h_step, &mut rng)
 }
 
-fn dense_case(
-    n: usize,
-    ci: usize,
-    co: usize,
-    act: Activation,
-    seed: u64,
-) -> Result<(), TestCaseError> {
+fn dense_case(n: usize, ci: usize, co: usize, act: Activation, seed: u64) -> Result<(), TestCaseError> {
     let mut rng = Rng::new(seed);
     let params = vec![rng.vec(n * ci), rng.vec(ci * co), rng.vec(co)];
     let mut r = rng.vec(n * co);
@@ -191,14 +172,7 @@ fn dense_case(
         activation::forward(act, &mut y);
         dot64(&y, &r)
     };
-    gradcheck(
-        &params,
-        &["x", "w", "b"],
-        &[dx, dw, db],
-        &loss,
-        h_step,
-        &mut rng,
-    )
+    gradcheck(&params, &["x", "w", "b"], &[dx, dw, db], &loss, h_step, &mut rng)
 }
 
 proptest! {

@@ -44,11 +44,7 @@ fn check_loss(case: &Value, y: &[f32], r: &[f32]) {
     let l = dot64(y, r);
     let e = number(case, "loss");
     let tol = FWD.abs * (y.len() as f64).sqrt() + FWD.rel * e.abs();
-    assert!(
-        (l - e).abs() <= tol,
-        "{}: loss sum(y*R) {l} vs {e}",
-        case_name(case)
-    );
+    assert!((l - e).abs() <= tol, "{}: loss sum(y*R) {l} vs {e}", case_name(case));
 }
 
 fn conv2d_case(case: &Value) {
@@ -65,11 +61,7 @@ fn conv2d_case(case: &Value) {
     let c_out = w.shape[3];
     let (k, s) = (square(case, "kernel_size"), square(case, "strides"));
     let g = ConvGeom::new(h, wd, c_in, c_out, k, s, padding(case)).expect("geometry");
-    assert_eq!(
-        r.shape,
-        [n, g.h_out, g.w_out, c_out],
-        "{name}: output shape"
-    );
+    assert_eq!(r.shape, [n, g.h_out, g.w_out, c_out], "{name}: output shape");
     let (xf, wf, bf, rf) = (x.f32(), w.f32(), b.f32(), r.f32());
     let mut scratch = vec![0.0; conv2d::scratch_len(&g, n)];
     let mut y = vec![0.0; n * g.y_len()];
@@ -78,22 +70,10 @@ fn conv2d_case(case: &Value) {
     check_loss(case, &y, &rf);
     let mut dx = vec![0.0; xf.len()];
     conv2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch);
-    assert_close(
-        name,
-        "grad_input",
-        &dx,
-        &array(case, "grad_input").data,
-        GRAD,
-    );
+    assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
     let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; c_out]);
     conv2d::backward_weight(&g, n, &xf, &rf, &mut dw, Some(&mut db), &mut scratch);
-    assert_close(
-        name,
-        "grad_kernel",
-        &dw,
-        &array(case, "grad_kernel").data,
-        GRAD,
-    );
+    assert_close(name, "grad_kernel", &dw, &array(case, "grad_kernel").data, GRAD);
     assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
 }
 
@@ -111,11 +91,7 @@ fn conv_transpose_case(case: &Value) {
     let filters = w.shape[2];
     let (k, s) = (square(case, "kernel_size"), square(case, "strides"));
     let g = ConvGeom::transpose(h, wd, c_in, filters, k, s, padding(case)).expect("geometry");
-    assert_eq!(
-        r.shape,
-        [n, g.h_in, g.w_in, filters],
-        "{name}: output shape"
-    );
+    assert_eq!(r.shape, [n, g.h_in, g.w_in, filters], "{name}: output shape");
     let (xf, wf, bf, rf) = (x.f32(), w.f32(), b.f32(), r.f32());
     let mut scratch = vec![0.0; conv_transpose2d::scratch_len(&g, n)];
     let mut y = vec![0.0; n * g.x_len()];
@@ -124,22 +100,10 @@ fn conv_transpose_case(case: &Value) {
     check_loss(case, &y, &rf);
     let mut dx = vec![0.0; xf.len()];
     conv_transpose2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch);
-    assert_close(
-        name,
-        "grad_input",
-        &dx,
-        &array(case, "grad_input").data,
-        GRAD,
-    );
+    assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
     let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; filters]);
     conv_transpose2d::backward_weight(&g, n, &xf, &rf, &mut dw, &mut db, &mut scratch);
-    assert_close(
-        name,
-        "grad_kernel",
-        &dw,
-        &array(case, "grad_kernel").data,
-        GRAD,
-    );
+    assert_close(name, "grad_kernel", &dw, &array(case, "grad_kernel").data, GRAD);
     assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
 }
 
@@ -166,13 +130,7 @@ fn maxpool_case(case: &Value) {
     check_loss(case, &y, &rf);
     let mut dx = vec![0.0; xf.len()];
     maxpool2d::backward_input(&g, n, &rf, &arg, &mut dx);
-    assert_close(
-        name,
-        "grad_input",
-        &dx,
-        &array(case, "grad_input").data,
-        GRAD,
-    );
+    assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
 }
 
 fn upsample_case(case: &Value) {
@@ -199,13 +157,7 @@ fn upsample_case(case: &Value) {
     check_loss(case, &y, &rf);
     let mut dx = vec![0.0; xf.len()];
     upsample2d::backward_input(&g, n, &rf, &mut dx);
-    assert_close(
-        name,
-        "grad_input",
-        &dx,
-        &array(case, "grad_input").data,
-        GRAD,
-    );
+    assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
 }
 
 fn dense_case(case: &Value) {
@@ -227,22 +179,10 @@ fn dense_case(case: &Value) {
     check_loss(case, &y, &rf);
     let mut dx = vec![0.0; xf.len()];
     dense::backward_input(n, c_in, c_out, &rf, &wf, &mut dx);
-    assert_close(
-        name,
-        "grad_input",
-        &dx,
-        &array(case, "grad_input").data,
-        GRAD,
-    );
+    assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
     let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; c_out]);
     dense::backward_weight(n, c_in, c_out, &xf, &rf, &mut dw, &mut db);
-    assert_close(
-        name,
-        "grad_kernel",
-        &dw,
-        &array(case, "grad_kernel").data,
-        GRAD,
-    );
+    assert_close(name, "grad_kernel", &dw, &array(case, "grad_kernel").data, GRAD);
     assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
 }
 
@@ -256,13 +196,7 @@ fn activation_case(case: &Value, act: Activation) {
     check_loss(case, &y, &rf);
     let mut dz = vec![0.0; y.len()];
     activation::backward(act, &y, &rf, &mut dz);
-    assert_close(
-        name,
-        "grad_input",
-        &dz,
-        &array(case, "grad_input").data,
-        GRAD,
-    );
+    assert_close(name, "grad_input", &dz, &array(case, "grad_input").data, GRAD);
 }
 
 fn mse_case(case: &Value) {
@@ -274,30 +208,17 @@ fn mse_case(case: &Value) {
         "loss",
         &[l as f32],
         &[number(case, "loss")],
-        Tol {
-            abs: 0.0,
-            rel: 1e-5,
-        },
+        Tol { abs: 0.0, rel: 1e-5 },
     );
     let mut d = vec![0.0; p.len()];
     loss::mse_backward(&p, &t, &mut d);
-    assert_close(
-        name,
-        "grad_y_pred",
-        &d,
-        &array(case, "grad_y_pred").data,
-        GRAD,
-    );
+    assert_close(name, "grad_y_pred", &d, &array(case, "grad_y_pred").data, GRAD);
 }
 
 fn adam_case(case: &Value) {
     let name = case_name(case);
     let cfg = &case["config"];
-    let f = |k: &str| {
-        cfg[k]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{name}: config.{k}")) as f32
-    };
+    let f = |k: &str| cfg[k].as_f64().unwrap_or_else(|| panic!("{name}: config.{k}")) as f32;
     assert_eq!(cfg["amsgrad"].as_bool(), Some(false), "{name}: amsgrad");
     let c = AdamConfig {
         lr: f("learning_rate"),
@@ -322,30 +243,21 @@ fn adam_case(case: &Value) {
             &format!("params {step}"),
             &p,
             &want_p[t].data,
-            Tol {
-                abs: 1e-6,
-                rel: 0.0,
-            },
+            Tol { abs: 1e-6, rel: 0.0 },
         );
         assert_close(
             name,
             &format!("m {step}"),
             &m,
             &want_m[t].data,
-            Tol {
-                abs: 1e-9,
-                rel: 1e-5,
-            },
+            Tol { abs: 1e-9, rel: 1e-5 },
         );
         assert_close(
             name,
             &format!("v {step}"),
             &v,
             &want_v[t].data,
-            Tol {
-                abs: 1e-12,
-                rel: 1e-4,
-            },
+            Tol { abs: 1e-12, rel: 1e-4 },
         );
     }
 }
@@ -365,13 +277,8 @@ fn composite_case(case: &Value) {
         array(case, "convT_bias").f32(),
     );
     let g1 = ConvGeom::new(h, w, c, b1.len(), 3, 2, Padding::Same).expect("conv geometry");
-    let g2 = ConvGeom::transpose(g1.h_out, g1.w_out, g1.c_out, b2.len(), 3, 2, Padding::Same)
-        .expect("convT geometry");
-    assert_eq!(
-        (g2.h_in, g2.w_in, g2.c_in),
-        (h, w, c),
-        "{name}: reconstruction shape"
-    );
+    let g2 = ConvGeom::transpose(g1.h_out, g1.w_out, g1.c_out, b2.len(), 3, 2, Padding::Same).expect("convT geometry");
+    assert_eq!((g2.h_in, g2.w_in, g2.c_in), (h, w, c), "{name}: reconstruction shape");
     let mut s1 = vec![0.0; conv2d::scratch_len(&g1, n)];
     let mut s2 = vec![0.0; conv_transpose2d::scratch_len(&g2, n)];
     // Forward: a1 [n, 4, 4, 3] (after ReLU), recon [n, 8, 8, 1] (after sigmoid).
@@ -381,13 +288,7 @@ fn composite_case(case: &Value) {
     let mut recon = vec![0.0; n * g2.x_len()];
     conv_transpose2d::forward(&g2, n, &a1, &k2, &b2, &mut recon, &mut s2);
     activation::forward(Activation::Sigmoid, &mut recon);
-    assert_close(
-        name,
-        "reconstruction",
-        &recon,
-        &array(case, "reconstruction").data,
-        FWD,
-    );
+    assert_close(name, "reconstruction", &recon, &array(case, "reconstruction").data, FWD);
     let l = loss::mse(&recon, &xf);
     assert_close(name, "loss", &[l as f32], &[number(case, "loss")], FWD);
     // Backward in exact reverse order.
@@ -404,10 +305,7 @@ fn composite_case(case: &Value) {
     let (mut dk1, mut db1) = (vec![0.0; k1.len()], vec![0.0; b1.len()]);
     conv2d::backward_weight(&g1, n, &xf, &dz1, &mut dk1, Some(&mut db1), &mut s1);
     // These gradients are ~1e-3, so the absolute part of GRAD would hide everything: tighten it.
-    let tight = Tol {
-        abs: 1e-6,
-        rel: 1e-3,
-    };
+    let tight = Tol { abs: 1e-6, rel: 1e-3 };
     assert_close(
         name,
         "grad_conv_kernel",
@@ -415,13 +313,7 @@ fn composite_case(case: &Value) {
         &array(case, "grad_conv_kernel").data,
         tight,
     );
-    assert_close(
-        name,
-        "grad_conv_bias",
-        &db1,
-        &array(case, "grad_conv_bias").data,
-        tight,
-    );
+    assert_close(name, "grad_conv_bias", &db1, &array(case, "grad_conv_bias").data, tight);
     assert_close(
         name,
         "grad_convT_kernel",
@@ -473,10 +365,7 @@ fn every_keras_case_matches() {
         }
     }
     let total: usize = checked.values().sum();
-    eprintln!(
-        "keras_reference: checked {total} of {} cases: {checked:?}",
-        cases.len()
-    );
+    eprintln!("keras_reference: checked {total} of {} cases: {checked:?}", cases.len());
     assert!(
         failures.is_empty(),
         "{} case(s) failed:\n{}",

@@ -15,10 +15,7 @@ use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::upsample2d::UpGeom;
 use kernels::{conv2d, conv_transpose2d, dense, maxpool2d, upsample2d};
 
-const TOL: Tol = Tol {
-    abs: 1e-4,
-    rel: 1e-4,
-};
+const TOL: Tol = Tol { abs: 1e-4, rel: 1e-4 };
 
 fn scaled(rng: &mut Rng, len: usize, fan_in: usize) -> Vec<f32> {
     let s = 1.0 / (fan_in as f32).sqrt();
@@ -47,8 +44,7 @@ fn awkward_convs() -> Vec<(usize, ConvGeom)> {
 /// (name, geometry, is_transpose) for every conv layer of the baseline and modified models.
 fn real_convs() -> Vec<(&'static str, ConvGeom)> {
     let c = |h, ci, co, s| ConvGeom::new(h, h, ci, co, 3, s, Padding::Same).expect("geometry");
-    let t =
-        |h, ci, co, s| ConvGeom::transpose(h, h, ci, co, 3, s, Padding::Same).expect("geometry");
+    let t = |h, ci, co, s| ConvGeom::transpose(h, h, ci, co, 3, s, Padding::Same).expect("geometry");
     vec![
         ("baseline conv 1->32 28x28", c(28, 1, 32, 1)),
         ("baseline conv 32->32 28x28", c(28, 32, 32, 1)),
@@ -92,12 +88,7 @@ fn check_conv2d(name: &str, n: usize, g: &ConvGeom, rng: &mut Rng) {
     // Without db the dw must be the same.
     let mut dw2 = vec![0.0; w.len()];
     conv2d::backward_weight(g, n, &x, &dy, &mut dw2, None, &mut s);
-    assert_bitwise(
-        name,
-        "conv2d backward_weight dw with vs without db",
-        &dw,
-        &dw2,
-    );
+    assert_bitwise(name, "conv2d backward_weight dw with vs without db", &dw, &dw2);
 }
 
 /// `g` from `ConvGeom::transpose`: layer input [n, g.h_out, g.w_out, g.c_out], output
@@ -148,12 +139,7 @@ fn conv_transpose2d_fast_equals_naive_on_awkward_sizes() {
     ] {
         for p in [Padding::Same, Padding::Valid] {
             let g = ConvGeom::transpose(h, w, ci, co, k, s, p).expect("geometry");
-            check_conv_transpose2d(
-                &format!("n{n} {h}x{w} c{ci}->{co} k{k} s{s} {p:?}"),
-                n,
-                &g,
-                &mut rng,
-            );
+            check_conv_transpose2d(&format!("n{n} {h}x{w} c{ci}->{co} k{k} s{s} {p:?}"), n, &g, &mut rng);
         }
     }
 }
@@ -183,27 +169,14 @@ fn maxpool2d_fast_equals_naive() {
             let g = PoolGeom::new(h, w, c, pool, s, p).expect("geometry");
             let name = format!("maxpool n{n} {h}x{w}x{c} pool{pool} s{s} {p:?}");
             let (x, dy) = (rng.vec(n * g.x_len()), rng.vec(n * g.y_len()));
-            let (mut y, mut y_n, mut arg) = (
-                vec![0.0; dy.len()],
-                vec![0.0; dy.len()],
-                vec![0u32; dy.len()],
-            );
+            let (mut y, mut y_n, mut arg) = (vec![0.0; dy.len()], vec![0.0; dy.len()], vec![0u32; dy.len()]);
             maxpool2d::forward(&g, n, &x, &mut y, &mut arg);
             maxpool2d::forward_naive(&g, n, &x, &mut y_n);
             assert_bitwise(&name, "forward", &y, &y_n);
             let (mut dx, mut dx_n) = (vec![0.0; x.len()], vec![0.0; x.len()]);
             maxpool2d::backward_input(&g, n, &dy, &arg, &mut dx);
             maxpool2d::backward_input_naive(&g, n, &x, &dy, &mut dx_n);
-            assert_close(
-                &name,
-                "backward_input",
-                &dx,
-                &dx_n,
-                Tol {
-                    abs: 1e-6,
-                    rel: 1e-6,
-                },
-            );
+            assert_close(&name, "backward_input", &dx, &dx_n, Tol { abs: 1e-6, rel: 1e-6 });
         }
     }
 }
@@ -228,12 +201,7 @@ fn maxpool2d_ties_go_to_the_first_maximum_in_both() {
 #[test]
 fn upsample2d_fast_equals_naive() {
     let mut rng = Rng::new(14);
-    for &(n, h, w, c, f) in &[
-        (5, 13, 11, 5, 2),
-        (5, 7, 7, 9, 3),
-        (2, 14, 14, 32, 2),
-        (1, 1, 1, 1, 1),
-    ] {
+    for &(n, h, w, c, f) in &[(5, 13, 11, 5, 2), (5, 7, 7, 9, 3), (2, 14, 14, 32, 2), (1, 1, 1, 1, 1)] {
         let g = UpGeom { h, w, c, factor: f };
         let name = format!("upsample n{n} {h}x{w}x{c} f{f}");
         let (x, dy) = (rng.vec(n * g.x_len()), rng.vec(n * g.y_len()));
@@ -244,16 +212,7 @@ fn upsample2d_fast_equals_naive() {
         let (mut dx, mut dx_n) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         upsample2d::backward_input(&g, n, &dy, &mut dx);
         upsample2d::backward_input_naive(&g, n, &dy, &mut dx_n);
-        assert_close(
-            &name,
-            "backward_input",
-            &dx,
-            &dx_n,
-            Tol {
-                abs: 1e-6,
-                rel: 1e-6,
-            },
-        );
+        assert_close(&name, "backward_input", &dx, &dx_n, Tol { abs: 1e-6, rel: 1e-6 });
     }
 }
 
@@ -261,13 +220,7 @@ fn upsample2d_fast_equals_naive() {
 fn dense_fast_equals_naive() {
     let mut rng = Rng::new(15);
     // 19 rows cross ROWS_PER_TASK = 8; 300 and 6272 inputs cross W_ROWS_PER_TASK = 256.
-    for &(n, ci, co) in &[
-        (5, 13, 7),
-        (19, 300, 9),
-        (1, 1, 1),
-        (2, 6272, 128),
-        (2, 128, 6272),
-    ] {
+    for &(n, ci, co) in &[(5, 13, 7), (19, 300, 9), (1, 1, 1), (2, 6272, 128), (2, 128, 6272)] {
         let name = format!("dense n{n} {ci}->{co}");
         let (x, w, b, dy) = (
             rng.vec(n * ci),
@@ -283,12 +236,8 @@ fn dense_fast_equals_naive() {
         dense::backward_input(n, ci, co, &dy, &w, &mut dx);
         dense::backward_input_naive(n, ci, co, &dy, &w, &mut dx_n);
         assert_close(&name, "backward_input", &dx, &dx_n, TOL);
-        let (mut dw, mut dw_n, mut db, mut db_n) = (
-            vec![0.0; w.len()],
-            vec![0.0; w.len()],
-            vec![0.0; co],
-            vec![0.0; co],
-        );
+        let (mut dw, mut dw_n, mut db, mut db_n) =
+            (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; co], vec![0.0; co]);
         dense::backward_weight(n, ci, co, &x, &dy, &mut dw, &mut db);
         dense::backward_weight_naive(n, ci, co, &x, &dy, &mut dw_n, &mut db_n);
         assert_close(&name, "backward_weight dw", &dw, &dw_n, TOL);
@@ -309,29 +258,11 @@ fn activations_fast_equal_naive() {
             let (mut y, mut y_n) = (z.clone(), z.clone());
             activation::forward(act, &mut y);
             activation::forward_naive(act, &mut y_n);
-            assert_close(
-                &name,
-                "forward",
-                &y,
-                &y_n,
-                Tol {
-                    abs: 1e-7,
-                    rel: 1e-6,
-                },
-            );
+            assert_close(&name, "forward", &y, &y_n, Tol { abs: 1e-7, rel: 1e-6 });
             let (mut dz, mut dz_n) = (vec![0.0; len], vec![0.0; len]);
             activation::backward(act, &y, &dy, &mut dz);
             activation::backward_naive(act, &y, &dy, &mut dz_n);
-            assert_close(
-                &name,
-                "backward",
-                &dz,
-                &dz_n,
-                Tol {
-                    abs: 1e-7,
-                    rel: 1e-6,
-                },
-            );
+            assert_close(&name, "backward", &dz, &dz_n, Tol { abs: 1e-7, rel: 1e-6 });
         }
     }
 }
@@ -354,22 +285,10 @@ fn adam_fast_equals_naive() {
             adam::step(&c, t, &mut p, &g, &mut m, &mut v);
             adam::step_naive(&c, t, &mut p_n, &g, &mut m_n, &mut v_n);
             let name = format!("adam len {len} step {t}");
-            let tol = Tol {
-                abs: 1e-7,
-                rel: 1e-6,
-            };
+            let tol = Tol { abs: 1e-7, rel: 1e-6 };
             assert_close(&name, "p", &p, &p_n, tol);
             assert_close(&name, "m", &m, &m_n, tol);
-            assert_close(
-                &name,
-                "v",
-                &v,
-                &v_n,
-                Tol {
-                    abs: 1e-12,
-                    rel: 1e-6,
-                },
-            );
+            assert_close(&name, "v", &v, &v_n, Tol { abs: 1e-12, rel: 1e-6 });
         }
     }
 }
@@ -382,16 +301,8 @@ fn gemm_fast_equals_naive_with_transposed_views() {
         let b = rng.vec(k * n);
         let c0 = rng.vec(m * n);
         let views = |ta: bool, tb: bool| {
-            let av = if ta {
-                Mat::t(&a, m, k)
-            } else {
-                Mat::rows(&a, m, k)
-            };
-            let bv = if tb {
-                Mat::t(&b, k, n)
-            } else {
-                Mat::rows(&b, k, n)
-            };
+            let av = if ta { Mat::t(&a, m, k) } else { Mat::rows(&a, m, k) };
+            let bv = if tb { Mat::t(&b, k, n) } else { Mat::rows(&b, k, n) };
             (av, bv)
         };
         for ta in [false, true] {
@@ -402,16 +313,7 @@ fn gemm_fast_equals_naive_with_transposed_views() {
                     let (mut c, mut c_n) = (c0.clone(), c0.clone());
                     gemm(av, bv, beta, &mut c);
                     gemm_naive(av, bv, beta, &mut c_n);
-                    assert_close(
-                        &name,
-                        "C",
-                        &c,
-                        &c_n,
-                        Tol {
-                            abs: 1e-4,
-                            rel: 1e-5,
-                        },
-                    );
+                    assert_close(&name, "C", &c, &c_n, Tol { abs: 1e-4, rel: 1e-5 });
                 }
             }
         }
@@ -422,14 +324,8 @@ fn gemm_fast_equals_naive_with_transposed_views() {
 fn conv2d_backward_weight_is_bitwise_identical_on_1_and_2_threads() {
     let mut rng = Rng::new(19);
     let geoms = [
-        (
-            9,
-            ConvGeom::new(13, 11, 5, 7, 3, 2, Padding::Same).expect("geometry"),
-        ),
-        (
-            8,
-            ConvGeom::new(28, 28, 32, 32, 3, 1, Padding::Same).expect("geometry"),
-        ),
+        (9, ConvGeom::new(13, 11, 5, 7, 3, 2, Padding::Same).expect("geometry")),
+        (8, ConvGeom::new(28, 28, 32, 32, 3, 1, Padding::Same).expect("geometry")),
     ];
     for (n, g) in geoms {
         let (x, dy) = (rng.vec(n * g.x_len()), rng.vec(n * g.y_len()));

@@ -176,7 +176,7 @@ fn views_move_buffers_and_backward_restores_them() {
         &[3, 28, 28, 1],
         (0..3 * 784).map(|_| rng.random_range(-1.0..1.0)).collect(),
     );
-    let mut run = |m: &mut autoencoder::sequential::Sequential| {
+    let run = |m: &mut autoencoder::sequential::Sequential| {
         m.forward(&x);
         m.backward(&dy);
         m.params().map(|(_, p)| p.grad.clone()).collect::<Vec<_>>()

@@ -15,15 +15,9 @@ pub struct Tol {
 }
 
 /// Forward values (f32 engine vs f64 reference): the README's suggestion.
-pub const FWD: Tol = Tol {
-    abs: 1e-5,
-    rel: 1e-4,
-};
+pub const FWD: Tol = Tol { abs: 1e-5, rel: 1e-4 };
 /// Gradients, which sum over many positions.
-pub const GRAD: Tol = Tol {
-    abs: 1e-4,
-    rel: 1e-3,
-};
+pub const GRAD: Tol = Tol { abs: 1e-4, rel: 1e-3 };
 
 /// Anything that converts losslessly to f64 (f32 or f64 expected values).
 pub trait AsF64: Copy {
@@ -82,15 +76,8 @@ pub fn assert_close<E: AsF64>(case: &str, what: &str, actual: &[f32], expected: 
 /// Bitwise equality, naming the first differing index.
 pub fn assert_bitwise(case: &str, what: &str, a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "{case}: {what}: lengths");
-    if let Some(i) = a
-        .iter()
-        .zip(b)
-        .position(|(x, y)| x.to_bits() != y.to_bits())
-    {
-        panic!(
-            "{case}: {what}: first bitwise difference at {i}: {} vs {}",
-            a[i], b[i]
-        );
+    if let Some(i) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+        panic!("{case}: {what}: first bitwise difference at {i}: {} vs {}", a[i], b[i]);
     }
 }
 
@@ -112,8 +99,7 @@ pub fn reference_path(file: &str) -> PathBuf {
 /// The parsed `tests/reference/keras_layers.json`.
 pub fn keras_layers() -> Value {
     let path = reference_path("keras_layers.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
@@ -130,20 +116,13 @@ impl Array {
             .as_array()
             .unwrap_or_else(|| panic!("{case}: {field}: no shape"))
             .iter()
-            .map(|d| {
-                d.as_u64()
-                    .unwrap_or_else(|| panic!("{case}: {field}: bad shape"))
-                    as usize
-            })
+            .map(|d| d.as_u64().unwrap_or_else(|| panic!("{case}: {field}: bad shape")) as usize)
             .collect();
         let data: Vec<f64> = v["data"]
             .as_array()
             .unwrap_or_else(|| panic!("{case}: {field}: no data"))
             .iter()
-            .map(|d| {
-                d.as_f64()
-                    .unwrap_or_else(|| panic!("{case}: {field}: non-number"))
-            })
+            .map(|d| d.as_f64().unwrap_or_else(|| panic!("{case}: {field}: non-number")))
             .collect();
         assert_eq!(
             shape.iter().product::<usize>(),
