@@ -44,6 +44,9 @@ fn every_pass_matches_naive_on_each_path() {
         (28, 28, 1, 64, 3, 1, Padding::Same),
         (11, 9, 1, 24, 3, 2, Padding::Valid),
         (8, 8, 1, 8, 2, 1, Padding::Same),
+        (9, 7, 40, 3, 3, 1, Padding::Same),
+        (9, 7, 16, 24, 3, 2, Padding::Same),
+        (28, 28, 64, 1, 3, 1, Padding::Same),
     ];
     for (i, &(h, w, ci, co, k, s, p)) in cases.iter().enumerate() {
         let g = ConvGeom::new(h, w, ci, co, k, s, p).unwrap();

@@ -197,10 +197,17 @@ pub fn backward_weight(
             dw_t.fill(0.0);
             db_t.fill(0.0);
             for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                if g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0 {
+                let direct = g.c_in % 8 == 0 || (g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0);
+                if direct {
                     let xp = &mut work[..conv_direct::padded_len(g)];
                     conv_direct::pad_input(g, xi, xp);
-                    conv_direct::weight_grad_single_channel_acc(g, xp, dyi, dw_t);
+                    if g.c_in == 1 {
+                        conv_direct::weight_grad_single_channel_acc(g, xp, dyi, dw_t);
+                    } else if g.c_out % 8 == 0 {
+                        conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t);
+                    } else {
+                        conv_direct::weight_grad_narrow_acc(g, xp, dyi, dw_t);
+                    }
                 } else if g.stride == 1 {
                     weight_grad_shifted_acc(g, xi, dyi, work, dw_t);
                 } else {

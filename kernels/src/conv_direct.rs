@@ -221,3 +221,100 @@ fn weight_grad_block<const NV: usize>(g: &ConvGeom, xp: &[f32], dy: &[f32], co0:
         }
     }
 }
+
+/// dw[kh, kw, ci, co] += sum over output pixels p of xp[window(p) + (kh, kw), ci] * dy[p, co]
+/// for one padded image, any stride, `c_in % 8 == 0` and `c_out % 8 == 0`. Each register tile
+/// holds 8 input channels x `8 * NV` output channels of one tap while the pixels stream by,
+/// the same shape of work as the forward microkernel.
+pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+    assert!(
+        g.c_in % 8 == 0 && g.c_out % 8 == 0,
+        "conv_direct: tiled weight gradient needs channels in eights"
+    );
+    assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
+    for tap in 0..g.k * g.k {
+        for ci0 in (0..g.c_in).step_by(8) {
+            let mut co0 = 0;
+            while co0 + 16 <= g.c_out {
+                weight_grad_tile::<2>(g, xp, dy, tap, ci0, co0, dw);
+                co0 += 16;
+            }
+            if co0 < g.c_out {
+                weight_grad_tile::<1>(g, xp, dy, tap, ci0, co0, dw);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn weight_grad_tile<const NV: usize>(
+    g: &ConvGeom,
+    xp: &[f32],
+    dy: &[f32],
+    tap: usize,
+    ci0: usize,
+    co0: usize,
+    dw: &mut [f32],
+) {
+    let (wp, s, ci_n, co_n) = (padded_dims(g).1, g.stride, g.c_in, g.c_out);
+    let (kh, kw) = (tap / g.k, tap % g.k);
+    let mut acc = [[f32x8::splat(0.0); NV]; 8];
+    for oh in 0..g.h_out {
+        let xrow = ((oh * s + kh) * wp + kw) * ci_n + ci0;
+        let dyrow = &dy[oh * g.w_out * co_n..][..g.w_out * co_n];
+        for ow in 0..g.w_out {
+            let xs = &xp[xrow + ow * s * ci_n..][..8];
+            let d = &dyrow[ow * co_n + co0..][..8 * NV];
+            let dv: [f32x8; NV] = std::array::from_fn(|v| load(&d[8 * v..]));
+            for j in 0..8 {
+                let xv = f32x8::splat(xs[j]);
+                for v in 0..NV {
+                    acc[j][v] = xv.mul_add(dv[v], acc[j][v]);
+                }
+            }
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        let dst = &mut dw[(tap * ci_n + ci0 + j) * co_n + co0..][..8 * NV];
+        for v in 0..NV {
+            let sum = load(&dst[8 * v..]) + a[v];
+            dst[8 * v..8 * v + 8].copy_from_slice(&sum.to_array());
+        }
+    }
+}
+
+/// The weight gradient for few output channels (`c_out % 8 != 0`, `c_in % 8 == 0`): per tap,
+/// output channel and block of up to 32 input channels, vectors of input channels accumulate
+/// dy-scaled runs of the padded image.
+pub fn weight_grad_narrow_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+    assert!(
+        g.c_in % 8 == 0,
+        "conv_direct: narrow weight gradient needs c_in in eights"
+    );
+    assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
+    let (wp, s, ci_n, co_n) = (padded_dims(g).1, g.stride, g.c_in, g.c_out);
+    for tap in 0..g.k * g.k {
+        let (kh, kw) = (tap / g.k, tap % g.k);
+        for co in 0..co_n {
+            for ci0 in (0..ci_n).step_by(32) {
+                let nv = ((ci_n - ci0) / 8).min(4);
+                let mut acc = [f32x8::splat(0.0); 4];
+                for oh in 0..g.h_out {
+                    let xrow = ((oh * s + kh) * wp + kw) * ci_n + ci0;
+                    for ow in 0..g.w_out {
+                        let d = f32x8::splat(dy[(oh * g.w_out + ow) * co_n + co]);
+                        let xs = &xp[xrow + ow * s * ci_n..][..8 * nv];
+                        for (a, x8) in acc.iter_mut().zip(xs.chunks_exact(8)) {
+                            *a = load(x8).mul_add(d, *a);
+                        }
+                    }
+                }
+                for (v, a) in acc.iter().enumerate().take(nv) {
+                    for (l, x) in a.to_array().into_iter().enumerate() {
+                        dw[(tap * ci_n + ci0 + 8 * v + l) * co_n + co] += x;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -12,28 +12,42 @@ fn check(g: &PoolGeom, n: usize, x: usize, y: usize) {
     assert_eq!(y, n * g.y_len(), "maxpool2d: y length");
 }
 
-/// Index (within the image) of the window maximum for output (oh, ow, ch).
-#[inline]
-fn window_argmax(g: &PoolGeom, x: &[f32], oh: usize, ow: usize, ch: usize) -> usize {
-    let mut best = usize::MAX;
-    let mut best_v = f32::NEG_INFINITY;
-    for ph in 0..g.pool {
-        let Some(r) = (oh * g.stride + ph).checked_sub(g.pad_top).filter(|&r| r < g.h_in) else {
-            continue;
-        };
-        for pw in 0..g.pool {
-            let Some(c) = (ow * g.stride + pw).checked_sub(g.pad_left).filter(|&c| c < g.w_in) else {
-                continue;
-            };
-            let i = (r * g.w_in + c) * g.c + ch;
-            // Strict `>` keeps the first maximum; `best == MAX` admits -inf and NaN inputs.
-            if best == usize::MAX || x[i] > best_v {
-                best = i;
-                best_v = x[i];
+/// One image: for each output pixel, scan its window in row-major order over whole channel
+/// runs (contiguous in NHWC), keeping the first maximum of each channel.
+fn forward_image(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    let c = g.c;
+    for oh in 0..g.h_out {
+        for ow in 0..g.w_out {
+            let o = (oh * g.w_out + ow) * c;
+            let (yo, ao) = (&mut y[o..o + c], &mut argmax[o..o + c]);
+            let mut first = true;
+            for ph in 0..g.pool {
+                let Some(r) = (oh * g.stride + ph).checked_sub(g.pad_top).filter(|&r| r < g.h_in) else {
+                    continue;
+                };
+                for pw in 0..g.pool {
+                    let Some(col) = (ow * g.stride + pw).checked_sub(g.pad_left).filter(|&q| q < g.w_in) else {
+                        continue;
+                    };
+                    let i0 = (r * g.w_in + col) * c;
+                    let xs = &x[i0..i0 + c];
+                    if first {
+                        yo.copy_from_slice(xs);
+                        ao.iter_mut().enumerate().for_each(|(ch, a)| *a = (i0 + ch) as u32);
+                        first = false;
+                        continue;
+                    }
+                    // Strict `>` keeps the first maximum, as TensorFlow does.
+                    for (ch, (&v, (best, arg))) in xs.iter().zip(yo.iter_mut().zip(ao.iter_mut())).enumerate() {
+                        if v > *best {
+                            *best = v;
+                            *arg = (i0 + ch) as u32;
+                        }
+                    }
+                }
             }
         }
     }
-    best
 }
 
 /// y[n,oh,ow,c] = max over the window of x; argmax records the winner. Overwrites both.
@@ -51,16 +65,7 @@ pub fn forward(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u
                 .zip(at.chunks_mut(g.y_len()))
                 .zip(xt.chunks(g.x_len()))
             {
-                for oh in 0..g.h_out {
-                    for ow in 0..g.w_out {
-                        for ch in 0..g.c {
-                            let o = (oh * g.w_out + ow) * g.c + ch;
-                            let i = window_argmax(g, xi, oh, ow, ch);
-                            yi[o] = xi[i];
-                            ai[o] = i as u32;
-                        }
-                    }
-                }
+                forward_image(g, xi, yi, ai);
             }
         });
 }
