@@ -153,7 +153,14 @@ pub enum Progress<'a> {
     },
     /// Validation is running.
     Validating,
-    EpochEnd(&'a EpochStats),
+    /// An epoch finished. `history` includes it; `improved` says it is the new best, whose
+    /// weights `model` now holds (so a caller can checkpoint it).
+    EpochEnd {
+        stats: &'a EpochStats,
+        history: &'a [EpochStats],
+        model: &'a Sequential,
+        improved: bool,
+    },
 }
 
 pub struct TrainOutcome {
@@ -202,7 +209,13 @@ pub fn train_step(model: &mut Sequential, adam: &mut Adam, batch: &Tensor, dy: &
 }
 
 /// Trains a fresh model on `split.train`, validating on `split.val` after every epoch.
-pub fn train(cfg: &TrainConfig, data: &Dataset, split: &Split, on: &mut dyn FnMut(Progress)) -> Result<TrainOutcome> {
+/// `on` sees progress; an error it returns (say, a failed checkpoint write) stops training.
+pub fn train(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    split: &Split,
+    on: &mut dyn FnMut(Progress) -> Result<()>,
+) -> Result<TrainOutcome> {
     cfg.validate()?;
     if split.train.is_empty() || split.val.is_empty() {
         return Err(Error::InvalidArgument {
@@ -234,7 +247,7 @@ pub fn train(cfg: &TrainConfig, data: &Dataset, split: &Split, on: &mut dyn FnMu
         let epoch_start = Instant::now();
         order.copy_from_slice(&split.train);
         shuffle(&mut order, &mut epoch_rng(cfg.seed, epoch));
-        on(Progress::EpochStart { epoch, steps });
+        on(Progress::EpochStart { epoch, steps })?;
         let mut loss_sum = 0.0;
         for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
             batch.reshape_for(idx.len(), &INPUT_SHAPE);
@@ -253,12 +266,12 @@ pub fn train(cfg: &TrainConfig, data: &Dataset, split: &Split, on: &mut dyn FnMu
                 step: step + 1,
                 images: done,
                 running_loss: loss_sum / done as f64,
-            });
+            })?;
         }
         let secs = epoch_start.elapsed().as_secs_f64();
         train_secs += secs;
         train_images += order.len();
-        on(Progress::Validating);
+        on(Progress::Validating)?;
         let val: Scores = evaluate(&mut model, Images::Subset(data, &split.val))?;
         if !val.mse.is_finite() {
             return Err(Error::NonFinite {
@@ -276,15 +289,22 @@ pub fn train(cfg: &TrainConfig, data: &Dataset, split: &Split, on: &mut dyn FnMu
             seconds: epoch_start.elapsed().as_secs_f64(),
             images_per_s: order.len() as f64 / secs,
         };
-        on(Progress::EpochEnd(&stats));
+        let verdict = stopper.update(epoch, val.mse);
         history.push(stats);
-        match stopper.update(epoch, val.mse) {
-            Verdict::Improved => best_weights = snapshot(&model),
-            Verdict::Wait => {}
-            Verdict::Stop => {
-                stopped_early = true;
-                break;
-            }
+        let improved = verdict == Verdict::Improved;
+        if improved {
+            best_weights = snapshot(&model);
+        }
+        let (stats, history) = (&history[history.len() - 1], &history[..]);
+        on(Progress::EpochEnd {
+            stats,
+            history,
+            model: &model,
+            improved,
+        })?;
+        if verdict == Verdict::Stop {
+            stopped_early = true;
+            break;
         }
     }
     restore(&mut model, &best_weights);

@@ -66,7 +66,7 @@ fn a_short_run_on_2000_real_images_clearly_raises_validation_ssim() {
         patience: 10,
         ..TrainConfig::new(ModelKind::Modified)
     };
-    let out = train::train(&cfg, &ds, &split, &mut |_| {}).unwrap();
+    let out = train::train(&cfg, &ds, &split, &mut |_| Ok(())).unwrap();
     let ssim: Vec<f64> = out.history.iter().map(|e| e.val_ssim).collect();
     let loss: Vec<f64> = out.history.iter().map(|e| e.val_loss).collect();
     assert_eq!(ssim.len(), 4);

@@ -164,7 +164,7 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
         };
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let out = pool.install(|| train::train(&cfg, &ds, &split, &mut |_| {}).unwrap());
+            let out = pool.install(|| train::train(&cfg, &ds, &split, &mut |_| Ok(())).unwrap());
             let weights: Vec<u32> = out
                 .model
                 .params()

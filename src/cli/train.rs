@@ -140,52 +140,64 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let interactive = std::io::stdout().is_terminal();
     let mut bar: Option<ProgressBar> = None;
-    let mut on = |p: Progress| match p {
-        Progress::EpochStart { epoch, steps } if interactive => {
-            let b = ProgressBar::new(steps as u64);
-            b.set_style(
-                ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            b.set_prefix(epoch.to_string());
-            bar = Some(b);
-        }
-        Progress::Step {
-            step,
-            images,
-            running_loss,
-        } => {
-            if let Some(b) = &bar {
-                b.set_position(step as u64);
-                let rate = images as f64 / b.elapsed().as_secs_f64().max(1e-9);
-                b.set_message(format!("loss {running_loss:.5} {rate:.0} img/s"));
+    let (best_path, csv_path) = (out.join("best.safetensors"), out.join("metrics.csv"));
+    // Every epoch leaves metrics.csv current and best.safetensors holding the best weights so
+    // far, so an interrupted run still has its best model.
+    let mut on = |p: Progress| -> autoencoder::Result<()> {
+        match p {
+            Progress::EpochStart { epoch, steps } if interactive => {
+                let b = ProgressBar::new(steps as u64);
+                b.set_style(
+                    ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                b.set_prefix(epoch.to_string());
+                bar = Some(b);
             }
-        }
-        Progress::Validating => {
-            if let Some(b) = &bar {
-                b.set_message("validating");
+            Progress::Step {
+                step,
+                images,
+                running_loss,
+            } => {
+                if let Some(b) = &bar {
+                    b.set_position(step as u64);
+                    let rate = images as f64 / b.elapsed().as_secs_f64().max(1e-9);
+                    b.set_message(format!("loss {running_loss:.5} {rate:.0} img/s"));
+                }
             }
-        }
-        Progress::EpochEnd(s) => {
-            if let Some(b) = bar.take() {
-                b.finish_and_clear();
+            Progress::Validating => {
+                if let Some(b) = &bar {
+                    b.set_message("validating");
+                }
             }
-            println!("{}", epoch_line(s));
-            let _ = std::io::stdout().flush();
+            Progress::EpochEnd {
+                stats,
+                history,
+                model,
+                improved,
+            } => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                println!("{}", epoch_line(stats));
+                let _ = std::io::stdout().flush();
+                fsutil::write_bytes_atomic(&csv_path, metrics_csv(history).as_bytes())?;
+                if improved {
+                    let info = CheckpointInfo {
+                        model: cfg.model,
+                        epoch: stats.epoch,
+                        seed: cfg.seed,
+                    };
+                    checkpoint::save(&best_path, model, &info)?;
+                }
+            }
+            _ => {}
         }
-        _ => {}
+        Ok(())
     };
     let outcome = train::train(&cfg, &data, &split, &mut on)?;
     let mut model = outcome.model;
-
-    let info = CheckpointInfo {
-        model: cfg.model,
-        epoch: outcome.best_epoch,
-        seed: cfg.seed,
-    };
-    checkpoint::save(&out.join("best.safetensors"), &model, &info)?;
-    fsutil::write_bytes_atomic(&out.join("metrics.csv"), metrics_csv(&outcome.history).as_bytes())?;
 
     let test = evaluate::evaluate(&mut model, Images::Subset(&data, &split.test))?;
     let shown = &split.test[..split.test.len().min(16)];
