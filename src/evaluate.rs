@@ -9,8 +9,9 @@ use crate::{Error, Result, Tensor};
 use kernels::ssim::Window;
 use serde::Serialize;
 
-/// Images per forward pass when only inferring.
-pub const EVAL_BATCH: usize = 256;
+/// Images per forward pass when only inferring. As large as a training batch, so evaluating
+/// during training does not grow the activation buffers.
+pub const EVAL_BATCH: usize = 64;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Scores {

@@ -12,11 +12,11 @@
 
 use crate::gemm::{gemm, Mat};
 use crate::geom::ConvGeom;
-use crate::{conv_direct, simd, IMAGES_PER_TASK};
+use crate::{conv_direct, conv_task_images, simd};
 use rayon::prelude::*;
 
 fn tasks(n: usize) -> usize {
-    n.div_ceil(IMAGES_PER_TASK)
+    n.div_ceil(conv_task_images(n))
 }
 
 /// Columns of the padded-width grid the stride-1 weight gradient runs over.
@@ -107,8 +107,8 @@ pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, 
         conv_direct::transpose_weights(g, w, wt);
     }
     let wt = &*wt;
-    y.par_chunks_mut(IMAGES_PER_TASK * g.y_len())
-        .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
+    y.par_chunks_mut(conv_task_images(n) * g.y_len())
+        .zip(x.par_chunks(conv_task_images(n) * g.x_len()))
         .zip(rest.par_chunks_mut(task_scratch(g)))
         .for_each(|((yt, xt), s)| {
             let xp = &mut s[..conv_direct::padded_len(g)];
@@ -140,8 +140,8 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
             conv_direct::transpose_weights(&gb, wf, wt);
         }
         let (wf, wt) = (&*wf, &*wt);
-        dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
-            .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
+        dx.par_chunks_mut(conv_task_images(n) * g.x_len())
+            .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))
             .zip(rest.par_chunks_mut(task_scratch(g)))
             .for_each(|((dxt, dyt), s)| {
                 let dyp = &mut s[..conv_direct::padded_len(&gb)];
@@ -157,8 +157,8 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
         return;
     }
     let (p, pl) = (g.h_out * g.w_out, g.patch_len());
-    dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
-        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
+    dx.par_chunks_mut(conv_task_images(n) * g.x_len())
+        .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))
         .zip(rest.par_chunks_mut(task_scratch(g)))
         .for_each(|((dxt, dyt), s)| {
             let cols = &mut s[..g.cols_len()];
@@ -189,8 +189,8 @@ pub fn backward_weight(
     let want_db = db.is_some();
     let rest = &mut scratch[2 * g.w_len()..][..tasks(n) * ts];
     rest.par_chunks_mut(ts)
-        .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
-        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
+        .zip(x.par_chunks(conv_task_images(n) * g.x_len()))
+        .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))
         .for_each(|((s, xt), dyt)| {
             let (work, partial) = s.split_at_mut(work);
             let (dw_t, db_t) = partial.split_at_mut(g.w_len());

@@ -27,3 +27,14 @@ pub mod upsample2d;
 /// Images per parallel task. Fixed (not derived from the thread count) so that the order of
 /// floating-point sums, and therefore every result, is the same on any number of threads.
 pub const IMAGES_PER_TASK: usize = 4;
+
+/// Most tasks a convolution pass splits a batch into. Each task owns a scratch area, so this
+/// bounds the scratch (it does not grow with the batch) while leaving tasks enough to keep
+/// the threads balanced.
+pub const MAX_CONV_TASKS: usize = 8;
+
+/// Images per convolution task for a batch of `n`: a function of `n` alone, never of the
+/// thread count, so results stay bitwise repeatable.
+pub fn conv_task_images(n: usize) -> usize {
+    n.div_ceil(MAX_CONV_TASKS).max(IMAGES_PER_TASK)
+}
