@@ -46,6 +46,9 @@ fn every_pass_matches_naive_on_each_path() {
         (8, 8, 1, 8, 2, 1, Padding::Same),
         (9, 7, 40, 3, 3, 1, Padding::Same),
         (9, 7, 16, 24, 3, 2, Padding::Same),
+        (13, 11, 8, 8, 3, 2, Padding::Valid),
+        (14, 13, 16, 8, 5, 2, Padding::Same),
+        (7, 9, 24, 16, 2, 2, Padding::Valid),
         (28, 28, 64, 1, 3, 1, Padding::Same),
     ];
     for (i, &(h, w, ci, co, k, s, p)) in cases.iter().enumerate() {

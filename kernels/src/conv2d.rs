@@ -27,7 +27,8 @@ fn grid_w(g: &ConvGeom) -> usize {
 /// Per task: a work area (patch matrix, or padded image plus padded-width dy), then a partial
 /// dW and a partial db.
 fn task_scratch(g: &ConvGeom) -> usize {
-    let mut work = g.cols_len().max(conv_direct::padded_len(g));
+    let (hpd, wpd) = conv_direct::strided_dy_dims(g);
+    let mut work = g.cols_len().max(conv_direct::padded_len(g)).max(hpd * wpd * g.c_out);
     if g.stride == 1 {
         work = work
             .max(conv_direct::padded_len(&conv_direct::backward_input_geom(g)))
@@ -152,6 +153,23 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
                     } else {
                         conv_direct::forward_tiled(&gb, dyp, wf, None, dxi);
                     }
+                }
+            });
+        return;
+    }
+    if g.c_in % 8 == 0 {
+        // Strided: per phase class of dx, a direct correlation of dy (no im2col, no col2im).
+        let wt = &mut shared[..g.w_len()];
+        conv_direct::transpose_taps(g, w, wt);
+        let wt = &*wt;
+        let (hpd, wpd) = conv_direct::strided_dy_dims(g);
+        dx.par_chunks_mut(conv_task_images(n) * g.x_len())
+            .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))
+            .zip(rest.par_chunks_mut(task_scratch(g)))
+            .for_each(|((dxt, dyt), s)| {
+                let dyp = &mut s[..hpd * wpd * g.c_out];
+                for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
+                    conv_direct::backward_input_strided(g, dyi, wt, dyp, dxi);
                 }
             });
         return;

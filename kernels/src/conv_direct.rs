@@ -318,3 +318,115 @@ pub fn weight_grad_narrow_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f3
         }
     }
 }
+
+/// Rows/columns of zeros around dy in `backward_input_strided`: enough that every tap of every
+/// dx pixel reads inside the buffer.
+fn strided_pad(g: &ConvGeom) -> usize {
+    (g.k - 1).div_ceil(g.stride)
+}
+
+/// Size of the padded dy `backward_input_strided` needs: `[hpd, wpd, c_out]`.
+pub fn strided_dy_dims(g: &ConvGeom) -> (usize, usize) {
+    let p = strided_pad(g);
+    (
+        (g.h_in + g.pad_top) / g.stride + p + 1,
+        (g.w_in + g.pad_left) / g.stride + p + 1 + MR,
+    )
+}
+
+/// wt[kh, kw, co, ci] = w[kh, kw, ci, co]: per tap, input channels contiguous.
+pub fn transpose_taps(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
+    let (ci_n, co_n) = (g.c_in, g.c_out);
+    for (src, dst) in w.chunks_exact(ci_n * co_n).zip(wt.chunks_exact_mut(ci_n * co_n)) {
+        for ci in 0..ci_n {
+            for co in 0..co_n {
+                dst[co * ci_n + ci] = src[ci * co_n + co];
+            }
+        }
+    }
+}
+
+/// dx = the input gradient of a strided conv for one image, without im2col: dx pixels fall
+/// into stride x stride classes by their phase, and each class is a small stride-1
+/// correlation of dy with the taps of matching phase. Register tiles hold 8 same-class pixels
+/// (`stride` apart in dx, adjacent in dy) x `8 * NV` input channels. `dyp` is scratch of
+/// `strided_dy_dims`, `wt` the kernel from `transpose_taps`; needs `c_in % 8 == 0`.
+/// Overwrites `dx` (`[h_in, w_in, c_in]`).
+pub fn backward_input_strided(g: &ConvGeom, dy: &[f32], wt: &[f32], dyp: &mut [f32], dx: &mut [f32]) {
+    assert!(
+        g.c_in % 8 == 0,
+        "conv_direct: strided input gradient needs c_in in eights"
+    );
+    let (hpd, wpd) = strided_dy_dims(g);
+    assert!(dyp.len() >= hpd * wpd * g.c_out && dy.len() == g.y_len() && dx.len() == g.x_len());
+    let (s, p, co_n) = (g.stride, strided_pad(g), g.c_out);
+    dyp[..hpd * wpd * co_n].fill(0.0);
+    for (r, row) in dy.chunks_exact(g.w_out * co_n).enumerate() {
+        dyp[((r + p) * wpd + p) * co_n..][..g.w_out * co_n].copy_from_slice(row);
+    }
+    for a in 0..s {
+        let ih0 = (a + s - g.pad_top % s) % s; // first dx row with (ih + pad_top) % s == a
+        for bcls in 0..s {
+            let iw0 = (bcls + s - g.pad_left % s) % s;
+            let members = if iw0 < g.w_in { (g.w_in - iw0).div_ceil(s) } else { 0 };
+            for ih in (ih0..g.h_in).step_by(s) {
+                for j0 in (0..members).step_by(MR) {
+                    let m = MR.min(members - j0);
+                    let mut ci0 = 0;
+                    while ci0 + 16 <= g.c_in {
+                        strided_tile::<2>(g, dyp, wpd, wt, a, bcls, ih, iw0 + j0 * s, m, ci0, dx);
+                        ci0 += 16;
+                    }
+                    if ci0 < g.c_in {
+                        strided_tile::<1>(g, dyp, wpd, wt, a, bcls, ih, iw0 + j0 * s, m, ci0, dx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn strided_tile<const NV: usize>(
+    g: &ConvGeom,
+    dyp: &[f32],
+    wpd: usize,
+    wt: &[f32],
+    a: usize,
+    bcls: usize,
+    ih: usize,
+    iw: usize,
+    m: usize,
+    ci0: usize,
+    dx: &mut [f32],
+) {
+    let (s, p, k, ci_n, co_n) = (g.stride, strided_pad(g), g.k, g.c_in, g.c_out);
+    let mut acc = [[f32x8::splat(0.0); NV]; MR];
+    for kh in (a..k).step_by(s) {
+        // dy row read by dx row ih through tap kh, in the padded buffer (exact division).
+        let oh = (ih + g.pad_top + p * s - kh) / s;
+        for kw in (bcls..k).step_by(s) {
+            let ow = (iw + g.pad_left + p * s - kw) / s;
+            let base = (oh * wpd + ow) * co_n;
+            let xs: [&[f32]; MR] = std::array::from_fn(|j| &dyp[base + j * co_n..][..co_n]);
+            let wk = &wt[(kh * k + kw) * co_n * ci_n..][..co_n * ci_n];
+            for co in 0..co_n {
+                let wr = &wk[co * ci_n + ci0..][..8 * NV];
+                let wv: [f32x8; NV] = std::array::from_fn(|v| load(&wr[8 * v..]));
+                for j in 0..MR {
+                    let xv = f32x8::splat(xs[j][co]);
+                    for v in 0..NV {
+                        acc[j][v] = xv.mul_add(wv[v], acc[j][v]);
+                    }
+                }
+            }
+        }
+    }
+    for (j, acc_j) in acc.iter().enumerate().take(m) {
+        let dst = &mut dx[(ih * g.w_in + iw + j * s) * ci_n + ci0..][..8 * NV];
+        for v in 0..NV {
+            dst[8 * v..8 * v + 8].copy_from_slice(&acc_j[v].to_array());
+        }
+    }
+}

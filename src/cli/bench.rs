@@ -94,13 +94,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Training costs about three forward passes: forward, input gradient, weight gradient.
     let gflops_train = train_ips * 3.0 * 2.0 * model.macs() as f64 / 1e9;
     if !args.json {
-        println!(
+        outln!(
             "{}: batch {}, {} threads, {}: training {:.0} images/s ({:.1} GFLOP/s), inference (batch {INFER_BATCH}) {:.0} images/s",
             args.model, args.batch_size, threads, source, train_ips, gflops_train, infer_ips
         );
     }
     let v = json!({"model": args.model, "batch_size": args.batch_size, "threads": threads,
                    "train_images_per_s": train_ips, "infer_images_per_s": infer_ips, "gflops_train": gflops_train});
-    println!("{v}");
+    outln!("{v}");
     Ok(())
 }

@@ -15,10 +15,10 @@ pub struct CompareArgs {
 const REFERENCE: [(&str, f64); 2] = [("baseline", 0.8991), ("modified", 0.9180)];
 
 pub fn run(args: CompareArgs) -> Result<()> {
-    println!(
+    outln!(
         "| run | model | epochs (best) | test SSIM | test SSIM uniform7 | reference (uniform7) | test MSE | train img/s | wall time |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    outln!("|---|---|---|---|---|---|---|---|---|");
     for dir in &args.runs {
         let path = dir.join("report.json");
         let text = std::fs::read_to_string(&path).with_context(|| {
@@ -39,7 +39,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
             .iter()
             .find(|(m, _)| *m == model)
             .map_or("-".to_string(), |(_, v)| format!("{v:.4}"));
-        println!(
+        outln!(
             "| {} | {} | {} ({}) | {:.4} | {:.4} | {} | {:.6} | {:.0} | {:.0} s |",
             dir.display(),
             model,

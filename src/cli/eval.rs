@@ -34,9 +34,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     if args.json {
         let v = json!({"model": info.model, "split": args.split.name(), "count": s.count,
                        "ssim": s.ssim, "ssim_uniform7": s.ssim_uniform7, "mse": s.mse});
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!(
+        outln!(
             "{} on {} ({} images): SSIM {:.4} (gaussian) / {:.4} (uniform7), MSE {:.6}",
             info.model,
             args.split.name(),
@@ -133,11 +133,11 @@ pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
     };
     if let Some(p) = &png {
         picture::write_grid_png(p, &originals, &recon, n, 28, 28, 4)?;
-        println!("wrote {} ({n} originals above their reconstructions)", p.display());
+        outln!("wrote {} ({n} originals above their reconstructions)", p.display());
     }
     if let Some(p) = &args.npy {
         npy::write_f32(p, &[n, 28, 28], &recon)?;
-        println!("wrote {} ({n} x 28 x 28 f32)", p.display());
+        outln!("wrote {} ({n} x 28 x 28 f32)", p.display());
     }
     Ok(())
 }
@@ -176,7 +176,7 @@ pub fn encode(args: EncodeArgs) -> Result<()> {
     npy::write_f32(&args.out, &[idx.len(), models::LATENT], &codes).context("cannot write the codes")?;
     let lp = labels_path(&args.out);
     npy::write_u8(&lp, &[idx.len()], &labels).context("cannot write the labels")?;
-    println!(
+    outln!(
         "wrote {} ({} x {} f32) and {}",
         args.out.display(),
         idx.len(),

@@ -1,5 +1,20 @@
 //! Subcommands, one file each; `common` holds what several share.
 
+/// `println!` that treats a closed stdout (`autoencoder ... | head`) as the end of the output:
+/// exit quietly instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod bench;
 mod common;
 mod compare;

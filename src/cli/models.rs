@@ -6,14 +6,18 @@ use autoencoder::models::{self, ModelKind};
 pub fn run() -> Result<()> {
     for kind in ModelKind::ALL {
         let m = models::build(kind, 0)?;
-        println!("model `{kind}` (input {:?})", models::INPUT_SHAPE);
-        println!(
+        outln!("model `{kind}` (input {:?})", models::INPUT_SHAPE);
+        outln!(
             "  {:<20} {:<16} {:<16} {:>10} {:>12}",
-            "layer", "type", "output shape", "params", "MFLOP/img"
+            "layer",
+            "type",
+            "output shape",
+            "params",
+            "MFLOP/img"
         );
         for l in m.layers() {
             let params: usize = l.params().iter().map(|p| p.value.len()).sum();
-            println!(
+            outln!(
                 "  {:<20} {:<16} {:<16} {:>10} {:>12.2}",
                 l.name(),
                 l.kind(),
@@ -22,8 +26,8 @@ pub fn run() -> Result<()> {
                 2.0 * l.macs() as f64 / 1e6
             );
         }
-        println!("  total params: {}", m.param_count());
-        println!(
+        outln!("  total params: {}", m.param_count());
+        outln!(
             "  forward FLOPs per image: {:.1} M (2 x multiply-adds)\n",
             2.0 * m.macs() as f64 / 1e6
         );

@@ -61,11 +61,11 @@ pub fn run(args: &SsimArgs) -> Result<()> {
     let (ssim, uniform7) = (values[0], values[1]);
     if args.json {
         let obj = serde_json::json!({ "ssim": ssim, "ssim_uniform7": uniform7, "count": a.n });
-        println!("{obj}");
+        outln!("{obj}");
     } else {
-        println!("ssim          {ssim:.6}  (11x11 Gaussian window, sigma 1.5, as tf.image.ssim)");
-        println!("ssim_uniform7 {uniform7:.6}  (7x7 uniform window, as skimage structural_similarity)");
-        println!("count         {}  ({}x{} images)", a.n, a.h, a.w);
+        outln!("ssim          {ssim:.6}  (11x11 Gaussian window, sigma 1.5, as tf.image.ssim)");
+        outln!("ssim_uniform7 {uniform7:.6}  (7x7 uniform window, as skimage structural_similarity)");
+        outln!("count         {}  ({}x{} images)", a.n, a.h, a.w);
     }
     Ok(())
 }

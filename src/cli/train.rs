@@ -125,7 +125,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     prepare_out(&out, args.force)?;
     let threads = set_threads(args.threads)?;
     let (data, split) = load_data(&args.source, args.seed)?;
-    println!(
+    outln!(
         "training `{}` on {} ({} train / {} val / {} test), batch {}, lr {}, {} threads -> {}",
         cfg.model,
         data.origin,
@@ -180,7 +180,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
-                println!("{}", epoch_line(stats));
+                outln!("{}", epoch_line(stats));
                 let _ = std::io::stdout().flush();
                 fsutil::write_bytes_atomic(&csv_path, metrics_csv(history).as_bytes())?;
                 if improved {
@@ -228,7 +228,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let json = serde_json::to_string_pretty(&report)?;
     fsutil::write_bytes_atomic(&out.join("report.json"), json.as_bytes())?;
-    println!(
+    outln!(
         "{}: best epoch {} of {}; test SSIM {:.4} (gaussian, tf.image.ssim) / {:.4} (uniform7, skimage default), MSE {:.6} over {} images",
         cfg.model,
         outcome.best_epoch,
