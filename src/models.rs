@@ -2,9 +2,7 @@
 //! Layer names follow Keras's automatic naming (`conv2d`, `conv2d_1`, ...), so checkpoint
 //! tensors `<layer>.kernel` / `<layer>.bias` map one-to-one onto the Keras model.
 
-use crate::layers::{
-    glorot_uniform, Activation, Conv2D, Conv2DTranspose, Dense, Layer, MaxPooling2D, Padding, Reshape, UpSampling2D,
-};
+use crate::layers::{glorot_uniform, Activation, Conv2D, Dense, Layer, MaxPooling2D, Padding, Reshape, UpSampling2D};
 use crate::sequential::Sequential;
 use crate::{Error, Result};
 use rand::SeedableRng;
@@ -185,7 +183,7 @@ pub fn build_specs(specs: &[Spec], input: &[usize], seed: u64) -> Result<Sequent
                 k,
                 stride,
                 act,
-            } => Box::new(Conv2DTranspose::new(
+            } => Box::new(Conv2D::transpose(
                 &keras_name(&mut counts, "conv2d_transpose"),
                 &shape,
                 filters,

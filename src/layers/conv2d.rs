@@ -1,11 +1,16 @@
-//! Conv2D layer: Keras kernel `[k, k, c_in, c_out]`, bias `[c_out]`, fused activation.
+//! Conv2D and Conv2DTranspose layers: one struct, since a transposed convolution is the
+//! adjoint of a convolution with the same kernel array and geometry (see
+//! `kernels::conv_transpose2d`). Keras kernels: Conv2D `[k, k, c_in, c_out]`,
+//! Conv2DTranspose `[k, k, c_out, c_in]`; bias `[c_out]`; fused activation.
 
 use super::{Activation, Layer, Padding, Param};
 use crate::{Error, Result, Tensor};
-use kernels::{activation, conv2d, geom::ConvGeom};
+use kernels::{activation, conv2d, conv_transpose2d, geom::ConvGeom};
 
 pub struct Conv2D {
     name: String,
+    transpose: bool,
+    /// For a transpose, the Conv2D that reads this layer's output and writes its input.
     geom: ConvGeom,
     act: Activation,
     out_shape: [usize; 3],
@@ -25,31 +30,58 @@ impl Conv2D {
         padding: Padding,
         act: Activation,
     ) -> Result<Self> {
-        let geom = match *input {
-            [h, w, c] => ConvGeom::new(h, w, c, filters, k, stride, padding),
+        Self::build(name, input, filters, k, stride, padding, act, false)
+    }
+
+    /// A Conv2DTranspose for per-image input `[h, w, c_in]`.
+    pub fn transpose(
+        name: &str,
+        input: &[usize],
+        filters: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+        act: Activation,
+    ) -> Result<Self> {
+        Self::build(name, input, filters, k, stride, padding, act, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        name: &str,
+        input: &[usize],
+        filters: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+        act: Activation,
+        transpose: bool,
+    ) -> Result<Self> {
+        let geom = match (input, transpose) {
+            (&[h, w, c], false) => ConvGeom::new(h, w, c, filters, k, stride, padding),
+            (&[h, w, c], true) => ConvGeom::transpose(h, w, c, filters, k, stride, padding),
             _ => None,
         }
         .ok_or_else(|| Error::Shape {
             layer: name.to_string(),
-            expected: format!("[h, w, c] with h, w >= {k} for a {k}x{k} {padding:?} kernel"),
+            expected: format!("[h, w, c] with nonzero sizes (h, w >= {k} for a {k}x{k} {padding:?} kernel)"),
             found: format!("{input:?}"),
         })?;
+        let (out_shape, kernel) = if transpose {
+            ([geom.h_in, geom.w_in, filters], [k, k, filters, geom.c_out])
+        } else {
+            ([geom.h_out, geom.w_out, filters], [k, k, geom.c_in, filters])
+        };
         Ok(Conv2D {
             name: name.to_string(),
-            out_shape: [geom.h_out, geom.w_out, filters],
-            params: [
-                Param::zeros("kernel", &[k, k, geom.c_in, filters]),
-                Param::zeros("bias", &[filters]),
-            ],
+            transpose,
             geom,
             act,
+            out_shape,
+            params: [Param::zeros("kernel", &kernel), Param::zeros("bias", &[filters])],
             scratch: Vec::new(),
             dz: Vec::new(),
         })
-    }
-
-    pub fn geom(&self) -> &ConvGeom {
-        &self.geom
     }
 }
 
@@ -58,45 +90,54 @@ impl Layer for Conv2D {
         &self.name
     }
     fn kind(&self) -> &'static str {
-        "Conv2D"
+        if self.transpose {
+            "Conv2DTranspose"
+        } else {
+            "Conv2D"
+        }
     }
     fn output_shape(&self) -> &[usize] {
         &self.out_shape
     }
     fn forward(&mut self, x: &Tensor, y: &mut Tensor) {
-        let n = x.batch();
+        let (g, n) = (&self.geom, x.batch());
         y.reshape_for(n, &self.out_shape);
-        self.scratch.resize(conv2d::scratch_len(&self.geom, n), 0.0);
+        self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &self.params;
-        conv2d::forward(
-            &self.geom,
-            n,
-            x.data(),
-            &w.value,
-            Some(&b.value),
-            y.data_mut(),
-            &mut self.scratch,
-        );
+        if self.transpose {
+            conv_transpose2d::forward(g, n, x.data(), &w.value, &b.value, y.data_mut(), &mut self.scratch);
+        } else {
+            conv2d::forward(
+                g,
+                n,
+                x.data(),
+                &w.value,
+                Some(&b.value),
+                y.data_mut(),
+                &mut self.scratch,
+            );
+        }
         activation::forward(self.act, y.data_mut());
     }
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
-        let n = x.batch();
+        let (g, n) = (&self.geom, x.batch());
         self.dz.resize(dy.data().len(), 0.0);
         activation::backward(self.act, y.data(), dy.data(), &mut self.dz);
-        self.scratch.resize(conv2d::scratch_len(&self.geom, n), 0.0);
+        self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &mut self.params;
-        conv2d::backward_weight(
-            &self.geom,
-            n,
-            x.data(),
-            &self.dz,
-            &mut w.grad,
-            Some(&mut b.grad),
-            &mut self.scratch,
-        );
+        let (scratch, dz) = (&mut self.scratch, &self.dz);
+        if self.transpose {
+            conv_transpose2d::backward_weight(g, n, x.data(), dz, &mut w.grad, &mut b.grad, scratch);
+        } else {
+            conv2d::backward_weight(g, n, x.data(), dz, &mut w.grad, Some(&mut b.grad), scratch);
+        }
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
-            conv2d::backward_input(&self.geom, n, &self.dz, &w.value, dx.data_mut(), &mut self.scratch);
+            if self.transpose {
+                conv_transpose2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch);
+            } else {
+                conv2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch);
+            }
         }
     }
     fn params(&self) -> &[Param] {

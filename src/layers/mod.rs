@@ -4,14 +4,12 @@
 //! Keras, and differentiated from the layer's output.
 
 mod conv2d;
-mod conv_transpose2d;
 mod dense;
 mod maxpool2d;
 mod reshape;
 mod upsample2d;
 
 pub use conv2d::Conv2D;
-pub use conv_transpose2d::Conv2DTranspose;
 pub use dense::Dense;
 pub use kernels::activation::Activation;
 pub use kernels::geom::Padding;
