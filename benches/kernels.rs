@@ -56,9 +56,7 @@ fn convt_shapes() -> Vec<(&'static str, ConvGeom)> {
 
 fn short<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
-    g.sample_size(10)
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500));
+    g.sample_size(10).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
     g
 }
 
@@ -136,12 +134,7 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
         });
     }
     let g = convt_shapes()[0].1;
-    let (x, w, b, mut y) = (
-        data(4 * g.y_len(), 1),
-        data(g.w_len(), 2),
-        data(g.c_in, 3),
-        vec![0.0; 4 * g.x_len()],
-    );
+    let (x, w, b, mut y) = (data(4 * g.y_len(), 1), data(g.w_len(), 2), data(g.c_in, 3), vec![0.0; 4 * g.x_len()]);
     grp.throughput(Throughput::Elements(2 * (4 * g.macs()) as u64));
     grp.bench_function("naive mod T 128->128 s2 7->14 (batch 4)", |bn| {
         bn.iter(|| conv_transpose2d::forward_naive(&g, 4, &x, &w, &b, &mut y))
@@ -175,22 +168,12 @@ fn bench_dense(c: &mut Criterion) {
     let fl = |ci: usize, co: usize| Throughput::Elements(2 * (BATCH * ci * co) as u64);
     let mut grp = short(c, "dense/forward");
     for &(name, ci, co) in &shapes {
-        let (x, w, b, mut y) = (
-            data(BATCH * ci, 1),
-            data(ci * co, 2),
-            data(co, 3),
-            vec![0.0; BATCH * co],
-        );
+        let (x, w, b, mut y) = (data(BATCH * ci, 1), data(ci * co, 2), data(co, 3), vec![0.0; BATCH * co]);
         grp.throughput(fl(ci, co));
         grp.bench_function(name, |bn| bn.iter(|| dense::forward(BATCH, ci, co, &x, &w, &b, &mut y)));
     }
     let (ci, co) = (6272, 128);
-    let (x, w, b, mut y) = (
-        data(BATCH * ci, 1),
-        data(ci * co, 2),
-        data(co, 3),
-        vec![0.0; BATCH * co],
-    );
+    let (x, w, b, mut y) = (data(BATCH * ci, 1), data(ci * co, 2), data(co, 3), vec![0.0; BATCH * co]);
     grp.throughput(fl(ci, co));
     grp.bench_function("naive base 6272->128", |bn| {
         bn.iter(|| dense::forward_naive(BATCH, ci, co, &x, &w, &b, &mut y))
@@ -201,24 +184,15 @@ fn bench_dense(c: &mut Criterion) {
     for &(name, ci, co) in &shapes {
         let (dy, w, mut dx) = (data(BATCH * co, 1), data(ci * co, 2), vec![0.0; BATCH * ci]);
         grp.throughput(fl(ci, co));
-        grp.bench_function(name, |bn| {
-            bn.iter(|| dense::backward_input(BATCH, ci, co, &dy, &w, &mut dx))
-        });
+        grp.bench_function(name, |bn| bn.iter(|| dense::backward_input(BATCH, ci, co, &dy, &w, &mut dx)));
     }
     grp.finish();
 
     let mut grp = short(c, "dense/backward_weight");
     for &(name, ci, co) in &shapes {
-        let (x, dy, mut dw, mut db) = (
-            data(BATCH * ci, 1),
-            data(BATCH * co, 2),
-            vec![0.0; ci * co],
-            vec![0.0; co],
-        );
+        let (x, dy, mut dw, mut db) = (data(BATCH * ci, 1), data(BATCH * co, 2), vec![0.0; ci * co], vec![0.0; co]);
         grp.throughput(fl(ci, co));
-        grp.bench_function(name, |bn| {
-            bn.iter(|| dense::backward_weight(BATCH, ci, co, &x, &dy, &mut dw, &mut db))
-        });
+        grp.bench_function(name, |bn| bn.iter(|| dense::backward_weight(BATCH, ci, co, &x, &dy, &mut dw, &mut db)));
     }
     grp.finish();
 }
@@ -229,9 +203,7 @@ fn bench_elementwise(c: &mut Criterion) {
     let (mut y, mut arg) = (vec![0.0; BATCH * g.y_len()], vec![0u32; BATCH * g.y_len()]);
     let mut grp = short(c, "maxpool2d");
     grp.throughput(Throughput::Elements((BATCH * g.x_len()) as u64));
-    grp.bench_function("forward base 28->14 c32", |bn| {
-        bn.iter(|| maxpool2d::forward(&g, BATCH, &x, &mut y, &mut arg))
-    });
+    grp.bench_function("forward base 28->14 c32", |bn| bn.iter(|| maxpool2d::forward(&g, BATCH, &x, &mut y, &mut arg)));
     let (dy, mut dx) = (data(BATCH * g.y_len(), 2), vec![0.0; BATCH * g.x_len()]);
     grp.bench_function("backward_input base 28->14 c32", |bn| {
         bn.iter(|| maxpool2d::backward_input(&g, BATCH, &dy, &arg, &mut dx))
@@ -241,19 +213,12 @@ fn bench_elementwise(c: &mut Criterion) {
     });
     grp.finish();
 
-    let u = UpGeom {
-        h: 14,
-        w: 14,
-        c: 32,
-        factor: 2,
-    };
+    let u = UpGeom { h: 14, w: 14, c: 32, factor: 2 };
     let (x, mut y) = (data(BATCH * u.x_len(), 1), vec![0.0; BATCH * u.y_len()]);
     let (dy, mut dx) = (data(BATCH * u.y_len(), 2), vec![0.0; BATCH * u.x_len()]);
     let mut grp = short(c, "upsample2d");
     grp.throughput(Throughput::Elements((BATCH * u.y_len()) as u64));
-    grp.bench_function("forward base 14->28 c32", |bn| {
-        bn.iter(|| upsample2d::forward(&u, BATCH, &x, &mut y))
-    });
+    grp.bench_function("forward base 14->28 c32", |bn| bn.iter(|| upsample2d::forward(&u, BATCH, &x, &mut y)));
     grp.bench_function("backward_input base 14->28 c32", |bn| {
         bn.iter(|| upsample2d::backward_input(&u, BATCH, &dy, &mut dx))
     });
@@ -277,11 +242,5 @@ fn bench_elementwise(c: &mut Criterion) {
     grp.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_conv2d,
-    bench_conv_transpose2d,
-    bench_dense,
-    bench_elementwise
-);
+criterion_group!(benches, bench_conv2d, bench_conv_transpose2d, bench_dense, bench_elementwise);
 criterion_main!(benches);

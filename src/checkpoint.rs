@@ -44,10 +44,7 @@ pub fn save(path: &Path, model: &Sequential, info: &CheckpointInfo) -> Result<()
 }
 
 fn checkpoint_err(path: &Path, reason: String) -> Error {
-    Error::Checkpoint {
-        path: path.to_path_buf(),
-        reason,
-    }
+    Error::Checkpoint { path: path.to_path_buf(), reason }
 }
 
 /// Reads a checkpoint: builds the model it names and loads every tensor, checking names,
@@ -55,10 +52,7 @@ fn checkpoint_err(path: &Path, reason: String) -> Error {
 pub fn load(path: &Path, expect: Option<ModelKind>) -> Result<(Sequential, CheckpointInfo)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-        checkpoint_err(
-            path,
-            format!("not a valid safetensors file ({e}); is it truncated or corrupt?"),
-        )
+        checkpoint_err(path, format!("not a valid safetensors file ({e}); is it truncated or corrupt?"))
     })?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| checkpoint_err(path, e.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -69,30 +63,15 @@ pub fn load(path: &Path, expect: Option<ModelKind>) -> Result<(Sequential, Check
     };
     let version = field("format_version")?;
     if version != FORMAT_VERSION {
-        return Err(checkpoint_err(
-            path,
-            format!("format_version {version}, this program reads {FORMAT_VERSION}"),
-        ));
+        return Err(checkpoint_err(path, format!("format_version {version}, this program reads {FORMAT_VERSION}")));
     }
-    let model_kind: ModelKind = field("model")?
-        .parse()
-        .map_err(|e: Error| checkpoint_err(path, e.to_string()))?;
+    let model_kind: ModelKind = field("model")?.parse().map_err(|e: Error| checkpoint_err(path, e.to_string()))?;
     if let Some(want) = expect.filter(|&w| w != model_kind) {
-        return Err(checkpoint_err(
-            path,
-            format!("holds the `{model_kind}` model, expected `{want}`"),
-        ));
+        return Err(checkpoint_err(path, format!("holds the `{model_kind}` model, expected `{want}`")));
     }
-    let parse_num = |key: &str| {
-        field(key)?
-            .parse::<u64>()
-            .map_err(|e| checkpoint_err(path, format!("metadata `{key}`: {e}")))
-    };
-    let info = CheckpointInfo {
-        model: model_kind,
-        epoch: parse_num("epoch")? as usize,
-        seed: parse_num("seed")?,
-    };
+    let parse_num =
+        |key: &str| field(key)?.parse::<u64>().map_err(|e| checkpoint_err(path, format!("metadata `{key}`: {e}")));
+    let info = CheckpointInfo { model: model_kind, epoch: parse_num("epoch")? as usize, seed: parse_num("seed")? };
     let mut model = models::build(model_kind, info.seed)?;
     load_weights(path, &st, &mut model)?;
     Ok((model, info))
@@ -101,14 +80,9 @@ pub fn load(path: &Path, expect: Option<ModelKind>) -> Result<(Sequential, Check
 fn load_weights(path: &Path, st: &SafeTensors, model: &mut Sequential) -> Result<()> {
     let names: Vec<String> = model.params().map(|(l, p)| format!("{l}.{}", p.name)).collect();
     for (name, p) in names.iter().zip(model.params_mut()) {
-        let t = st
-            .tensor(name)
-            .map_err(|_| checkpoint_err(path, format!("missing tensor `{name}`")))?;
+        let t = st.tensor(name).map_err(|_| checkpoint_err(path, format!("missing tensor `{name}`")))?;
         if t.dtype() != Dtype::F32 {
-            return Err(checkpoint_err(
-                path,
-                format!("tensor `{name}` has dtype {:?}, expected F32", t.dtype()),
-            ));
+            return Err(checkpoint_err(path, format!("tensor `{name}` has dtype {:?}, expected F32", t.dtype())));
         }
         if t.shape() != p.shape.as_slice() {
             return Err(checkpoint_err(
@@ -121,10 +95,7 @@ fn load_weights(path: &Path, st: &SafeTensors, model: &mut Sequential) -> Result
         }
     }
     if st.names().len() != names.len() {
-        return Err(checkpoint_err(
-            path,
-            format!("holds {} tensors, the model has {}", st.names().len(), names.len()),
-        ));
+        return Err(checkpoint_err(path, format!("holds {} tensors, the model has {}", st.names().len(), names.len())));
     }
     Ok(())
 }

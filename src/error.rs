@@ -17,20 +17,11 @@ pub enum Error {
 
     /// A file whose contents break its format: `field` held `found`, the format wants `expected`.
     #[error("{path}: bad {field}: expected {expected}, found {found}")]
-    Format {
-        path: PathBuf,
-        field: &'static str,
-        expected: String,
-        found: String,
-    },
+    Format { path: PathBuf, field: &'static str, expected: String, found: String },
 
     /// A payload whose SHA-256 is not the published one.
     #[error("{path}: SHA-256 of the decompressed payload is {found}, expected {expected} (the file is corrupt or not the official data; pass --allow-custom-data to use other IDX data)")]
-    Checksum {
-        path: PathBuf,
-        expected: String,
-        found: String,
-    },
+    Checksum { path: PathBuf, expected: String, found: String },
 
     /// The data set was found nowhere and could not be downloaded.
     #[error("Fashion-MNIST not found; looked in:\n{searched}\ndownload failed: {download}\nhint: install the Debian package `dataset-fashion-mnist`, or point --data-dir or FASHION_MNIST_DIR at a folder holding the four IDX files")]
@@ -38,19 +29,11 @@ pub enum Error {
 
     /// A user-supplied value (flag, argument) outside what it may be.
     #[error("invalid {name}: expected {expected}, found {found}")]
-    InvalidArgument {
-        name: &'static str,
-        expected: String,
-        found: String,
-    },
+    InvalidArgument { name: &'static str, expected: String, found: String },
 
     /// Layer shapes that do not chain, found when a model is built.
     #[error("layer `{layer}`: expected input shape {expected}, found {found}")]
-    Shape {
-        layer: String,
-        expected: String,
-        found: String,
-    },
+    Shape { layer: String, expected: String, found: String },
 
     /// A checkpoint that cannot be loaded into the model asked for.
     #[error("checkpoint {path}: {reason}")]
@@ -58,28 +41,16 @@ pub enum Error {
 
     /// An image smaller than the metric's window (SSIM needs the window to fit inside).
     #[error("{metric} needs images of at least {window}x{window} (its window), found {h}x{w}")]
-    ImageTooSmall {
-        metric: &'static str,
-        window: usize,
-        h: usize,
-        w: usize,
-    },
+    ImageTooSmall { metric: &'static str, window: usize, h: usize, w: usize },
 
     /// Training produced a NaN or infinity.
     #[error("non-finite {what} at epoch {epoch}, step {step}; the last good checkpoint is kept (try a smaller --lr)")]
-    NonFinite {
-        what: &'static str,
-        epoch: usize,
-        step: usize,
-    },
+    NonFinite { what: &'static str, epoch: usize, step: usize },
 }
 
 impl Error {
     /// Wraps an `io::Error` with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

@@ -76,12 +76,8 @@ pub fn for_each_batch(
 /// by the image count.
 fn score_sums(originals: &[f32], recon: &[f32], n: usize) -> Result<(f64, f64, f64)> {
     let sq = kernels::loss::mse(recon, originals) * originals.len() as f64;
-    let g: f64 = metrics::per_image_ssim(Window::Gaussian11, recon, originals, n, 28, 28)?
-        .iter()
-        .sum();
-    let u: f64 = metrics::per_image_ssim(Window::Uniform7, recon, originals, n, 28, 28)?
-        .iter()
-        .sum();
+    let g: f64 = metrics::per_image_ssim(Window::Gaussian11, recon, originals, n, 28, 28)?.iter().sum();
+    let u: f64 = metrics::per_image_ssim(Window::Uniform7, recon, originals, n, 28, 28)?.iter().sum();
     Ok((sq, g, u))
 }
 
@@ -95,12 +91,7 @@ pub fn evaluate(model: &mut Sequential, images: Images) -> Result<Scores> {
         Ok(())
     })?;
     let n = images.len().max(1) as f64;
-    Ok(Scores {
-        count: images.len(),
-        mse: sq / (n * IMAGE_LEN as f64),
-        ssim: g / n,
-        ssim_uniform7: u / n,
-    })
+    Ok(Scores { count: images.len(), mse: sq / (n * IMAGE_LEN as f64), ssim: g / n, ssim_uniform7: u / n })
 }
 
 /// Reconstructions `[n, 28, 28]` of `images`.

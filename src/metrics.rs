@@ -25,21 +25,13 @@ pub fn metric_name(window: Window) -> &'static str {
 fn check_batch(window: Window, a: &[f32], b: &[f32], n: usize, h: usize, w: usize) -> Result<usize> {
     let k = window.size();
     if h < k || w < k {
-        return Err(Error::ImageTooSmall {
-            metric: metric_name(window),
-            window: k,
-            h,
-            w,
-        });
+        return Err(Error::ImageTooSmall { metric: metric_name(window), window: k, h, w });
     }
-    let len = n
-        .checked_mul(h)
-        .and_then(|v| v.checked_mul(w))
-        .ok_or_else(|| Error::InvalidArgument {
-            name: "batch shape",
-            expected: "n*h*w to fit in memory".into(),
-            found: format!("{n}x{h}x{w}"),
-        })?;
+    let len = n.checked_mul(h).and_then(|v| v.checked_mul(w)).ok_or_else(|| Error::InvalidArgument {
+        name: "batch shape",
+        expected: "n*h*w to fit in memory".into(),
+        found: format!("{n}x{h}x{w}"),
+    })?;
     for (name, s) in [("first image batch", a), ("second image batch", b)] {
         if s.len() != len {
             return Err(Error::InvalidArgument {
@@ -104,15 +96,7 @@ mod tests {
     fn too_small_is_an_error() {
         let a = vec![0.5f32; 2 * 5 * 5];
         let err = mean_ssim(Window::Uniform7, &a, &a, 2, 5, 5);
-        assert!(matches!(
-            err,
-            Err(Error::ImageTooSmall {
-                window: 7,
-                h: 5,
-                w: 5,
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(Error::ImageTooSmall { window: 7, h: 5, w: 5, .. })));
         let err = mean_ssim(Window::Gaussian11, &a, &a, 2, 5, 5);
         assert!(matches!(err, Err(Error::ImageTooSmall { window: 11, .. })));
     }

@@ -47,64 +47,32 @@ impl fmt::Display for ModelKind {
 impl FromStr for ModelKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        ModelKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| Error::InvalidArgument {
-                name: "model",
-                expected: "baseline or modified".to_string(),
-                found: s.to_string(),
-            })
+        ModelKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| Error::InvalidArgument {
+            name: "model",
+            expected: "baseline or modified".to_string(),
+            found: s.to_string(),
+        })
     }
 }
 
 /// One layer of a model definition, in Keras's terms (padding 'same' throughout).
 #[derive(Clone, Debug)]
 pub enum Spec {
-    Conv2D {
-        filters: usize,
-        k: usize,
-        stride: usize,
-        act: Activation,
-    },
-    Conv2DTranspose {
-        filters: usize,
-        k: usize,
-        stride: usize,
-        act: Activation,
-    },
-    MaxPooling2D {
-        pool: usize,
-    },
+    Conv2D { filters: usize, k: usize, stride: usize, act: Activation },
+    Conv2DTranspose { filters: usize, k: usize, stride: usize, act: Activation },
+    MaxPooling2D { pool: usize },
     Flatten,
-    Dense {
-        units: usize,
-        act: Activation,
-    },
-    Reshape {
-        shape: [usize; 3],
-    },
-    UpSampling2D {
-        factor: usize,
-    },
+    Dense { units: usize, act: Activation },
+    Reshape { shape: [usize; 3] },
+    UpSampling2D { factor: usize },
 }
 
 fn conv(filters: usize, stride: usize, act: Activation) -> Spec {
-    Spec::Conv2D {
-        filters,
-        k: 3,
-        stride,
-        act,
-    }
+    Spec::Conv2D { filters, k: 3, stride, act }
 }
 
 fn conv_t(filters: usize, stride: usize, act: Activation) -> Spec {
-    Spec::Conv2DTranspose {
-        filters,
-        k: 3,
-        stride,
-        act,
-    }
+    Spec::Conv2DTranspose { filters, k: 3, stride, act }
 }
 
 /// The layer list of a model.
@@ -115,10 +83,7 @@ pub fn specs(kind: ModelKind) -> Vec<Spec> {
             conv(32, 1, Relu),
             Spec::MaxPooling2D { pool: 2 }, // [14, 14, 32]
             Spec::Flatten,                  // [6272]
-            Spec::Dense {
-                units: LATENT,
-                act: Linear,
-            },
+            Spec::Dense { units: LATENT, act: Linear },
             Spec::Dense { units: 6272, act: Relu },
             Spec::Reshape { shape: [14, 14, 32] },
             Spec::UpSampling2D { factor: 2 }, // [28, 28, 32]
@@ -131,10 +96,7 @@ pub fn specs(kind: ModelKind) -> Vec<Spec> {
             conv(64, 2, Relu),  // [7, 7, 64]
             conv(128, 1, Relu), // [7, 7, 128]
             Spec::Flatten,      // [6272]
-            Spec::Dense {
-                units: LATENT,
-                act: Linear,
-            },
+            Spec::Dense { units: LATENT, act: Linear },
             Spec::Dense { units: 6272, act: Relu },
             Spec::Reshape { shape: [7, 7, 128] },
             conv_t(128, 2, Relu), // [14, 14, 128]
@@ -147,11 +109,7 @@ pub fn specs(kind: ModelKind) -> Vec<Spec> {
 /// Keras's automatic name for the next layer of class `base` (`dense`, then `dense_1`, ...).
 fn keras_name(counts: &mut HashMap<&'static str, usize>, base: &'static str) -> String {
     let seen = counts.entry(base).or_insert(0);
-    let name = if *seen == 0 {
-        base.to_string()
-    } else {
-        format!("{base}_{seen}")
-    };
+    let name = if *seen == 0 { base.to_string() } else { format!("{base}_{seen}") };
     *seen += 1;
     name
 }
@@ -164,12 +122,7 @@ pub fn build_specs(specs: &[Spec], input: &[usize], seed: u64) -> Result<Sequent
     let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(specs.len());
     for spec in specs {
         let layer: Box<dyn Layer> = match *spec {
-            Spec::Conv2D {
-                filters,
-                k,
-                stride,
-                act,
-            } => Box::new(Conv2D::new(
+            Spec::Conv2D { filters, k, stride, act } => Box::new(Conv2D::new(
                 &keras_name(&mut counts, "conv2d"),
                 &shape,
                 filters,
@@ -178,12 +131,7 @@ pub fn build_specs(specs: &[Spec], input: &[usize], seed: u64) -> Result<Sequent
                 Padding::Same,
                 act,
             )?),
-            Spec::Conv2DTranspose {
-                filters,
-                k,
-                stride,
-                act,
-            } => Box::new(Conv2D::transpose(
+            Spec::Conv2DTranspose { filters, k, stride, act } => Box::new(Conv2D::transpose(
                 &keras_name(&mut counts, "conv2d_transpose"),
                 &shape,
                 filters,
@@ -204,11 +152,9 @@ pub fn build_specs(specs: &[Spec], input: &[usize], seed: u64) -> Result<Sequent
             Spec::Reshape { shape: target } => {
                 Box::new(Reshape::new(&keras_name(&mut counts, "reshape"), &shape, &target)?)
             }
-            Spec::UpSampling2D { factor } => Box::new(UpSampling2D::new(
-                &keras_name(&mut counts, "up_sampling2d"),
-                &shape,
-                factor,
-            )?),
+            Spec::UpSampling2D { factor } => {
+                Box::new(UpSampling2D::new(&keras_name(&mut counts, "up_sampling2d"), &shape, factor)?)
+            }
         };
         shape = layer.output_shape().to_vec();
         layers.push(layer);

@@ -34,12 +34,7 @@ const MAX_NESTING: usize = 4;
 const SHAPE_FORMS: &str = "(N, H, W), (N, H, W, 1) or (H, W)";
 
 fn format_err(path: &Path, field: &'static str, expected: impl Into<String>, found: impl Into<String>) -> Error {
-    Error::Format {
-        path: path.to_path_buf(),
-        field,
-        expected: expected.into(),
-        found: found.into(),
-    }
+    Error::Format { path: path.to_path_buf(), field, expected: expected.into(), found: found.into() }
 }
 
 /// Reads an image set from a .npy file.
@@ -55,12 +50,7 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<ImageSet> {
         NpyFile::new(bytes).map_err(|e| format_err(path, "header", "a valid .npy header dictionary", e.to_string()))?;
     let npy_shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if npy_shape != shape {
-        return Err(format_err(
-            path,
-            "header",
-            "one unambiguous 'shape' entry",
-            "a header that reads two ways",
-        ));
+        return Err(format_err(path, "header", "one unambiguous 'shape' entry", "a header that reads two ways"));
     }
     if npy.order() != Order::C {
         return Err(format_err(
@@ -84,11 +74,7 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<ImageSet> {
     let need = count * item;
     let have = bytes.len() - data_start;
     if have != need {
-        let what = if have < need {
-            "truncated file"
-        } else {
-            "trailing bytes"
-        };
+        let what = if have < need { "truncated file" } else { "trailing bytes" };
         return Err(format_err(
             path,
             "data length",
@@ -99,26 +85,11 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<ImageSet> {
     let read_err = |e: std::io::Error| format_err(path, "data", format!("{count} values of {ts}"), e.to_string());
     let data: Vec<f32> = match (ts.type_char(), item) {
         (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(read_err)?,
-        (TypeChar::Float, _) => npy
-            .into_vec::<f64>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
-        _ => npy
-            .into_vec::<u8>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(|v| f32::from(v) / 255.0)
-            .collect(),
+        (TypeChar::Float, _) => npy.into_vec::<f64>().map_err(read_err)?.into_iter().map(|v| v as f32).collect(),
+        _ => npy.into_vec::<u8>().map_err(read_err)?.into_iter().map(|v| f32::from(v) / 255.0).collect(),
     };
     if data.len() != count {
-        return Err(format_err(
-            path,
-            "data",
-            format!("{count} values"),
-            format!("{} values", data.len()),
-        ));
+        return Err(format_err(path, "data", format!("{count} values"), format!("{} values", data.len())));
     }
     Ok(ImageSet { n, h, w, data })
 }
@@ -131,12 +102,7 @@ fn image_dims(shape: &[usize], path: &Path) -> Result<(usize, usize, usize)> {
         _ => return Err(format_err(path, "shape", SHAPE_FORMS, format!("{shape:?}"))),
     };
     if dims.1 == 0 || dims.2 == 0 {
-        return Err(format_err(
-            path,
-            "shape",
-            "non-zero height and width",
-            format!("{shape:?}"),
-        ));
+        return Err(format_err(path, "shape", "non-zero height and width", format!("{shape:?}")));
     }
     Ok(dims)
 }
@@ -154,14 +120,7 @@ fn precheck(bytes: &[u8], path: &Path) -> Result<(usize, Vec<usize>)> {
             let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
             (usize::try_from(len).unwrap_or(usize::MAX), 12)
         }
-        (major, minor) => {
-            return Err(format_err(
-                path,
-                "version",
-                "1.0, 2.0 or 3.0",
-                format!("{major}.{minor}"),
-            ))
-        }
+        (major, minor) => return Err(format_err(path, "version", "1.0, 2.0 or 3.0", format!("{major}.{minor}"))),
     };
     if header_len > MAX_HEADER_LEN || bytes.len() - prefix < header_len {
         return Err(format_err(
@@ -196,17 +155,10 @@ fn precheck(bytes: &[u8], path: &Path) -> Result<(usize, Vec<usize>)> {
     let shape =
         parse_shape(text).ok_or_else(|| format_err(path, "shape", "one 'shape': (d0, d1, ...) entry", text.trim()))?;
     image_dims(&shape, path)?;
-    let fits = shape
-        .iter()
-        .try_fold(8usize, |acc, &d| acc.checked_mul(d.max(1)))
-        .is_some_and(|v| v <= isize::MAX as usize);
+    let fits =
+        shape.iter().try_fold(8usize, |acc, &d| acc.checked_mul(d.max(1))).is_some_and(|v| v <= isize::MAX as usize);
     if !fits {
-        return Err(format_err(
-            path,
-            "shape",
-            "an array that fits in memory",
-            format!("{shape:?}"),
-        ));
+        return Err(format_err(path, "shape", "an array that fits in memory", format!("{shape:?}")));
     }
     Ok((prefix + header_len, shape))
 }
@@ -218,12 +170,7 @@ fn parse_shape(text: &str) -> Option<Vec<usize>> {
     }
     let rest = text.split_once("'shape'")?.1.trim_start().strip_prefix(':')?;
     let inner = rest.trim_start().strip_prefix('(')?.split_once(')')?.0;
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().ok())
-        .collect()
+    inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse::<usize>().ok()).collect()
 }
 
 /// Checks that `shape` describes `len` values; returns it as u64 for `npyz`.
@@ -232,10 +179,7 @@ fn shape_u64(path: &Path, shape: &[usize], len: usize) -> Result<Vec<u64>> {
     if count != Some(len) {
         return Err(Error::InvalidArgument {
             name: "npy shape",
-            expected: format!(
-                "a shape whose product is the {len} values given (writing {})",
-                path.display()
-            ),
+            expected: format!("a shape whose product is the {len} values given (writing {})", path.display()),
             found: format!("{shape:?}"),
         });
     }
@@ -246,11 +190,7 @@ fn shape_u64(path: &Path, shape: &[usize], len: usize) -> Result<Vec<u64>> {
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let shape = shape_u64(path, shape, data.len())?;
     write_atomic(path, |w| {
-        let mut out = WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(w)
-            .begin_nd()?;
+        let mut out = WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
         out.extend(data.iter().copied())?;
         out.finish()
     })
@@ -260,11 +200,7 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 pub fn write_u8(path: &Path, shape: &[usize], data: &[u8]) -> Result<()> {
     let shape = shape_u64(path, shape, data.len())?;
     write_atomic(path, |w| {
-        let mut out = WriteOptions::<u8>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(w)
-            .begin_nd()?;
+        let mut out = WriteOptions::<u8>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
         out.extend(data.iter().copied())?;
         out.finish()
     })

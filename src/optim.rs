@@ -15,12 +15,7 @@ pub struct Adam {
 impl Adam {
     pub fn new(config: AdamConfig, model: &Sequential) -> Self {
         let zeros = || model.params().map(|(_, p)| vec![0.0; p.value.len()]).collect();
-        Adam {
-            config,
-            t: 0,
-            m: zeros(),
-            v: zeros(),
-        }
+        Adam { config, t: 0, m: zeros(), v: zeros() }
     }
 
     /// Applies one update from the gradients the last `backward` wrote.

@@ -18,11 +18,7 @@ pub const SEPARATOR: usize = 2;
 pub const SEPARATOR_LEVEL: u8 = 128;
 
 fn invalid(name: &'static str, expected: impl Into<String>, found: impl Into<String>) -> Error {
-    Error::InvalidArgument {
-        name,
-        expected: expected.into(),
-        found: found.into(),
-    }
+    Error::InvalidArgument { name, expected: expected.into(), found: found.into() }
 }
 
 /// [0, 1] -> 0..=255, rounded; values outside are clipped, NaN becomes 0.
@@ -53,11 +49,7 @@ pub fn grid_pixels(
     let len = n.checked_mul(h).and_then(|v| v.checked_mul(w));
     for (name, s) in [("originals", originals), ("reconstructions", reconstructions)] {
         if Some(s.len()) != len {
-            return Err(invalid(
-                name,
-                format!("{n}x{h}x{w} values"),
-                format!("{} values", s.len()),
-            ));
+            return Err(invalid(name, format!("{n}x{h}x{w} values"), format!("{} values", s.len())));
         }
     }
     let cols = n.min(MAX_COLUMNS);

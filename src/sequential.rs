@@ -18,12 +18,7 @@ impl Sequential {
         let slots = layers.len() + 1;
         let mut shapes = vec![input_shape.to_vec()];
         shapes.extend(layers.iter().map(|l| l.output_shape().to_vec()));
-        Sequential {
-            layers,
-            shapes,
-            acts: vec![Tensor::default(); slots],
-            grads: vec![Tensor::default(); slots],
-        }
+        Sequential { layers, shapes, acts: vec![Tensor::default(); slots], grads: vec![Tensor::default(); slots] }
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
@@ -92,9 +87,7 @@ impl Sequential {
 
     /// Every parameter, layer by layer, kernel before bias.
     pub fn params(&self) -> impl Iterator<Item = (&str, &Param)> {
-        self.layers
-            .iter()
-            .flat_map(|l| l.params().iter().map(move |p| (l.name(), p)))
+        self.layers.iter().flat_map(|l| l.params().iter().map(move |p| (l.name(), p)))
     }
 
     pub fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {

@@ -10,23 +10,13 @@ pub struct Tensor {
 impl Tensor {
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor {
-            shape: shape.to_vec(),
-            data: vec![0.0; shape.iter().product()],
-        }
+        Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
     }
 
     /// Wraps `data`. # Panics: if its length is not the product of `shape`.
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Self {
-        assert_eq!(
-            data.len(),
-            shape.iter().product::<usize>(),
-            "tensor data length disagrees with shape {shape:?}"
-        );
-        Tensor {
-            shape: shape.to_vec(),
-            data,
-        }
+        assert_eq!(data.len(), shape.iter().product::<usize>(), "tensor data length disagrees with shape {shape:?}");
+        Tensor { shape: shape.to_vec(), data }
     }
 
     pub fn shape(&self) -> &[usize] {

@@ -48,11 +48,7 @@ impl TrainConfig {
     /// Rejects values training cannot run with, naming the flag.
     pub fn validate(&self) -> Result<()> {
         let bad = |name, expected: &str, found: String| {
-            Err(Error::InvalidArgument {
-                name,
-                expected: expected.to_string(),
-                found,
-            })
+            Err(Error::InvalidArgument { name, expected: expected.to_string(), found })
         };
         if self.epochs == 0 {
             return bad("--epochs", "at least 1", self.epochs.to_string());
@@ -64,11 +60,7 @@ impl TrainConfig {
             return bad("--lr", "a positive number", self.lr.to_string());
         }
         if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
-            return bad(
-                "--beta1/--beta2",
-                "in [0, 1)",
-                format!("{} / {}", self.beta1, self.beta2),
-            );
+            return bad("--beta1/--beta2", "in [0, 1)", format!("{} / {}", self.beta1, self.beta2));
         }
         if !(self.min_delta.is_finite() && self.min_delta >= 0.0) {
             return bad("--min-delta", "a number >= 0", self.min_delta.to_string());
@@ -114,13 +106,7 @@ pub enum Verdict {
 
 impl EarlyStopping {
     pub fn new(patience: usize, min_delta: f64) -> Self {
-        EarlyStopping {
-            patience,
-            min_delta,
-            best: f64::INFINITY,
-            best_epoch: 0,
-            wait: 0,
-        }
+        EarlyStopping { patience, min_delta, best: f64::INFINITY, best_epoch: 0, wait: 0 }
     }
 
     /// Records `epoch`'s validation loss. An improvement means val_loss < best - min_delta.
@@ -226,12 +212,7 @@ pub fn train(
     }
     let started = Instant::now();
     let mut model = models::build(cfg.model, cfg.seed)?;
-    let adam_cfg = AdamConfig {
-        lr: cfg.lr,
-        beta1: cfg.beta1,
-        beta2: cfg.beta2,
-        eps: cfg.epsilon,
-    };
+    let adam_cfg = AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.epsilon };
     let mut adam = Adam::new(adam_cfg, &model);
     let mut stopper = EarlyStopping::new(cfg.patience, cfg.min_delta);
     let mut best_weights = snapshot(&model);
@@ -254,19 +235,11 @@ pub fn train(
             data.fill_batch(idx, batch.data_mut());
             let loss = train_step(&mut model, &mut adam, &batch, &mut dy);
             if !loss.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "loss",
-                    epoch,
-                    step: step + 1,
-                });
+                return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
             }
             loss_sum += loss * idx.len() as f64;
             let done = (step * cfg.batch_size + idx.len()).min(order.len());
-            on(Progress::Step {
-                step: step + 1,
-                images: done,
-                running_loss: loss_sum / done as f64,
-            })?;
+            on(Progress::Step { step: step + 1, images: done, running_loss: loss_sum / done as f64 })?;
         }
         let secs = epoch_start.elapsed().as_secs_f64();
         train_secs += secs;
@@ -274,11 +247,7 @@ pub fn train(
         on(Progress::Validating)?;
         let val: Scores = evaluate(&mut model, Images::Subset(data, &split.val))?;
         if !val.mse.is_finite() {
-            return Err(Error::NonFinite {
-                what: "validation loss",
-                epoch,
-                step: steps,
-            });
+            return Err(Error::NonFinite { what: "validation loss", epoch, step: steps });
         }
         let stats = EpochStats {
             epoch,
@@ -296,12 +265,7 @@ pub fn train(
             best_weights = snapshot(&model);
         }
         let (stats, history) = (&history[history.len() - 1], &history[..]);
-        on(Progress::EpochEnd {
-            stats,
-            history,
-            model: &model,
-            improved,
-        })?;
+        on(Progress::EpochEnd { stats, history, model: &model, improved })?;
         if verdict == Verdict::Stop {
             stopped_early = true;
             break;

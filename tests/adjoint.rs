@@ -13,10 +13,7 @@ use kernels::{conv2d, conv_transpose2d, dense, maxpool2d, upsample2d};
 /// |lhs - rhs| <= 1e-5 * max(|lhs|, |rhs|).
 fn assert_adjoint(case: &str, lhs: f64, rhs: f64) {
     let scale = lhs.abs().max(rhs.abs());
-    assert!(
-        scale > 0.0,
-        "{case}: both inner products are zero, the check is vacuous"
-    );
+    assert!(scale > 0.0, "{case}: both inner products are zero, the check is vacuous");
     assert!(
         (lhs - rhs).abs() <= 1e-5 * scale,
         "{case}: <op(x), y> = {lhs} but <x, op*(y)> = {rhs} (rel {:.2e})",
@@ -128,11 +125,7 @@ fn upsample2d_backward_input_is_the_adjoint_of_forward() {
         let (mut ax, mut aty) = (vec![0.0; y.len()], vec![0.0; x.len()]);
         upsample2d::forward(&g, n, &x, &mut ax);
         upsample2d::backward_input(&g, n, &y, &mut aty);
-        assert_adjoint(
-            &format!("upsample n{n} {h}x{w}x{c} f{f}"),
-            dot64(&ax, &y),
-            dot64(&x, &aty),
-        );
+        assert_adjoint(&format!("upsample n{n} {h}x{w}x{c} f{f}"), dot64(&ax, &y), dot64(&x, &aty));
     }
 }
 
@@ -152,11 +145,7 @@ fn maxpool2d_backward_input_is_the_adjoint_of_the_argmax_gather() {
         let (mut y, mut arg) = (vec![0.0; n * g.y_len()], vec![0u32; n * g.y_len()]);
         maxpool2d::forward(&g, n, &rng.vec(n * g.x_len()), &mut y, &mut arg);
         let (x, dy) = (rng.vec(n * g.x_len()), rng.vec(n * g.y_len()));
-        let px: Vec<f32> = arg
-            .iter()
-            .enumerate()
-            .map(|(o, &i)| x[(o / g.y_len()) * g.x_len() + i as usize])
-            .collect();
+        let px: Vec<f32> = arg.iter().enumerate().map(|(o, &i)| x[(o / g.y_len()) * g.x_len() + i as usize]).collect();
         let mut ptdy = vec![0.0; x.len()];
         maxpool2d::backward_input(&g, n, &dy, &arg, &mut ptdy);
         assert_adjoint(&name, dot64(&px, &dy), dot64(&x, &ptdy));

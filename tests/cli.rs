@@ -7,19 +7,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoencoder"))
-        .args(args)
-        .output()
-        .expect("run the binary")
+    Command::new(env!("CARGO_BIN_EXE_autoencoder")).args(args).output().expect("run the binary")
 }
 
 fn ok(args: &[&str]) -> String {
     let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -47,14 +40,8 @@ fn write_data(dir: &Path) {
     let (tr, te) = (160, 40);
     idx::write_images(&dir.join("train-images-idx3-ubyte"), 28, 28, &pixels[..tr * 784], false).unwrap();
     idx::write_labels(&dir.join("train-labels-idx1-ubyte"), &labels[..tr], false).unwrap();
-    idx::write_images(
-        &dir.join("t10k-images-idx3-ubyte.gz"),
-        28,
-        28,
-        &pixels[tr * 784..(tr + te) * 784],
-        true,
-    )
-    .unwrap();
+    idx::write_images(&dir.join("t10k-images-idx3-ubyte.gz"), 28, 28, &pixels[tr * 784..(tr + te) * 784], true)
+        .unwrap();
     idx::write_labels(&dir.join("t10k-labels-idx1-ubyte.gz"), &labels[tr..tr + te], true).unwrap();
 }
 
@@ -76,19 +63,7 @@ fn every_subcommand_works_on_small_custom_data() {
     assert!(out.contains("160") && out.contains("20"), "{out}");
 
     let train_args = [
-        &[
-            "train",
-            "--model",
-            "modified",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "16",
-            "--threads",
-            "2",
-            "--out",
-            r,
-        ],
+        &["train", "--model", "modified", "--epochs", "2", "--batch-size", "16", "--threads", "2", "--out", r],
         &src[..],
     ]
     .concat();
@@ -145,23 +120,11 @@ fn every_subcommand_works_on_small_custom_data() {
     // The user's own images: an IDX file, all of them by default.
     let own = data.join("t10k-images-idx3-ubyte.gz");
     let npy2 = tmp.path().join("own.npy");
-    ok(&[
-        "reconstruct",
-        "--checkpoint",
-        c,
-        "--input",
-        own.to_str().unwrap(),
-        "--npy",
-        npy2.to_str().unwrap(),
-    ]);
+    ok(&["reconstruct", "--checkpoint", c, "--input", own.to_str().unwrap(), "--npy", npy2.to_str().unwrap()]);
     assert_eq!(autoencoder::npy::read_images(&npy2).unwrap().n, 40);
 
     let codes = tmp.path().join("codes.npy");
-    ok(&[
-        &["encode", "--checkpoint", c, "--out", codes.to_str().unwrap()],
-        &src[..],
-    ]
-    .concat());
+    ok(&[&["encode", "--checkpoint", c, "--out", codes.to_str().unwrap()], &src[..]].concat());
     assert!(tmp.path().join("codes.labels.npy").is_file());
     let bytes = std::fs::read(&codes).unwrap();
     assert_eq!(npyz::NpyFile::new(&bytes[..]).unwrap().shape(), &[20, 128]);

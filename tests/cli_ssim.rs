@@ -14,9 +14,7 @@ fn run(args: &[&Path], json: bool) -> Output {
 }
 
 fn images(n: usize, h: usize, w: usize, seed: usize) -> Vec<f32> {
-    (0..n * h * w)
-        .map(|i| ((i * 31 + seed * 17) % 101) as f32 / 100.0)
-        .collect()
+    (0..n * h * w).map(|i| ((i * 31 + seed * 17) % 101) as f32 / 100.0).collect()
 }
 
 fn stderr(out: &Output) -> String {
@@ -83,10 +81,7 @@ fn mismatched_shapes_fail_naming_both_files() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
-    assert!(
-        err.contains("shapes differ") && err.contains("first.npy") && err.contains("second.npy"),
-        "{err}"
-    );
+    assert!(err.contains("shapes differ") && err.contains("first.npy") && err.contains("second.npy"), "{err}");
     assert!(err.contains("hint"), "{err}");
 }
 
@@ -98,10 +93,7 @@ fn images_smaller_than_window_fail() {
     let out = run(&[&a, &a], false);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(
-        err.contains("small.npy") && err.contains("11x11") && err.contains("5x5"),
-        "{err}"
-    );
+    assert!(err.contains("small.npy") && err.contains("11x11") && err.contains("5x5"), "{err}");
 }
 
 #[test]

@@ -19,10 +19,7 @@ fn values(len: usize, seed: u32) -> Vec<f32> {
 fn close(what: &str, a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "{what}");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= 1e-4 + 1e-4 * y.abs(),
-            "{what}[{i}]: fast {x}, naive {y}"
-        );
+        assert!((x - y).abs() <= 1e-4 + 1e-4 * y.abs(), "{what}[{i}]: fast {x}, naive {y}");
     }
 }
 

@@ -60,20 +60,12 @@ fn a_short_run_on_2000_real_images_clearly_raises_validation_ssim() {
         origin: full.origin,
     };
     let split = data::split(n, 42);
-    let cfg = TrainConfig {
-        epochs: 4,
-        batch_size: 32,
-        patience: 10,
-        ..TrainConfig::new(ModelKind::Modified)
-    };
+    let cfg = TrainConfig { epochs: 4, batch_size: 32, patience: 10, ..TrainConfig::new(ModelKind::Modified) };
     let out = train::train(&cfg, &ds, &split, &mut |_| Ok(())).unwrap();
     let ssim: Vec<f64> = out.history.iter().map(|e| e.val_ssim).collect();
     let loss: Vec<f64> = out.history.iter().map(|e| e.val_loss).collect();
     assert_eq!(ssim.len(), 4);
     assert!(ssim[3] > ssim[0] + 0.05, "validation SSIM by epoch: {ssim:?}");
     assert!(loss[3] < 0.8 * loss[0], "validation loss by epoch: {loss:?}");
-    assert_eq!(
-        out.best_epoch,
-        1 + loss.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap().0
-    );
+    assert_eq!(out.best_epoch, 1 + loss.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).unwrap().0);
 }

@@ -31,11 +31,7 @@ const COORDS: usize = 16;
 
 fn config() -> ProptestConfig {
     // No failure-persistence files: the minimal failing input is printed instead.
-    ProptestConfig {
-        cases: 512,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 /// Compares analytic gradients with central differences on up to COORDS random coordinates

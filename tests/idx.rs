@@ -14,9 +14,7 @@ const TRAIN_N: usize = 20;
 const TEST_N: usize = 10;
 
 fn pixels(n: usize, rows: usize, cols: usize, salt: u32) -> Vec<u8> {
-    (0..n * rows * cols)
-        .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(salt) >> 24) as u8)
-        .collect()
+    (0..n * rows * cols).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(salt) >> 24) as u8).collect()
 }
 
 fn labels(n: usize) -> Vec<u8> {
@@ -33,14 +31,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 fn synthetic_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let [tri, trl, tei, tel] = fashion_mnist::FILES.map(|f| f.name);
-    idx::write_images(
-        &dir.path().join(format!("{tri}.gz")),
-        28,
-        28,
-        &pixels(TRAIN_N, 28, 28, 1),
-        true,
-    )
-    .unwrap();
+    idx::write_images(&dir.path().join(format!("{tri}.gz")), 28, 28, &pixels(TRAIN_N, 28, 28, 1), true).unwrap();
     idx::write_labels(&dir.path().join(format!("{trl}.gz")), &labels(TRAIN_N), true).unwrap();
     idx::write_images(&dir.path().join(tei), 28, 28, &pixels(TEST_N, 28, 28, 2), false).unwrap();
     idx::write_labels(&dir.path().join(tel), &labels(TEST_N), false).unwrap();
@@ -48,10 +39,7 @@ fn synthetic_dir() -> tempfile::TempDir {
 }
 
 fn custom(dir: &Path, allow: bool) -> DataOptions {
-    DataOptions {
-        data_dir: Some(dir.to_path_buf()),
-        allow_custom_data: allow,
-    }
+    DataOptions { data_dir: Some(dir.to_path_buf()), allow_custom_data: allow }
 }
 
 /// The plain bytes of a valid image file with `n` images of `rows` x `cols`.
@@ -78,15 +66,7 @@ fn images_round_trip_plain_and_gzip() {
         idx::write_images(&p, 5, 3, &px, gz).unwrap();
         assert_eq!(std::fs::read(&p).unwrap().starts_with(&[0x1f, 0x8b]), gz);
         let back = idx::read_images(&p).unwrap();
-        assert_eq!(
-            back,
-            Images {
-                count: 7,
-                rows: 5,
-                cols: 3,
-                pixels: px
-            }
-        );
+        assert_eq!(back, Images { count: 7, rows: 5, cols: 3, pixels: px });
     }
 }
 
@@ -116,12 +96,7 @@ type Mutation = fn(Vec<u8>) -> Vec<u8>;
 const MALFORMED: &[(&str, usize, Mutation, &str)] = &[
     ("empty file", 2, |_| Vec::new(), "header"),
     ("header cut inside the dimensions", 2, |b| b[..9].to_vec(), "header"),
-    (
-        "not IDX (text file)",
-        2,
-        |_| b"hello, world, not an IDX file".to_vec(),
-        "magic",
-    ),
+    ("not IDX (text file)", 2, |_| b"hello, world, not an IDX file".to_vec(), "magic"),
     (
         "float data type 0x0d",
         2,
@@ -132,12 +107,7 @@ const MALFORMED: &[(&str, usize, Mutation, &str)] = &[
         "data type",
     ),
     ("labels where images belong", 2, |_| label_file(TEST_N), "dimensions"),
-    (
-        "images where labels belong",
-        3,
-        |_| image_file(TEST_N, 28, 28),
-        "dimensions",
-    ),
+    ("images where labels belong", 3, |_| image_file(TEST_N, 28, 28), "dimensions"),
     (
         "zero rows",
         2,
@@ -267,11 +237,7 @@ fn each_malformation_has_its_own_error() {
         std::fs::write(&path, mutate(std::fs::read(&path).unwrap())).unwrap();
         let start = Instant::now();
         let err = data::load(&custom(dir.path(), true)).expect_err(case);
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{case}: took {:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < Duration::from_secs(2), "{case}: took {:?}", start.elapsed());
         let msg = err.to_string();
         match &err {
             Error::Format { field: f, path: p, .. } => {
@@ -297,20 +263,8 @@ fn four_billion_images_in_100_bytes_fails_fast_in_memory() {
         let start = Instant::now();
         let err = idx::parse_images(&bytes, Path::new("huge.idx")).unwrap_err();
         assert!(start.elapsed() < Duration::from_millis(500));
-        assert!(
-            matches!(
-                err,
-                Error::Format {
-                    field: "payload length",
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert!(
-            err.to_string().contains("huge.idx") && err.to_string().contains("3136000000000"),
-            "{err}"
-        );
+        assert!(matches!(err, Error::Format { field: "payload length", .. }), "{err}");
+        assert!(err.to_string().contains("huge.idx") && err.to_string().contains("3136000000000"), "{err}");
     }
 }
 
@@ -332,11 +286,7 @@ fn custom_data_loads_when_allowed() {
     assert_eq!(&ds.images[..TRAIN_N * IMAGE_LEN], &pixels(TRAIN_N, 28, 28, 1)[..]);
     assert_eq!(&ds.images[TRAIN_N * IMAGE_LEN..], &pixels(TEST_N, 28, 28, 2)[..]);
     assert_eq!(ds.labels, [labels(TRAIN_N), labels(TEST_N)].concat());
-    assert!(
-        ds.origin.contains("--data-dir") && ds.origin.contains("custom"),
-        "{}",
-        ds.origin
-    );
+    assert!(ds.origin.contains("--data-dir") && ds.origin.contains("custom"), "{}", ds.origin);
 }
 
 #[test]
@@ -344,10 +294,7 @@ fn env_variable_names_the_folder() {
     // The only test in this binary that reads the environment (the others pass data_dir).
     let dir = synthetic_dir();
     std::env::set_var(fashion_mnist::ENV_DIR, dir.path());
-    let result = data::load(&DataOptions {
-        data_dir: None,
-        allow_custom_data: true,
-    });
+    let result = data::load(&DataOptions { data_dir: None, allow_custom_data: true });
     std::env::remove_var(fashion_mnist::ENV_DIR);
     let ds = result.unwrap();
     assert!(ds.origin.contains(fashion_mnist::ENV_DIR), "{}", ds.origin);
@@ -360,12 +307,9 @@ fn missing_folder_is_data_not_found_with_a_hint() {
     let err = data::load(&custom(dir.path(), true)).unwrap_err();
     assert!(matches!(err, Error::DataNotFound { .. }), "{err}");
     let msg = err.to_string();
-    for needle in [
-        "t10k-labels-idx1-ubyte",
-        "dataset-fashion-mnist",
-        "FASHION_MNIST_DIR",
-        &dir.path().display().to_string(),
-    ] {
+    for needle in
+        ["t10k-labels-idx1-ubyte", "dataset-fashion-mnist", "FASHION_MNIST_DIR", &dir.path().display().to_string()]
+    {
         assert!(msg.contains(needle), "no {needle:?} in: {msg}");
     }
     assert!(!msg.contains("missing train-images-idx3-ubyte,"), "{msg}");
@@ -373,11 +317,7 @@ fn missing_folder_is_data_not_found_with_a_hint() {
 
 #[test]
 fn fill_batch_scales_to_unit_range() {
-    let ds = Dataset {
-        images: pixels(3, 28, 28, 5),
-        labels: vec![1, 2, 3],
-        origin: String::new(),
-    };
+    let ds = Dataset { images: pixels(3, 28, 28, 5), labels: vec![1, 2, 3], origin: String::new() };
     let mut out = vec![0.0f32; 2 * IMAGE_LEN];
     ds.fill_batch(&[2, 0], &mut out);
     for (k, &i) in [2usize, 0].iter().enumerate() {
@@ -391,11 +331,7 @@ fn fill_batch_scales_to_unit_range() {
 #[test]
 #[should_panic(expected = "fill_batch")]
 fn fill_batch_panics_on_wrong_length() {
-    let ds = Dataset {
-        images: vec![0; IMAGE_LEN],
-        labels: vec![0],
-        origin: String::new(),
-    };
+    let ds = Dataset { images: vec![0; IMAGE_LEN], labels: vec![0], origin: String::new() };
     ds.fill_batch(&[0], &mut [0.0; IMAGE_LEN - 1]);
 }
 

@@ -31,11 +31,7 @@ fn square(case: &Value, field: &str) -> usize {
         .iter()
         .filter_map(Value::as_u64)
         .collect();
-    assert!(
-        v.len() == 2 && v[0] == v[1],
-        "{}: config.{field} {v:?} is not square",
-        case_name(case)
-    );
+    assert!(v.len() == 2 && v[0] == v[1], "{}: config.{field} {v:?} is not square", case_name(case));
     v[0] as usize
 }
 
@@ -49,15 +45,8 @@ fn check_loss(case: &Value, y: &[f32], r: &[f32]) {
 
 fn conv2d_case(case: &Value) {
     let name = case_name(case);
-    let (x, w, b, r) = (
-        array(case, "input"),
-        array(case, "kernel"),
-        array(case, "bias"),
-        array(case, "R"),
-    );
-    let [n, h, wd, c_in] = x.shape[..] else {
-        panic!("{name}: input not NHWC")
-    };
+    let (x, w, b, r) = (array(case, "input"), array(case, "kernel"), array(case, "bias"), array(case, "R"));
+    let [n, h, wd, c_in] = x.shape[..] else { panic!("{name}: input not NHWC") };
     let c_out = w.shape[3];
     let (k, s) = (square(case, "kernel_size"), square(case, "strides"));
     let g = ConvGeom::new(h, wd, c_in, c_out, k, s, padding(case)).expect("geometry");
@@ -79,15 +68,8 @@ fn conv2d_case(case: &Value) {
 
 fn conv_transpose_case(case: &Value) {
     let name = case_name(case);
-    let (x, w, b, r) = (
-        array(case, "input"),
-        array(case, "kernel"),
-        array(case, "bias"),
-        array(case, "R"),
-    );
-    let [n, h, wd, c_in] = x.shape[..] else {
-        panic!("{name}: input not NHWC")
-    };
+    let (x, w, b, r) = (array(case, "input"), array(case, "kernel"), array(case, "bias"), array(case, "R"));
+    let [n, h, wd, c_in] = x.shape[..] else { panic!("{name}: input not NHWC") };
     let filters = w.shape[2];
     let (k, s) = (square(case, "kernel_size"), square(case, "strides"));
     let g = ConvGeom::transpose(h, wd, c_in, filters, k, s, padding(case)).expect("geometry");
@@ -110,18 +92,9 @@ fn conv_transpose_case(case: &Value) {
 fn maxpool_case(case: &Value) {
     let name = case_name(case);
     let (x, r) = (array(case, "input"), array(case, "R"));
-    let [n, h, w, c] = x.shape[..] else {
-        panic!("{name}: input not NHWC")
-    };
-    let g = PoolGeom::new(
-        h,
-        w,
-        c,
-        square(case, "pool_size"),
-        square(case, "strides"),
-        padding(case),
-    )
-    .expect("geometry");
+    let [n, h, w, c] = x.shape[..] else { panic!("{name}: input not NHWC") };
+    let g =
+        PoolGeom::new(h, w, c, square(case, "pool_size"), square(case, "strides"), padding(case)).expect("geometry");
     assert_eq!(r.shape, [n, g.h_out, g.w_out, c], "{name}: output shape");
     let (xf, rf) = (x.f32(), r.f32());
     let (mut y, mut arg) = (vec![0.0; n * g.y_len()], vec![0u32; n * g.y_len()]);
@@ -136,20 +109,9 @@ fn maxpool_case(case: &Value) {
 fn upsample_case(case: &Value) {
     let name = case_name(case);
     let (x, r) = (array(case, "input"), array(case, "R"));
-    let [n, h, w, c] = x.shape[..] else {
-        panic!("{name}: input not NHWC")
-    };
-    assert_eq!(
-        case["config"]["interpolation"].as_str(),
-        Some("nearest"),
-        "{name}: interpolation"
-    );
-    let g = UpGeom {
-        h,
-        w,
-        c,
-        factor: square(case, "size"),
-    };
+    let [n, h, w, c] = x.shape[..] else { panic!("{name}: input not NHWC") };
+    assert_eq!(case["config"]["interpolation"].as_str(), Some("nearest"), "{name}: interpolation");
+    let g = UpGeom { h, w, c, factor: square(case, "size") };
     let (xf, rf) = (x.f32(), r.f32());
     let mut y = vec![0.0; n * g.y_len()];
     upsample2d::forward(&g, n, &xf, &mut y);
@@ -162,15 +124,8 @@ fn upsample_case(case: &Value) {
 
 fn dense_case(case: &Value) {
     let name = case_name(case);
-    let (x, w, b, r) = (
-        array(case, "input"),
-        array(case, "kernel"),
-        array(case, "bias"),
-        array(case, "R"),
-    );
-    let [n, c_in] = x.shape[..] else {
-        panic!("{name}: input not [n, features]")
-    };
+    let (x, w, b, r) = (array(case, "input"), array(case, "kernel"), array(case, "bias"), array(case, "R"));
+    let [n, c_in] = x.shape[..] else { panic!("{name}: input not [n, features]") };
     let c_out = w.shape[1];
     let (xf, wf, bf, rf) = (x.f32(), w.f32(), b.f32(), r.f32());
     let mut y = vec![0.0; n * c_out];
@@ -203,13 +158,7 @@ fn mse_case(case: &Value) {
     let name = case_name(case);
     let (t, p) = (array(case, "y_true").f32(), array(case, "y_pred").f32());
     let l = loss::mse(&p, &t);
-    assert_close(
-        name,
-        "loss",
-        &[l as f32],
-        &[number(case, "loss")],
-        Tol { abs: 0.0, rel: 1e-5 },
-    );
+    assert_close(name, "loss", &[l as f32], &[number(case, "loss")], Tol { abs: 0.0, rel: 1e-5 });
     let mut d = vec![0.0; p.len()];
     loss::mse_backward(&p, &t, &mut d);
     assert_close(name, "grad_y_pred", &d, &array(case, "grad_y_pred").data, GRAD);
@@ -220,45 +169,19 @@ fn adam_case(case: &Value) {
     let cfg = &case["config"];
     let f = |k: &str| cfg[k].as_f64().unwrap_or_else(|| panic!("{name}: config.{k}")) as f32;
     assert_eq!(cfg["amsgrad"].as_bool(), Some(false), "{name}: amsgrad");
-    let c = AdamConfig {
-        lr: f("learning_rate"),
-        beta1: f("beta_1"),
-        beta2: f("beta_2"),
-        eps: f("epsilon"),
-    };
+    let c = AdamConfig { lr: f("learning_rate"), beta1: f("beta_1"), beta2: f("beta_2"), eps: f("epsilon") };
     let grads = arrays(case, "grads");
-    let (want_p, want_m, want_v) = (
-        arrays(case, "params_after_step"),
-        arrays(case, "m_after_step"),
-        arrays(case, "v_after_step"),
-    );
+    let (want_p, want_m, want_v) =
+        (arrays(case, "params_after_step"), arrays(case, "m_after_step"), arrays(case, "v_after_step"));
     assert_eq!(grads.len(), 3, "{name}: expected 3 steps");
     let mut p = array(case, "params0").f32();
     let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
     for (t, gk) in grads.iter().enumerate() {
         adam::step(&c, t as u64 + 1, &mut p, &gk.f32(), &mut m, &mut v);
         let step = format!("step {}", t + 1);
-        assert_close(
-            name,
-            &format!("params {step}"),
-            &p,
-            &want_p[t].data,
-            Tol { abs: 1e-6, rel: 0.0 },
-        );
-        assert_close(
-            name,
-            &format!("m {step}"),
-            &m,
-            &want_m[t].data,
-            Tol { abs: 1e-9, rel: 1e-5 },
-        );
-        assert_close(
-            name,
-            &format!("v {step}"),
-            &v,
-            &want_v[t].data,
-            Tol { abs: 1e-12, rel: 1e-4 },
-        );
+        assert_close(name, &format!("params {step}"), &p, &want_p[t].data, Tol { abs: 1e-6, rel: 0.0 });
+        assert_close(name, &format!("m {step}"), &m, &want_m[t].data, Tol { abs: 1e-9, rel: 1e-5 });
+        assert_close(name, &format!("v {step}"), &v, &want_v[t].data, Tol { abs: 1e-12, rel: 1e-4 });
     }
 }
 
@@ -266,9 +189,7 @@ fn adam_case(case: &Value) {
 fn composite_case(case: &Value) {
     let name = case_name(case);
     let x = array(case, "input");
-    let [n, h, w, c] = x.shape[..] else {
-        panic!("{name}: input not NHWC")
-    };
+    let [n, h, w, c] = x.shape[..] else { panic!("{name}: input not NHWC") };
     let (xf, k1, b1, k2, b2) = (
         x.f32(),
         array(case, "conv_kernel").f32(),
@@ -306,28 +227,10 @@ fn composite_case(case: &Value) {
     conv2d::backward_weight(&g1, n, &xf, &dz1, &mut dk1, Some(&mut db1), &mut s1);
     // These gradients are ~1e-3, so the absolute part of GRAD would hide everything: tighten it.
     let tight = Tol { abs: 1e-6, rel: 1e-3 };
-    assert_close(
-        name,
-        "grad_conv_kernel",
-        &dk1,
-        &array(case, "grad_conv_kernel").data,
-        tight,
-    );
+    assert_close(name, "grad_conv_kernel", &dk1, &array(case, "grad_conv_kernel").data, tight);
     assert_close(name, "grad_conv_bias", &db1, &array(case, "grad_conv_bias").data, tight);
-    assert_close(
-        name,
-        "grad_convT_kernel",
-        &dk2,
-        &array(case, "grad_convT_kernel").data,
-        tight,
-    );
-    assert_close(
-        name,
-        "grad_convT_bias",
-        &db2,
-        &array(case, "grad_convT_bias").data,
-        tight,
-    );
+    assert_close(name, "grad_convT_kernel", &dk2, &array(case, "grad_convT_kernel").data, tight);
+    assert_close(name, "grad_convT_bias", &db2, &array(case, "grad_convT_bias").data, tight);
 }
 
 #[test]
@@ -366,15 +269,6 @@ fn every_keras_case_matches() {
     }
     let total: usize = checked.values().sum();
     eprintln!("keras_reference: checked {total} of {} cases: {checked:?}", cases.len());
-    assert!(
-        failures.is_empty(),
-        "{} case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert!(
-        total > 0 && total == cases.len(),
-        "checked {total} of {} cases",
-        cases.len()
-    );
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(total > 0 && total == cases.len(), "checked {total} of {} cases", cases.len());
 }

@@ -75,12 +75,8 @@ fn check_conv2d(name: &str, n: usize, g: &ConvGeom, rng: &mut Rng) {
     conv2d::backward_input(g, n, &dy, &w, &mut dx, &mut s);
     conv2d::backward_input_naive(g, n, &dy, &w, &mut dx_n);
     assert_close(name, "conv2d backward_input", &dx, &dx_n, TOL);
-    let (mut dw, mut dw_n, mut db, mut db_n) = (
-        vec![0.0; w.len()],
-        vec![0.0; w.len()],
-        vec![0.0; b.len()],
-        vec![0.0; b.len()],
-    );
+    let (mut dw, mut dw_n, mut db, mut db_n) =
+        (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; b.len()]);
     conv2d::backward_weight(g, n, &x, &dy, &mut dw, Some(&mut db), &mut s);
     conv2d::backward_weight_naive(g, n, &x, &dy, &mut dw_n, Some(&mut db_n));
     assert_close(name, "conv2d backward_weight dw", &dw, &dw_n, TOL);
@@ -107,12 +103,8 @@ fn check_conv_transpose2d(name: &str, n: usize, g: &ConvGeom, rng: &mut Rng) {
     conv_transpose2d::backward_input(g, n, &dy, &w, &mut dx, &mut s);
     conv_transpose2d::backward_input_naive(g, n, &dy, &w, &mut dx_n);
     assert_close(name, "conv_transpose2d backward_input", &dx, &dx_n, TOL);
-    let (mut dw, mut dw_n, mut db, mut db_n) = (
-        vec![0.0; w.len()],
-        vec![0.0; w.len()],
-        vec![0.0; b.len()],
-        vec![0.0; b.len()],
-    );
+    let (mut dw, mut dw_n, mut db, mut db_n) =
+        (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; b.len()]);
     conv_transpose2d::backward_weight(g, n, &x, &dy, &mut dw, &mut db, &mut s);
     conv_transpose2d::backward_weight_naive(g, n, &x, &dy, &mut dw_n, &mut db_n);
     assert_close(name, "conv_transpose2d backward_weight dw", &dw, &dw_n, TOL);
@@ -159,12 +151,9 @@ fn convs_fast_equal_naive_on_the_models_real_shapes() {
 #[test]
 fn maxpool2d_fast_equals_naive() {
     let mut rng = Rng::new(13);
-    for &(n, h, w, c, pool, s) in &[
-        (5, 13, 11, 5, 2, 2),
-        (5, 13, 11, 7, 3, 2),
-        (5, 11, 13, 9, 2, 1),
-        (2, 28, 28, 32, 2, 2),
-    ] {
+    for &(n, h, w, c, pool, s) in
+        &[(5, 13, 11, 5, 2, 2), (5, 13, 11, 7, 3, 2), (5, 11, 13, 9, 2, 1), (2, 28, 28, 32, 2, 2)]
+    {
         for p in [Padding::Same, Padding::Valid] {
             let g = PoolGeom::new(h, w, c, pool, s, p).expect("geometry");
             let name = format!("maxpool n{n} {h}x{w}x{c} pool{pool} s{s} {p:?}");
@@ -222,12 +211,7 @@ fn dense_fast_equals_naive() {
     // 19 rows cross ROWS_PER_TASK = 8; 300 and 6272 inputs cross W_ROWS_PER_TASK = 256.
     for &(n, ci, co) in &[(5, 13, 7), (19, 300, 9), (1, 1, 1), (2, 6272, 128), (2, 128, 6272)] {
         let name = format!("dense n{n} {ci}->{co}");
-        let (x, w, b, dy) = (
-            rng.vec(n * ci),
-            scaled(&mut rng, ci * co, ci),
-            rng.vec(co),
-            rng.vec(n * co),
-        );
+        let (x, w, b, dy) = (rng.vec(n * ci), scaled(&mut rng, ci * co, ci), rng.vec(co), rng.vec(n * co));
         let (mut y, mut y_n) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
         dense::forward(n, ci, co, &x, &w, &b, &mut y);
         dense::forward_naive(n, ci, co, &x, &w, &b, &mut y_n);
@@ -277,11 +261,7 @@ fn adam_fast_equals_naive() {
         let (mut m, mut v) = (vec![0.0; len], vec![0.0; len]);
         let (mut p_n, mut m_n, mut v_n) = (p.clone(), m.clone(), v.clone());
         for t in 1..=3u64 {
-            let g: Vec<f32> = rng
-                .vec(len)
-                .into_iter()
-                .map(|v| v * 10f32.powi((t as i32) - 3))
-                .collect();
+            let g: Vec<f32> = rng.vec(len).into_iter().map(|v| v * 10f32.powi((t as i32) - 3)).collect();
             adam::step(&c, t, &mut p, &g, &mut m, &mut v);
             adam::step_naive(&c, t, &mut p_n, &g, &mut m_n, &mut v_n);
             let name = format!("adam len {len} step {t}");
@@ -330,10 +310,7 @@ fn conv2d_backward_weight_is_bitwise_identical_on_1_and_2_threads() {
     for (n, g) in geoms {
         let (x, dy) = (rng.vec(n * g.x_len()), rng.vec(n * g.y_len()));
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("rayon pool");
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
             pool.install(|| {
                 let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
                 let (mut dw, mut db) = (vec![0.0; g.w_len()], vec![0.0; g.c_out]);

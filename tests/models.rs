@@ -36,10 +36,8 @@ fn layer_names_shapes_and_parameter_counts_match_keras() {
         ("conv2d_transpose_1", &[28, 28, 64], 73_792),
         ("conv2d_transpose_2", &[28, 28, 1], 577),
     ];
-    for (kind, want, total) in [
-        (ModelKind::Baseline, baseline, 1_640_385),
-        (ModelKind::Modified, modified, 1_926_657),
-    ] {
+    for (kind, want, total) in [(ModelKind::Baseline, baseline, 1_640_385), (ModelKind::Modified, modified, 1_926_657)]
+    {
         let m = models::build(kind, 42).unwrap();
         let got: Vec<_> = m
             .layers()
@@ -93,30 +91,15 @@ fn sequential_gradients_match_finite_differences() {
     // finite differences through a whole model unreliable (ReLU is checked per layer, away from
     // its kink, in gradcheck.rs).
     let specs = [
-        Spec::Conv2D {
-            filters: 3,
-            k: 3,
-            stride: 1,
-            act: Sigmoid,
-        },
+        Spec::Conv2D { filters: 3, k: 3, stride: 1, act: Sigmoid },
         Spec::MaxPooling2D { pool: 2 },
         Spec::Flatten,
         Spec::Dense { units: 5, act: Linear },
         Spec::Dense { units: 48, act: Linear },
         Spec::Reshape { shape: [4, 4, 3] },
         Spec::UpSampling2D { factor: 2 },
-        Spec::Conv2DTranspose {
-            filters: 2,
-            k: 3,
-            stride: 2,
-            act: Linear,
-        },
-        Spec::Conv2D {
-            filters: 1,
-            k: 3,
-            stride: 2,
-            act: Sigmoid,
-        },
+        Spec::Conv2DTranspose { filters: 2, k: 3, stride: 2, act: Linear },
+        Spec::Conv2D { filters: 1, k: 3, stride: 2, act: Sigmoid },
     ];
     let mut m = models::build_specs(&specs, &[8, 8, 1], 3).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -153,12 +136,7 @@ fn sequential_gradients_match_finite_differences() {
             checked += 1;
         }
     }
-    assert!(
-        bad.is_empty(),
-        "{} of {checked} gradients disagree:\n{}",
-        bad.len(),
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "{} of {checked} gradients disagree:\n{}", bad.len(), bad.join("\n"));
     assert!(checked >= 6 * names.len() / 2, "checked only {checked}");
 }
 
@@ -168,14 +146,8 @@ fn views_move_buffers_and_backward_restores_them() {
     // buffer moves must be undone exactly.
     let mut m = models::build(ModelKind::Baseline, 1).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let x = Tensor::from_vec(
-        &[3, 28, 28, 1],
-        (0..3 * 784).map(|_| rng.random_range(0.0..1.0)).collect(),
-    );
-    let dy = Tensor::from_vec(
-        &[3, 28, 28, 1],
-        (0..3 * 784).map(|_| rng.random_range(-1.0..1.0)).collect(),
-    );
+    let x = Tensor::from_vec(&[3, 28, 28, 1], (0..3 * 784).map(|_| rng.random_range(0.0..1.0)).collect());
+    let dy = Tensor::from_vec(&[3, 28, 28, 1], (0..3 * 784).map(|_| rng.random_range(-1.0..1.0)).collect());
     let run = |m: &mut autoencoder::sequential::Sequential| {
         m.forward(&x);
         m.backward(&dy);

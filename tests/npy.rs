@@ -71,10 +71,7 @@ fn written_file_is_standard_npy() {
     assert!(header.contains("'descr': '<f4'"), "{header}");
     assert!(header.contains("'fortran_order': False"), "{header}");
     assert!(header.contains("'shape': (1, 2, 2"), "{header}");
-    assert_eq!(
-        &bytes[10 + header_len..10 + header_len + 8],
-        &[0, 0, 0, 0, 0, 0, 0x80, 0x3e]
-    );
+    assert_eq!(&bytes[10 + header_len..10 + header_len + 8], &[0, 0, 0, 0, 0, 0, 0x80, 0x3e]);
     // No temp file left beside it.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
@@ -96,10 +93,7 @@ fn wrong_dtype_is_named() {
     let bytes = npy_bytes("<i4", false, "(1, 2, 2)", &[0; 16]);
     let (field, msg) = format_field(parse_images(&bytes, Path::new("ints.npy")));
     assert_eq!(field, "dtype");
-    assert!(
-        msg.contains("ints.npy") && msg.contains("<i4") && msg.contains("float32"),
-        "{msg}"
-    );
+    assert!(msg.contains("ints.npy") && msg.contains("<i4") && msg.contains("float32"), "{msg}");
 }
 
 #[test]
@@ -128,14 +122,8 @@ fn truncated_and_corrupt_files_are_errors() {
     let mut long = good.clone();
     long.push(0);
     assert_eq!(format_field(parse_images(&long, Path::new("l.npy"))).0, "data length");
-    assert_eq!(
-        format_field(parse_images(&good[..40], Path::new("h.npy"))).0,
-        "header length"
-    );
-    assert_eq!(
-        format_field(parse_images(b"PK\x03\x04 not npy", Path::new("z.npy"))).0,
-        "magic"
-    );
+    assert_eq!(format_field(parse_images(&good[..40], Path::new("h.npy"))).0, "header length");
+    assert_eq!(format_field(parse_images(b"PK\x03\x04 not npy", Path::new("z.npy"))).0, "magic");
     assert_eq!(format_field(parse_images(b"", Path::new("e.npy"))).0, "magic");
     // A header claiming an absurd size must be refused before any allocation.
     let huge = npy_bytes("<f4", false, "(18446744073709551615, 99999999999, 2)", &[]);

@@ -30,10 +30,8 @@ fn num(v: &Value, what: &str) -> f64 {
 }
 
 /// (window, expected keys that window must match)
-const CHECKS: [(Window, &[&str]); 2] = [
-    (Window::Gaussian11, &["tf_ssim_float64", "skimage_gaussian"]),
-    (Window::Uniform7, &["skimage_default"]),
-];
+const CHECKS: [(Window, &[&str]); 2] =
+    [(Window::Gaussian11, &["tf_ssim_float64", "skimage_gaussian"]), (Window::Uniform7, &["skimage_default"])];
 
 #[test]
 fn single_cases_match_reference() {
@@ -64,12 +62,7 @@ fn single_cases_match_reference() {
         }
         checked_cases += 1;
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     assert!(checked_cases > 0, "no cases checked");
     assert_eq!(checked_cases, cases.len(), "not every case was checked");
     eprintln!("checked {checked_cases} cases under both windows, worst |error| {worst:.2e}");
@@ -90,10 +83,7 @@ fn batch_matches_reference() {
         let per = per_image_ssim(window, &a, &b, n, h, w).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mean = mean_ssim(window, &a, &b, n, h, w).unwrap_or_else(|e| panic!("{name}: {e}"));
         for key in keys {
-            let expected = floats(
-                &batch["expected_per_image"][key],
-                &format!("{name}.expected_per_image.{key}"),
-            );
+            let expected = floats(&batch["expected_per_image"][key], &format!("{name}.expected_per_image.{key}"));
             assert_eq!(expected.len(), n, "{name}: expected_per_image.{key} length");
             assert_eq!(per.len(), n, "{name}: per_image_ssim length");
             for (k, (got, want)) in per.iter().zip(&expected).enumerate() {
@@ -108,12 +98,7 @@ fn batch_matches_reference() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(checked, 3 * n, "per-image values checked");
 }
 
@@ -144,10 +129,7 @@ fn fast_equals_naive_on_awkward_sizes() {
             let b: Vec<f32> = a.iter().zip(&noise).map(|(x, n)| 0.7 * x + 0.3 * n).collect();
             let fast = ssim(window, &a, &b, h, w);
             let naive = ssim_naive(window, &a, &b, h, w);
-            assert!(
-                (fast - naive).abs() <= 1e-12,
-                "{h}x{w} {window:?}: fast {fast} vs naive {naive}"
-            );
+            assert!((fast - naive).abs() <= 1e-12, "{h}x{w} {window:?}: fast {fast} vs naive {naive}");
             assert!(fast > -1.0 && fast < 1.0, "{h}x{w} {window:?}: {fast}");
             checked += 1;
         }

@@ -16,13 +16,8 @@ fn blobs(n: usize, seed: u64) -> Tensor {
     };
     let mut data = Vec::with_capacity(n * 784);
     for _ in 0..n {
-        let (cy, cx, ry, rx, v) = (
-            10.0 + 8.0 * next(),
-            10.0 + 8.0 * next(),
-            4.0 + 6.0 * next(),
-            3.0 + 6.0 * next(),
-            0.5 + 0.5 * next(),
-        );
+        let (cy, cx, ry, rx, v) =
+            (10.0 + 8.0 * next(), 10.0 + 8.0 * next(), 4.0 + 6.0 * next(), 3.0 + 6.0 * next(), 0.5 + 0.5 * next());
         for y in 0..28 {
             for x in 0..28 {
                 let d = ((y as f32 - cy) / ry).powi(2) + ((x as f32 - cx) / rx).powi(2);
@@ -40,15 +35,10 @@ fn each_model_overfits_one_batch() {
         let mut model = models::build(kind, 42).unwrap();
         let mut adam = Adam::new(AdamConfig::default(), &model);
         let mut dy = Tensor::default();
-        let losses: Vec<f64> = (0..60)
-            .map(|_| train_step(&mut model, &mut adam, &batch, &mut dy))
-            .collect();
+        let losses: Vec<f64> = (0..60).map(|_| train_step(&mut model, &mut adam, &batch, &mut dy)).collect();
         let (first, last) = (losses[0], *losses.last().unwrap());
         assert!(losses.iter().all(|l| l.is_finite()), "{kind}: {losses:?}");
-        assert!(
-            last < 0.3 * first,
-            "{kind}: loss went from {first} to {last} in 60 steps"
-        );
+        assert!(last < 0.3 * first, "{kind}: loss went from {first} to {last} in 60 steps");
     }
 }
 
@@ -82,54 +72,30 @@ fn checkpoint_round_trip_is_bit_exact_and_bad_files_are_clear_errors() {
     let path = dir.path().join("best.safetensors");
     let mut model = models::build(ModelKind::Baseline, 3).unwrap();
     for (i, p) in model.params_mut().enumerate() {
-        p.value
-            .iter_mut()
-            .enumerate()
-            .for_each(|(j, v)| *v = ((i * 31 + j) as f32).sin() * 1e-3);
+        p.value.iter_mut().enumerate().for_each(|(j, v)| *v = ((i * 31 + j) as f32).sin() * 1e-3);
     }
-    let info = CheckpointInfo {
-        model: ModelKind::Baseline,
-        epoch: 7,
-        seed: 3,
-    };
+    let info = CheckpointInfo { model: ModelKind::Baseline, epoch: 7, seed: 3 };
     checkpoint::save(&path, &model, &info).unwrap();
     let (loaded, got) = checkpoint::load(&path, Some(ModelKind::Baseline)).unwrap();
     assert_eq!(got, info);
     let bits = |m: &autoencoder::sequential::Sequential| {
-        m.params()
-            .flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
-            .collect::<Vec<_>>()
+        m.params().flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
     };
     assert_eq!(bits(&loaded), bits(&model));
 
     // The wrong model.
-    let err = checkpoint::load(&path, Some(ModelKind::Modified))
-        .err()
-        .unwrap()
-        .to_string();
+    let err = checkpoint::load(&path, Some(ModelKind::Modified)).err().unwrap().to_string();
     assert!(err.contains("baseline") && err.contains("modified"), "{err}");
     // Truncated.
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let err = checkpoint::load(&cut, None).err().unwrap().to_string();
-    assert!(
-        err.contains("cut.safetensors") && err.contains("truncated or corrupt"),
-        "{err}"
-    );
+    assert!(err.contains("cut.safetensors") && err.contains("truncated or corrupt"), "{err}");
     // A missing tensor: a modified-model file relabelled as baseline.
     let other = dir.path().join("other.safetensors");
     let m2 = models::build(ModelKind::Modified, 1).unwrap();
-    checkpoint::save(
-        &other,
-        &m2,
-        &CheckpointInfo {
-            model: ModelKind::Modified,
-            epoch: 1,
-            seed: 1,
-        },
-    )
-    .unwrap();
+    checkpoint::save(&other, &m2, &CheckpointInfo { model: ModelKind::Modified, epoch: 1, seed: 1 }).unwrap();
     let text = std::fs::read(&other).unwrap();
     let relabelled = String::from_utf8_lossy(&text).replacen("\"modified\"", "\"baseline\"", 1);
     let forged = dir.path().join("forged.safetensors");
@@ -137,10 +103,7 @@ fn checkpoint_round_trip_is_bit_exact_and_bad_files_are_clear_errors() {
     let err = checkpoint::load(&forged, None).err().unwrap().to_string();
     assert!(err.contains("tensor"), "{err}");
     // Not there at all.
-    let err = checkpoint::load(&dir.path().join("nope.safetensors"), None)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = checkpoint::load(&dir.path().join("nope.safetensors"), None).err().unwrap().to_string();
     assert!(err.contains("nope.safetensors"), "{err}");
 }
 
@@ -157,19 +120,11 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
     let split = data::split(ds.len(), 42);
     for kind in ModelKind::ALL {
         // Batch 10 is not a multiple of the 4-image task size, so a ragged last task is covered.
-        let cfg = TrainConfig {
-            epochs: 2,
-            batch_size: 10,
-            ..TrainConfig::new(kind)
-        };
+        let cfg = TrainConfig { epochs: 2, batch_size: 10, ..TrainConfig::new(kind) };
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let out = pool.install(|| train::train(&cfg, &ds, &split, &mut |_| Ok(())).unwrap());
-            let weights: Vec<u32> = out
-                .model
-                .params()
-                .flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits()))
-                .collect();
+            let weights: Vec<u32> = out.model.params().flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits())).collect();
             let losses: Vec<u64> = out.history.iter().map(|e| e.val_loss.to_bits()).collect();
             (weights, losses)
         };

@@ -17,12 +17,7 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-        }
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-7 }
     }
 }
 
@@ -39,10 +34,7 @@ pub fn step_size(c: &AdamConfig, t: u64) -> f32 {
 /// If the slices differ in length or t is 0.
 pub fn step(c: &AdamConfig, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     assert!(t >= 1, "adam: steps count from 1");
-    assert!(
-        p.len() == g.len() && g.len() == m.len() && m.len() == v.len(),
-        "adam: lengths"
-    );
+    assert!(p.len() == g.len() && g.len() == m.len() && m.len() == v.len(), "adam: lengths");
     let alpha = step_size(c, t);
     let (a1, a2) = (1.0 - c.beta1, 1.0 - c.beta2);
     p.par_chunks_mut(CHUNK)
@@ -50,12 +42,8 @@ pub fn step(c: &AdamConfig, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: 
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
         .for_each(|(((p, g), m), v)| {
-            let (va1, va2, valpha, veps) = (
-                f32x8::splat(a1),
-                f32x8::splat(a2),
-                f32x8::splat(alpha),
-                f32x8::splat(c.eps),
-            );
+            let (va1, va2, valpha, veps) =
+                (f32x8::splat(a1), f32x8::splat(a2), f32x8::splat(alpha), f32x8::splat(c.eps));
             let body = p.len() / 8 * 8;
             for i in (0..body).step_by(8) {
                 let ld = |s: &[f32]| f32x8::from(<[f32; 8]>::try_from(&s[i..i + 8]).expect("8 lanes"));
@@ -85,15 +73,6 @@ fn step_one(a1: f32, a2: f32, alpha: f32, eps: f32, p: &mut f32, g: f32, m: &mut
 pub fn step_naive(c: &AdamConfig, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     let alpha = step_size(c, t);
     for i in 0..p.len() {
-        step_one(
-            1.0 - c.beta1,
-            1.0 - c.beta2,
-            alpha,
-            c.eps,
-            &mut p[i],
-            g[i],
-            &mut m[i],
-            &mut v[i],
-        );
+        step_one(1.0 - c.beta1, 1.0 - c.beta2, alpha, c.eps, &mut p[i], g[i], &mut m[i], &mut v[i]);
     }
 }

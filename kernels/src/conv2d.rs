@@ -82,10 +82,7 @@ pub fn col2im(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
                 let Some(r) = g.in_row(oh, kh) else { continue };
                 for kw in 0..g.k {
                     let Some(c) = g.in_col(ow, kw) else { continue };
-                    simd::add_assign(
-                        &row[(kh * g.k + kw) * ci..][..ci],
-                        &mut dx[(r * g.w_in + c) * ci..][..ci],
-                    );
+                    simd::add_assign(&row[(kh * g.k + kw) * ci..][..ci], &mut dx[(r * g.w_in + c) * ci..][..ci]);
                 }
             }
         }
@@ -261,10 +258,7 @@ fn weight_grad_shifted_acc(g: &ConvGeom, x: &[f32], dy: &[f32], work: &mut [f32]
     let dyp = &mut dyp[..g.h_out * wp * g.c_out]; // [h_out, wp, c_out]
     conv_direct::pad_input(g, x, xp);
     dyp.fill(0.0);
-    for (src, dst) in dy
-        .chunks_exact(g.w_out * g.c_out)
-        .zip(dyp.chunks_exact_mut(wp * g.c_out))
-    {
+    for (src, dst) in dy.chunks_exact(g.w_out * g.c_out).zip(dyp.chunks_exact_mut(wp * g.c_out)) {
         dst[..g.w_out * g.c_out].copy_from_slice(src);
     }
     let pixels = g.h_out * wp;
@@ -272,12 +266,7 @@ fn weight_grad_shifted_acc(g: &ConvGeom, x: &[f32], dy: &[f32], work: &mut [f32]
     for kh in 0..g.k {
         for kw in 0..g.k {
             let a = Mat::t(&xp[(kh * wp + kw) * g.c_in..], g.c_in, pixels);
-            gemm(
-                a,
-                Mat::rows(dyp, pixels, g.c_out),
-                1.0,
-                &mut dw[(kh * g.k + kw) * tap_len..][..tap_len],
-            );
+            gemm(a, Mat::rows(dyp, pixels, g.c_out), 1.0, &mut dw[(kh * g.k + kw) * tap_len..][..tap_len]);
         }
     }
 }

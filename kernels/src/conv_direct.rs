@@ -180,10 +180,7 @@ pub fn flip_weights(g: &ConvGeom, w: &[f32], wf: &mut [f32]) {
 /// at a few GFLOP/s, so instead each pass over the pixels keeps all k*k taps of a 16-channel
 /// block in registers.
 pub fn weight_grad_single_channel_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
-    assert!(
-        g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0,
-        "conv_direct: single-channel weight gradient"
-    );
+    assert!(g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0, "conv_direct: single-channel weight gradient");
     assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
     let mut co0 = 0;
     while co0 + 16 <= g.c_out {
@@ -227,10 +224,7 @@ fn weight_grad_block<const NV: usize>(g: &ConvGeom, xp: &[f32], dy: &[f32], co0:
 /// holds 8 input channels x `8 * NV` output channels of one tap while the pixels stream by,
 /// the same shape of work as the forward microkernel.
 pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
-    assert!(
-        g.c_in % 8 == 0 && g.c_out % 8 == 0,
-        "conv_direct: tiled weight gradient needs channels in eights"
-    );
+    assert!(g.c_in % 8 == 0 && g.c_out % 8 == 0, "conv_direct: tiled weight gradient needs channels in eights");
     assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
     for tap in 0..g.k * g.k {
         for ci0 in (0..g.c_in).step_by(8) {
@@ -287,10 +281,7 @@ fn weight_grad_tile<const NV: usize>(
 /// output channel and block of up to 32 input channels, vectors of input channels accumulate
 /// dy-scaled runs of the padded image.
 pub fn weight_grad_narrow_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
-    assert!(
-        g.c_in % 8 == 0,
-        "conv_direct: narrow weight gradient needs c_in in eights"
-    );
+    assert!(g.c_in % 8 == 0, "conv_direct: narrow weight gradient needs c_in in eights");
     assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
     let (wp, s, ci_n, co_n) = (padded_dims(g).1, g.stride, g.c_in, g.c_out);
     for tap in 0..g.k * g.k {
@@ -328,10 +319,7 @@ fn strided_pad(g: &ConvGeom) -> usize {
 /// Size of the padded dy `backward_input_strided` needs: `[hpd, wpd, c_out]`.
 pub fn strided_dy_dims(g: &ConvGeom) -> (usize, usize) {
     let p = strided_pad(g);
-    (
-        (g.h_in + g.pad_top) / g.stride + p + 1,
-        (g.w_in + g.pad_left) / g.stride + p + 1 + MR,
-    )
+    ((g.h_in + g.pad_top) / g.stride + p + 1, (g.w_in + g.pad_left) / g.stride + p + 1 + MR)
 }
 
 /// wt[kh, kw, co, ci] = w[kh, kw, ci, co]: per tap, input channels contiguous.
@@ -353,10 +341,7 @@ pub fn transpose_taps(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
 /// `strided_dy_dims`, `wt` the kernel from `transpose_taps`; needs `c_in % 8 == 0`.
 /// Overwrites `dx` (`[h_in, w_in, c_in]`).
 pub fn backward_input_strided(g: &ConvGeom, dy: &[f32], wt: &[f32], dyp: &mut [f32], dx: &mut [f32]) {
-    assert!(
-        g.c_in % 8 == 0,
-        "conv_direct: strided input gradient needs c_in in eights"
-    );
+    assert!(g.c_in % 8 == 0, "conv_direct: strided input gradient needs c_in in eights");
     let (hpd, wpd) = strided_dy_dims(g);
     assert!(dyp.len() >= hpd * wpd * g.c_out && dy.len() == g.y_len() && dx.len() == g.x_len());
     let (s, p, co_n) = (g.stride, strided_pad(g), g.c_out);

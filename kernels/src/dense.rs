@@ -23,13 +23,11 @@ fn check(n: usize, c_in: usize, c_out: usize, x: usize, w: usize, y: usize) {
 pub fn forward(n: usize, c_in: usize, c_out: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     check(n, c_in, c_out, x.len(), w.len(), y.len());
     assert_eq!(b.len(), c_out, "dense: b length");
-    y.par_chunks_mut(ROWS_PER_TASK * c_out)
-        .zip(x.par_chunks(ROWS_PER_TASK * c_in))
-        .for_each(|(yt, xt)| {
-            let rows = xt.len() / c_in;
-            gemm(Mat::rows(xt, rows, c_in), Mat::rows(w, c_in, c_out), 0.0, yt);
-            simd::add_bias_rows(b, yt);
-        });
+    y.par_chunks_mut(ROWS_PER_TASK * c_out).zip(x.par_chunks(ROWS_PER_TASK * c_in)).for_each(|(yt, xt)| {
+        let rows = xt.len() / c_in;
+        gemm(Mat::rows(xt, rows, c_in), Mat::rows(w, c_in, c_out), 0.0, yt);
+        simd::add_bias_rows(b, yt);
+    });
 }
 
 /// dx = dy wᵀ. Overwrites `dx`.
@@ -37,12 +35,10 @@ pub fn forward(n: usize, c_in: usize, c_out: usize, x: &[f32], w: &[f32], b: &[f
 /// If a slice length disagrees with `n`, `c_in`, `c_out`.
 pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     check(n, c_in, c_out, dx.len(), w.len(), dy.len());
-    dx.par_chunks_mut(ROWS_PER_TASK * c_in)
-        .zip(dy.par_chunks(ROWS_PER_TASK * c_out))
-        .for_each(|(dxt, dyt)| {
-            let rows = dyt.len() / c_out;
-            gemm(Mat::rows(dyt, rows, c_out), Mat::t(w, c_out, c_in), 0.0, dxt);
-        });
+    dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * c_out)).for_each(|(dxt, dyt)| {
+        let rows = dyt.len() / c_out;
+        gemm(Mat::rows(dyt, rows, c_out), Mat::t(w, c_out, c_in), 0.0, dxt);
+    });
 }
 
 /// dw = xᵀ dy and db = the column sums of dy. Overwrites `dw` and `db`. Each element of dw is
@@ -52,21 +48,13 @@ pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32]
 pub fn backward_weight(n: usize, c_in: usize, c_out: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
     check(n, c_in, c_out, x.len(), dw.len(), dy.len());
     assert_eq!(db.len(), c_out, "dense: db length");
-    dw.par_chunks_mut(W_ROWS_PER_TASK * c_out)
-        .enumerate()
-        .for_each(|(t, dwt)| {
-            let r0 = t * W_ROWS_PER_TASK;
-            let rows = dwt.len() / c_out;
-            // Rows r0.. of xᵀ: a strided view of x's columns r0..r0+rows.
-            let xt = Mat {
-                data: &x[r0..],
-                rows,
-                cols: n,
-                rs: 1,
-                cs: c_in,
-            };
-            gemm(xt, Mat::rows(dy, n, c_out), 0.0, dwt);
-        });
+    dw.par_chunks_mut(W_ROWS_PER_TASK * c_out).enumerate().for_each(|(t, dwt)| {
+        let r0 = t * W_ROWS_PER_TASK;
+        let rows = dwt.len() / c_out;
+        // Rows r0.. of xᵀ: a strided view of x's columns r0..r0+rows.
+        let xt = Mat { data: &x[r0..], rows, cols: n, rs: 1, cs: c_in };
+        gemm(xt, Mat::rows(dy, n, c_out), 0.0, dwt);
+    });
     db.fill(0.0);
     simd::sum_rows_acc(dy, db);
 }

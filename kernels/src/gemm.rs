@@ -13,23 +13,11 @@ pub struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// A row-major `[rows, cols]` matrix.
     pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
-        }
+        Mat { data, rows, cols, rs: cols, cs: 1 }
     }
     /// The transpose of a row-major `[cols, rows]` matrix, without copying.
     pub fn t(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows,
-            cols,
-            rs: 1,
-            cs: rows,
-        }
+        Mat { data, rows, cols, rs: 1, cs: rows }
     }
 }
 

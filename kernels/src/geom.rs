@@ -125,16 +125,12 @@ impl ConvGeom {
     /// Input row read by output row `oh` and kernel row `kh`, or `None` if it is padding.
     #[inline]
     pub fn in_row(&self, oh: usize, kh: usize) -> Option<usize> {
-        (oh * self.stride + kh)
-            .checked_sub(self.pad_top)
-            .filter(|&r| r < self.h_in)
+        (oh * self.stride + kh).checked_sub(self.pad_top).filter(|&r| r < self.h_in)
     }
     /// Input column read by output column `ow` and kernel column `kw`, or `None` if padding.
     #[inline]
     pub fn in_col(&self, ow: usize, kw: usize) -> Option<usize> {
-        (ow * self.stride + kw)
-            .checked_sub(self.pad_left)
-            .filter(|&c| c < self.w_in)
+        (ow * self.stride + kw).checked_sub(self.pad_left).filter(|&c| c < self.w_in)
     }
 }
 
@@ -156,17 +152,7 @@ impl PoolGeom {
     pub fn new(h_in: usize, w_in: usize, c: usize, pool: usize, stride: usize, padding: Padding) -> Option<Self> {
         let (h_out, pad_top) = window_out(h_in, pool, stride, padding)?;
         let (w_out, pad_left) = window_out(w_in, pool, stride, padding)?;
-        (c > 0).then_some(PoolGeom {
-            h_in,
-            w_in,
-            c,
-            h_out,
-            w_out,
-            pool,
-            stride,
-            pad_top,
-            pad_left,
-        })
+        (c > 0).then_some(PoolGeom { h_in, w_in, c, h_out, w_out, pool, stride, pad_top, pad_left })
     }
     pub fn x_len(&self) -> usize {
         self.h_in * self.w_in * self.c
@@ -203,11 +189,7 @@ mod tests {
         assert_eq!(transpose_out(14, 3, 2, Padding::Valid), 29);
         assert_eq!(transpose_out(7, 2, 2, Padding::Valid), 14);
         assert_eq!(transpose_out(5, 1, 2, Padding::Valid), 10);
-        for (i, k, s, p) in [
-            (7, 3, 2, Padding::Same),
-            (5, 1, 2, Padding::Same),
-            (5, 3, 1, Padding::Valid),
-        ] {
+        for (i, k, s, p) in [(7, 3, 2, Padding::Same), (5, 1, 2, Padding::Same), (5, 3, 1, Padding::Valid)] {
             let g = ConvGeom::transpose(i, i, 2, 3, k, s, p).unwrap();
             assert_eq!((g.h_out, g.w_out), (i, i));
         }

@@ -17,10 +17,7 @@ pub fn mse(pred: &[f32], target: &[f32]) -> f64 {
 /// # Panics
 /// If the slices differ in length.
 pub fn mse_backward(pred: &[f32], target: &[f32], dpred: &mut [f32]) {
-    assert!(
-        pred.len() == target.len() && target.len() == dpred.len(),
-        "mse: lengths"
-    );
+    assert!(pred.len() == target.len() && target.len() == dpred.len(), "mse: lengths");
     let scale = 2.0 / pred.len() as f32;
     for ((d, &p), &t) in dpred.iter_mut().zip(pred).zip(target) {
         *d = scale * (p - t);

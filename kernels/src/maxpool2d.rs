@@ -60,11 +60,7 @@ pub fn forward(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u
         .zip(argmax.par_chunks_mut(IMAGES_PER_TASK * g.y_len()))
         .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
         .for_each(|((yt, at), xt)| {
-            for ((yi, ai), xi) in yt
-                .chunks_mut(g.y_len())
-                .zip(at.chunks_mut(g.y_len()))
-                .zip(xt.chunks(g.x_len()))
-            {
+            for ((yi, ai), xi) in yt.chunks_mut(g.y_len()).zip(at.chunks_mut(g.y_len())).zip(xt.chunks(g.x_len())) {
                 forward_image(g, xi, yi, ai);
             }
         });
@@ -80,11 +76,7 @@ pub fn backward_input(g: &PoolGeom, n: usize, dy: &[f32], argmax: &[u32], dx: &m
         .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
         .zip(argmax.par_chunks(IMAGES_PER_TASK * g.y_len()))
         .for_each(|((dxt, dyt), at)| {
-            for ((dxi, dyi), ai) in dxt
-                .chunks_mut(g.x_len())
-                .zip(dyt.chunks(g.y_len()))
-                .zip(at.chunks(g.y_len()))
-            {
+            for ((dxi, dyi), ai) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())).zip(at.chunks(g.y_len())) {
                 dxi.fill(0.0);
                 for (&d, &i) in dyi.iter().zip(ai) {
                     dxi[i as usize] += d;

@@ -33,9 +33,8 @@ fn check(g: &UpGeom, n: usize, x: usize, y: usize) {
 pub fn forward(g: &UpGeom, n: usize, x: &[f32], y: &mut [f32]) {
     check(g, n, x.len(), y.len());
     let (f, c, wo) = (g.factor, g.c, g.w * g.factor);
-    y.par_chunks_mut(IMAGES_PER_TASK * g.y_len())
-        .zip(x.par_chunks(IMAGES_PER_TASK * g.x_len()))
-        .for_each(|(yt, xt)| {
+    y.par_chunks_mut(IMAGES_PER_TASK * g.y_len()).zip(x.par_chunks(IMAGES_PER_TASK * g.x_len())).for_each(
+        |(yt, xt)| {
             for (yi, xi) in yt.chunks_mut(g.y_len()).zip(xt.chunks(g.x_len())) {
                 for (r, yrow) in yi.chunks_mut(wo * c).enumerate() {
                     let xrow = &xi[(r / f) * g.w * c..][..g.w * c];
@@ -44,7 +43,8 @@ pub fn forward(g: &UpGeom, n: usize, x: &[f32], y: &mut [f32]) {
                     }
                 }
             }
-        });
+        },
+    );
 }
 
 /// dx[n, i, j, c] = sum of dy over the f x f block (i*f.., j*f..). Overwrites `dx`.
@@ -53,9 +53,8 @@ pub fn forward(g: &UpGeom, n: usize, x: &[f32], y: &mut [f32]) {
 pub fn backward_input(g: &UpGeom, n: usize, dy: &[f32], dx: &mut [f32]) {
     check(g, n, dx.len(), dy.len());
     let (f, c, wo) = (g.factor, g.c, g.w * g.factor);
-    dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
-        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
-        .for_each(|(dxt, dyt)| {
+    dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len()).zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len())).for_each(
+        |(dxt, dyt)| {
             for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
                 dxi.fill(0.0);
                 for (r, dyrow) in dyi.chunks(wo * c).enumerate() {
@@ -65,7 +64,8 @@ pub fn backward_input(g: &UpGeom, n: usize, dy: &[f32], dx: &mut [f32]) {
                     }
                 }
             }
-        });
+        },
+    );
 }
 
 /// The naive twin of `forward`.

@@ -30,10 +30,7 @@ pub struct BenchArgs {
 
 /// Images for the benchmark: the real data when it can be found, else seeded noise.
 fn bench_images(count: usize) -> (Vec<f32>, &'static str) {
-    let opts = data::DataOptions {
-        data_dir: None,
-        allow_custom_data: false,
-    };
+    let opts = data::DataOptions { data_dir: None, allow_custom_data: false };
     match data::load(&opts) {
         Ok(d) if d.len() >= count => {
             let idx: Vec<usize> = (0..count).collect();
@@ -57,20 +54,14 @@ fn bench_images(count: usize) -> (Vec<f32>, &'static str) {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    anyhow::ensure!(
-        args.batch_size >= 1,
-        "invalid --batch-size: expected at least 1, found 0"
-    );
+    anyhow::ensure!(args.batch_size >= 1, "invalid --batch-size: expected at least 1, found 0");
     anyhow::ensure!(args.steps >= 1, "invalid --steps: expected at least 1, found 0");
     let threads = set_threads(args.threads)?;
     const INFER_BATCH: usize = 256;
     let (pixels, source) = bench_images(args.batch_size.max(INFER_BATCH));
     let mut model = models::build(args.model, 42)?;
     let mut adam = Adam::new(AdamConfig::default(), &model);
-    let batch = Tensor::from_vec(
-        &[args.batch_size, 28, 28, 1],
-        pixels[..args.batch_size * IMAGE_LEN].to_vec(),
-    );
+    let batch = Tensor::from_vec(&[args.batch_size, 28, 28, 1], pixels[..args.batch_size * IMAGE_LEN].to_vec());
     let mut dy = Tensor::default();
     for _ in 0..3 {
         train_step(&mut model, &mut adam, &batch, &mut dy);

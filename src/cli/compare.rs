@@ -22,23 +22,14 @@ pub fn run(args: CompareArgs) -> Result<()> {
     for dir in &args.runs {
         let path = dir.join("report.json");
         let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "cannot read {} (hint: pass folders written by `autoencoder train`)",
-                path.display()
-            )
+            format!("cannot read {} (hint: pass folders written by `autoencoder train`)", path.display())
         })?;
         let r: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
         let num = |v: &Value, what: &str| {
-            v.as_f64()
-                .with_context(|| format!("{}: missing or non-numeric `{what}`", path.display()))
+            v.as_f64().with_context(|| format!("{}: missing or non-numeric `{what}`", path.display()))
         };
-        let model = r["model"]
-            .as_str()
-            .with_context(|| format!("{}: missing `model`", path.display()))?;
-        let reference = REFERENCE
-            .iter()
-            .find(|(m, _)| *m == model)
-            .map_or("-".to_string(), |(_, v)| format!("{v:.4}"));
+        let model = r["model"].as_str().with_context(|| format!("{}: missing `model`", path.display()))?;
+        let reference = REFERENCE.iter().find(|(m, _)| *m == model).map_or("-".to_string(), |(_, v)| format!("{v:.4}"));
         outln!(
             "| {} | {} | {} ({}) | {:.4} | {:.4} | {} | {:.6} | {:.0} | {:.0} s |",
             dir.display(),

@@ -27,10 +27,7 @@ pub struct DataSource {
 
 impl DataSource {
     pub fn options(&self) -> DataOptions {
-        DataOptions {
-            data_dir: self.data_dir.clone(),
-            allow_custom_data: self.allow_custom_data,
-        }
+        DataOptions { data_dir: self.data_dir.clone(), allow_custom_data: self.allow_custom_data }
     }
 
     /// Loads the data set; an error ends with what to try.
@@ -68,21 +65,9 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
     let side = data::IMAGE_SIDE;
     let mut out = String::new();
     writeln!(out, "data:   {}", ds.origin)?;
-    writeln!(
-        out,
-        "images: {} of {side}x{side}, loaded and checked in {:.2} s",
-        ds.len(),
-        elapsed.as_secs_f64()
-    )?;
+    writeln!(out, "images: {} of {side}x{side}, loaded and checked in {:.2} s", ds.len(), elapsed.as_secs_f64())?;
     let (tr, va, te) = (&split.train, &split.val, &split.test);
-    writeln!(
-        out,
-        "split (seed {}): train {} / val {} / test {}",
-        args.seed,
-        tr.len(),
-        va.len(),
-        te.len()
-    )?;
+    writeln!(out, "split (seed {}): train {} / val {} / test {}", args.seed, tr.len(), va.len(), te.len())?;
     write!(out, "\nclass  ")?;
     for c in 0..NUM_CLASSES {
         write!(out, "{c:>6}")?;

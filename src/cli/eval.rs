@@ -84,11 +84,7 @@ fn read_user_images(path: &Path) -> Result<Vec<f32>> {
         (set.h, set.w, set.data)
     } else {
         let imgs = idx::read_images(path)?;
-        (
-            imgs.rows,
-            imgs.cols,
-            imgs.pixels.iter().map(|&p| p as f32 / 255.0).collect(),
-        )
+        (imgs.rows, imgs.cols, imgs.pixels.iter().map(|&p| p as f32 / 255.0).collect())
     };
     anyhow::ensure!(
         (h, w) == (28, 28),
@@ -121,10 +117,7 @@ pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
             px
         }
     };
-    anyhow::ensure!(
-        !originals.is_empty(),
-        "no images to reconstruct (hint: check --count and --input)"
-    );
+    anyhow::ensure!(!originals.is_empty(), "no images to reconstruct (hint: check --count and --input)");
     let n = originals.len() / IMAGE_LEN;
     let recon = evaluate::reconstruct(&mut model, Images::Pixels(&originals))?;
     let png = match (&args.png, &args.npy) {
@@ -160,10 +153,7 @@ pub struct EncodeArgs {
 
 /// `codes.npy` -> `codes.labels.npy`.
 fn labels_path(out: &Path) -> PathBuf {
-    let stem = out
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     out.with_file_name(format!("{stem}.labels.npy"))
 }
 
@@ -176,12 +166,6 @@ pub fn encode(args: EncodeArgs) -> Result<()> {
     npy::write_f32(&args.out, &[idx.len(), models::LATENT], &codes).context("cannot write the codes")?;
     let lp = labels_path(&args.out);
     npy::write_u8(&lp, &[idx.len()], &labels).context("cannot write the labels")?;
-    outln!(
-        "wrote {} ({} x {} f32) and {}",
-        args.out.display(),
-        idx.len(),
-        models::LATENT,
-        lp.display()
-    );
+    outln!("wrote {} ({} x {} f32) and {}", args.out.display(), idx.len(), models::LATENT, lp.display());
     Ok(())
 }

@@ -118,10 +118,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ..TrainConfig::new(args.model)
     };
     cfg.validate().context("hint: see `autoencoder train --help`")?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
     prepare_out(&out, args.force)?;
     let threads = set_threads(args.threads)?;
     let (data, split) = load_data(&args.source, args.seed)?;
@@ -155,11 +152,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 b.set_prefix(epoch.to_string());
                 bar = Some(b);
             }
-            Progress::Step {
-                step,
-                images,
-                running_loss,
-            } => {
+            Progress::Step { step, images, running_loss } => {
                 if let Some(b) = &bar {
                     b.set_position(step as u64);
                     let rate = images as f64 / b.elapsed().as_secs_f64().max(1e-9);
@@ -171,12 +164,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     b.set_message("validating");
                 }
             }
-            Progress::EpochEnd {
-                stats,
-                history,
-                model,
-                improved,
-            } => {
+            Progress::EpochEnd { stats, history, model, improved } => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
@@ -184,11 +172,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 let _ = std::io::stdout().flush();
                 fsutil::write_bytes_atomic(&csv_path, metrics_csv(history).as_bytes())?;
                 if improved {
-                    let info = CheckpointInfo {
-                        model: cfg.model,
-                        epoch: stats.epoch,
-                        seed: cfg.seed,
-                    };
+                    let info = CheckpointInfo { model: cfg.model, epoch: stats.epoch, seed: cfg.seed };
                     checkpoint::save(&best_path, model, &info)?;
                 }
             }
@@ -204,15 +188,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let recon = evaluate::reconstruct(&mut model, Images::Subset(&data, shown))?;
     let mut originals = vec![0.0; recon.len()];
     data.fill_batch(shown, &mut originals);
-    picture::write_grid_png(
-        &out.join("reconstructions.png"),
-        &originals,
-        &recon,
-        shown.len(),
-        28,
-        28,
-        4,
-    )?;
+    picture::write_grid_png(&out.join("reconstructions.png"), &originals, &recon, shown.len(), 28, 28, 4)?;
 
     let report = Report {
         model: cfg.model,

@@ -85,12 +85,7 @@ pub fn files_in(dir: &Path) -> std::result::Result<[PathBuf; 4], Vec<&'static st
             None
         }
     });
-    let missing: Vec<&str> = FILES
-        .iter()
-        .zip(&found)
-        .filter(|(_, p)| p.is_none())
-        .map(|(f, _)| f.name)
-        .collect();
+    let missing: Vec<&str> = FILES.iter().zip(&found).filter(|(_, p)| p.is_none()).map(|(f, _)| f.name).collect();
     match found {
         [Some(a), Some(b), Some(c), Some(d)] => Ok([a, b, c, d]),
         _ => Err(missing),
@@ -112,17 +107,13 @@ pub fn locate(data_dir: Option<&Path>) -> Result<Located> {
     // The environment is read only when no folder was given.
     let explicit = match data_dir {
         Some(d) => Some((d.to_path_buf(), "--data-dir".to_string())),
-        None => std::env::var_os(ENV_DIR)
-            .filter(|v| !v.is_empty())
-            .map(|d| (PathBuf::from(d), format!("from {ENV_DIR}"))),
+        None => {
+            std::env::var_os(ENV_DIR).filter(|v| !v.is_empty()).map(|d| (PathBuf::from(d), format!("from {ENV_DIR}")))
+        }
     };
     if let Some((dir, how)) = explicit {
         return match files_in(&dir) {
-            Ok(files) => Ok(Located {
-                origin: format!("{} ({how})", dir.display()),
-                dir,
-                files,
-            }),
+            Ok(files) => Ok(Located { origin: format!("{} ({how})", dir.display()), dir, files }),
             Err(missing) => Err(Error::DataNotFound {
                 searched: format!("  {} ({how}): missing {}", dir.display(), missing.join(", ")),
                 download: format!("not attempted: {how} names the only folder to use"),
@@ -135,20 +126,11 @@ pub fn locate(data_dir: Option<&Path>) -> Result<Located> {
     if let Some(c) = &cache {
         candidates.push((c.clone(), "user cache".to_string()));
     }
-    candidates.push((
-        PathBuf::from(SYSTEM_DIR),
-        "Debian package dataset-fashion-mnist".to_string(),
-    ));
+    candidates.push((PathBuf::from(SYSTEM_DIR), "Debian package dataset-fashion-mnist".to_string()));
     let mut searched = Vec::new();
     for (dir, how) in candidates {
         match files_in(&dir) {
-            Ok(files) => {
-                return Ok(Located {
-                    origin: format!("{} ({how})", dir.display()),
-                    dir,
-                    files,
-                })
-            }
+            Ok(files) => return Ok(Located { origin: format!("{} ({how})", dir.display()), dir, files }),
             Err(missing) => searched.push(format!("  {} ({how}): missing {}", dir.display(), missing.join(", "))),
         }
     }
@@ -163,15 +145,10 @@ pub fn locate(data_dir: Option<&Path>) -> Result<Located> {
     match download(&cache)
         .and_then(|()| files_in(&cache).map_err(|m| format!("still missing after download: {}", m.join(", "))))
     {
-        Ok(files) => Ok(Located {
-            origin: format!("{} (downloaded from {BASE_URL})", cache.display()),
-            dir: cache,
-            files,
-        }),
-        Err(download) => Err(Error::DataNotFound {
-            searched: searched.join("\n"),
-            download,
-        }),
+        Ok(files) => {
+            Ok(Located { origin: format!("{} (downloaded from {BASE_URL})", cache.display()), dir: cache, files })
+        }
+        Err(download) => Err(Error::DataNotFound { searched: searched.join("\n"), download }),
     }
 }
 
@@ -225,11 +202,7 @@ fn verify(bytes: &[u8], path: &Path, spec: &FileSpec, kind: IdxKind, allow_custo
     if !allow_custom {
         let found = sha256_hex(&raw.bytes);
         if found != spec.sha256 {
-            return Err(Error::Checksum {
-                path: path.to_path_buf(),
-                expected: spec.sha256.to_string(),
-                found,
-            });
+            return Err(Error::Checksum { path: path.to_path_buf(), expected: spec.sha256.to_string(), found });
         }
     }
     Ok(raw)

@@ -83,12 +83,7 @@ impl RawIdx {
         let header_len = self.header_len();
         // Drop the header in place: a memmove, not a second 47 MB buffer.
         self.bytes.drain(..header_len);
-        Ok(Images {
-            count,
-            rows,
-            cols,
-            pixels: self.bytes,
-        })
+        Ok(Images { count, rows, cols, pixels: self.bytes })
     }
 
     /// The labels, if this is a label file; every label must be a class in 0..=9.
@@ -99,24 +94,14 @@ impl RawIdx {
         let header_len = self.header_len();
         self.bytes.drain(..header_len);
         if let Some((i, &l)) = self.bytes.iter().enumerate().find(|(_, &l)| l > 9) {
-            return Err(format_error(
-                path,
-                "label",
-                "a class in 0..=9",
-                format!("{l} at index {i}"),
-            ));
+            return Err(format_error(path, "label", "a class in 0..=9", format!("{l} at index {i}")));
         }
         Ok(self.bytes)
     }
 }
 
 fn format_error(path: &Path, field: &'static str, expected: impl Into<String>, found: impl Into<String>) -> Error {
-    Error::Format {
-        path: path.to_path_buf(),
-        field,
-        expected: expected.into(),
-        found: found.into(),
-    }
+    Error::Format { path: path.to_path_buf(), field, expected: expected.into(), found: found.into() }
 }
 
 /// Reads into `buf` until it is full or the stream ends; returns how many bytes were read.
@@ -152,12 +137,7 @@ pub fn decode(bytes: &[u8], path: &Path, kind: IdxKind) -> Result<RawIdx> {
     let mut magic = [0u8; 4];
     let got = read_full(reader, &mut magic).map_err(stream_error)?;
     if got < 4 {
-        return Err(format_error(
-            path,
-            "header",
-            "at least 4 bytes (the magic number)",
-            format!("{got} bytes"),
-        ));
+        return Err(format_error(path, "header", "at least 4 bytes (the magic number)", format!("{got} bytes")));
     }
     let want_magic = 0x0000_0800 | kind.ndims() as u32;
     if magic[0] != 0 || magic[1] != 0 {
@@ -169,12 +149,7 @@ pub fn decode(bytes: &[u8], path: &Path, kind: IdxKind) -> Result<RawIdx> {
         ));
     }
     if magic[2] != TYPE_U8 {
-        return Err(format_error(
-            path,
-            "data type",
-            "0x08 (unsigned byte)",
-            format!("{:#04x}", magic[2]),
-        ));
+        return Err(format_error(path, "data type", "0x08 (unsigned byte)", format!("{:#04x}", magic[2])));
     }
     if magic[3] as usize != kind.ndims() {
         return Err(format_error(
@@ -197,10 +172,7 @@ pub fn decode(bytes: &[u8], path: &Path, kind: IdxKind) -> Result<RawIdx> {
             format!("{} bytes", 4 + got),
         ));
     }
-    let dims: Vec<usize> = dim_bytes
-        .chunks_exact(4)
-        .map(|c| BigEndian::read_u32(c) as usize)
-        .collect();
+    let dims: Vec<usize> = dim_bytes.chunks_exact(4).map(|c| BigEndian::read_u32(c) as usize).collect();
     if let Some(i) = dims.iter().position(|&d| d == 0) {
         return Err(format_error(
             path,
@@ -214,12 +186,7 @@ pub fn decode(bytes: &[u8], path: &Path, kind: IdxKind) -> Result<RawIdx> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&c| c < usize::MAX - 16)
         .ok_or_else(|| {
-            format_error(
-                path,
-                "payload size",
-                "a product of dimensions that fits in memory",
-                format!("dims {dims:?}"),
-            )
+            format_error(path, "payload size", "a product of dimensions that fits in memory", format!("dims {dims:?}"))
         })?;
     let header_len = 4 + 4 * ndims;
 
@@ -230,28 +197,16 @@ pub fn decode(bytes: &[u8], path: &Path, kind: IdxKind) -> Result<RawIdx> {
             return Err(truncated(path, &dims, claimed, have));
         }
         if have > claimed {
-            return Err(trailing(
-                path,
-                &dims,
-                claimed,
-                format!("{} bytes ({} extra)", have, have - claimed),
-            ));
+            return Err(trailing(path, &dims, claimed, format!("{} bytes ({} extra)", have, have - claimed)));
         }
     }
 
-    let hint = if gzip {
-        bytes.len().saturating_mul(GZIP_RATIO_HINT)
-    } else {
-        bytes.len()
-    };
+    let hint = if gzip { bytes.len().saturating_mul(GZIP_RATIO_HINT) } else { bytes.len() };
     let mut out = Vec::with_capacity(header_len + claimed.min(hint));
     out.extend_from_slice(&magic);
     out.extend_from_slice(dim_bytes);
     // The +1 byte tells "exactly the claimed size" from "trailing bytes" without reading on.
-    reader
-        .take(claimed as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(stream_error)?;
+    reader.take(claimed as u64 + 1).read_to_end(&mut out).map_err(stream_error)?;
     let have = out.len() - header_len;
     if have < claimed {
         return Err(truncated(path, &dims, claimed, have));
@@ -262,12 +217,7 @@ pub fn decode(bytes: &[u8], path: &Path, kind: IdxKind) -> Result<RawIdx> {
         if gzip {
             io::copy(&mut reader.take(TRAILING_PROBE), &mut io::sink()).map_err(stream_error)?;
         }
-        return Err(trailing(
-            path,
-            &dims,
-            claimed,
-            "more bytes after the payload".to_string(),
-        ));
+        return Err(trailing(path, &dims, claimed, "more bytes after the payload".to_string()));
     }
     Ok(RawIdx { kind, dims, bytes: out })
 }

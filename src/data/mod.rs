@@ -102,10 +102,7 @@ impl Dataset {
             return 0.0;
         }
         // Exact integer sum: the result does not depend on the order of `indices`.
-        let sum: u64 = indices
-            .iter()
-            .map(|&i| self.image(i).iter().map(|&p| u64::from(p)).sum::<u64>())
-            .sum();
+        let sum: u64 = indices.iter().map(|&i| self.image(i).iter().map(|&p| u64::from(p)).sum::<u64>()).sum();
         sum as f64 / (indices.len() * IMAGE_LEN) as f64 / 255.0
     }
 }

@@ -107,15 +107,7 @@ impl Layer for Conv2D {
         if self.transpose {
             conv_transpose2d::forward(g, n, x.data(), &w.value, &b.value, y.data_mut(), &mut self.scratch);
         } else {
-            conv2d::forward(
-                g,
-                n,
-                x.data(),
-                &w.value,
-                Some(&b.value),
-                y.data_mut(),
-                &mut self.scratch,
-            );
+            conv2d::forward(g, n, x.data(), &w.value, Some(&b.value), y.data_mut(), &mut self.scratch);
         }
         activation::forward(self.act, y.data_mut());
     }

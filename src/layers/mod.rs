@@ -32,12 +32,7 @@ pub struct Param {
 impl Param {
     pub fn zeros(name: &'static str, shape: &[usize]) -> Self {
         let len = shape.iter().product();
-        Param {
-            name,
-            shape: shape.to_vec(),
-            value: vec![0.0; len],
-            grad: vec![0.0; len],
-        }
+        Param { name, shape: shape.to_vec(), value: vec![0.0; len], grad: vec![0.0; len] }
     }
 }
 

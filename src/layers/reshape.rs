@@ -13,11 +13,7 @@ pub struct Reshape {
 impl Reshape {
     /// Keras Flatten: `[h, w, c]` -> `[h * w * c]`, row-major (channels_last order).
     pub fn flatten(name: &str, input: &[usize]) -> Self {
-        Reshape {
-            name: name.to_string(),
-            kind: "Flatten",
-            out_shape: vec![input.iter().product()],
-        }
+        Reshape { name: name.to_string(), kind: "Flatten", out_shape: vec![input.iter().product()] }
     }
 
     /// Keras Reshape to `target`, which must hold as many elements as `input`.
@@ -29,11 +25,7 @@ impl Reshape {
                 found: format!("{input:?}"),
             });
         }
-        Ok(Reshape {
-            name: name.to_string(),
-            kind: "Reshape",
-            out_shape: target.to_vec(),
-        })
+        Ok(Reshape { name: name.to_string(), kind: "Reshape", out_shape: target.to_vec() })
     }
 }
 

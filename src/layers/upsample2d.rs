@@ -22,11 +22,7 @@ impl UpSampling2D {
                 })
             }
         };
-        Ok(UpSampling2D {
-            name: name.to_string(),
-            out_shape: [geom.h * factor, geom.w * factor, geom.c],
-            geom,
-        })
+        Ok(UpSampling2D { name: name.to_string(), out_shape: [geom.h * factor, geom.w * factor, geom.c], geom })
     }
 }
 

@@ -37,13 +37,7 @@ impl AsF64 for f64 {
 /// Panics with the case, the array, the worst index and the pair if any element is outside
 /// `tol` (or the lengths differ, or a value is NaN).
 pub fn assert_close<E: AsF64>(case: &str, what: &str, actual: &[f32], expected: &[E], tol: Tol) {
-    assert_eq!(
-        actual.len(),
-        expected.len(),
-        "{case}: {what}: length {} != expected {}",
-        actual.len(),
-        expected.len()
-    );
+    assert_eq!(actual.len(), expected.len(), "{case}: {what}: length {} != expected {}", actual.len(), expected.len());
     // Worst element by how far it exceeds its allowance (ratio err / allowed).
     let mut worst: Option<(usize, f64)> = None;
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
@@ -90,10 +84,7 @@ pub fn dot64(a: &[f32], b: &[f32]) -> f64 {
 // ---------------------------------------------------------------- reference file
 
 pub fn reference_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("reference")
-        .join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("reference").join(file)
 }
 
 /// The parsed `tests/reference/keras_layers.json`.
@@ -124,11 +115,7 @@ impl Array {
             .iter()
             .map(|d| d.as_f64().unwrap_or_else(|| panic!("{case}: {field}: non-number")))
             .collect();
-        assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
-            "{case}: {field}: shape vs data"
-        );
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "{case}: {field}: shape vs data");
         Array { shape, data }
     }
     pub fn f32(&self) -> Vec<f32> {
@@ -139,9 +126,7 @@ impl Array {
 /// Field `field` of a case, as an array.
 pub fn array(case: &Value, field: &str) -> Array {
     let name = case_name(case);
-    let v = case
-        .get(field)
-        .unwrap_or_else(|| panic!("{name}: missing field {field}"));
+    let v = case.get(field).unwrap_or_else(|| panic!("{name}: missing field {field}"));
     Array::from_value(name, field, v)
 }
 
@@ -157,9 +142,7 @@ pub fn arrays(case: &Value, field: &str) -> Vec<Array> {
 }
 
 pub fn number(case: &Value, field: &str) -> f64 {
-    case[field]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{}: {field} is not a number", case_name(case)))
+    case[field].as_f64().unwrap_or_else(|| panic!("{}: {field} is not a number", case_name(case)))
 }
 
 pub fn case_name(case: &Value) -> &str {
