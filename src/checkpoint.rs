@@ -1,10 +1,19 @@
-//! Checkpoints as safetensors: tensors `<layer>.kernel` / `<layer>.bias` in Keras layouts, and
-//! metadata naming the model, the format version, the epoch and the seed.
+//! Checkpoints and run state as safetensors.
+//!
+//! * A checkpoint (`best.safetensors`, `last.safetensors`) holds one f32 tensor per weight,
+//!   `<layer>.kernel` / `<layer>.bias` in Keras layouts, with metadata naming the model, the
+//!   format version, the epoch and the seed.
+//! * A run state (`state.safetensors`) holds everything `train --resume` needs in one file, so
+//!   one atomic write keeps it consistent: the current weights (`weights.<name>`), the best
+//!   weights (`best.<name>`), Adam's moments (`adam_m.<name>`, `adam_v.<name>`), and as JSON
+//!   metadata the configuration, the position in the run and the history.
 
 use crate::models::{self, ModelKind};
 use crate::sequential::Sequential;
+use crate::train::{EarlyStopping, EpochStats, RunState, TrainConfig};
 use crate::{fsutil, Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -18,84 +27,205 @@ pub struct CheckpointInfo {
     pub seed: u64,
 }
 
-/// Writes the model's weights to `path` atomically.
-pub fn save(path: &Path, model: &Sequential, info: &CheckpointInfo) -> Result<()> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = model
-        .params()
-        .map(|(layer, p)| {
-            let raw = p.value.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (format!("{layer}.{}", p.name), raw, p.shape.clone())
-        })
-        .collect();
-    let views = bytes
+fn checkpoint_err(path: &Path, reason: String) -> Error {
+    Error::Checkpoint { path: path.to_path_buf(), reason }
+}
+
+/// `<layer>.<param>` for every parameter, in `Sequential::params` order.
+fn param_names(model: &Sequential) -> Vec<String> {
+    model.params().map(|(layer, p)| format!("{layer}.{}", p.name)).collect()
+}
+
+/// Serialises named f32 tensors and metadata and writes them to `path` atomically.
+fn write(path: &Path, tensors: &[(String, &[f32], &[usize])], metadata: HashMap<String, String>) -> Result<()> {
+    let raw: Vec<Vec<u8>> = tensors.iter().map(|(_, v, _)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
         .iter()
-        .map(|(name, raw, shape)| TensorView::new(Dtype::F32, shape.clone(), raw).map(|v| (name.clone(), v)))
+        .zip(&raw)
+        .map(|((name, _, shape), bytes)| TensorView::new(Dtype::F32, shape.to_vec(), bytes).map(|v| (name.clone(), v)))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| checkpoint_err(path, format!("cannot encode: {e}")))?;
+    let out = safetensors::serialize(views, &Some(metadata))
+        .map_err(|e| checkpoint_err(path, format!("cannot encode: {e}")))?;
+    fsutil::write_bytes_atomic(path, &out)
+}
+
+/// A parsed safetensors file: its bytes and its metadata.
+struct File {
+    bytes: Vec<u8>,
+    meta: HashMap<String, String>,
+}
+
+impl File {
+    fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        SafeTensors::deserialize(&bytes).map_err(|e| {
+            checkpoint_err(path, format!("not a valid safetensors file ({e}); is it truncated or corrupt?"))
+        })?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| checkpoint_err(path, e.to_string()))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        Ok(File { bytes, meta })
+    }
+
+    fn field(&self, path: &Path, key: &str) -> Result<&str> {
+        self.meta
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| checkpoint_err(path, format!("metadata has no `{key}`; not written by this program?")))
+    }
+
+    /// Checks the format version and returns the model the file is for.
+    fn model(&self, path: &Path) -> Result<ModelKind> {
+        let version = self.field(path, "format_version")?;
+        if version != FORMAT_VERSION {
+            return Err(checkpoint_err(path, format!("format_version {version}, this program reads {FORMAT_VERSION}")));
+        }
+        self.field(path, "model")?.parse().map_err(|e: Error| checkpoint_err(path, e.to_string()))
+    }
+
+    fn tensors(&self, path: &Path) -> Result<SafeTensors<'_>> {
+        SafeTensors::deserialize(&self.bytes).map_err(|e| checkpoint_err(path, e.to_string()))
+    }
+}
+
+/// Copies tensor `name` into `out`, checking dtype and shape.
+fn read_into(path: &Path, st: &SafeTensors, name: &str, shape: &[usize], out: &mut [f32]) -> Result<()> {
+    let t = st.tensor(name).map_err(|_| checkpoint_err(path, format!("missing tensor `{name}`")))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(checkpoint_err(path, format!("tensor `{name}` has dtype {:?}, expected F32", t.dtype())));
+    }
+    if t.shape() != shape {
+        return Err(checkpoint_err(path, format!("tensor `{name}` has shape {:?}, expected {shape:?}", t.shape())));
+    }
+    for (v, b) in out.iter_mut().zip(t.data().chunks_exact(4)) {
+        *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    Ok(())
+}
+
+/// Writes the model's weights to `path` atomically.
+pub fn save(path: &Path, model: &Sequential, info: &CheckpointInfo) -> Result<()> {
+    let names = param_names(model);
+    let tensors: Vec<_> =
+        names.iter().zip(model.params()).map(|(n, (_, p))| (n.clone(), &p.value[..], &p.shape[..])).collect();
     let metadata = HashMap::from([
         ("model".to_string(), info.model.name().to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
         ("epoch".to_string(), info.epoch.to_string()),
         ("seed".to_string(), info.seed.to_string()),
     ]);
-    let out = safetensors::serialize(views, &Some(metadata))
-        .map_err(|e| checkpoint_err(path, format!("cannot encode: {e}")))?;
-    fsutil::write_bytes_atomic(path, &out)
-}
-
-fn checkpoint_err(path: &Path, reason: String) -> Error {
-    Error::Checkpoint { path: path.to_path_buf(), reason }
+    write(path, &tensors, metadata)
 }
 
 /// Reads a checkpoint: builds the model it names and loads every tensor, checking names,
 /// dtypes and shapes. `expect` rejects a checkpoint of another model.
 pub fn load(path: &Path, expect: Option<ModelKind>) -> Result<(Sequential, CheckpointInfo)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-        checkpoint_err(path, format!("not a valid safetensors file ({e}); is it truncated or corrupt?"))
-    })?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| checkpoint_err(path, e.to_string()))?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    let field = |key: &str| {
-        meta.get(key)
-            .cloned()
-            .ok_or_else(|| checkpoint_err(path, format!("metadata has no `{key}`; not written by this program?")))
-    };
-    let version = field("format_version")?;
-    if version != FORMAT_VERSION {
-        return Err(checkpoint_err(path, format!("format_version {version}, this program reads {FORMAT_VERSION}")));
-    }
-    let model_kind: ModelKind = field("model")?.parse().map_err(|e: Error| checkpoint_err(path, e.to_string()))?;
+    let file = File::read(path)?;
+    let model_kind = file.model(path)?;
     if let Some(want) = expect.filter(|&w| w != model_kind) {
         return Err(checkpoint_err(path, format!("holds the `{model_kind}` model, expected `{want}`")));
     }
-    let parse_num =
-        |key: &str| field(key)?.parse::<u64>().map_err(|e| checkpoint_err(path, format!("metadata `{key}`: {e}")));
-    let info = CheckpointInfo { model: model_kind, epoch: parse_num("epoch")? as usize, seed: parse_num("seed")? };
+    let number = |key: &str| {
+        file.field(path, key)?.parse::<u64>().map_err(|e| checkpoint_err(path, format!("metadata `{key}`: {e}")))
+    };
+    let info = CheckpointInfo { model: model_kind, epoch: number("epoch")? as usize, seed: number("seed")? };
     let mut model = models::build(model_kind, info.seed)?;
-    load_weights(path, &st, &mut model)?;
-    Ok((model, info))
-}
-
-fn load_weights(path: &Path, st: &SafeTensors, model: &mut Sequential) -> Result<()> {
-    let names: Vec<String> = model.params().map(|(l, p)| format!("{l}.{}", p.name)).collect();
-    for (name, p) in names.iter().zip(model.params_mut()) {
-        let t = st.tensor(name).map_err(|_| checkpoint_err(path, format!("missing tensor `{name}`")))?;
-        if t.dtype() != Dtype::F32 {
-            return Err(checkpoint_err(path, format!("tensor `{name}` has dtype {:?}, expected F32", t.dtype())));
-        }
-        if t.shape() != p.shape.as_slice() {
-            return Err(checkpoint_err(
-                path,
-                format!("tensor `{name}` has shape {:?}, expected {:?}", t.shape(), p.shape),
-            ));
-        }
-        for (v, b) in p.value.iter_mut().zip(t.data().chunks_exact(4)) {
-            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
-    }
+    let st = file.tensors(path)?;
+    let names = param_names(&model);
     if st.names().len() != names.len() {
         return Err(checkpoint_err(path, format!("holds {} tensors, the model has {}", st.names().len(), names.len())));
     }
-    Ok(())
+    for (name, p) in names.iter().zip(model.params_mut()) {
+        read_into(path, &st, name, &p.shape, &mut p.value)?;
+    }
+    Ok((model, info))
+}
+
+/// The run state's scalar part, stored as JSON metadata. Floats that may be infinite (the
+/// best loss before the first epoch) or must round-trip bit-exactly are stored as bits.
+#[derive(Serialize, Deserialize)]
+struct StateMeta {
+    config: TrainConfig,
+    epoch: usize,
+    step: usize,
+    loss_sum_bits: u64,
+    train_secs: f64,
+    train_images: usize,
+    adam_t: u64,
+    best_bits: u64,
+    best_epoch: usize,
+    wait: usize,
+    stopped_early: bool,
+    history: Vec<EpochStats>,
+}
+
+/// Writes the run state (with the current weights of `model`) to `path` atomically.
+pub fn save_state(path: &Path, cfg: &TrainConfig, model: &Sequential, state: &RunState) -> Result<()> {
+    let names = param_names(model);
+    let mut tensors = Vec::with_capacity(4 * names.len());
+    for (i, (name, (_, p))) in names.iter().zip(model.params()).enumerate() {
+        tensors.push((format!("weights.{name}"), &p.value[..], &p.shape[..]));
+        tensors.push((format!("best.{name}"), &state.best_weights[i][..], &p.shape[..]));
+        tensors.push((format!("adam_m.{name}"), &state.adam.m[i][..], &p.shape[..]));
+        tensors.push((format!("adam_v.{name}"), &state.adam.v[i][..], &p.shape[..]));
+    }
+    let meta = StateMeta {
+        config: cfg.clone(),
+        epoch: state.epoch,
+        step: state.step,
+        loss_sum_bits: state.loss_sum.to_bits(),
+        train_secs: state.train_secs,
+        train_images: state.train_images,
+        adam_t: state.adam.t,
+        best_bits: state.stopper.best.to_bits(),
+        best_epoch: state.stopper.best_epoch,
+        wait: state.stopper.wait,
+        stopped_early: state.stopped_early,
+        history: state.history.clone(),
+    };
+    let json = serde_json::to_string(&meta).map_err(|e| checkpoint_err(path, format!("cannot encode state: {e}")))?;
+    let metadata = HashMap::from([
+        ("model".to_string(), cfg.model.name().to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("state".to_string(), json),
+    ]);
+    write(path, &tensors, metadata)
+}
+
+/// Reads a run state: the configuration it was trained with, the model with its current
+/// weights, and the rest of the state.
+pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
+    let file = File::read(path)?;
+    let kind = file.model(path)?;
+    let meta: StateMeta = serde_json::from_str(file.field(path, "state")?)
+        .map_err(|e| checkpoint_err(path, format!("metadata `state`: {e}")))?;
+    if meta.config.model != kind {
+        return Err(checkpoint_err(path, "metadata names two different models".to_string()));
+    }
+    let cfg = meta.config;
+    let mut model = models::build(kind, cfg.seed)?;
+    let mut state = RunState::new(&cfg, &model);
+    let st = file.tensors(path)?;
+    let names = param_names(&model);
+    for (i, (name, p)) in names.iter().zip(model.params_mut()).enumerate() {
+        read_into(path, &st, &format!("weights.{name}"), &p.shape, &mut p.value)?;
+        read_into(path, &st, &format!("best.{name}"), &p.shape, &mut state.best_weights[i])?;
+        read_into(path, &st, &format!("adam_m.{name}"), &p.shape, &mut state.adam.m[i])?;
+        read_into(path, &st, &format!("adam_v.{name}"), &p.shape, &mut state.adam.v[i])?;
+    }
+    state.epoch = meta.epoch;
+    state.step = meta.step;
+    state.loss_sum = f64::from_bits(meta.loss_sum_bits);
+    state.train_secs = meta.train_secs;
+    state.train_images = meta.train_images;
+    state.adam.t = meta.adam_t;
+    state.stopper = EarlyStopping {
+        best: f64::from_bits(meta.best_bits),
+        best_epoch: meta.best_epoch,
+        wait: meta.wait,
+        ..state.stopper
+    };
+    state.stopped_early = meta.stopped_early;
+    state.history = meta.history;
+    Ok((cfg, model, state))
 }

@@ -43,6 +43,10 @@ pub enum Error {
     #[error("{metric} needs images of at least {window}x{window} (its window), found {h}x{w}")]
     ImageTooSmall { metric: &'static str, window: usize, h: usize, w: usize },
 
+    /// Training stopped at the user's request (Ctrl-C) after saving its state.
+    #[error("interrupted at epoch {epoch}, step {step}; the run's state is saved")]
+    Interrupted { epoch: usize, step: usize },
+
     /// Training produced a NaN or infinity.
     #[error("non-finite {what} at epoch {epoch}, step {step}; the last good checkpoint is kept (try a smaller --lr)")]
     NonFinite { what: &'static str, epoch: usize, step: usize },

@@ -3,6 +3,7 @@
 use crate::sequential::Sequential;
 pub use kernels::adam::AdamConfig;
 
+#[derive(Clone, Debug)]
 pub struct Adam {
     pub config: AdamConfig,
     /// Steps taken so far; the next step is `t + 1`.

@@ -9,10 +9,11 @@ use crate::sequential::Sequential;
 use crate::{Error, Result, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub model: ModelKind,
     /// Maximum number of epochs.
@@ -70,7 +71,7 @@ impl TrainConfig {
 }
 
 /// What happened in one epoch.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     /// 1-based.
     pub epoch: usize,
@@ -126,7 +127,48 @@ impl EarlyStopping {
     }
 }
 
-/// Progress reports, for a progress bar and per-epoch lines.
+/// Everything besides the current weights that a run needs to continue exactly where it
+/// stopped: saved after every epoch and on interrupt (see `checkpoint::save_state`).
+#[derive(Clone, Debug)]
+pub struct RunState {
+    /// Epochs fully done.
+    pub epoch: usize,
+    /// Steps already done in epoch `epoch + 1` (non-zero only after an interrupt).
+    pub step: usize,
+    /// Sum over those steps of batch loss times batch size.
+    pub loss_sum: f64,
+    /// Training seconds and images so far, validation excluded (for images/s only).
+    pub train_secs: f64,
+    pub train_images: usize,
+    pub adam: Adam,
+    pub stopper: EarlyStopping,
+    pub history: Vec<EpochStats>,
+    /// Weights of the best epoch so far, in `Sequential::params` order.
+    pub best_weights: Vec<Vec<f32>>,
+    /// Early stopping has ended the run.
+    pub stopped_early: bool,
+}
+
+impl RunState {
+    /// The state of a run that has not started, for `model`'s initial weights.
+    pub fn new(cfg: &TrainConfig, model: &Sequential) -> Self {
+        let adam_cfg = AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.epsilon };
+        RunState {
+            epoch: 0,
+            step: 0,
+            loss_sum: 0.0,
+            train_secs: 0.0,
+            train_images: 0,
+            adam: Adam::new(adam_cfg, model),
+            stopper: EarlyStopping::new(cfg.patience, cfg.min_delta),
+            history: Vec::new(),
+            best_weights: snapshot(model),
+            stopped_early: false,
+        }
+    }
+}
+
+/// Progress reports, for a progress bar, per-epoch lines and saving state.
 pub enum Progress<'a> {
     EpochStart {
         epoch: usize,
@@ -139,13 +181,19 @@ pub enum Progress<'a> {
     },
     /// Validation is running.
     Validating,
-    /// An epoch finished. `history` includes it; `improved` says it is the new best, whose
-    /// weights `model` now holds (so a caller can checkpoint it).
+    /// An epoch finished; `state.history` ends with `stats`. `improved` says it is the new
+    /// best, whose weights `model` holds.
     EpochEnd {
         stats: &'a EpochStats,
-        history: &'a [EpochStats],
         model: &'a Sequential,
+        state: &'a RunState,
         improved: bool,
+    },
+    /// Training stopped at an interrupt request, after a whole step; save `model` and `state`
+    /// to resume later. `train` then returns `Error::Interrupted`.
+    Interrupted {
+        model: &'a Sequential,
+        state: &'a RunState,
     },
 }
 
@@ -169,7 +217,7 @@ fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
-fn snapshot(model: &Sequential) -> Vec<Vec<f32>> {
+pub fn snapshot(model: &Sequential) -> Vec<Vec<f32>> {
     model.params().map(|(_, p)| p.value.clone()).collect()
 }
 
@@ -194,12 +242,17 @@ pub fn train_step(model: &mut Sequential, adam: &mut Adam, batch: &Tensor, dy: &
     loss
 }
 
-/// Trains a fresh model on `split.train`, validating on `split.val` after every epoch.
-/// `on` sees progress; an error it returns (say, a failed checkpoint write) stops training.
+/// Trains on `split.train`, validating on `split.val` after every epoch: a fresh model from
+/// `cfg.seed`, or, given `resume`, a run continued exactly where its state was saved. `on` sees
+/// progress; an error it returns (say, a failed checkpoint write) stops training. When
+/// `interrupt` becomes true, training stops after the current step, reports
+/// `Progress::Interrupted` and returns `Error::Interrupted`.
 pub fn train(
     cfg: &TrainConfig,
     data: &Dataset,
     split: &Split,
+    resume: Option<(Sequential, RunState)>,
+    interrupt: &AtomicBool,
     on: &mut dyn FnMut(Progress) -> Result<()>,
 ) -> Result<TrainOutcome> {
     cfg.validate()?;
@@ -211,73 +264,83 @@ pub fn train(
         });
     }
     let started = Instant::now();
-    let mut model = models::build(cfg.model, cfg.seed)?;
-    let adam_cfg = AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.epsilon };
-    let mut adam = Adam::new(adam_cfg, &model);
-    let mut stopper = EarlyStopping::new(cfg.patience, cfg.min_delta);
-    let mut best_weights = snapshot(&model);
-    let mut history = Vec::new();
-    let (mut train_secs, mut train_images) = (0.0, 0usize);
+    let (mut model, mut st) = match resume {
+        Some(resumed) => resumed,
+        None => {
+            let model = models::build(cfg.model, cfg.seed)?;
+            let st = RunState::new(cfg, &model);
+            (model, st)
+        }
+    };
     let mut order = split.train.clone();
     let mut batch = Tensor::default(); // [b, 28, 28, 1]
     let mut dy = Tensor::default(); // [b, 28, 28, 1]
     let steps = split.train.len().div_ceil(cfg.batch_size);
-    let mut stopped_early = false;
 
-    for epoch in 1..=cfg.epochs {
+    while st.epoch < cfg.epochs && !st.stopped_early {
+        let epoch = st.epoch + 1;
+        if interrupt.load(Ordering::SeqCst) {
+            on(Progress::Interrupted { model: &model, state: &st })?;
+            return Err(Error::Interrupted { epoch, step: st.step });
+        }
         let epoch_start = Instant::now();
         order.copy_from_slice(&split.train);
         shuffle(&mut order, &mut epoch_rng(cfg.seed, epoch));
         on(Progress::EpochStart { epoch, steps })?;
-        let mut loss_sum = 0.0;
-        for (step, idx) in order.chunks(cfg.batch_size).enumerate() {
+        let first_step = st.step;
+        for (step, idx) in order.chunks(cfg.batch_size).enumerate().skip(first_step) {
             batch.reshape_for(idx.len(), &INPUT_SHAPE);
             data.fill_batch(idx, batch.data_mut());
-            let loss = train_step(&mut model, &mut adam, &batch, &mut dy);
+            let loss = train_step(&mut model, &mut st.adam, &batch, &mut dy);
             if !loss.is_finite() {
                 return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
             }
-            loss_sum += loss * idx.len() as f64;
+            st.loss_sum += loss * idx.len() as f64;
+            st.step = step + 1;
             let done = (step * cfg.batch_size + idx.len()).min(order.len());
-            on(Progress::Step { step: step + 1, images: done, running_loss: loss_sum / done as f64 })?;
+            on(Progress::Step { step: step + 1, images: done, running_loss: st.loss_sum / done as f64 })?;
+            if interrupt.load(Ordering::SeqCst) && st.step < steps {
+                st.train_secs += epoch_start.elapsed().as_secs_f64();
+                st.train_images += done - (first_step * cfg.batch_size).min(order.len());
+                on(Progress::Interrupted { model: &model, state: &st })?;
+                return Err(Error::Interrupted { epoch, step: st.step });
+            }
         }
         let secs = epoch_start.elapsed().as_secs_f64();
-        train_secs += secs;
-        train_images += order.len();
+        let images = order.len() - (first_step * cfg.batch_size).min(order.len());
+        st.train_secs += secs;
+        st.train_images += images;
         on(Progress::Validating)?;
         let val: Scores = evaluate(&mut model, Images::Subset(data, &split.val))?;
         if !val.mse.is_finite() {
             return Err(Error::NonFinite { what: "validation loss", epoch, step: steps });
         }
-        let stats = EpochStats {
+        st.history.push(EpochStats {
             epoch,
-            train_loss: loss_sum / order.len() as f64,
+            train_loss: st.loss_sum / order.len() as f64,
             val_loss: val.mse,
             val_ssim: val.ssim,
             val_ssim_uniform7: val.ssim_uniform7,
             seconds: epoch_start.elapsed().as_secs_f64(),
-            images_per_s: order.len() as f64 / secs,
-        };
-        let verdict = stopper.update(epoch, val.mse);
-        history.push(stats);
+            images_per_s: images as f64 / secs.max(1e-9),
+        });
+        let verdict = st.stopper.update(epoch, val.mse);
         let improved = verdict == Verdict::Improved;
         if improved {
-            best_weights = snapshot(&model);
+            st.best_weights = snapshot(&model);
         }
-        let (stats, history) = (&history[history.len() - 1], &history[..]);
-        on(Progress::EpochEnd { stats, history, model: &model, improved })?;
-        if verdict == Verdict::Stop {
-            stopped_early = true;
-            break;
-        }
+        st.stopped_early = verdict == Verdict::Stop;
+        (st.epoch, st.step, st.loss_sum) = (epoch, 0, 0.0);
+        let stats = &st.history[st.history.len() - 1];
+        on(Progress::EpochEnd { stats, model: &model, state: &st, improved })?;
     }
-    restore(&mut model, &best_weights);
+    restore(&mut model, &st.best_weights);
     Ok(TrainOutcome {
         model,
-        history,
-        best_epoch: stopper.best_epoch,
-        stopped_early,
+        best_epoch: st.stopper.best_epoch,
+        stopped_early: st.stopped_early,
         seconds: started.elapsed().as_secs_f64(),
-        images_per_s: train_images as f64 / train_secs.max(1e-9),
+        images_per_s: st.train_images as f64 / st.train_secs.max(1e-9),
+        history: st.history,
     })
 }

@@ -150,3 +150,96 @@ fn bad_input_gives_a_clear_message_and_nonzero_exit() {
     let err = fails(&["bench", "--batch-size", "0"]);
     assert!(err.contains("--batch-size"), "{err}");
 }
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Weights of a checkpoint, as bits.
+fn weight_bits(path: &Path) -> Vec<u32> {
+    let (model, _) = autoencoder::checkpoint::load(path, None).unwrap();
+    model.params().flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect()
+}
+
+/// Starts `train` in the background and waits until it has saved its first state.
+fn start_and_wait_for_state(args: &[&str], dir: &Path) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_autoencoder"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !dir.join("state.safetensors").exists() {
+        assert!(std::time::Instant::now() < deadline, "no state.safetensors after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child
+}
+
+#[test]
+fn a_killed_or_interrupted_run_resumes_to_bitwise_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data);
+    let d = data.to_str().unwrap();
+    let run = |name: &str| tmp.path().join(name);
+    let train_into = |out: &Path| {
+        let out = out.to_str().unwrap().to_string();
+        [
+            "train",
+            "--model",
+            "modified",
+            "--epochs",
+            "6",
+            "--batch-size",
+            "16",
+            "--data-dir",
+            d,
+            "--allow-custom-data",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out])
+        .collect::<Vec<_>>()
+    };
+
+    // The reference: left alone.
+    let a = run("a");
+    ok(&as_strs(&train_into(&a)));
+
+    // SIGKILL after the first saved state, then resume.
+    let b = run("b");
+    let mut child = start_and_wait_for_state(&as_strs(&train_into(&b)), &b);
+    assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!b.join("report.json").exists(), "the killed run should not have finished");
+    ok(&["train", "--resume", b.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);
+
+    // Ctrl-C (SIGINT) mid-epoch: a clean stop with a hint, then resume.
+    let c = run("c");
+    let child = start_and_wait_for_state(&as_strs(&train_into(&c)), &c);
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    ok(&["train", "--resume", c.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);
+
+    for f in ["best.safetensors", "last.safetensors"] {
+        let want = weight_bits(&a.join(f));
+        assert!(weight_bits(&b.join(f)) == want, "{f}: killed-and-resumed run differs");
+        assert!(weight_bits(&c.join(f)) == want, "{f}: interrupted-and-resumed run differs");
+    }
+    let metrics = |dir: &Path| {
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        // Everything but the timing columns.
+        csv.lines().map(|l| l.split(',').take(5).collect::<Vec<_>>().join(",")).collect::<Vec<_>>()
+    };
+    assert_eq!(metrics(&b), metrics(&a));
+    assert_eq!(metrics(&c), metrics(&a));
+}

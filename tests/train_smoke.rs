@@ -123,7 +123,8 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
         let cfg = TrainConfig { epochs: 2, batch_size: 10, ..TrainConfig::new(kind) };
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let out = pool.install(|| train::train(&cfg, &ds, &split, &mut |_| Ok(())).unwrap());
+            let out =
+                pool.install(|| train::train(&cfg, &ds, &split, None, &Default::default(), &mut |_| Ok(())).unwrap());
             let weights: Vec<u32> = out.model.params().flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits())).collect();
             let losses: Vec<u64> = out.history.iter().map(|e| e.val_loss.to_bits()).collect();
             (weights, losses)

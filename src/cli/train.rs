@@ -13,9 +13,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
+    /// Continue the interrupted run in DIR exactly where it stopped, with the flags recorded
+    /// there (only --threads and the data flags may be given again).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "batch_size", "lr", "patience", "min_delta", "seed", "out", "force"])]
+    pub resume: Option<PathBuf>,
     /// Which autoencoder to train.
     #[arg(long, default_value = "modified", value_parser = parse_model)]
     pub model: ModelKind,
@@ -74,8 +79,12 @@ struct Hyper<'a> {
     threads: usize,
 }
 
+/// Everything `--resume` needs, rewritten after every epoch.
+const STATE_FILE: &str = "state.safetensors";
+
 /// The files a run writes; any of them present means a run is there.
-const RUN_FILES: [&str; 4] = ["best.safetensors", "metrics.csv", "report.json", "reconstructions.png"];
+const RUN_FILES: [&str; 6] =
+    ["best.safetensors", "last.safetensors", STATE_FILE, "metrics.csv", "report.json", "reconstructions.png"];
 
 fn prepare_out(out: &Path, force: bool) -> Result<()> {
     let existing: Vec<_> = RUN_FILES.iter().filter(|f| out.join(f).exists()).collect();
@@ -107,23 +116,56 @@ fn metrics_csv(history: &[EpochStats]) -> String {
     csv
 }
 
+/// Set by the first Ctrl-C: training stops after the current step and saves its state.
+static INTERRUPT: AtomicBool = AtomicBool::new(false);
+static CTRL_C_PRESSES: AtomicUsize = AtomicUsize::new(0);
+
+/// The first Ctrl-C asks training to stop cleanly; a second one exits at once.
+fn install_ctrl_c() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if CTRL_C_PRESSES.fetch_add(1, Ordering::SeqCst) >= 1 {
+            std::process::exit(130);
+        }
+        INTERRUPT.store(true, Ordering::SeqCst);
+        eprintln!("\ninterrupt: finishing the current batch and saving the run's state (Ctrl-C again to quit at once)");
+    })
+    .context("cannot install the Ctrl-C handler")
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
-    let cfg = TrainConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        patience: args.patience,
-        min_delta: args.min_delta,
-        seed: args.seed,
-        ..TrainConfig::new(args.model)
+    let (cfg, out, resume) = match &args.resume {
+        Some(dir) => {
+            let path = dir.join(STATE_FILE);
+            let (cfg, model, state) = checkpoint::load_state(&path).with_context(|| {
+                format!("cannot resume from {} (hint: pass a run folder written by `autoencoder train`)", dir.display())
+            })?;
+            (cfg, dir.clone(), Some((model, state)))
+        }
+        None => {
+            let cfg = TrainConfig {
+                epochs: args.epochs,
+                batch_size: args.batch_size,
+                lr: args.lr,
+                patience: args.patience,
+                min_delta: args.min_delta,
+                seed: args.seed,
+                ..TrainConfig::new(args.model)
+            };
+            cfg.validate().context("hint: see `autoencoder train --help`")?;
+            let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
+            prepare_out(&out, args.force)?;
+            (cfg, out, None)
+        }
     };
-    cfg.validate().context("hint: see `autoencoder train --help`")?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
-    prepare_out(&out, args.force)?;
     let threads = set_threads(args.threads)?;
-    let (data, split) = load_data(&args.source, args.seed)?;
+    let (data, split) = load_data(&args.source, cfg.seed)?;
+    install_ctrl_c()?;
+    let from = match &resume {
+        Some((_, st)) => format!(", resuming after epoch {} step {}", st.epoch, st.step),
+        None => String::new(),
+    };
     outln!(
-        "training `{}` on {} ({} train / {} val / {} test), batch {}, lr {}, {} threads -> {}",
+        "training `{}` on {} ({} train / {} val / {} test), batch {}, lr {}, {} threads -> {}{from}",
         cfg.model,
         data.origin,
         split.train.len(),
@@ -138,8 +180,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let interactive = std::io::stdout().is_terminal();
     let mut bar: Option<ProgressBar> = None;
     let (best_path, csv_path) = (out.join("best.safetensors"), out.join("metrics.csv"));
-    // Every epoch leaves metrics.csv current and best.safetensors holding the best weights so
-    // far, so an interrupted run still has its best model.
+    let (last_path, state_path) = (out.join("last.safetensors"), out.join(STATE_FILE));
+    // Every epoch leaves metrics.csv current, best.safetensors holding the best weights so far,
+    // last.safetensors the current ones, and state.safetensors all that --resume needs.
+    let save_last = |model: &autoencoder::sequential::Sequential, st: &train::RunState| -> autoencoder::Result<()> {
+        checkpoint::save_state(&state_path, &cfg, model, st)?;
+        checkpoint::save(&last_path, model, &CheckpointInfo { model: cfg.model, epoch: st.epoch, seed: cfg.seed })
+    };
     let mut on = |p: Progress| -> autoencoder::Result<()> {
         match p {
             Progress::EpochStart { epoch, steps } if interactive => {
@@ -164,23 +211,40 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     b.set_message("validating");
                 }
             }
-            Progress::EpochEnd { stats, history, model, improved } => {
+            Progress::EpochEnd { stats, model, state, improved } => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
                 outln!("{}", epoch_line(stats));
                 let _ = std::io::stdout().flush();
-                fsutil::write_bytes_atomic(&csv_path, metrics_csv(history).as_bytes())?;
+                fsutil::write_bytes_atomic(&csv_path, metrics_csv(&state.history).as_bytes())?;
                 if improved {
                     let info = CheckpointInfo { model: cfg.model, epoch: stats.epoch, seed: cfg.seed };
                     checkpoint::save(&best_path, model, &info)?;
                 }
+                save_last(model, state)?;
+            }
+            Progress::Interrupted { model, state } => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                save_last(model, state)?;
             }
             _ => {}
         }
         Ok(())
     };
-    let outcome = train::train(&cfg, &data, &split, &mut on)?;
+    let outcome = match train::train(&cfg, &data, &split, resume, &INTERRUPT, &mut on) {
+        Err(autoencoder::Error::Interrupted { epoch, step }) => {
+            eprintln!(
+                "interrupted at epoch {epoch}, step {step}; state saved in {}\nhint: continue with `autoencoder train --resume {}`",
+                out.display(),
+                out.display()
+            );
+            std::process::exit(130);
+        }
+        other => other?,
+    };
     let mut model = outcome.model;
 
     let test = evaluate::evaluate(&mut model, Images::Subset(&data, &split.test))?;
