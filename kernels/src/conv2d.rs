@@ -1,11 +1,14 @@
 //! Conv2D over NHWC batches, Keras semantics (cross-correlation, TF 'same' padding).
 //!
-//! Fast paths, chosen per pass: the forward pass (and, for stride 1, the input gradient, which
-//! is then a convolution with the flipped kernel) runs the register-tiled direct kernel of
-//! `conv_direct` on a zero-padded copy of each image; the stride-1 weight gradient is nine
-//! GEMMs per image over shifted views of that padded copy. The remaining passes (stride 2)
-//! use per-image im2col + GEMM: one image's patch matrix `[h_out * w_out, k * k * c_in]` stays
-//! in L2, unlike a whole batch's (58 MB for a 28x28x32 layer).
+//! Every pass runs per image on a zero-padded copy, through the register-tiled kernels of
+//! `conv_direct` wherever the channel counts allow (all layers of both models):
+//! * forward: the direct kernel (a narrow variant when `c_out % 8 != 0`);
+//! * input gradient: for stride 1, the same kernel with the flipped kernel; for larger strides
+//!   and `c_in % 8 == 0`, one direct correlation of dy per output phase;
+//! * weight gradient: a tiled kernel per tap (`c_in % 8 == 0`, or a single input channel).
+//! Other channel counts fall back to GEMMs: nine per image over shifted views of the padded
+//! image (stride 1), or per-image im2col (one image's patch matrix stays in L2, unlike a whole
+//! batch's 58 MB for a 28x28x32 layer).
 //!
 //! Buffers: `x [n, h_in, w_in, c_in]`, `w [k, k, c_in, c_out]`, `b [c_out]`,
 //! `y [n, h_out, w_out, c_out]`; `scratch` holds `scratch_len(g, n)` floats.
@@ -24,17 +27,42 @@ fn grid_w(g: &ConvGeom) -> usize {
     conv_direct::padded_dims(g).1
 }
 
-/// Per task: a work area (patch matrix, or padded image plus padded-width dy), then a partial
+/// How `backward_weight` computes one image's contribution.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WeightPath {
+    Direct,
+    Shifted,
+    Im2col,
+}
+
+fn weight_path(g: &ConvGeom) -> WeightPath {
+    if g.c_in % 8 == 0 || (g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0) {
+        WeightPath::Direct
+    } else if g.stride == 1 {
+        WeightPath::Shifted
+    } else {
+        WeightPath::Im2col
+    }
+}
+
+/// Per task: a work area as large as the largest pass needs (the paths above), then a partial
 /// dW and a partial db.
 fn task_scratch(g: &ConvGeom) -> usize {
-    let (hpd, wpd) = conv_direct::strided_dy_dims(g);
-    let mut work = g.cols_len().max(conv_direct::padded_len(g)).max(hpd * wpd * g.c_out);
-    if g.stride == 1 {
-        work = work
-            .max(conv_direct::padded_len(&conv_direct::backward_input_geom(g)))
-            .max(conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out);
-    }
-    work + g.w_len() + g.c_out
+    let forward = conv_direct::padded_len(g);
+    let input = if g.stride == 1 {
+        conv_direct::padded_len(&conv_direct::backward_input_geom(g))
+    } else if g.c_in % 8 == 0 {
+        let (hpd, wpd) = conv_direct::strided_dy_dims(g);
+        hpd * wpd * g.c_out
+    } else {
+        g.cols_len()
+    };
+    let weight = match weight_path(g) {
+        WeightPath::Direct => conv_direct::padded_len(g),
+        WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
+        WeightPath::Im2col => g.cols_len(),
+    };
+    forward.max(input).max(weight) + g.w_len() + g.c_out
 }
 
 /// Scratch floats any pass over `n` images needs: two rearranged copies of the kernel, shared
@@ -212,24 +240,25 @@ pub fn backward_weight(
             dw_t.fill(0.0);
             db_t.fill(0.0);
             for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                let direct = g.c_in % 8 == 0 || (g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0);
-                if direct {
-                    let xp = &mut work[..conv_direct::padded_len(g)];
-                    conv_direct::pad_input(g, xi, xp);
-                    if g.c_in == 1 {
-                        conv_direct::weight_grad_single_channel_acc(g, xp, dyi, dw_t);
-                    } else if g.c_out % 8 == 0 {
-                        conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t);
-                    } else {
-                        conv_direct::weight_grad_narrow_acc(g, xp, dyi, dw_t);
+                match weight_path(g) {
+                    WeightPath::Direct => {
+                        let xp = &mut work[..conv_direct::padded_len(g)];
+                        conv_direct::pad_input(g, xi, xp);
+                        if g.c_in == 1 {
+                            conv_direct::weight_grad_single_channel_acc(g, xp, dyi, dw_t);
+                        } else if g.c_out % 8 == 0 {
+                            conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t);
+                        } else {
+                            conv_direct::weight_grad_narrow_acc(g, xp, dyi, dw_t);
+                        }
                     }
-                } else if g.stride == 1 {
-                    weight_grad_shifted_acc(g, xi, dyi, work, dw_t);
-                } else {
-                    let cols = &mut work[..g.cols_len()];
-                    im2col(g, xi, cols);
-                    let p = g.h_out * g.w_out;
-                    gemm(Mat::t(cols, g.patch_len(), p), Mat::rows(dyi, p, g.c_out), 1.0, dw_t);
+                    WeightPath::Shifted => weight_grad_shifted_acc(g, xi, dyi, work, dw_t),
+                    WeightPath::Im2col => {
+                        let cols = &mut work[..g.cols_len()];
+                        im2col(g, xi, cols);
+                        let p = g.h_out * g.w_out;
+                        gemm(Mat::t(cols, g.patch_len(), p), Mat::rows(dyi, p, g.c_out), 1.0, dw_t);
+                    }
                 }
                 if want_db {
                     simd::sum_rows_acc(dyi, db_t);
