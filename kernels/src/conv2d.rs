@@ -6,6 +6,7 @@
 //! * input gradient: for stride 1, the same kernel with the flipped kernel; for larger strides
 //!   and `c_in % 8 == 0`, one direct correlation of dy per output phase;
 //! * weight gradient: a tiled kernel per tap (`c_in % 8 == 0`, or a single input channel).
+//!
 //! Other channel counts fall back to GEMMs: nine per image over shifted views of the padded
 //! image (stride 1), or per-image im2col (one image's patch matrix stays in L2, unlike a whole
 //! batch's 58 MB for a 28x28x32 layer).
