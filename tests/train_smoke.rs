@@ -6,6 +6,7 @@ use autoencoder::models::{self, ModelKind};
 use autoencoder::optim::{Adam, AdamConfig};
 use autoencoder::train::{train_step, EarlyStopping, Verdict};
 use autoencoder::Tensor;
+use std::io::Write;
 
 /// Smooth, garment-like synthetic images: a bright ellipse of random size and position.
 fn blobs(n: usize, seed: u64) -> Tensor {
@@ -133,4 +134,73 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
         assert!(one == run(2), "{kind}: 1 and 2 threads differ");
         assert!(one == run(2), "{kind}: two runs differ");
     }
+}
+
+mod bad_files {
+    use autoencoder::checkpoint::{self, CheckpointInfo};
+    use autoencoder::models::{self, ModelKind};
+    use proptest::prelude::*;
+
+    /// A valid checkpoint's bytes, to damage (written once).
+    fn valid_checkpoint() -> Vec<u8> {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        BYTES
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("m.safetensors");
+                let model = models::build(ModelKind::Modified, 1).unwrap();
+                let info = CheckpointInfo { model: ModelKind::Modified, epoch: 1, seed: 1 };
+                checkpoint::save(&path, &model, &info).unwrap();
+                std::fs::read(&path).unwrap()
+            })
+            .clone()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn arbitrary_or_damaged_checkpoints_are_errors_not_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            flips in proptest::collection::vec((0usize..400, any::<u8>()), 1..8),
+            cut in 0usize..2000,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("x.safetensors");
+            std::fs::write(&path, &bytes).unwrap();
+            prop_assert!(checkpoint::load(&path, None).is_err());
+            prop_assert!(checkpoint::load_state(&path).is_err());
+            // A real file with bytes of its header changed, or cut short.
+            let mut good = valid_checkpoint();
+            for (i, v) in flips {
+                let i = i % good.len();
+                good[i] = v;
+            }
+            std::fs::write(&path, &good).unwrap();
+            let _ = checkpoint::load(&path, None);
+            let _ = checkpoint::load_state(&path);
+            let mut cut_file = valid_checkpoint();
+            cut_file.truncate(cut.min(cut_file.len() - 1));
+            std::fs::write(&path, &cut_file).unwrap();
+            prop_assert!(checkpoint::load(&path, None).is_err());
+        }
+    }
+}
+
+#[test]
+fn a_failed_write_leaves_the_previous_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.csv");
+    autoencoder::fsutil::write_bytes_atomic(&path, b"old contents").unwrap();
+    let err = autoencoder::fsutil::write_atomic(&path, |w| {
+        w.write_all(b"half of the new")?;
+        Err(std::io::Error::other("disk full"))
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("metrics.csv") && err.to_string().contains("disk full"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"old contents");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the temp file was left behind");
+    // A folder that does not exist: a clear error naming the file.
+    let missing = dir.path().join("no/such/dir/best.safetensors");
+    let err = autoencoder::fsutil::write_bytes_atomic(&missing, b"x").unwrap_err();
+    assert!(err.to_string().contains("best.safetensors"), "{err}");
 }
