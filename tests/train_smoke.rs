@@ -6,7 +6,6 @@ use autoencoder::models::{self, ModelKind};
 use autoencoder::optim::{Adam, AdamConfig};
 use autoencoder::train::{train_step, EarlyStopping, Verdict};
 use autoencoder::Tensor;
-use std::io::Write;
 
 /// Smooth, garment-like synthetic images: a bright ellipse of random size and position.
 fn blobs(n: usize, seed: u64) -> Tensor {
@@ -157,7 +156,7 @@ mod bad_files {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(32))]
         #[test]
         fn arbitrary_or_damaged_checkpoints_are_errors_not_panics(
             bytes in proptest::collection::vec(any::<u8>(), 0..512),
