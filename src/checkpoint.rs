@@ -156,6 +156,7 @@ struct StateMeta {
     best_epoch: usize,
     wait: usize,
     stopped_early: bool,
+    initial_loss_bits: u64,
     history: Vec<EpochStats>,
 }
 
@@ -181,6 +182,7 @@ pub fn save_state(path: &Path, cfg: &TrainConfig, model: &Sequential, state: &Ru
         best_epoch: state.stopper.best_epoch,
         wait: state.stopper.wait,
         stopped_early: state.stopped_early,
+        initial_loss_bits: state.initial_loss.to_bits(),
         history: state.history.clone(),
     };
     let json = serde_json::to_string(&meta).map_err(|e| checkpoint_err(path, format!("cannot encode state: {e}")))?;
@@ -226,6 +228,7 @@ pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
         ..state.stopper
     };
     state.stopped_early = meta.stopped_early;
+    state.initial_loss = f64::from_bits(meta.initial_loss_bits);
     state.history = meta.history;
     Ok((cfg, model, state))
 }

@@ -147,6 +147,9 @@ pub struct RunState {
     pub best_weights: Vec<Vec<f32>>,
     /// Early stopping has ended the run.
     pub stopped_early: bool,
+    /// Loss of the run's very first batch, on the untrained model: an epoch whose mean training
+    /// loss is above it has diverged.
+    pub initial_loss: f64,
 }
 
 impl RunState {
@@ -164,6 +167,7 @@ impl RunState {
             history: Vec::new(),
             best_weights: snapshot(model),
             stopped_early: false,
+            initial_loss: f64::INFINITY,
         }
     }
 }
@@ -295,6 +299,9 @@ pub fn train(
             if !loss.is_finite() {
                 return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
             }
+            if st.epoch == 0 && step == 0 {
+                st.initial_loss = loss;
+            }
             st.loss_sum += loss * idx.len() as f64;
             st.step = step + 1;
             let done = (step * cfg.batch_size + idx.len()).min(order.len());
@@ -305,6 +312,10 @@ pub fn train(
                 on(Progress::Interrupted { model: &model, state: &st })?;
                 return Err(Error::Interrupted { epoch, step: st.step });
             }
+        }
+        let train_loss = st.loss_sum / order.len() as f64;
+        if train_loss > st.initial_loss {
+            return Err(Error::Diverged { epoch, loss: train_loss, initial: st.initial_loss });
         }
         let secs = epoch_start.elapsed().as_secs_f64();
         let images = order.len() - (first_step * cfg.batch_size).min(order.len());
@@ -317,7 +328,7 @@ pub fn train(
         }
         st.history.push(EpochStats {
             epoch,
-            train_loss: st.loss_sum / order.len() as f64,
+            train_loss,
             val_loss: val.mse,
             val_ssim: val.ssim,
             val_ssim_uniform7: val.ssim_uniform7,

@@ -203,3 +203,28 @@ fn a_failed_write_leaves_the_previous_file_whole() {
     let err = autoencoder::fsutil::write_bytes_atomic(&missing, b"x").unwrap_err();
     assert!(err.to_string().contains("best.safetensors"), "{err}");
 }
+
+#[test]
+fn a_diverging_learning_rate_is_caught_before_anything_is_saved() {
+    use autoencoder::data::{self, Dataset};
+    use autoencoder::train::{self, Progress, TrainConfig};
+    // Busy images (unlike the blobs, whose near-black background an all-zero output would fit).
+    let images: Vec<u8> = (0..200 * 784).map(|i| ((i * 7919) % 251) as u8).collect();
+    let ds = Dataset { images, labels: vec![0; 200], origin: "synthetic".to_string() };
+    let split = data::split(ds.len(), 42);
+    for kind in ModelKind::ALL {
+        let cfg = TrainConfig { epochs: 3, batch_size: 16, lr: 10.0, ..TrainConfig::new(kind) };
+        let mut epochs_reported = 0;
+        let mut on = |p: Progress| {
+            if let Progress::EpochEnd { .. } = p {
+                epochs_reported += 1;
+            }
+            Ok(())
+        };
+        let err =
+            train::train(&cfg, &ds, &split, None, &Default::default(), &mut on).err().expect("lr 10 should diverge");
+        assert!(matches!(err, autoencoder::Error::Diverged { epoch: 1, .. }), "{kind}: {err}");
+        assert!(err.to_string().contains("--lr"), "{err}");
+        assert_eq!(epochs_reported, 0, "{kind}: a diverged epoch must not be reported (and so saved)");
+    }
+}
