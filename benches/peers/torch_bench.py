@@ -12,9 +12,8 @@ The models are the Keras ones of keras_bench.py, in NCHW.
 import os
 import time
 
-import numpy as np
-
 from common import INFER_BATCH, PARAMS, default_threads, load_images, parse_args, report
+
 
 def build(nn, kind):
     # Flatten/Unflatten run over NCHW here and NHWC in Keras, so the Dense weights see the
