@@ -9,7 +9,6 @@ forward/backward/step loop) for 3 warm-up + --steps timed steps, then times infe
 at batch 256, and prints one JSON line shaped like the Rust `autoencoder bench` output.
 The models are the Keras ones of keras_bench.py, in NCHW.
 """
-import os
 import time
 
 from common import INFER_BATCH, PARAMS, default_threads, load_images, parse_args, report
