@@ -196,14 +196,16 @@ pub fn weight_grad_single_channel_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: 
 fn weight_grad_block<const NV: usize>(g: &ConvGeom, xp: &[f32], dy: &[f32], co0: usize, dw: &mut [f32]) {
     let (wp, k, s, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_out);
     let taps = k * k;
+    // Offset of each tap from the window's top-left pixel (no division in the pixel loop).
+    let offsets: [usize; 9] = std::array::from_fn(|t| (t / k) * wp + t % k);
     let mut acc = [[f32x8::splat(0.0); NV]; 9];
     for oh in 0..g.h_out {
         for ow in 0..g.w_out {
             let d = &dy[(oh * g.w_out + ow) * co_n + co0..][..8 * NV];
             let dv: [f32x8; NV] = std::array::from_fn(|v| load(&d[8 * v..]));
             let origin = oh * s * wp + ow * s;
-            for (t, a) in acc.iter_mut().enumerate().take(taps) {
-                let xv = f32x8::splat(xp[origin + (t / k) * wp + t % k]);
+            for (a, off) in acc.iter_mut().zip(offsets).take(taps) {
+                let xv = f32x8::splat(xp[origin + off]);
                 for v in 0..NV {
                     a[v] = xv.mul_add(dv[v], a[v]);
                 }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 /// weight matrix (3 MB for the models' 6272 x 128 layers), so tasks are few and large.
 const ROWS_PER_TASK: usize = 32;
 /// Rows of dW (input features) per parallel task in `backward_weight`.
-const W_ROWS_PER_TASK: usize = 256;
+const W_ROWS_PER_TASK: usize = 64;
 
 fn check(n: usize, c_in: usize, c_out: usize, x: usize, w: usize, y: usize) {
     assert_eq!(x, n * c_in, "dense: x length");
