@@ -1,22 +1,38 @@
 //! A minimal owned tensor: contiguous row-major `f32` data with a shape. Images are NHWC, the
 //! batch axis first, so one image or a run of images is a contiguous slice of `data`.
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<f32>,
 }
 
+/// Room reserved in every shape, so reshaping (including `Sequential`'s buffer swaps between
+/// ranks 2 and 4) never reallocates it.
+const SHAPE_CAPACITY: usize = 6;
+
+fn shape_vec(shape: &[usize]) -> Vec<usize> {
+    let mut v = Vec::with_capacity(SHAPE_CAPACITY.max(shape.len()));
+    v.extend_from_slice(shape);
+    v
+}
+
+impl Default for Tensor {
+    fn default() -> Self {
+        Tensor { shape: shape_vec(&[]), data: Vec::new() }
+    }
+}
+
 impl Tensor {
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
+        Tensor { shape: shape_vec(shape), data: vec![0.0; shape.iter().product()] }
     }
 
     /// Wraps `data`. # Panics: if its length is not the product of `shape`.
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Self {
         assert_eq!(data.len(), shape.iter().product::<usize>(), "tensor data length disagrees with shape {shape:?}");
-        Tensor { shape: shape.to_vec(), data }
+        Tensor { shape: shape_vec(shape), data }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -55,6 +71,7 @@ impl Tensor {
     /// (so a training loop stops allocating after its largest batch). Contents are unspecified.
     pub fn reshape_for(&mut self, batch: usize, item_shape: &[usize]) {
         self.shape.clear();
+        self.shape.reserve(SHAPE_CAPACITY); // grows a cloned (capacity-less) shape once, then never
         self.shape.push(batch);
         self.shape.extend_from_slice(item_shape);
         self.data.resize(batch * item_shape.iter().product::<usize>(), 0.0);
