@@ -10,6 +10,7 @@
 use crate::conv2d;
 use crate::geom::ConvGeom;
 use crate::simd;
+use rayon::prelude::*;
 
 /// Scratch floats any pass over `n` images needs.
 pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
@@ -23,7 +24,8 @@ pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
 pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], scratch: &mut [f32]) {
     assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
     conv2d::backward_input(g, n, x, w, y, scratch);
-    simd::add_bias_rows(b, y);
+    // A memory-bound pass over the whole output: split by image so both threads share it.
+    y.par_chunks_mut(g.x_len()).for_each(|yi| simd::add_bias_rows(b, yi));
 }
 
 /// dx[n,i,j,ci] = sum_{kh,kw,o} dy_full[n, i*s+kh, j*s+kw, o] * w[kh,kw,o,ci]: a strided
