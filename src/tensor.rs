@@ -47,10 +47,6 @@ impl Tensor {
         &mut self.data
     }
 
-    pub fn into_vec(self) -> Vec<f32> {
-        self.data
-    }
-
     /// Number of items along the first (batch) axis.
     pub fn batch(&self) -> usize {
         self.shape.first().copied().unwrap_or(0)
@@ -75,13 +71,5 @@ impl Tensor {
         self.shape.push(batch);
         self.shape.extend_from_slice(item_shape);
         self.data.resize(batch * item_shape.iter().product::<usize>(), 0.0);
-    }
-
-    /// Gives this tensor a new shape with the same number of elements; the data is untouched.
-    /// # Panics: if the element counts differ.
-    pub fn set_shape(&mut self, shape: &[usize]) {
-        assert_eq!(shape.iter().product::<usize>(), self.data.len());
-        self.shape.clear();
-        self.shape.extend_from_slice(shape);
     }
 }

@@ -221,7 +221,7 @@ fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
-pub fn snapshot(model: &Sequential) -> Vec<Vec<f32>> {
+fn snapshot(model: &Sequential) -> Vec<Vec<f32>> {
     model.params().map(|(_, p)| p.value.clone()).collect()
 }
 

@@ -1,6 +1,7 @@
 //! Adam as Keras 3 defines it: epsilon is added to sqrt of the raw second moment and the bias
 //! correction is folded into the step size (not the paper / PyTorch form).
 
+use crate::simd::load;
 use rayon::prelude::*;
 use wide::f32x8;
 
@@ -46,7 +47,7 @@ pub fn step(c: &AdamConfig, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: 
                 (f32x8::splat(a1), f32x8::splat(a2), f32x8::splat(alpha), f32x8::splat(c.eps));
             let body = p.len() / 8 * 8;
             for i in (0..body).step_by(8) {
-                let ld = |s: &[f32]| f32x8::from(<[f32; 8]>::try_from(&s[i..i + 8]).expect("8 lanes"));
+                let ld = |s: &[f32]| load(&s[i..]);
                 let gv = ld(g);
                 let mv = ld(m) + va1 * (gv - ld(m));
                 let vv = ld(v) + va2 * (gv * gv - ld(v));

@@ -5,7 +5,7 @@
 //! epilogue.
 
 use crate::geom::ConvGeom;
-use crate::simd;
+use crate::simd::{self, load};
 use wide::f32x8;
 
 /// Output pixels per microkernel tile (along a row).
@@ -34,11 +34,6 @@ pub fn pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
         let dst = ((r + g.pad_top) * wp + g.pad_left) * ci;
         xp[dst..dst + cols * ci].copy_from_slice(&x[r * g.w_in * ci..][..cols * ci]);
     }
-}
-
-#[inline]
-fn load(s: &[f32]) -> f32x8 {
-    f32x8::from(<[f32; 8]>::try_from(&s[..8]).expect("8 lanes"))
 }
 
 /// One tile: y[ow0 + j, co0 .. co0 + 8 NV] for j < m, in output row `oh`.

@@ -1,27 +1,13 @@
-//! `wide` helpers: every SIMD loop of the crate lives here. Bodies run over `chunks_exact(8)`,
-//! tails in scalar code, so any length works.
+//! `wide` helpers: the vector load every kernel uses, and the elementwise loops (bias, sums,
+//! activations). Bodies run over `chunks_exact(8)`, tails in scalar code, so any length works.
+//! The register-tiled microkernels (`conv_direct`) and the Adam step build on `load`.
 
 use wide::{f32x8, CmpGt};
 
+/// The first 8 lanes of `s` as a vector. # Panics: if `s` is shorter than 8.
 #[inline]
-fn load(s: &[f32]) -> f32x8 {
-    let a: [f32; 8] = s.try_into().expect("chunk of 8");
-    f32x8::from(a)
-}
-
-/// y <- y + a x.
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len());
-    let av = f32x8::splat(a);
-    let mut yc = y.chunks_exact_mut(8);
-    let mut xc = x.chunks_exact(8);
-    for (yy, xx) in (&mut yc).zip(&mut xc) {
-        let r = load(xx).mul_add(av, load(yy));
-        yy.copy_from_slice(&r.to_array());
-    }
-    for (yy, xx) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
-        *yy += a * xx;
-    }
+pub(crate) fn load(s: &[f32]) -> f32x8 {
+    f32x8::from(<[f32; 8]>::try_from(&s[..8]).expect("8 lanes"))
 }
 
 /// y <- y + x, elementwise.
