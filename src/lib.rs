@@ -17,6 +17,7 @@ pub mod picture;
 pub mod sequential;
 pub mod tensor;
 pub mod train;
+pub mod tune;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;

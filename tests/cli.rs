@@ -243,3 +243,89 @@ fn a_killed_or_interrupted_run_resumes_to_bitwise_identical_weights() {
     assert_eq!(metrics(&b), metrics(&a));
     assert_eq!(metrics(&c), metrics(&a));
 }
+
+/// `tune` on the small data: two trials of a few epochs, everything on a tiny budget.
+fn tune_args(out: &Path, data: &str, trials: &str) -> Vec<String> {
+    let args = ["tune", "--model", "modified", "--trials", trials, "--epochs", "4", "--seed", "3"];
+    let rest = ["--batch-sizes", "16,32", "--data-dir", data, "--allow-custom-data", "--out"];
+    args.iter().chain(&rest).map(|s| s.to_string()).chain([out.to_str().unwrap().to_string()]).collect()
+}
+
+/// trials.csv without the wall-time column.
+fn trials_without_time(dir: &Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(dir.join("trials.csv")).unwrap();
+    csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+}
+
+#[test]
+fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data);
+    let d = data.to_str().unwrap();
+
+    // The reference search, left alone.
+    let a = tmp.path().join("a");
+    let out = ok(&as_strs(&tune_args(&a, d, "3")));
+    let csv = std::fs::read_to_string(a.join("trials.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(csv.lines().next().unwrap().split(',').count(), 11, "{csv}");
+    assert_eq!(rows.len(), 3, "{csv}");
+    let val_ssim: Vec<f64> = rows.iter().map(|r| r[7].parse().unwrap()).collect();
+    assert!(val_ssim.windows(2).all(|w| w[0] >= w[1]), "trials.csv not sorted by val_ssim:\n{csv}");
+    for r in &rows {
+        assert!(["16", "32"].contains(&r[2]) && ["3", "5", "8"].contains(&r[3]) && ["0.9", "0.95"].contains(&r[4]));
+        let lr: f64 = r[1].parse().unwrap();
+        assert!((1e-4..=3e-3).contains(&lr), "lr {lr} outside the default range");
+    }
+    let md = std::fs::read_to_string(a.join("trials.md")).unwrap();
+    assert_eq!(md.lines().filter(|l| l.starts_with('|')).count(), 2 + 3, "{md}");
+    assert!(out.contains("| trial | lr |"), "the table is not printed:\n{out}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    let best = report["best_trial"].as_u64().unwrap();
+    assert_eq!(best.to_string(), rows[0][0], "best_trial is not the top row");
+    assert!(report["test"]["ssim"].as_f64().unwrap() > 0.0 && report["trials"].as_array().unwrap().len() == 3);
+    assert!(
+        weight_bits(&a.join("best.safetensors")) == weight_bits(&a.join(format!("trial-{best:03}/best.safetensors")))
+    );
+
+    // The same search killed during its second trial, then resumed: trial 1 is not run again,
+    // and the results are those of the search left alone.
+    let b = tmp.path().join("b");
+    let mut child = start_and_wait_for_state(&as_strs(&tune_args(&b, d, "3")), &b.join("trial-002"));
+    assert!(child.try_wait().unwrap().is_none(), "the search finished before it could be killed");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(b.join("trial-001/result.json").exists() && !b.join("report.json").exists());
+    let first_trial_mtime = || std::fs::metadata(b.join("trial-001/best.safetensors")).unwrap().modified().unwrap();
+    let before = first_trial_mtime();
+    let out = ok(&["tune", "--resume", b.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);
+    assert!(out.contains("trial 1/3") && out.contains("finished earlier"), "{out}");
+    assert_eq!(first_trial_mtime(), before, "trial 1 was run again");
+    assert_eq!(trials_without_time(&b), trials_without_time(&a));
+    assert!(weight_bits(&b.join("best.safetensors")) == weight_bits(&a.join("best.safetensors")));
+
+    // Extending a search keeps its trials; another seed samples other ones.
+    ok(&["tune", "--resume", b.to_str().unwrap(), "--trials", "4", "--data-dir", d, "--allow-custom-data"]);
+    let extended = trials_without_time(&b);
+    assert_eq!(extended.len(), 1 + 4);
+    assert!(trials_without_time(&a).iter().all(|row| extended.contains(row)));
+    let c = tmp.path().join("c");
+    let mut other_seed = tune_args(&c, d, "3");
+    other_seed[8] = "4".to_string();
+    ok(&as_strs(&other_seed));
+    assert_ne!(trials_without_time(&c), trials_without_time(&a));
+
+    // Bad input.
+    let err = fails(&as_strs(&tune_args(&a, d, "3")));
+    assert!(err.contains("already holds a search") && err.contains("--resume"), "{err}");
+    let err = fails(&as_strs(&tune_args(&tmp.path().join("z"), d, "0")));
+    assert!(err.contains("--trials"), "{err}");
+    let err = fails(&["tune", "--trials", "2", "--out", "x", "--lr-min", "0.01", "--lr-max", "0.001"]);
+    assert!(err.contains("--lr-min"), "{err}");
+    let err = fails(&["tune", "--trials", "2", "--out", "x", "--batch-sizes", "32,0"]);
+    assert!(err.contains("--batch-sizes"), "{err}");
+    let err = fails(&["tune", "--resume", tmp.path().join("nothing").to_str().unwrap()]);
+    assert!(err.contains("tune.json"), "{err}");
+}

@@ -23,6 +23,7 @@ mod eval;
 mod models;
 mod ssim;
 mod train;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Command {
     Models,
     /// Train a model; writes best.safetensors, metrics.csv, report.json, reconstructions.png.
     Train(train::TrainArgs),
+    /// Random search over learning rate, batch size, patience and Adam beta1, scored on
+    /// validation SSIM; the best trial is then scored once on the test split.
+    Tune(tune::TuneArgs),
     /// Mean SSIM (both definitions) and MSE of a checkpoint on a split.
     Eval(eval::EvalArgs),
     /// Originals above their reconstructions as a PNG grid, and/or reconstructions as .npy.
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Data(a) => data::run(a),
         Command::Models => models::run(),
         Command::Train(a) => train::run(a),
+        Command::Tune(a) => tune::run(a),
         Command::Eval(a) => eval::eval(a),
         Command::Reconstruct(a) => eval::reconstruct(a),
         Command::Encode(a) => eval::encode(a),

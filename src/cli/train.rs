@@ -5,9 +5,11 @@ use super::common::{load_data, set_threads};
 use super::data::DataSource;
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
+use autoencoder::data::{Dataset, Split};
 use autoencoder::evaluate::{self, Images, Scores};
 use autoencoder::models::ModelKind;
-use autoencoder::train::{self, EpochStats, Progress, TrainConfig};
+use autoencoder::sequential::Sequential;
+use autoencoder::train::{self, EpochStats, Progress, RunState, TrainConfig, TrainOutcome};
 use autoencoder::{fsutil, picture};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -19,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub struct TrainArgs {
     /// Continue the interrupted run in DIR exactly where it stopped, with the flags recorded
     /// there (only --threads and the data flags may be given again).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "batch_size", "lr", "patience", "min_delta", "seed", "out", "force"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "batch_size", "lr", "beta1", "patience", "min_delta", "seed", "out", "force"])]
     pub resume: Option<PathBuf>,
     /// Which autoencoder to train.
     #[arg(long, default_value = "modified", value_parser = parse_model)]
@@ -32,6 +34,9 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
+    /// Adam's beta1 (decay of the first-moment average).
+    #[arg(long, default_value_t = 0.9)]
+    pub beta1: f32,
     /// Epochs without a val_loss improvement before stopping.
     #[arg(long, default_value_t = 5)]
     pub patience: usize,
@@ -66,10 +71,13 @@ struct Report<'a> {
     best_epoch: usize,
     stopped_early: bool,
     test: Scores,
+    /// Epoch times summed (training and validation), over every invocation of a resumed run.
     wall_time_s: f64,
     train_images_per_s: f64,
     data: &'a str,
     history: &'a [EpochStats],
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -86,7 +94,7 @@ const STATE_FILE: &str = "state.safetensors";
 const RUN_FILES: [&str; 6] =
     ["best.safetensors", "last.safetensors", STATE_FILE, "metrics.csv", "report.json", "reconstructions.png"];
 
-fn prepare_out(out: &Path, force: bool) -> Result<()> {
+pub fn prepare_out(out: &Path, force: bool) -> Result<()> {
     let existing: Vec<_> = RUN_FILES.iter().filter(|f| out.join(f).exists()).collect();
     if !existing.is_empty() && !force {
         anyhow::bail!(
@@ -98,7 +106,7 @@ fn prepare_out(out: &Path, force: bool) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
 }
 
-fn epoch_line(s: &EpochStats) -> String {
+pub fn epoch_line(s: &EpochStats) -> String {
     format!(
         "epoch {:>3}  train_loss {:.6}  val_loss {:.6}  val_ssim {:.4}  val_ssim_uniform7 {:.4}  {:.1}s  {:.0} img/s",
         s.epoch, s.train_loss, s.val_loss, s.val_ssim, s.val_ssim_uniform7, s.seconds, s.images_per_s
@@ -121,7 +129,7 @@ static INTERRUPT: AtomicBool = AtomicBool::new(false);
 static CTRL_C_PRESSES: AtomicUsize = AtomicUsize::new(0);
 
 /// The first Ctrl-C asks training to stop cleanly; a second one exits at once.
-fn install_ctrl_c() -> Result<()> {
+pub fn install_ctrl_c() -> Result<()> {
     ctrlc::set_handler(|| {
         if CTRL_C_PRESSES.fetch_add(1, Ordering::SeqCst) >= 1 {
             std::process::exit(130);
@@ -132,59 +140,33 @@ fn install_ctrl_c() -> Result<()> {
     .context("cannot install the Ctrl-C handler")
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
-    let (cfg, out, resume) = match &args.resume {
-        Some(dir) => {
-            let path = dir.join(STATE_FILE);
-            let (cfg, model, state) = checkpoint::load_state(&path).with_context(|| {
-                format!("cannot resume from {} (hint: pass a run folder written by `autoencoder train`)", dir.display())
-            })?;
-            (cfg, dir.clone(), Some((model, state)))
-        }
-        None => {
-            let cfg = TrainConfig {
-                epochs: args.epochs,
-                batch_size: args.batch_size,
-                lr: args.lr,
-                patience: args.patience,
-                min_delta: args.min_delta,
-                seed: args.seed,
-                ..TrainConfig::new(args.model)
-            };
-            cfg.validate().context("hint: see `autoencoder train --help`")?;
-            let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
-            prepare_out(&out, args.force)?;
-            (cfg, out, None)
-        }
-    };
-    let threads = set_threads(args.threads)?;
-    let (data, split) = load_data(&args.source, cfg.seed)?;
-    install_ctrl_c()?;
-    let from = match &resume {
-        Some((_, st)) => format!(", resuming after epoch {} step {}", st.epoch, st.step),
-        None => String::new(),
-    };
-    outln!(
-        "training `{}` on {} ({} train / {} val / {} test), batch {}, lr {}, {} threads -> {}{from}",
-        cfg.model,
-        data.origin,
-        split.train.len(),
-        split.val.len(),
-        split.test.len(),
-        cfg.batch_size,
-        cfg.lr,
-        threads,
-        out.display()
-    );
+/// Reads the state a run folder holds for `--resume` (`command` names the subcommand in the hint).
+pub fn load_run_state(dir: &Path, command: &str) -> Result<(TrainConfig, Sequential, RunState)> {
+    checkpoint::load_state(&dir.join(STATE_FILE)).with_context(|| {
+        format!("cannot resume from {} (hint: pass a run folder written by `autoencoder {command}`)", dir.display())
+    })
+}
 
+/// Trains `cfg` (or continues `resume`) in run folder `out`: a progress bar on a terminal, one
+/// line per epoch otherwise; after every epoch metrics.csv, best.safetensors, last.safetensors
+/// and state.safetensors are current. On Ctrl-C the state is saved and the process exits 130,
+/// printing `resume_hint` as the command that continues.
+pub fn train_in(
+    out: &Path,
+    cfg: &TrainConfig,
+    resume: Option<(Sequential, RunState)>,
+    data: &Dataset,
+    split: &Split,
+    resume_hint: &str,
+) -> Result<TrainOutcome> {
     let interactive = std::io::stdout().is_terminal();
     let mut bar: Option<ProgressBar> = None;
     let (best_path, csv_path) = (out.join("best.safetensors"), out.join("metrics.csv"));
     let (last_path, state_path) = (out.join("last.safetensors"), out.join(STATE_FILE));
     // Every epoch leaves metrics.csv current, best.safetensors holding the best weights so far,
     // last.safetensors the current ones, and state.safetensors all that --resume needs.
-    let save_last = |model: &autoencoder::sequential::Sequential, st: &train::RunState| -> autoencoder::Result<()> {
-        checkpoint::save_state(&state_path, &cfg, model, st)?;
+    let save_last = |model: &Sequential, st: &RunState| -> autoencoder::Result<()> {
+        checkpoint::save_state(&state_path, cfg, model, st)?;
         checkpoint::save(&last_path, model, &CheckpointInfo { model: cfg.model, epoch: st.epoch, seed: cfg.seed })
     };
     let mut on = |p: Progress| -> autoencoder::Result<()> {
@@ -234,37 +216,99 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         Ok(())
     };
-    let outcome = match train::train(&cfg, &data, &split, resume, &INTERRUPT, &mut on) {
+    match train::train(cfg, data, split, resume, &INTERRUPT, &mut on) {
         Err(autoencoder::Error::Interrupted { epoch, step }) => {
             eprintln!(
-                "interrupted at epoch {epoch}, step {step}; state saved in {}\nhint: continue with `autoencoder train --resume {}`",
-                out.display(),
+                "interrupted at epoch {epoch}, step {step}; state saved in {}\nhint: continue with `{resume_hint}`",
                 out.display()
             );
             std::process::exit(130);
         }
-        other => other?,
+        other => Ok(other?),
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let (cfg, out, resume) = match &args.resume {
+        Some(dir) => {
+            let (cfg, model, state) = load_run_state(dir, "train")?;
+            (cfg, dir.clone(), Some((model, state)))
+        }
+        None => {
+            let cfg = TrainConfig {
+                epochs: args.epochs,
+                batch_size: args.batch_size,
+                lr: args.lr,
+                beta1: args.beta1,
+                patience: args.patience,
+                min_delta: args.min_delta,
+                seed: args.seed,
+                ..TrainConfig::new(args.model)
+            };
+            cfg.validate().context("hint: see `autoencoder train --help`")?;
+            let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
+            prepare_out(&out, args.force)?;
+            (cfg, out, None)
+        }
     };
+    let threads = set_threads(args.threads)?;
+    let (data, split) = load_data(&args.source, cfg.seed)?;
+    install_ctrl_c()?;
+    let from = match &resume {
+        Some((_, st)) => format!(", resuming after epoch {} step {}", st.epoch, st.step),
+        None => String::new(),
+    };
+    outln!(
+        "training `{}` on {} ({} train / {} val / {} test), batch {}, lr {}, {} threads -> {}{from}",
+        cfg.model,
+        data.origin,
+        split.train.len(),
+        split.val.len(),
+        split.test.len(),
+        cfg.batch_size,
+        cfg.lr,
+        threads,
+        out.display()
+    );
+
+    let hint = format!("autoencoder train --resume {}", out.display());
+    let outcome = train_in(&out, &cfg, resume, &data, &split, &hint)?;
+    finish_run(&out, &cfg, threads, outcome, &data, &split, &serde_json::Map::new())?;
+    Ok(())
+}
+
+/// Scores a finished run's best weights on the test split once, and writes reconstructions.png
+/// and report.json (with `extra`'s keys added) to `out`.
+pub fn finish_run(
+    out: &Path,
+    cfg: &TrainConfig,
+    threads: usize,
+    outcome: TrainOutcome,
+    data: &Dataset,
+    split: &Split,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Scores> {
     let mut model = outcome.model;
 
-    let test = evaluate::evaluate(&mut model, Images::Subset(&data, &split.test))?;
+    let test = evaluate::evaluate(&mut model, Images::Subset(data, &split.test))?;
     let shown = &split.test[..split.test.len().min(16)];
-    let recon = evaluate::reconstruct(&mut model, Images::Subset(&data, shown))?;
+    let recon = evaluate::reconstruct(&mut model, Images::Subset(data, shown))?;
     let mut originals = vec![0.0; recon.len()];
     data.fill_batch(shown, &mut originals);
     picture::write_grid_png(&out.join("reconstructions.png"), &originals, &recon, shown.len(), 28, 28, 4)?;
 
     let report = Report {
         model: cfg.model,
-        hyperparameters: Hyper { config: &cfg, threads },
+        hyperparameters: Hyper { config: cfg, threads },
         epochs_run: outcome.history.len(),
         best_epoch: outcome.best_epoch,
         stopped_early: outcome.stopped_early,
         test,
-        wall_time_s: outcome.seconds,
+        wall_time_s: outcome.history.iter().map(|s| s.seconds).sum(),
         train_images_per_s: outcome.images_per_s,
         data: &data.origin,
         history: &outcome.history,
+        extra,
     };
     let json = serde_json::to_string_pretty(&report)?;
     fsutil::write_bytes_atomic(&out.join("report.json"), json.as_bytes())?;
@@ -278,5 +322,5 @@ pub fn run(args: TrainArgs) -> Result<()> {
         test.mse,
         test.count
     );
-    Ok(())
+    Ok(test)
 }

@@ -1,0 +1,237 @@
+//! `autoencoder tune`: seeded random search over the training hyperparameters. Each trial is a
+//! run folder `DIR/trial-NNN` trained with early stopping and scored on validation SSIM; the
+//! best trial is scored once on the test split at the end, into DIR/report.json.
+
+use super::common::{load_data, set_threads};
+use super::data::DataSource;
+use super::train::{finish_run, install_ctrl_c, load_run_state, parse_model, train_in};
+use anyhow::{Context, Result};
+use autoencoder::checkpoint::{self, CheckpointInfo};
+use autoencoder::fsutil;
+use autoencoder::models::ModelKind;
+use autoencoder::train::{self, TrainConfig};
+use autoencoder::tune::{self, SearchSpace, TrialResult, TuneConfig};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+#[derive(clap::Args, Debug)]
+pub struct TuneArgs {
+    /// Continue the search in DIR where it stopped, with the settings recorded there; finished
+    /// trials are not run again. Only --trials (to extend the search), --threads and the data
+    /// flags may be given again.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "seed", "out", "force", "lr_min", "lr_max", "batch_sizes", "patiences", "beta1s"])]
+    pub resume: Option<PathBuf>,
+    /// Which autoencoder to tune.
+    #[arg(long, default_value = "modified", value_parser = parse_model)]
+    pub model: ModelKind,
+    /// Number of trials (hyperparameter samples).
+    #[arg(long, required_unless_present = "resume")]
+    pub trials: Option<usize>,
+    /// Maximum epochs of each trial (early stopping usually ends it sooner).
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    /// Seed of the sampling, the split, and every trial's initial weights and minibatch order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Learning rates are drawn log-uniformly from [--lr-min, --lr-max].
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr_min: f32,
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr_max: f32,
+    /// Batch sizes to draw from (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
+    pub batch_sizes: Vec<usize>,
+    /// Early-stopping patiences to draw from (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "3,5,8")]
+    pub patiences: Vec<usize>,
+    /// Adam beta1 values to draw from (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "0.9,0.95")]
+    pub beta1s: Vec<f32>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub source: DataSource,
+    /// Folder for the search: tune.json, trials.csv, trials.md, a folder per trial, and the
+    /// best trial's best.safetensors, report.json and reconstructions.png.
+    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing search in --out (its trial folders are deleted).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The search's settings, written when it starts and read by `--resume`.
+const TUNE_FILE: &str = "tune.json";
+/// A finished trial's scores, in its folder.
+const RESULT_FILE: &str = "result.json";
+
+fn trial_dir(out: &Path, trial: usize) -> PathBuf {
+    out.join(format!("trial-{trial:03}"))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is damaged: not the JSON `autoencoder tune` writes", path.display()))
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    fsutil::write_bytes_atomic(path, serde_json::to_string_pretty(value)?.as_bytes())?;
+    Ok(())
+}
+
+/// Starts a new search in `out`: refuses to overwrite one without `force`.
+fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
+    let cfg = TuneConfig {
+        model: args.model,
+        trials: args.trials.unwrap_or(1),
+        epochs: args.epochs,
+        seed: args.seed,
+        space: SearchSpace {
+            lr_min: args.lr_min,
+            lr_max: args.lr_max,
+            batch_sizes: args.batch_sizes.clone(),
+            patiences: args.patiences.clone(),
+            beta1s: args.beta1s.clone(),
+        },
+    };
+    cfg.validate().context("hint: see `autoencoder tune --help`")?;
+    if out.join(TUNE_FILE).exists() {
+        anyhow::ensure!(
+            args.force,
+            "{} already holds a search; pass --resume {} to continue it, --force to overwrite it, or another --out",
+            out.display(),
+            out.display()
+        );
+        for entry in std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))? {
+            let path = entry?.path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("trial-")) {
+                std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_json(&out.join(TUNE_FILE), &cfg)?;
+    Ok(cfg)
+}
+
+/// A finished trial's result, after checking it belongs to this search.
+fn finished_trial(dir: &Path, trial: usize, cfg: &TrainConfig) -> Result<Option<TrialResult>> {
+    let path = dir.join(RESULT_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let r: TrialResult = read_json(&path)?;
+    let same = r.trial == trial
+        && r.lr == cfg.lr
+        && r.batch_size == cfg.batch_size
+        && r.patience == cfg.patience
+        && r.beta1 == cfg.beta1;
+    anyhow::ensure!(same, "{} holds a trial of another search than {}", path.display(), TUNE_FILE);
+    Ok(Some(r))
+}
+
+fn describe(cfg: &TrainConfig) -> String {
+    format!("lr {}, batch {}, patience {}, beta1 {}", cfg.lr, cfg.batch_size, cfg.patience, cfg.beta1)
+}
+
+pub fn run(args: TuneArgs) -> Result<()> {
+    let (cfg, out) = match &args.resume {
+        Some(dir) => {
+            let mut cfg: TuneConfig = read_json(&dir.join(TUNE_FILE)).with_context(|| {
+                format!("cannot resume from {} (hint: pass a folder written by `autoencoder tune`)", dir.display())
+            })?;
+            if let Some(trials) = args.trials {
+                cfg.trials = trials;
+                cfg.validate()?;
+                write_json(&dir.join(TUNE_FILE), &cfg)?;
+            }
+            (cfg, dir.clone())
+        }
+        None => {
+            let out = args.out.clone().context("--out is required")?;
+            (start(&args, &out)?, out)
+        }
+    };
+    let threads = set_threads(args.threads)?;
+    let (data, split) = load_data(&args.source, cfg.seed)?;
+    install_ctrl_c()?;
+    outln!(
+        "tuning `{}`: {} trials of at most {} epochs, seed {}, {} train / {} val images, {} threads -> {}",
+        cfg.model,
+        cfg.trials,
+        cfg.epochs,
+        cfg.seed,
+        split.train.len(),
+        split.val.len(),
+        threads,
+        out.display()
+    );
+    let hint = format!("autoencoder tune --resume {}", out.display());
+    let mut results = Vec::new();
+    for trial in 1..=cfg.trials {
+        let (tcfg, dir) = (cfg.trial(trial), trial_dir(&out, trial));
+        if let Some(r) = finished_trial(&dir, trial, &tcfg)? {
+            outln!("trial {trial}/{}: {} -- finished earlier, val_ssim {:.4}", cfg.trials, describe(&tcfg), r.val_ssim);
+            results.push(r);
+            continue;
+        }
+        let resume = if dir.join("state.safetensors").exists() {
+            let (saved, model, state) = load_run_state(&dir, "tune")?;
+            anyhow::ensure!(saved == tcfg, "{} holds a trial of another search than {}", dir.display(), TUNE_FILE);
+            Some((model, state))
+        } else {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            None
+        };
+        outln!("trial {trial}/{}: {} -> {}", cfg.trials, describe(&tcfg), dir.display());
+        let outcome = train_in(&dir, &tcfg, resume, &data, &split, &hint)?;
+        let r = TrialResult::new(trial, &tcfg, &outcome.history, outcome.best_epoch)?;
+        write_json(&dir.join(RESULT_FILE), &r)?;
+        outln!(
+            "trial {trial}/{}: val_ssim {:.4}, val_ssim_uniform7 {:.4}, val_loss {:.6} (best epoch {} of {})",
+            cfg.trials,
+            r.val_ssim,
+            r.val_ssim_uniform7,
+            r.val_loss,
+            r.best_epoch,
+            r.epochs_run
+        );
+        results.push(r);
+        fsutil::write_bytes_atomic(&out.join("trials.csv"), tune::trials_csv(&results).as_bytes())?;
+        let md = format!(
+            "# `autoencoder tune` of `{}`, seed {}\n\n{}",
+            cfg.model,
+            cfg.seed,
+            tune::trials_markdown(&results)
+        );
+        fsutil::write_bytes_atomic(&out.join("trials.md"), md.as_bytes())?;
+    }
+    outln!("\n{}", tune::trials_markdown(&results));
+
+    // The best trial, by validation SSIM, is scored on the test split (and only it).
+    let best = tune::ranked(&results)[0].trial;
+    let (bcfg, model, state) = load_run_state(&trial_dir(&out, best), "tune")?;
+    // The trial is finished, so `train` only restores its best weights.
+    let outcome = train::train(&bcfg, &data, &split, Some((model, state)), &AtomicBool::new(false), &mut |_| Ok(()))?;
+    let info = CheckpointInfo { model: bcfg.model, epoch: outcome.best_epoch, seed: bcfg.seed };
+    checkpoint::save(&out.join("best.safetensors"), &outcome.model, &info)?;
+    let mut extra = serde_json::Map::new();
+    extra.insert("best_trial".into(), best.into());
+    extra.insert("search".into(), serde_json::to_value(&cfg)?);
+    extra.insert("trials".into(), serde_json::to_value(tune::ranked(&results))?);
+    outln!("best: trial {best} ({}); its test scores:", describe(&bcfg));
+    finish_run(&out, &bcfg, threads, outcome, &data, &split, &extra)?;
+    outln!(
+        "reproduce it alone: autoencoder train --model {} --lr {} --batch-size {} --patience {} --beta1 {} --epochs {} --seed {}",
+        bcfg.model,
+        bcfg.lr,
+        bcfg.batch_size,
+        bcfg.patience,
+        bcfg.beta1,
+        bcfg.epochs,
+        bcfg.seed
+    );
+    Ok(())
+}

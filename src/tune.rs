@@ -1,0 +1,199 @@
+//! Seeded random search over training hyperparameters, and the results table.
+//!
+//! Trial `i`'s hyperparameters depend only on the search's seed and `i`, so a search can be
+//! resumed, or extended with more trials, without changing the trials already run. Every trial
+//! trains from the same initial weights on the same split: only the sampled hyperparameters differ.
+
+use crate::models::ModelKind;
+use crate::train::{EpochStats, TrainConfig};
+use crate::{Error, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// The ranges a search samples from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchSpace {
+    /// Learning rate, log-uniform in [lr_min, lr_max].
+    pub lr_min: f32,
+    pub lr_max: f32,
+    pub batch_sizes: Vec<usize>,
+    pub patiences: Vec<usize>,
+    pub beta1s: Vec<f32>,
+}
+
+impl Default for SearchSpace {
+    fn default() -> Self {
+        SearchSpace {
+            lr_min: 1e-4,
+            lr_max: 3e-3,
+            batch_sizes: vec![32, 64, 128],
+            patiences: vec![3, 5, 8],
+            beta1s: vec![0.9, 0.95],
+        }
+    }
+}
+
+/// A whole search: what `tune` records so that `--resume` continues it unchanged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TuneConfig {
+    pub model: ModelKind,
+    pub trials: usize,
+    /// Maximum epochs of each trial (early stopping usually ends it sooner).
+    pub epochs: usize,
+    /// Seed of the split, of every trial's initial weights and minibatch order, and of the sampling.
+    pub seed: u64,
+    pub space: SearchSpace,
+}
+
+impl TuneConfig {
+    /// Rejects ranges a search cannot sample from, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, expected: &str, found: String| {
+            Err(Error::InvalidArgument { name, expected: expected.to_string(), found })
+        };
+        let s = &self.space;
+        if self.trials == 0 {
+            return bad("--trials", "at least 1", self.trials.to_string());
+        }
+        if !(s.lr_min.is_finite() && s.lr_min > 0.0 && s.lr_max.is_finite() && s.lr_max >= s.lr_min) {
+            return bad("--lr-min/--lr-max", "0 < lr-min <= lr-max", format!("{} / {}", s.lr_min, s.lr_max));
+        }
+        if s.batch_sizes.is_empty() || s.batch_sizes.contains(&0) {
+            return bad("--batch-sizes", "a list of sizes >= 1", format!("{:?}", s.batch_sizes));
+        }
+        if s.patiences.is_empty() || s.patiences.contains(&0) {
+            return bad("--patiences", "a list of patiences >= 1", format!("{:?}", s.patiences));
+        }
+        if s.beta1s.is_empty() || s.beta1s.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return bad("--beta1s", "a list of values in [0, 1)", format!("{:?}", s.beta1s));
+        }
+        self.trial(1).validate()
+    }
+
+    /// The training configuration of trial `trial` (1-based).
+    pub fn trial(&self, trial: usize) -> TrainConfig {
+        // A stream of its own per trial, of a seed distinct from the training's.
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x7475_6e65_7475_6e65);
+        rng.set_stream(trial as u64);
+        let s = &self.space;
+        let (lo, hi) = (s.lr_min.ln(), s.lr_max.ln());
+        let lr = round_significant(((lo + (hi - lo) * rng.random::<f32>()).exp()).clamp(s.lr_min, s.lr_max), 3);
+        let batch_size = s.batch_sizes[rng.random_range(0..s.batch_sizes.len())];
+        let patience = s.patiences[rng.random_range(0..s.patiences.len())];
+        let beta1 = s.beta1s[rng.random_range(0..s.beta1s.len())];
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size,
+            lr,
+            patience,
+            beta1,
+            seed: self.seed,
+            ..TrainConfig::new(self.model)
+        }
+    }
+}
+
+/// `x` rounded to `digits` significant digits, so a trial's learning rate can be typed back
+/// into `train --lr` exactly.
+fn round_significant(x: f32, digits: i32) -> f32 {
+    let scale = 10f64.powi(digits - 1 - (x as f64).log10().floor() as i32);
+    ((x as f64 * scale).round() / scale) as f32
+}
+
+/// One finished trial, scored at its best epoch (whose weights early stopping restored).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialResult {
+    /// 1-based.
+    pub trial: usize,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub patience: usize,
+    pub beta1: f32,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub val_ssim: f64,
+    pub val_ssim_uniform7: f64,
+    pub val_loss: f64,
+    /// Training and validation time summed over the trial's epochs.
+    pub wall_time_s: f64,
+}
+
+impl TrialResult {
+    /// Scores trial `trial` of configuration `cfg` from its epoch history.
+    pub fn new(trial: usize, cfg: &TrainConfig, history: &[EpochStats], best_epoch: usize) -> Result<Self> {
+        let best = history.iter().find(|s| s.epoch == best_epoch).ok_or_else(|| Error::InvalidArgument {
+            name: "best_epoch",
+            expected: "an epoch of the trial's history".to_string(),
+            found: best_epoch.to_string(),
+        })?;
+        Ok(TrialResult {
+            trial,
+            lr: cfg.lr,
+            batch_size: cfg.batch_size,
+            patience: cfg.patience,
+            beta1: cfg.beta1,
+            epochs_run: history.len(),
+            best_epoch,
+            val_ssim: best.val_ssim,
+            val_ssim_uniform7: best.val_ssim_uniform7,
+            val_loss: best.val_loss,
+            wall_time_s: history.iter().map(|s| s.seconds).sum(),
+        })
+    }
+}
+
+/// Best first: by validation SSIM (Gaussian), ties to the earlier trial.
+pub fn ranked(results: &[TrialResult]) -> Vec<&TrialResult> {
+    let mut order: Vec<&TrialResult> = results.iter().collect();
+    order.sort_by(|a, b| b.val_ssim.total_cmp(&a.val_ssim).then(a.trial.cmp(&b.trial)));
+    order
+}
+
+const COLUMNS: [&str; 11] = [
+    "trial",
+    "lr",
+    "batch_size",
+    "patience",
+    "beta1",
+    "epochs_run",
+    "best_epoch",
+    "val_ssim",
+    "val_ssim_uniform7",
+    "val_loss",
+    "wall_time_s",
+];
+
+fn cells(r: &TrialResult) -> [String; 11] {
+    [
+        r.trial.to_string(),
+        r.lr.to_string(),
+        r.batch_size.to_string(),
+        r.patience.to_string(),
+        r.beta1.to_string(),
+        r.epochs_run.to_string(),
+        r.best_epoch.to_string(),
+        format!("{:.6}", r.val_ssim),
+        format!("{:.6}", r.val_ssim_uniform7),
+        format!("{:.7}", r.val_loss),
+        format!("{:.1}", r.wall_time_s),
+    ]
+}
+
+/// `trials.csv`: one row per finished trial, best first.
+pub fn trials_csv(results: &[TrialResult]) -> String {
+    let mut csv = COLUMNS.join(",") + "\n";
+    for r in ranked(results) {
+        csv += &(cells(r).join(",") + "\n");
+    }
+    csv
+}
+
+/// The same table in Markdown, best first.
+pub fn trials_markdown(results: &[TrialResult]) -> String {
+    let mut md = format!("| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(COLUMNS.len()));
+    for r in ranked(results) {
+        md += &format!("| {} |\n", cells(r).join(" | "));
+    }
+    md
+}

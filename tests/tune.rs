@@ -1,0 +1,101 @@
+//! The random search's sampling and its results table (the search end to end, with resume, is
+//! in tests/cli.rs).
+
+use autoencoder::models::ModelKind;
+use autoencoder::train::EpochStats;
+use autoencoder::tune::{self, SearchSpace, TrialResult, TuneConfig};
+
+fn search(seed: u64, trials: usize) -> TuneConfig {
+    TuneConfig { model: ModelKind::Modified, trials, epochs: 20, seed, space: SearchSpace::default() }
+}
+
+#[test]
+fn trials_depend_on_the_seed_and_their_index_only() {
+    let (a, b) = (search(1, 3), search(1, 50));
+    for t in 1..=3 {
+        assert_eq!(a.trial(t), b.trial(t), "trial {t} changed when the search grew");
+        assert_eq!(a.trial(t), search(1, 3).trial(t), "trial {t} is not reproducible");
+    }
+    let other: Vec<_> = (1..=3).map(|t| search(2, 3).trial(t)).collect();
+    assert!((1..=3).any(|t| a.trial(t) != other[t - 1]), "another seed sampled the same trials");
+    assert_ne!(a.trial(1), a.trial(2));
+    let t = a.trial(2);
+    assert_eq!((t.seed, t.epochs, t.model), (1, 20, ModelKind::Modified));
+}
+
+#[test]
+fn samples_cover_the_space_log_uniformly() {
+    let s = search(7, 2000);
+    let trials: Vec<_> = (1..=2000).map(|t| s.trial(t)).collect();
+    let space = SearchSpace::default();
+    for t in &trials {
+        assert!((space.lr_min..=space.lr_max).contains(&t.lr), "lr {} outside the range", t.lr);
+        // Three significant digits, so `train --lr` can repeat the trial exactly.
+        let digits = format!("{:e}", t.lr).split('e').next().unwrap().replace(['.', '-'], "").len();
+        assert!(digits <= 3, "lr {} has more than 3 significant digits", t.lr);
+    }
+    // Log-uniform: half the draws below the geometric mean of the bounds (binomial sd ~ 1.1%).
+    let mid = (space.lr_min * space.lr_max).sqrt();
+    let below = trials.iter().filter(|t| t.lr < mid).count() as f64 / 2000.0;
+    assert!((below - 0.5).abs() < 0.05, "fraction below the geometric mean: {below}");
+    for b in &space.batch_sizes {
+        let n = trials.iter().filter(|t| t.batch_size == *b).count();
+        assert!((500..=833).contains(&n), "batch size {b} drawn {n} times of 2000");
+    }
+    for p in &space.patiences {
+        assert!(trials.iter().filter(|t| t.patience == *p).count() > 500, "patience {p} rarely drawn");
+    }
+    for b1 in &space.beta1s {
+        assert!(trials.iter().filter(|t| t.beta1 == *b1).count() > 850, "beta1 {b1} rarely drawn");
+    }
+}
+
+#[test]
+fn bad_ranges_name_their_flag() {
+    let mut s = search(1, 3);
+    s.space.lr_min = 0.01;
+    s.space.lr_max = 0.001;
+    assert!(s.validate().unwrap_err().to_string().contains("--lr-min"));
+    let mut s = search(1, 3);
+    s.space.beta1s = vec![0.9, 1.0];
+    assert!(s.validate().unwrap_err().to_string().contains("--beta1s"));
+    let mut s = search(1, 3);
+    s.space.patiences.clear();
+    assert!(s.validate().unwrap_err().to_string().contains("--patiences"));
+    assert!(search(1, 0).validate().unwrap_err().to_string().contains("--trials"));
+    assert!(search(1, 3).validate().is_ok());
+}
+
+fn result(trial: usize, val_ssim: f64) -> TrialResult {
+    let cfg = search(1, 9).trial(trial);
+    let epoch = |e: usize, ssim: f64| EpochStats {
+        epoch: e,
+        train_loss: 0.01,
+        val_loss: 0.02 / e as f64,
+        val_ssim: ssim,
+        val_ssim_uniform7: ssim + 0.01,
+        seconds: 2.5,
+        images_per_s: 100.0,
+    };
+    let history = [epoch(1, val_ssim - 0.1), epoch(2, val_ssim), epoch(3, val_ssim - 0.05)];
+    TrialResult::new(trial, &cfg, &history, 2).unwrap()
+}
+
+#[test]
+fn a_trial_is_scored_at_its_best_epoch_and_the_table_is_best_first() {
+    let r = result(4, 0.8);
+    assert_eq!((r.best_epoch, r.epochs_run, r.val_ssim, r.val_loss, r.wall_time_s), (2, 3, 0.8, 0.01, 7.5));
+    assert!(TrialResult::new(1, &search(1, 9).trial(1), &[], 2).is_err(), "a best epoch outside the history");
+
+    let results = [result(1, 0.7), result(2, 0.9), result(3, 0.7), result(4, 0.8)];
+    let order: Vec<usize> = tune::ranked(&results).iter().map(|r| r.trial).collect();
+    assert_eq!(order, [2, 4, 1, 3], "best first, ties to the earlier trial");
+    let csv = tune::trials_csv(&results);
+    let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((first[0], first[7]), ("2", "0.900000"), "{csv}");
+    assert_eq!(csv.lines().count(), 5);
+    let md = tune::trials_markdown(&results);
+    let widths: Vec<usize> = md.lines().map(|l| l.matches('|').count()).collect();
+    assert_eq!(widths, [12; 6], "every Markdown row has 11 cells:\n{md}");
+    assert!(md.lines().nth(2).unwrap().starts_with("| 2 |"), "{md}");
+}
