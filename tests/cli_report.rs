@@ -2,27 +2,13 @@
 //! produced and well-formed (HTML tags balanced, inlined PNGs decode, every file report.md links
 //! exists), hold every section and the runs' numbers; bad run folders give clear errors.
 
+mod common;
+
 use autoencoder::data::idx;
 use base64::Engine as _;
+use common::{fails, ok};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoencoder")).args(args).output().expect("run the binary")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "{args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// 200 images of horizontal stripes whose period encodes the label (200 = 160 train + 40 test
 /// before the 80/10/10 split: 160 train, 20 val, 20 test).
@@ -46,6 +32,39 @@ fn write_stripes(dir: &Path) {
             .unwrap();
         idx::write_labels(&dir.join(format!("{name}-labels-idx1-ubyte")), &labels[a..b], false).unwrap();
     }
+}
+
+/// A temp dir holding `data/`, the stripes data set; returns it and the data folder.
+fn stripes_in_temp_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_stripes(&data);
+    (tmp, data)
+}
+
+/// Trains `model` for `epochs` on the data in `data` with `seed` into `dir/<model>-<seed>`;
+/// returns that folder.
+fn train(dir: &Path, data: &Path, model: &str, seed: &str, epochs: &str) -> String {
+    let out = dir.join(format!("{model}-{seed}")).to_str().unwrap().to_string();
+    let d = data.to_str().unwrap();
+    ok(&[
+        "train",
+        "--model",
+        model,
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "16",
+        "--seed",
+        seed,
+        "--out",
+        &out,
+        "--data-dir",
+        d,
+        "--allow-custom-data",
+    ]);
+    out
 }
 
 /// Panics unless every opened tag is closed in order (void elements and `<.../>` excepted).
@@ -92,20 +111,10 @@ fn md_links(md: &str) -> Vec<String> {
 
 #[test]
 fn report_writes_well_formed_html_and_markdown_with_every_section() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_stripes(&data);
+    let (tmp, data) = stripes_in_temp_dir();
     let d = data.to_str().unwrap();
     let src = ["--data-dir", d, "--allow-custom-data"];
-    let train = |model: &str, seed: &str| {
-        let dir = tmp.path().join(format!("{model}-{seed}"));
-        let out = dir.to_str().unwrap().to_string();
-        let args = ["train", "--model", model, "--epochs", "2", "--batch-size", "16", "--seed", seed, "--out", &out];
-        ok(&[&args[..], &src[..]].concat());
-        out
-    };
-    let (a, b) = (train("modified", "42"), train("baseline", "42"));
+    let (a, b) = (train(tmp.path(), &data, "modified", "42", "2"), train(tmp.path(), &data, "baseline", "42", "2"));
     let out_dir = tmp.path().join("report");
     let o = out_dir.to_str().unwrap();
     let stdout = ok(&[&["report", &a, &b, "--out", o], &src[..]].concat());
@@ -176,33 +185,9 @@ fn report_refuses_bad_run_folders_with_a_clear_message() {
 
 #[test]
 fn report_refuses_runs_split_with_different_seeds() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_stripes(&data);
+    let (tmp, data) = stripes_in_temp_dir();
     let d = data.to_str().unwrap();
-    let mut dirs = Vec::new();
-    for seed in ["1", "2"] {
-        let dir = tmp.path().join(format!("run-{seed}"));
-        let out = dir.to_str().unwrap().to_string();
-        ok(&[
-            "train",
-            "--model",
-            "modified",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "16",
-            "--seed",
-            seed,
-            "--out",
-            &out,
-            "--data-dir",
-            d,
-            "--allow-custom-data",
-        ]);
-        dirs.push(out);
-    }
+    let dirs: Vec<String> = ["1", "2"].iter().map(|seed| train(tmp.path(), &data, "modified", seed, "1")).collect();
     let o = tmp.path().join("report");
     let err =
         fails(&["report", &dirs[0], &dirs[1], "--out", o.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);

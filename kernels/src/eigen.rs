@@ -186,8 +186,8 @@ fn ql_implicit(qt: &mut [f64], n: usize, d: &mut [f64], e: &mut [f64]) {
                 p = -s * s2 * c3 * el1 * e[l] / dl1;
                 e[l] = s * p;
                 d[l] = c * p;
-                // `!(x > y)` also stops on NaN.
-                if !(e[l].abs() > eps * tst1) {
+                // Not "greater" also stops on NaN.
+                if e[l].abs().partial_cmp(&(eps * tst1)) != Some(std::cmp::Ordering::Greater) {
                     break;
                 }
             }
@@ -211,6 +211,17 @@ fn sort_and_sign(n: usize, d: &mut [f64], rows: &[f64], vectors: &mut [f64]) {
         for (o, &x) in dst.iter_mut().zip(row) {
             *o = sign * x;
         }
+    }
+}
+
+/// (a[x + k*stride], a[y + k*stride]) <- (c u - s w, s u + c w) of their old values (u, w),
+/// for k in 0..n: a plane rotation of two rows (stride 1) or two columns (stride n).
+fn rotate(a: &mut [f64], n: usize, x: usize, y: usize, stride: usize, c: f64, s: f64) {
+    for k in 0..n {
+        let (i, j) = (x + k * stride, y + k * stride);
+        let (u, w) = (a[i], a[j]);
+        a[i] = c * u - s * w;
+        a[j] = s * u + c * w;
     }
 }
 
@@ -245,21 +256,9 @@ pub fn symmetric_naive(a: &[f64], n: usize, values: &mut [f64], vectors: &mut [f
                 let c = 1.0 / (t * t + 1.0).sqrt();
                 let s = t * c;
                 // m <- J^T m J, v <- v J, with J the rotation in the (p, q) plane.
-                for k in 0..n {
-                    let (x, y) = (m[k * n + p], m[k * n + q]);
-                    m[k * n + p] = c * x - s * y;
-                    m[k * n + q] = s * x + c * y;
-                }
-                for k in 0..n {
-                    let (x, y) = (m[p * n + k], m[q * n + k]);
-                    m[p * n + k] = c * x - s * y;
-                    m[q * n + k] = s * x + c * y;
-                }
-                for k in 0..n {
-                    let (x, y) = (v[k * n + p], v[k * n + q]);
-                    v[k * n + p] = c * x - s * y;
-                    v[k * n + q] = s * x + c * y;
-                }
+                rotate(&mut m, n, p, q, n, c, s);
+                rotate(&mut m, n, p * n, q * n, 1, c, s);
+                rotate(&mut v, n, p, q, n, c, s);
             }
         }
     }

@@ -39,8 +39,8 @@ struct Neighbour {
 /// offered in ascending index order: an equal distance then never displaces an earlier row.
 fn offer(best: &mut [Neighbour], dist: f32, index: usize) {
     let last = best.len() - 1;
-    // `!(dist < ..)` also drops NaN.
-    if !(dist < best[last].dist) {
+    // Not "less" also drops NaN.
+    if dist.partial_cmp(&best[last].dist) != Some(std::cmp::Ordering::Less) {
         return;
     }
     let mut pos = last;

@@ -161,7 +161,7 @@ fn check_project(n: usize, d: usize, k: usize, x: &[f32], mean: &[f32], componen
 /// # Panics
 /// If a length disagrees with `d` and `k`.
 pub fn project(x: &[f32], d: usize, mean: &[f32], components: &[f32], k: usize, codes: &mut [f32]) {
-    let n = if d == 0 { 0 } else { x.len() / d };
+    let n = x.len().checked_div(d).unwrap_or(0);
     check_project(n, d, k, x, mean, components, codes);
     if k == 0 {
         return;
@@ -182,7 +182,7 @@ pub fn project(x: &[f32], d: usize, mean: &[f32], components: &[f32], k: usize, 
 /// # Panics
 /// If a length disagrees with `d` and `k`.
 pub fn reconstruct(codes: &[f32], k: usize, mean: &[f32], components: &[f32], d: usize, out: &mut [f32]) {
-    let n = if d == 0 { 0 } else { out.len() / d };
+    let n = out.len().checked_div(d).unwrap_or(0);
     check_project(n, d, k, out, mean, components, codes);
     if k == 0 {
         out.chunks_exact_mut(d.max(1)).for_each(|row| row.copy_from_slice(mean));

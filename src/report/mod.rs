@@ -12,8 +12,9 @@ pub mod svg;
 use crate::data::{Dataset, Split, IMAGE_LEN, NUM_CLASSES};
 use crate::evaluate::{self, Images, Scores};
 use crate::metrics::{self, Window};
-use crate::models::{self, LATENT};
+use crate::models::LATENT;
 use crate::sequential::Sequential;
+use crate::train::EpochStats;
 use crate::{Error, Result};
 use kernels::{knn, pca};
 use serde::Deserialize;
@@ -30,16 +31,6 @@ pub const SAMPLE: usize = 16;
 pub const CLASS_NAMES: [&str; NUM_CLASSES] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
-/// One epoch of a run's history (report.json `history[]`).
-#[derive(Clone, Debug, Deserialize)]
-pub struct Epoch {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub val_loss: f64,
-    pub val_ssim: f64,
-    pub val_ssim_uniform7: f64,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 struct Hyperparameters {
     seed: u64,
@@ -52,7 +43,7 @@ pub struct RunRecord {
     hyperparameters: Hyperparameters,
     pub epochs_run: usize,
     pub best_epoch: usize,
-    pub history: Vec<Epoch>,
+    pub history: Vec<EpochStats>,
 }
 
 impl RunRecord {
@@ -189,17 +180,7 @@ fn check_sizes(sets: &Sets) -> Result<()> {
 /// over the train set (codes).
 pub fn analyse_model(model: &mut Sequential, sets: &Sets) -> Result<Analysis> {
     check_sizes(sets)?;
-    let latent = models::latent_index(model).ok_or_else(|| Error::InvalidArgument {
-        name: "model",
-        expected: format!("a model with a `{}` layer", models::LATENT_LAYER),
-        found: "none".to_string(),
-    })?;
-    let (mut recon, mut test_codes) = (Vec::new(), Vec::new());
-    evaluate::for_each_batch(model, Images::Pixels(&sets.test), |_, m| {
-        recon.extend_from_slice(m.layer_output(m.layers().len() - 1).data());
-        test_codes.extend_from_slice(m.layer_output(latent).data());
-        Ok(())
-    })?;
+    let (recon, test_codes) = evaluate::reconstruct_and_encode(model, Images::Pixels(&sets.test))?;
     let train_codes = evaluate::encode(model, Images::Pixels(&sets.train))?;
     analyse(sets, recon, &train_codes, &test_codes, LATENT)
 }

@@ -7,6 +7,7 @@ use super::{Analysis, Report, KNN_K, SAMPLE, WORST};
 use crate::data::IMAGE_LEN;
 use crate::models::LATENT;
 use crate::picture;
+use crate::train::EpochStats;
 use crate::Result;
 use base64::Engine as _;
 use std::fmt::Write as _;
@@ -199,7 +200,7 @@ fn curves(doc: &mut Doc, r: &Report) {
     for (i, run) in r.runs.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let h = &run.record.history;
-        let pts = |f: fn(&super::Epoch) -> f64| h.iter().map(|e| (e.epoch as f64, f(e))).collect::<Vec<_>>();
+        let pts = |f: fn(&EpochStats) -> f64| h.iter().map(|e| (e.epoch as f64, f(e))).collect::<Vec<_>>();
         let name = &run.label;
         loss.push(Series { name: format!("{name} train"), color, dashed: true, points: pts(|e| e.train_loss) });
         loss.push(Series { name: format!("{name} val"), color, dashed: false, points: pts(|e| e.val_loss) });
