@@ -59,6 +59,16 @@ impl Images<'_> {
 pub fn for_each_batch(
     model: &mut Sequential,
     images: Images,
+    visit: impl FnMut(&Tensor, &Sequential) -> Result<()>,
+) -> Result<()> {
+    for_each_batch_prefix(model, images, usize::MAX, visit)
+}
+
+/// As [`for_each_batch`], running only the model's first `layers` layers.
+fn for_each_batch_prefix(
+    model: &mut Sequential,
+    images: Images,
+    layers: usize,
     mut visit: impl FnMut(&Tensor, &Sequential) -> Result<()>,
 ) -> Result<()> {
     let mut batch = Tensor::default();
@@ -66,7 +76,7 @@ pub fn for_each_batch(
         let end = (start + EVAL_BATCH).min(images.len());
         batch.reshape_for(end - start, &INPUT_SHAPE);
         images.fill(start, end, batch.data_mut());
-        model.forward(&batch);
+        model.forward_prefix(&batch, layers);
         visit(&batch, model)?;
     }
     Ok(())
@@ -104,15 +114,33 @@ pub fn reconstruct(model: &mut Sequential, images: Images) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// Latent codes `[n, 128]` of `images`.
-pub fn encode(model: &mut Sequential, images: Images) -> Result<Vec<f32>> {
-    let latent = models::latent_index(model).ok_or_else(|| Error::InvalidArgument {
+/// The index of `model`'s latent layer, or an error naming the layer looked for.
+fn latent_layer(model: &Sequential) -> Result<usize> {
+    models::latent_index(model).ok_or_else(|| Error::InvalidArgument {
         name: "model",
         expected: format!("a model with a `{}` layer", models::LATENT_LAYER),
         found: "none".to_string(),
-    })?;
-    let mut out = Vec::with_capacity(images.len() * models::LATENT);
+    })
+}
+
+/// Reconstructions `[n, 28, 28]` and latent codes `[n, 128]` of `images`, in one pass.
+pub fn reconstruct_and_encode(model: &mut Sequential, images: Images) -> Result<(Vec<f32>, Vec<f32>)> {
+    let latent = latent_layer(model)?;
+    let mut recon = Vec::with_capacity(images.len() * IMAGE_LEN);
+    let mut codes = Vec::with_capacity(images.len() * models::LATENT);
     for_each_batch(model, images, |_, m| {
+        recon.extend_from_slice(m.layer_output(m.layers().len() - 1).data());
+        codes.extend_from_slice(m.layer_output(latent).data());
+        Ok(())
+    })?;
+    Ok((recon, codes))
+}
+
+/// Latent codes `[n, 128]` of `images` (the encoder alone runs).
+pub fn encode(model: &mut Sequential, images: Images) -> Result<Vec<f32>> {
+    let latent = latent_layer(model)?;
+    let mut out = Vec::with_capacity(images.len() * models::LATENT);
+    for_each_batch_prefix(model, images, latent + 1, |_, m| {
         out.extend_from_slice(m.layer_output(latent).data());
         Ok(())
     })?;

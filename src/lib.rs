@@ -14,6 +14,7 @@ pub mod models;
 pub mod npy;
 pub mod optim;
 pub mod picture;
+pub mod report;
 pub mod sequential;
 pub mod tensor;
 pub mod train;

@@ -37,11 +37,20 @@ impl Sequential {
     /// # Panics
     /// If `x`'s per-image shape is not the model's input shape.
     pub fn forward(&mut self, x: &Tensor) -> &Tensor {
+        self.forward_prefix(x, self.layers.len())
+    }
+
+    /// Runs only the first `layers` layers (all of them if more), for example up to the latent
+    /// code, and returns the last one's output; later layers keep their old outputs.
+    /// # Panics
+    /// If `x`'s per-image shape is not the model's input shape.
+    pub fn forward_prefix(&mut self, x: &Tensor, layers: usize) -> &Tensor {
         assert_eq!(&x.shape()[1..], self.input_shape(), "model input shape");
         let n = x.batch();
+        let layers = layers.min(self.layers.len());
         self.acts[0].reshape_for(n, &self.shapes[0]);
         self.acts[0].data_mut().copy_from_slice(x.data());
-        for (i, layer) in self.layers.iter_mut().enumerate() {
+        for (i, layer) in self.layers.iter_mut().enumerate().take(layers) {
             let (before, after) = self.acts.split_at_mut(i + 1);
             let (x, y) = (&mut before[i], &mut after[0]);
             if layer.is_view() {
@@ -51,7 +60,7 @@ impl Sequential {
                 layer.forward(x, y);
             }
         }
-        &self.acts[self.layers.len()]
+        &self.acts[layers]
     }
 
     /// Output of layer `index` from the last `forward` (for example the latent code).

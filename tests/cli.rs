@@ -1,27 +1,13 @@
 //! The `autoencoder` binary end to end on a small synthetic data set: every subcommand's happy
 //! path, and bad input giving a clear message and a non-zero exit.
 
+mod common;
+
 use autoencoder::data::idx;
+use common::{fails, ok};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_autoencoder")).args(args).output().expect("run the binary")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a command that must fail; returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "{args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use std::process::Command;
 
 /// 200 synthetic 28x28 images (a bright square whose size encodes the label) in IDX files.
 fn write_data(dir: &Path) {

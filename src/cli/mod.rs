@@ -21,6 +21,7 @@ mod compare;
 mod data;
 mod eval;
 mod models;
+mod report;
 mod ssim;
 mod train;
 mod tune;
@@ -71,6 +72,8 @@ enum Command {
     /// different metrics: compare values only under the same name. Images must be at least
     /// 11x11 pixels.
     Ssim(ssim::SsimArgs),
+    /// An HTML and Markdown report comparing trained runs with each other and with PCA.
+    Report(report::ReportArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Compare(a) => compare::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Ssim(a) => ssim::run(&a),
+        Command::Report(a) => report::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,195 @@
+//! `autoencoder report` end to end on tiny synthetic data with tiny trained runs: the files are
+//! produced and well-formed (HTML tags balanced, inlined PNGs decode, every file report.md links
+//! exists), hold every section and the runs' numbers; bad run folders give clear errors.
+
+mod common;
+
+use autoencoder::data::idx;
+use base64::Engine as _;
+use common::{fails, ok};
+use serde_json::Value;
+use std::path::Path;
+
+/// 200 images of horizontal stripes whose period encodes the label (200 = 160 train + 40 test
+/// before the 80/10/10 split: 160 train, 20 val, 20 test).
+fn write_stripes(dir: &Path) {
+    let n = 200;
+    let labels: Vec<u8> = (0..n).map(|i| (i * 3 % 10) as u8).collect();
+    let pixels: Vec<u8> = (0..n * 784)
+        .map(|p| {
+            let (i, y) = (p / 784, p % 784 / 28);
+            let period = 2 + usize::from(labels[i]);
+            if (y + i % 3) % period < period / 2 + 1 {
+                100 + (i % 120) as u8
+            } else {
+                0
+            }
+        })
+        .collect();
+    let files = [("train", 0, 160), ("t10k", 160, 200)];
+    for (name, a, b) in files {
+        idx::write_images(&dir.join(format!("{name}-images-idx3-ubyte")), 28, 28, &pixels[a * 784..b * 784], false)
+            .unwrap();
+        idx::write_labels(&dir.join(format!("{name}-labels-idx1-ubyte")), &labels[a..b], false).unwrap();
+    }
+}
+
+/// A temp dir holding `data/`, the stripes data set; returns it and the data folder.
+fn stripes_in_temp_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_stripes(&data);
+    (tmp, data)
+}
+
+/// Trains `model` for `epochs` on the data in `data` with `seed` into `dir/<model>-<seed>`;
+/// returns that folder.
+fn train(dir: &Path, data: &Path, model: &str, seed: &str, epochs: &str) -> String {
+    let out = dir.join(format!("{model}-{seed}")).to_str().unwrap().to_string();
+    let d = data.to_str().unwrap();
+    ok(&[
+        "train",
+        "--model",
+        model,
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "16",
+        "--seed",
+        seed,
+        "--out",
+        &out,
+        "--data-dir",
+        d,
+        "--allow-custom-data",
+    ]);
+    out
+}
+
+/// Panics unless every opened tag is closed in order (void elements and `<.../>` excepted).
+fn assert_tags_balanced(html: &str) {
+    const VOID: [&str; 6] = ["meta", "img", "br", "hr", "link", "!doctype"];
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        let end = start + rest[start..].find('>').expect("unterminated tag");
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        let name: String =
+            tag.trim_start_matches('/').chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+        let name = name.to_ascii_lowercase();
+        if tag.starts_with('/') {
+            assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "closing </{name}> does not match");
+        } else if !tag.ends_with('/') && !VOID.contains(&name.as_str()) {
+            stack.push(name);
+        }
+    }
+    assert!(stack.is_empty(), "unclosed tags: {stack:?}");
+}
+
+/// Decodes every inlined PNG; returns how many there were.
+fn check_inline_pngs(html: &str) -> usize {
+    let marker = "data:image/png;base64,";
+    let mut count = 0;
+    for piece in html.split(marker).skip(1) {
+        let b64 = &piece[..piece.find('"').expect("unterminated data URI")];
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("valid base64");
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().expect("a PNG");
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).expect("PNG pixels");
+        assert!(info.width > 28 && info.height > 28, "{}x{}", info.width, info.height);
+        count += 1;
+    }
+    count
+}
+
+/// The targets of every `](file)` link in `md`.
+fn md_links(md: &str) -> Vec<String> {
+    md.split("](").skip(1).map(|s| s[..s.find(')').expect("unterminated link")].to_string()).collect()
+}
+
+#[test]
+fn report_writes_well_formed_html_and_markdown_with_every_section() {
+    let (tmp, data) = stripes_in_temp_dir();
+    let d = data.to_str().unwrap();
+    let src = ["--data-dir", d, "--allow-custom-data"];
+    let (a, b) = (train(tmp.path(), &data, "modified", "42", "2"), train(tmp.path(), &data, "baseline", "42", "2"));
+    let out_dir = tmp.path().join("report");
+    let o = out_dir.to_str().unwrap();
+    let stdout = ok(&[&["report", &a, &b, "--out", o], &src[..]].concat());
+    assert!(stdout.contains("k-NN") && stdout.contains("PCA-128"), "{stdout}");
+
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    for section in [
+        "Summary",
+        "What the code keeps: k-NN accuracy",
+        "Training curves",
+        "Reconstructions",
+        "Per-class test SSIM",
+        "Worst-reconstructed test images",
+        "Latent codes in 2-D",
+    ] {
+        assert!(md.contains(&format!("## {section}")), "report.md lacks {section}");
+        assert!(html.contains(&format!("<h2>{section}</h2>")), "report.html lacks {section}");
+    }
+    // Each run's test scores as report.json has them (the report recomputes them).
+    for run in [&a, &b] {
+        let text = std::fs::read_to_string(Path::new(run).join("report.json")).unwrap();
+        let r: Value = serde_json::from_str(&text).unwrap();
+        for key in ["ssim", "ssim_uniform7"] {
+            let v = format!("{:.4}", r["test"][key].as_f64().unwrap());
+            assert!(md.contains(&v) && html.contains(&v), "{run}: test {key} {v} missing");
+        }
+    }
+    for row in ["raw pixels", "PCA-128 of the pixels", "class 0", "class 9"] {
+        assert!(md.contains(row) && html.contains(row), "{row} missing");
+    }
+
+    assert_tags_balanced(&html);
+    assert!(!html.contains("src=\"") || html.matches("src=\"").count() == html.matches("src=\"data:").count());
+    // reconstructions + one worst grid per run.
+    assert_eq!(check_inline_pngs(&html), 3);
+    // loss, val SSIM, one latent picture per run and PCA's.
+    assert_eq!(html.matches("<svg ").count(), 5);
+    let links = md_links(&md);
+    assert_eq!(links.len(), 8, "{links:?}");
+    for file in &links {
+        assert!(out_dir.join(file).is_file(), "report.md links {file}, which was not written");
+    }
+}
+
+#[test]
+fn report_refuses_bad_run_folders_with_a_clear_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = tmp.path().join("out");
+    let o = out.to_str().unwrap();
+    let err = fails(&["report", empty.to_str().unwrap(), "--out", o]);
+    assert!(err.contains("report.json") && err.contains("empty"), "{err}");
+
+    // A report.json but no checkpoint.
+    let text =
+        r#"{"model": "modified", "hyperparameters": {"seed": 42}, "epochs_run": 1, "best_epoch": 1, "history": []}"#;
+    std::fs::write(empty.join("report.json"), text).unwrap();
+    let err = fails(&["report", empty.to_str().unwrap(), "--out", o]);
+    assert!(err.contains("best.safetensors"), "{err}");
+
+    std::fs::write(empty.join("report.json"), "{\"model\": 3}").unwrap();
+    let err = fails(&["report", empty.to_str().unwrap(), "--out", o]);
+    assert!(err.contains("report.json"), "{err}");
+    assert!(!out.exists(), "nothing is written on error");
+}
+
+#[test]
+fn report_refuses_runs_split_with_different_seeds() {
+    let (tmp, data) = stripes_in_temp_dir();
+    let d = data.to_str().unwrap();
+    let dirs: Vec<String> = ["1", "2"].iter().map(|seed| train(tmp.path(), &data, "modified", seed, "1")).collect();
+    let o = tmp.path().join("report");
+    let err =
+        fails(&["report", &dirs[0], &dirs[1], "--out", o.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);
+    assert!(err.contains("different seeds") && err.contains("--seed"), "{err}");
+}
