@@ -7,13 +7,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An operating-system error while reading or writing `path`.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// An operating-system error while reading or writing `path`. The cause is part of the
+    /// message and deliberately not a `source()` as well, or `{:#}` chains print it twice.
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
 
     /// A file whose contents break its format: `field` held `found`, the format wants `expected`.
     #[error("{path}: bad {field}: expected {expected}, found {found}")]
@@ -59,7 +56,7 @@ pub enum Error {
 
 impl Error {
     /// Wraps an `io::Error` with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        Error::Io { path: path.into(), cause }
     }
 }
