@@ -101,7 +101,8 @@ fn round_significant(x: f32, digits: i32) -> f32 {
     ((x as f64 * scale).round() / scale) as f32
 }
 
-/// One finished trial, scored at its best epoch (whose weights early stopping restored).
+/// One finished trial, scored at its best epoch (whose weights early stopping restored), or a
+/// trial whose training failed (diverged, or a non-finite loss): a search goes on without it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrialResult {
     /// 1-based.
@@ -110,13 +111,18 @@ pub struct TrialResult {
     pub batch_size: usize,
     pub patience: usize,
     pub beta1: f32,
+    /// Epochs completed (for a failed trial, before the one that failed).
     pub epochs_run: usize,
     pub best_epoch: usize,
-    pub val_ssim: f64,
-    pub val_ssim_uniform7: f64,
-    pub val_loss: f64,
+    /// Validation scores at the best epoch; `None` for a failed trial.
+    pub val_ssim: Option<f64>,
+    pub val_ssim_uniform7: Option<f64>,
+    pub val_loss: Option<f64>,
     /// Training and validation time summed over the trial's epochs.
     pub wall_time_s: f64,
+    /// Why training failed, e.g. `diverged in epoch 3`; `None` for a trial that finished.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 impl TrialResult {
@@ -128,29 +134,46 @@ impl TrialResult {
             found: best_epoch.to_string(),
         })?;
         Ok(TrialResult {
+            best_epoch,
+            val_ssim: Some(best.val_ssim),
+            val_ssim_uniform7: Some(best.val_ssim_uniform7),
+            val_loss: Some(best.val_loss),
+            ..TrialResult::unscored(trial, cfg, history)
+        })
+    }
+
+    /// A trial whose training failed, for `failure`, after the epochs in `history`.
+    pub fn failed(trial: usize, cfg: &TrainConfig, history: &[EpochStats], failure: String) -> Self {
+        TrialResult { failure: Some(failure), ..TrialResult::unscored(trial, cfg, history) }
+    }
+
+    fn unscored(trial: usize, cfg: &TrainConfig, history: &[EpochStats]) -> Self {
+        TrialResult {
             trial,
             lr: cfg.lr,
             batch_size: cfg.batch_size,
             patience: cfg.patience,
             beta1: cfg.beta1,
             epochs_run: history.len(),
-            best_epoch,
-            val_ssim: best.val_ssim,
-            val_ssim_uniform7: best.val_ssim_uniform7,
-            val_loss: best.val_loss,
-            wall_time_s: history.iter().map(|s| s.seconds).sum(),
-        })
+            best_epoch: 0,
+            val_ssim: None,
+            val_ssim_uniform7: None,
+            val_loss: None,
+            wall_time_s: history.iter().fold(0.0, |t, s| t + s.seconds),
+            failure: None,
+        }
     }
 }
 
-/// Best first: by validation SSIM (Gaussian), ties to the earlier trial.
+/// Best first: by validation SSIM (Gaussian), failed trials last, ties to the earlier trial.
 pub fn ranked(results: &[TrialResult]) -> Vec<&TrialResult> {
     let mut order: Vec<&TrialResult> = results.iter().collect();
-    order.sort_by(|a, b| b.val_ssim.total_cmp(&a.val_ssim).then(a.trial.cmp(&b.trial)));
+    let score = |r: &TrialResult| r.val_ssim.unwrap_or(f64::NEG_INFINITY);
+    order.sort_by(|a, b| score(b).total_cmp(&score(a)).then(a.trial.cmp(&b.trial)));
     order
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "trial",
     "lr",
     "batch_size",
@@ -162,9 +185,11 @@ const COLUMNS: [&str; 11] = [
     "val_ssim_uniform7",
     "val_loss",
     "wall_time_s",
+    "status",
 ];
 
-fn cells(r: &TrialResult) -> [String; 11] {
+fn cells(r: &TrialResult) -> [String; 12] {
+    let score = |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
     [
         r.trial.to_string(),
         r.lr.to_string(),
@@ -173,10 +198,11 @@ fn cells(r: &TrialResult) -> [String; 11] {
         r.beta1.to_string(),
         r.epochs_run.to_string(),
         r.best_epoch.to_string(),
-        format!("{:.6}", r.val_ssim),
-        format!("{:.6}", r.val_ssim_uniform7),
-        format!("{:.7}", r.val_loss),
+        score(r.val_ssim, 6),
+        score(r.val_ssim_uniform7, 6),
+        score(r.val_loss, 7),
         format!("{:.1}", r.wall_time_s),
+        r.failure.clone().unwrap_or_else(|| "ok".to_string()),
     ]
 }
 

@@ -240,7 +240,12 @@ fn tune_args(out: &Path, data: &str, trials: &str) -> Vec<String> {
 /// trials.csv without the wall-time column.
 fn trials_without_time(dir: &Path) -> Vec<String> {
     let csv = std::fs::read_to_string(dir.join("trials.csv")).unwrap();
-    csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+    let time = csv.lines().next().unwrap().split(',').position(|c| c == "wall_time_s").unwrap();
+    let drop_time = |l: &str| {
+        let cells: Vec<&str> = l.split(',').enumerate().filter(|(i, _)| *i != time).map(|(_, c)| c).collect();
+        cells.join(",")
+    };
+    csv.lines().map(drop_time).collect()
 }
 
 #[test]
@@ -256,12 +261,13 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let out = ok(&as_strs(&tune_args(&a, d, "3")));
     let csv = std::fs::read_to_string(a.join("trials.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(csv.lines().next().unwrap().split(',').count(), 11, "{csv}");
+    assert_eq!(csv.lines().next().unwrap().split(',').count(), 12, "{csv}");
     assert_eq!(rows.len(), 3, "{csv}");
     let val_ssim: Vec<f64> = rows.iter().map(|r| r[7].parse().unwrap()).collect();
     assert!(val_ssim.windows(2).all(|w| w[0] >= w[1]), "trials.csv not sorted by val_ssim:\n{csv}");
     for r in &rows {
         assert!(["16", "32"].contains(&r[2]) && ["3", "5", "8"].contains(&r[3]) && ["0.9", "0.95"].contains(&r[4]));
+        assert_eq!(r[11], "ok", "{csv}");
         let lr: f64 = r[1].parse().unwrap();
         assert!((1e-4..=3e-3).contains(&lr), "lr {lr} outside the default range");
     }
@@ -302,6 +308,14 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     other_seed[8] = "4".to_string();
     ok(&as_strs(&other_seed));
     assert_ne!(trials_without_time(&c), trials_without_time(&a));
+
+    // Trials that diverge are recorded and the search goes on; when all do, nothing is scored.
+    let mut diverging = tune_args(&tmp.path().join("d"), d, "2");
+    diverging.extend(["--lr-min", "1e30", "--lr-max", "1e31"].map(String::from));
+    let err = fails(&as_strs(&diverging));
+    assert!(err.contains("every trial diverged") && err.contains("--lr-max"), "{err}");
+    let csv = std::fs::read_to_string(tmp.path().join("d/trials.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.ends_with(",diverged in epoch 1")).count(), 2, "{csv}");
 
     // Bad input.
     let err = fails(&as_strs(&tune_args(&a, d, "3")));

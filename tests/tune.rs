@@ -84,18 +84,24 @@ fn result(trial: usize, val_ssim: f64) -> TrialResult {
 #[test]
 fn a_trial_is_scored_at_its_best_epoch_and_the_table_is_best_first() {
     let r = result(4, 0.8);
-    assert_eq!((r.best_epoch, r.epochs_run, r.val_ssim, r.val_loss, r.wall_time_s), (2, 3, 0.8, 0.01, 7.5));
+    assert_eq!((r.best_epoch, r.epochs_run, r.val_ssim, r.val_loss, r.wall_time_s), (2, 3, Some(0.8), Some(0.01), 7.5));
+    assert_eq!(r.failure, None);
     assert!(TrialResult::new(1, &search(1, 9).trial(1), &[], 2).is_err(), "a best epoch outside the history");
 
-    let results = [result(1, 0.7), result(2, 0.9), result(3, 0.7), result(4, 0.8)];
+    let failed = TrialResult::failed(5, &search(1, 9).trial(5), &[], "diverged in epoch 1".into());
+    assert_eq!((failed.val_ssim, failed.epochs_run, failed.wall_time_s.to_bits()), (None, 0, 0.0f64.to_bits()));
+    let results = [failed, result(1, 0.7), result(2, 0.9), result(3, 0.7), result(4, 0.8)];
     let order: Vec<usize> = tune::ranked(&results).iter().map(|r| r.trial).collect();
-    assert_eq!(order, [2, 4, 1, 3], "best first, ties to the earlier trial");
+    assert_eq!(order, [2, 4, 1, 3, 5], "best first, ties to the earlier trial, failed trials last");
     let csv = tune::trials_csv(&results);
     let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((first[0], first[7]), ("2", "0.900000"), "{csv}");
-    assert_eq!(csv.lines().count(), 5);
+    assert_eq!(csv.lines().count(), 6);
+    assert!(csv.lines().all(|l| l.split(',').count() == 12), "{csv}");
+    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",ok"), "{csv}");
     let md = tune::trials_markdown(&results);
     let widths: Vec<usize> = md.lines().map(|l| l.matches('|').count()).collect();
-    assert_eq!(widths, [12; 6], "every Markdown row has 11 cells:\n{md}");
+    assert_eq!(widths, [13; 7], "every Markdown row has 12 cells:\n{md}");
     assert!(md.lines().nth(2).unwrap().starts_with("| 2 |"), "{md}");
 }

@@ -7,10 +7,10 @@ use super::data::DataSource;
 use super::train::{finish_run, install_ctrl_c, load_run_state, parse_model, train_in};
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
-use autoencoder::fsutil;
 use autoencoder::models::ModelKind;
 use autoencoder::train::{self, TrainConfig};
 use autoencoder::tune::{self, SearchSpace, TrialResult, TuneConfig};
+use autoencoder::{fsutil, Error};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -132,6 +132,16 @@ fn finished_trial(dir: &Path, trial: usize, cfg: &TrainConfig) -> Result<Option<
     Ok(Some(r))
 }
 
+fn summary(r: &TrialResult) -> String {
+    match (&r.failure, r.val_ssim, r.val_ssim_uniform7, r.val_loss) {
+        (None, Some(ssim), Some(u7), Some(loss)) => format!(
+            "val_ssim {ssim:.4}, val_ssim_uniform7 {u7:.4}, val_loss {loss:.6} (best epoch {} of {})",
+            r.best_epoch, r.epochs_run
+        ),
+        (failure, ..) => format!("failed: {}", failure.as_deref().unwrap_or("no validation scores")),
+    }
+}
+
 fn describe(cfg: &TrainConfig) -> String {
     format!("lr {}, batch {}, patience {}, beta1 {}", cfg.lr, cfg.batch_size, cfg.patience, cfg.beta1)
 }
@@ -173,7 +183,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
     for trial in 1..=cfg.trials {
         let (tcfg, dir) = (cfg.trial(trial), trial_dir(&out, trial));
         if let Some(r) = finished_trial(&dir, trial, &tcfg)? {
-            outln!("trial {trial}/{}: {} -- finished earlier, val_ssim {:.4}", cfg.trials, describe(&tcfg), r.val_ssim);
+            outln!("trial {trial}/{}: {} -- finished earlier: {}", cfg.trials, describe(&tcfg), summary(&r));
             results.push(r);
             continue;
         }
@@ -186,18 +196,25 @@ pub fn run(args: TuneArgs) -> Result<()> {
             None
         };
         outln!("trial {trial}/{}: {} -> {}", cfg.trials, describe(&tcfg), dir.display());
-        let outcome = train_in(&dir, &tcfg, resume, &data, &split, &hint)?;
-        let r = TrialResult::new(trial, &tcfg, &outcome.history, outcome.best_epoch)?;
+        let r = match train_in(&dir, &tcfg, resume, &data, &split, &hint) {
+            Ok(outcome) => TrialResult::new(trial, &tcfg, &outcome.history, outcome.best_epoch)?,
+            // A diverged trial is a result of the search, not the end of it.
+            Err(e) => match e.downcast_ref::<Error>() {
+                Some(Error::Diverged { epoch, .. } | Error::NonFinite { epoch, .. }) => {
+                    eprintln!("trial {trial}: {e:#}");
+                    let failure = format!("diverged in epoch {epoch}");
+                    // The epochs before the failed one, as saved after each of them.
+                    let history = match dir.join("state.safetensors").exists() {
+                        true => load_run_state(&dir, "tune")?.2.history,
+                        false => Vec::new(),
+                    };
+                    TrialResult::failed(trial, &tcfg, &history, failure)
+                }
+                _ => return Err(e),
+            },
+        };
         write_json(&dir.join(RESULT_FILE), &r)?;
-        outln!(
-            "trial {trial}/{}: val_ssim {:.4}, val_ssim_uniform7 {:.4}, val_loss {:.6} (best epoch {} of {})",
-            cfg.trials,
-            r.val_ssim,
-            r.val_ssim_uniform7,
-            r.val_loss,
-            r.best_epoch,
-            r.epochs_run
-        );
+        outln!("trial {trial}/{}: {}", cfg.trials, summary(&r));
         results.push(r);
         fsutil::write_bytes_atomic(&out.join("trials.csv"), tune::trials_csv(&results).as_bytes())?;
         let md = format!(
@@ -211,7 +228,12 @@ pub fn run(args: TuneArgs) -> Result<()> {
     outln!("\n{}", tune::trials_markdown(&results));
 
     // The best trial, by validation SSIM, is scored on the test split (and only it).
-    let best = tune::ranked(&results)[0].trial;
+    let top = tune::ranked(&results)[0];
+    anyhow::ensure!(
+        top.failure.is_none(),
+        "every trial diverged; nothing to score on the test split (hint: lower --lr-max)"
+    );
+    let best = top.trial;
     let (bcfg, model, state) = load_run_state(&trial_dir(&out, best), "tune")?;
     // The trial is finished, so `train` only restores its best weights.
     let outcome = train::train(&bcfg, &data, &split, Some((model, state)), &AtomicBool::new(false), &mut |_| Ok(()))?;
