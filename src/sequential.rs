@@ -87,6 +87,9 @@ impl Sequential {
                 std::mem::swap(&mut grads_lo[i], &mut grads_hi[0]);
                 acts_lo[i].reshape_for(n, &self.shapes[i]);
                 grads_lo[i].reshape_for(n, &self.shapes[i]);
+                // The buffer swapped into slot i + 1 receives the next step's gradient: size it
+                // now, so that only the first step allocates.
+                grads_hi[0].reshape_for(n, &self.shapes[i + 1]);
             } else {
                 let dx = (i > 0).then_some(&mut grads_lo[i]);
                 layer.backward(&acts_lo[i], &acts_hi[0], &grads_hi[0], dx);

@@ -208,8 +208,12 @@ fn upsample2d_fast_equals_naive() {
 #[test]
 fn dense_fast_equals_naive() {
     let mut rng = Rng::new(15);
-    // 19 rows cross ROWS_PER_TASK = 8; 300 and 6272 inputs cross W_ROWS_PER_TASK = 256.
-    for &(n, ci, co) in &[(5, 13, 7), (19, 300, 9), (1, 1, 1), (2, 6272, 128), (2, 128, 6272)] {
+    // Rows: 19 and 37 leave tails after 8-row and 4-row tiles, 37 crosses ROWS_PER_TASK = 32.
+    // Columns: 7, 9 and 27 = 16 + 8 + 3 take every tile width and the scalar tail. Inner sizes:
+    // 300 crosses KC = 256 and W_ROWS_PER_TASK = 64; 1030 crosses KC_T = 512 twice, with a
+    // last block shorter than 8 lanes.
+    let cases = [(5, 13, 7), (19, 300, 9), (37, 300, 27), (6, 10, 1030), (1, 1, 1), (2, 6272, 128), (2, 128, 6272)];
+    for &(n, ci, co) in &cases {
         let name = format!("dense n{n} {ci}->{co}");
         let (x, w, b, dy) = (rng.vec(n * ci), scaled(&mut rng, ci * co, ci), rng.vec(co), rng.vec(n * co));
         let (mut y, mut y_n) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);

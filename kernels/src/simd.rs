@@ -1,6 +1,7 @@
 //! `wide` helpers: the vector load every kernel uses, and the elementwise loops (bias, sums,
 //! activations). Bodies run over `chunks_exact(8)`, tails in scalar code, so any length works.
-//! The register-tiled microkernels (`conv_direct`) and the Adam step build on `load`.
+//! The register-tiled microkernels (`conv_direct`, `dense`) and the Adam step build on `load`
+//! and `store`.
 
 use wide::{f32x8, CmpGt};
 
@@ -8,6 +9,18 @@ use wide::{f32x8, CmpGt};
 #[inline]
 pub(crate) fn load(s: &[f32]) -> f32x8 {
     f32x8::from(<[f32; 8]>::try_from(&s[..8]).expect("8 lanes"))
+}
+
+/// dst[..8] <- the lanes of `v`. # Panics: if `dst` is shorter than 8.
+#[inline]
+pub(crate) fn store(v: f32x8, dst: &mut [f32]) {
+    dst[..8].copy_from_slice(&v.to_array());
+}
+
+/// Sets each row of the row-major `[rows, row.len()]` matrix `y` to `row`.
+pub fn copy_rows(row: &[f32], y: &mut [f32]) {
+    assert!(!row.is_empty() && y.len() % row.len() == 0);
+    y.chunks_exact_mut(row.len()).for_each(|r| r.copy_from_slice(row));
 }
 
 /// y <- y + x, elementwise.

@@ -1,6 +1,6 @@
 //! `autoencoder bench`: steady-state training and inference throughput of one model.
 
-use super::common::set_threads;
+use super::common::{in_pool, set_threads};
 use super::train::parse_model;
 use anyhow::Result;
 use autoencoder::data::{self, IMAGE_LEN};
@@ -59,31 +59,35 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let threads = set_threads(args.threads)?;
     const INFER_BATCH: usize = 256;
     let (pixels, source) = bench_images(args.batch_size.max(INFER_BATCH));
-    let mut model = models::build(args.model, 42)?;
-    let mut adam = Adam::new(AdamConfig::default(), &model);
-    let batch = Tensor::from_vec(&[args.batch_size, 28, 28, 1], pixels[..args.batch_size * IMAGE_LEN].to_vec());
-    let mut dy = Tensor::default();
-    for _ in 0..3 {
-        train_step(&mut model, &mut adam, &batch, &mut dy);
-    }
-    let t = Instant::now();
-    for _ in 0..args.steps {
-        train_step(&mut model, &mut adam, &batch, &mut dy);
-    }
-    let train_ips = (args.steps * args.batch_size) as f64 / t.elapsed().as_secs_f64();
+    // Timed on a pool thread, where `train` runs its loop (see `in_pool`).
+    let (train_ips, infer_ips, macs) = in_pool(|| -> Result<(f64, f64, usize)> {
+        let mut model = models::build(args.model, 42)?;
+        let mut adam = Adam::new(AdamConfig::default(), &model);
+        let batch = Tensor::from_vec(&[args.batch_size, 28, 28, 1], pixels[..args.batch_size * IMAGE_LEN].to_vec());
+        let mut dy = Tensor::default();
+        for _ in 0..3 {
+            train_step(&mut model, &mut adam, &batch, &mut dy);
+        }
+        let t = Instant::now();
+        for _ in 0..args.steps {
+            train_step(&mut model, &mut adam, &batch, &mut dy);
+        }
+        let train_ips = (args.steps * args.batch_size) as f64 / t.elapsed().as_secs_f64();
 
-    let mut infer = Tensor::default();
-    infer.reshape_for(INFER_BATCH, &INPUT_SHAPE);
-    infer.data_mut().copy_from_slice(&pixels[..INFER_BATCH * IMAGE_LEN]);
-    model.forward(&infer);
-    let reps = args.steps.div_ceil(4).max(2);
-    let t = Instant::now();
-    for _ in 0..reps {
+        let mut infer = Tensor::default();
+        infer.reshape_for(INFER_BATCH, &INPUT_SHAPE);
+        infer.data_mut().copy_from_slice(&pixels[..INFER_BATCH * IMAGE_LEN]);
         model.forward(&infer);
-    }
-    let infer_ips = (reps * INFER_BATCH) as f64 / t.elapsed().as_secs_f64();
+        let reps = args.steps.div_ceil(4).max(2);
+        let t = Instant::now();
+        for _ in 0..reps {
+            model.forward(&infer);
+        }
+        let infer_ips = (reps * INFER_BATCH) as f64 / t.elapsed().as_secs_f64();
+        Ok((train_ips, infer_ips, model.macs()))
+    })?;
     // Training costs about three forward passes: forward, input gradient, weight gradient.
-    let gflops_train = train_ips * 3.0 * 2.0 * model.macs() as f64 / 1e9;
+    let gflops_train = train_ips * 3.0 * 2.0 * macs as f64 / 1e9;
     if !args.json {
         outln!(
             "{}: batch {}, {} threads, {}: training {:.0} images/s ({:.1} GFLOP/s), inference (batch {INFER_BATCH}) {:.0} images/s",

@@ -19,6 +19,14 @@ pub fn set_threads(threads: Option<usize>) -> Result<usize> {
     Ok(rayon::current_num_threads())
 }
 
+/// Runs `f` on a thread of the global pool (`rayon::scope` runs its closure there) and waits.
+/// A parallel pass started from outside the pool is pushed onto the pool's shared job queue,
+/// which allocates a new block every 63 jobs; from a pool thread it goes onto that thread's own
+/// queue, which does not, so a training step allocates nothing (tests/zero_alloc.rs).
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 /// Locates, verifies and loads the data, and splits it with `seed`.
 pub fn load_data(source: &DataSource, seed: u64) -> Result<(Dataset, Split)> {
     let opts = data::DataOptions { data_dir: source.data_dir.clone(), allow_custom_data: source.allow_custom_data };

@@ -1,7 +1,7 @@
 //! `autoencoder train`: trains one model on the split, writes the run folder, and reports the
 //! best weights' test scores.
 
-use super::common::{load_data, set_threads};
+use super::common::{in_pool, load_data, set_threads};
 use super::data::DataSource;
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
@@ -216,7 +216,7 @@ pub fn train_in(
         }
         Ok(())
     };
-    match train::train(cfg, data, split, resume, &INTERRUPT, &mut on) {
+    match in_pool(|| train::train(cfg, data, split, resume, &INTERRUPT, &mut on)) {
         Err(autoencoder::Error::Interrupted { epoch, step }) => {
             eprintln!(
                 "interrupted at epoch {epoch}, step {step}; state saved in {}\nhint: continue with `{resume_hint}`",
