@@ -132,6 +132,15 @@ fn finished_trial(dir: &Path, trial: usize, cfg: &TrainConfig) -> Result<Option<
     Ok(Some(r))
 }
 
+/// trials.csv and trials.md, best first, rewritten as each trial is done.
+fn write_tables(out: &Path, cfg: &TuneConfig, results: &[TrialResult]) -> Result<()> {
+    fsutil::write_bytes_atomic(&out.join("trials.csv"), tune::trials_csv(results).as_bytes())?;
+    let md =
+        format!("# `autoencoder tune` of `{}`, seed {}\n\n{}", cfg.model, cfg.seed, tune::trials_markdown(results));
+    fsutil::write_bytes_atomic(&out.join("trials.md"), md.as_bytes())?;
+    Ok(())
+}
+
 fn summary(r: &TrialResult) -> String {
     match (&r.failure, r.val_ssim, r.val_ssim_uniform7, r.val_loss) {
         (None, Some(ssim), Some(u7), Some(loss)) => format!(
@@ -185,6 +194,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
         if let Some(r) = finished_trial(&dir, trial, &tcfg)? {
             outln!("trial {trial}/{}: {} -- finished earlier: {}", cfg.trials, describe(&tcfg), summary(&r));
             results.push(r);
+            write_tables(&out, &cfg, &results)?;
             continue;
         }
         let resume = if dir.join("state.safetensors").exists() {
@@ -216,14 +226,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
         write_json(&dir.join(RESULT_FILE), &r)?;
         outln!("trial {trial}/{}: {}", cfg.trials, summary(&r));
         results.push(r);
-        fsutil::write_bytes_atomic(&out.join("trials.csv"), tune::trials_csv(&results).as_bytes())?;
-        let md = format!(
-            "# `autoencoder tune` of `{}`, seed {}\n\n{}",
-            cfg.model,
-            cfg.seed,
-            tune::trials_markdown(&results)
-        );
-        fsutil::write_bytes_atomic(&out.join("trials.md"), md.as_bytes())?;
+        write_tables(&out, &cfg, &results)?;
     }
     outln!("\n{}", tune::trials_markdown(&results));
 
