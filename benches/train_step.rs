@@ -29,7 +29,9 @@ fn bench_train_step(c: &mut Criterion) {
         let mut model = models::build(kind, 42).expect("model builds");
         let mut adam = Adam::new(AdamConfig::default(), &model);
         let mut dy = Tensor::default();
-        group.bench_function(kind.name(), |b| b.iter(|| train_step(&mut model, &mut adam, &batch, &mut dy)));
+        // On a pool thread, where `train` runs its steps (the CLI's `in_pool`).
+        let mut step = || rayon::scope(|_| train_step(&mut model, &mut adam, &batch, &mut dy));
+        group.bench_function(kind.name(), |b| b.iter(&mut step));
     }
     group.finish();
 }
