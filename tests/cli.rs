@@ -308,6 +308,12 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     other_seed[8] = "4".to_string();
     ok(&as_strs(&other_seed));
     assert_ne!(trials_without_time(&c), trials_without_time(&a));
+    // --force starts over: nothing of the old search is left beside the new one.
+    let mut again = tune_args(&c, d, "1");
+    again.push("--force".to_string());
+    ok(&as_strs(&again));
+    assert_eq!(trials_without_time(&c).len(), 1 + 1);
+    assert!(!c.join("trial-002").exists() && c.join("trial-001/result.json").exists());
 
     // Trials that diverge are recorded and the search goes on; when all do, nothing is scored.
     let mut diverging = tune_args(&tmp.path().join("d"), d, "2");

@@ -110,6 +110,13 @@ fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
                 std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
             }
         }
+        // The old search's results, so none of them outlives it next to the new one's.
+        for file in ["trials.csv", "trials.md", "report.json", "best.safetensors", "reconstructions.png"] {
+            let path = out.join(file);
+            if path.exists() {
+                std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_json(&out.join(TUNE_FILE), &cfg)?;
@@ -214,10 +221,8 @@ pub fn run(args: TuneArgs) -> Result<()> {
                     eprintln!("trial {trial}: {e:#}");
                     let failure = format!("diverged in epoch {epoch}");
                     // The epochs before the failed one, as saved after each of them.
-                    let history = match dir.join("state.safetensors").exists() {
-                        true => load_run_state(&dir, "tune")?.2.history,
-                        false => Vec::new(),
-                    };
+                    let saved = dir.join("state.safetensors").exists();
+                    let history = if saved { load_run_state(&dir, "tune")?.2.history } else { Vec::new() };
                     TrialResult::failed(trial, &tcfg, &history, failure)
                 }
                 _ => return Err(e),
