@@ -278,6 +278,7 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let best = report["best_trial"].as_u64().unwrap();
     assert_eq!(best.to_string(), rows[0][0], "best_trial is not the top row");
     assert!(report["test"]["ssim"].as_f64().unwrap() > 0.0 && report["trials"].as_array().unwrap().len() == 3);
+    assert!(report["search_wall_time_s"].as_f64().unwrap() >= report["wall_time_s"].as_f64().unwrap());
     assert!(
         weight_bits(&a.join("best.safetensors")) == weight_bits(&a.join(format!("trial-{best:03}/best.safetensors")))
     );

@@ -251,6 +251,8 @@ pub fn run(args: TuneArgs) -> Result<()> {
     extra.insert("best_trial".into(), best.into());
     extra.insert("search".into(), serde_json::to_value(&cfg)?);
     extra.insert("trials".into(), serde_json::to_value(tune::ranked(&results))?);
+    // `wall_time_s` and `train_images_per_s` are the best trial's; this is the whole search's.
+    extra.insert("search_wall_time_s".into(), results.iter().map(|r| r.wall_time_s).sum::<f64>().into());
     outln!("best: trial {best} ({}); its test scores:", describe(&bcfg));
     finish_run(&out, &bcfg, threads, outcome, &data, &split, &extra)?;
     outln!(
