@@ -78,7 +78,7 @@ fn tile<const NV: usize>(
     for (j, a) in acc.iter().enumerate().take(m) {
         let dst = &mut y[((oh * g.w_out) + ow0 + j) * co_n + co0..][..8 * NV];
         for v in 0..NV {
-            dst[8 * v..8 * v + 8].copy_from_slice(&a[v].to_array());
+            simd::store(a[v], &mut dst[8 * v..]);
         }
     }
 }
@@ -211,7 +211,7 @@ fn weight_grad_block<const NV: usize>(g: &ConvGeom, xp: &[f32], dy: &[f32], co0:
         let dst = &mut dw[t * co_n + co0..][..8 * NV];
         for v in 0..NV {
             let sum = load(&dst[8 * v..]) + a[v];
-            dst[8 * v..8 * v + 8].copy_from_slice(&sum.to_array());
+            simd::store(sum, &mut dst[8 * v..]);
         }
     }
 }
@@ -269,7 +269,7 @@ fn weight_grad_tile<const NV: usize>(
         let dst = &mut dw[(tap * ci_n + ci0 + j) * co_n + co0..][..8 * NV];
         for v in 0..NV {
             let sum = load(&dst[8 * v..]) + a[v];
-            dst[8 * v..8 * v + 8].copy_from_slice(&sum.to_array());
+            simd::store(sum, &mut dst[8 * v..]);
         }
     }
 }
@@ -408,7 +408,7 @@ fn strided_tile<const NV: usize>(
     for (j, acc_j) in acc.iter().enumerate().take(m) {
         let dst = &mut dx[(ih * g.w_in + iw + j * s) * ci_n + ci0..][..8 * NV];
         for v in 0..NV {
-            dst[8 * v..8 * v + 8].copy_from_slice(&acc_j[v].to_array());
+            simd::store(acc_j[v], &mut dst[8 * v..]);
         }
     }
 }

@@ -29,7 +29,7 @@ pub fn add_assign(x: &[f32], y: &mut [f32]) {
     let mut yc = y.chunks_exact_mut(8);
     let mut xc = x.chunks_exact(8);
     for (yy, xx) in (&mut yc).zip(&mut xc) {
-        yy.copy_from_slice(&(load(yy) + load(xx)).to_array());
+        store(load(yy) + load(xx), yy);
     }
     for (yy, xx) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
         *yy += xx;
@@ -59,7 +59,7 @@ pub fn relu_inplace(x: &mut [f32]) {
     let zero = f32x8::splat(0.0);
     let mut xc = x.chunks_exact_mut(8);
     for xx in &mut xc {
-        xx.copy_from_slice(&load(xx).max(zero).to_array());
+        store(load(xx).max(zero), xx);
     }
     for v in xc.into_remainder() {
         *v = v.max(0.0);
@@ -75,7 +75,7 @@ pub fn relu_mask(y: &[f32], dy: &[f32], dz: &mut [f32]) {
     let mut gc = dy.chunks_exact(8);
     for ((zz, yy), gg) in (&mut zc).zip(&mut yc).zip(&mut gc) {
         let mask = load(yy).cmp_gt(zero);
-        zz.copy_from_slice(&(load(gg) & mask).to_array());
+        store(load(gg) & mask, zz);
     }
     let tail = zc.into_remainder().iter_mut().zip(yc.remainder()).zip(gc.remainder());
     for ((z, &yv), &g) in tail {
@@ -92,7 +92,7 @@ pub fn sigmoid_grad(y: &[f32], dy: &[f32], dz: &mut [f32]) {
     let mut gc = dy.chunks_exact(8);
     for ((zz, yy), gg) in (&mut zc).zip(&mut yc).zip(&mut gc) {
         let yv = load(yy);
-        zz.copy_from_slice(&(load(gg) * yv * (one - yv)).to_array());
+        store(load(gg) * yv * (one - yv), zz);
     }
     let tail = zc.into_remainder().iter_mut().zip(yc.remainder()).zip(gc.remainder());
     for ((z, &yv), &g) in tail {
