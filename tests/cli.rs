@@ -4,7 +4,7 @@
 mod common;
 
 use autoencoder::data::idx;
-use common::{fails, ok};
+use common::{fails, ok, temp_with_data};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -31,18 +31,9 @@ fn write_data(dir: &Path) {
     idx::write_labels(&dir.join("t10k-labels-idx1-ubyte.gz"), &labels[tr..tr + te], true).unwrap();
 }
 
-/// A temporary folder holding the small data set in `data/`.
-fn temp_with_data() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_data(&data);
-    (tmp, data)
-}
-
 #[test]
 fn every_subcommand_works_on_small_custom_data() {
-    let (tmp, data) = temp_with_data();
+    let (tmp, data) = temp_with_data(write_data);
     let d = data.to_str().unwrap();
     let src = ["--data-dir", d, "--allow-custom-data"];
     let run_dir = tmp.path().join("run");
@@ -171,7 +162,7 @@ fn start_and_wait_for_state(args: &[&str], dir: &Path) -> std::process::Child {
 
 #[test]
 fn a_killed_or_interrupted_run_resumes_to_bitwise_identical_weights() {
-    let (tmp, data) = temp_with_data();
+    let (tmp, data) = temp_with_data(write_data);
     let d = data.to_str().unwrap();
     let run = |name: &str| tmp.path().join(name);
     let train_into = |out: &Path| {
@@ -253,7 +244,7 @@ fn trials_without_time(dir: &Path) -> Vec<String> {
 
 #[test]
 fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
-    let (tmp, data) = temp_with_data();
+    let (tmp, data) = temp_with_data(write_data);
     let d = data.to_str().unwrap();
 
     // The reference search, left alone.

@@ -6,7 +6,7 @@ mod common;
 
 use autoencoder::data::idx;
 use base64::Engine as _;
-use common::{fails, ok};
+use common::{fails, ok, temp_with_data};
 use serde_json::Value;
 use std::path::Path;
 
@@ -32,15 +32,6 @@ fn write_stripes(dir: &Path) {
             .unwrap();
         idx::write_labels(&dir.join(format!("{name}-labels-idx1-ubyte")), &labels[a..b], false).unwrap();
     }
-}
-
-/// A temp dir holding `data/`, the stripes data set; returns it and the data folder.
-fn stripes_in_temp_dir() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    write_stripes(&data);
-    (tmp, data)
 }
 
 /// Trains `model` for `epochs` on the data in `data` with `seed` into `dir/<model>-<seed>`;
@@ -111,7 +102,7 @@ fn md_links(md: &str) -> Vec<String> {
 
 #[test]
 fn report_writes_well_formed_html_and_markdown_with_every_section() {
-    let (tmp, data) = stripes_in_temp_dir();
+    let (tmp, data) = temp_with_data(write_stripes);
     let d = data.to_str().unwrap();
     let src = ["--data-dir", d, "--allow-custom-data"];
     let (a, b) = (train(tmp.path(), &data, "modified", "42", "2"), train(tmp.path(), &data, "baseline", "42", "2"));
@@ -185,7 +176,7 @@ fn report_refuses_bad_run_folders_with_a_clear_message() {
 
 #[test]
 fn report_refuses_runs_split_with_different_seeds() {
-    let (tmp, data) = stripes_in_temp_dir();
+    let (tmp, data) = temp_with_data(write_stripes);
     let d = data.to_str().unwrap();
     let dirs: Vec<String> = ["1", "2"].iter().map(|seed| train(tmp.path(), &data, "modified", seed, "1")).collect();
     let o = tmp.path().join("report");

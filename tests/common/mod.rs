@@ -104,6 +104,16 @@ pub fn fails(args: &[&str]) -> String {
 
 // ---------------------------------------------------------------- reference file
 
+/// A temporary folder with a data set in `data/`, written there by `write_data`; returns the
+/// folder (deleted when dropped) and the data folder.
+pub fn temp_with_data(write_data: impl FnOnce(&std::path::Path)) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write_data(&data);
+    (tmp, data)
+}
+
 pub fn reference_path(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("reference").join(file)
 }
