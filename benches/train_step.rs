@@ -4,7 +4,7 @@
 
 use autoencoder::models::{self, ModelKind};
 use autoencoder::optim::{Adam, AdamConfig};
-use autoencoder::train::train_step;
+use autoencoder::train::{train_step, Loss};
 use autoencoder::Tensor;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
@@ -30,7 +30,7 @@ fn bench_train_step(c: &mut Criterion) {
         let mut adam = Adam::new(AdamConfig::default(), &model);
         let mut dy = Tensor::default();
         // On a pool thread, where `train` runs its steps (the CLI's `in_pool`).
-        let mut step = || rayon::scope(|_| train_step(&mut model, &mut adam, &batch, &mut dy));
+        let mut step = || rayon::scope(|_| train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut dy));
         group.bench_function(kind.name(), |b| b.iter(&mut step));
     }
     group.finish();

@@ -1,5 +1,6 @@
-//! The training loop: Adam on MSE over shuffled minibatches, validation every epoch, and Keras
-//! EarlyStopping semantics (monitor val_loss, patience, min_delta, restore the best weights).
+//! The training loop: Adam on MSE (or 1 − SSIM) over shuffled minibatches, validation every
+//! epoch, and Keras EarlyStopping semantics (monitor val_loss, patience, min_delta, restore the
+//! best weights).
 
 use crate::data::{shuffle, Dataset, Split};
 use crate::evaluate::{evaluate, Images, Scores};
@@ -7,15 +8,79 @@ use crate::models::{self, ModelKind, INPUT_SHAPE};
 use crate::optim::{Adam, AdamConfig};
 use crate::sequential::Sequential;
 use crate::{Error, Result, Tensor};
+use kernels::ssim::Window;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// What training minimises (and early stopping watches on the validation split).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Mean squared error per pixel (the reference notebook's loss).
+    #[default]
+    Mse,
+    /// 1 − mean SSIM under the Gaussian window (`1 - tf.image.ssim`): optimises the score itself.
+    Ssim,
+}
+
+impl Loss {
+    pub const ALL: [Loss; 2] = [Loss::Mse, Loss::Ssim];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::Ssim => "ssim",
+        }
+    }
+
+    /// The loss of a model with these validation scores.
+    pub fn of(self, scores: &Scores) -> f64 {
+        match self {
+            Loss::Mse => scores.mse,
+            Loss::Ssim => 1.0 - scores.ssim,
+        }
+    }
+
+    /// The batch loss of `pred` against `target` (`[b, 28, 28, 1]`), writing d loss / d pred
+    /// into `dpred`.
+    pub fn forward_backward(self, pred: &[f32], target: &[f32], dpred: &mut [f32]) -> f64 {
+        match self {
+            Loss::Mse => {
+                let loss = kernels::loss::mse(pred, target);
+                kernels::loss::mse_backward(pred, target, dpred);
+                loss
+            }
+            Loss::Ssim => kernels::loss::ssim(Window::Gaussian11, pred, target, INPUT_SHAPE[0], INPUT_SHAPE[1], dpred),
+        }
+    }
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Loss {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Loss::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| Error::InvalidArgument {
+            name: "--loss",
+            expected: "mse or ssim".to_string(),
+            found: s.to_string(),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub model: ModelKind,
+    /// Runs saved before the loss was a choice trained on MSE.
+    #[serde(default)]
+    pub loss: Loss,
     /// Maximum number of epochs.
     pub epochs: usize,
     pub batch_size: usize,
@@ -34,6 +99,7 @@ impl TrainConfig {
         let adam = AdamConfig::default();
         TrainConfig {
             model,
+            loss: Loss::Mse,
             epochs: 50,
             batch_size: 64,
             lr: adam.lr,
@@ -231,16 +297,15 @@ fn restore(model: &mut Sequential, weights: &[Vec<f32>]) {
     }
 }
 
-/// One optimisation step on `batch` (the input is also the target): forward, MSE, backward,
+/// One optimisation step on `batch` (the input is also the target): forward, `loss`, backward,
 /// Adam. Returns the batch loss; when it is not finite the weights are left untouched.
-pub fn train_step(model: &mut Sequential, adam: &mut Adam, batch: &Tensor, dy: &mut Tensor) -> f64 {
+pub fn train_step(model: &mut Sequential, adam: &mut Adam, loss: Loss, batch: &Tensor, dy: &mut Tensor) -> f64 {
     let y = model.forward(batch);
-    let loss = kernels::loss::mse(y.data(), batch.data());
+    dy.reshape_for(batch.batch(), &batch.shape()[1..]);
+    let loss = loss.forward_backward(y.data(), batch.data(), dy.data_mut());
     if !loss.is_finite() {
         return loss;
     }
-    dy.reshape_for(batch.batch(), &batch.shape()[1..]);
-    kernels::loss::mse_backward(y.data(), batch.data(), dy.data_mut());
     model.backward(dy);
     adam.step(model);
     loss
@@ -295,7 +360,7 @@ pub fn train(
         for (step, idx) in order.chunks(cfg.batch_size).enumerate().skip(first_step) {
             batch.reshape_for(idx.len(), &INPUT_SHAPE);
             data.fill_batch(idx, batch.data_mut());
-            let loss = train_step(&mut model, &mut st.adam, &batch, &mut dy);
+            let loss = train_step(&mut model, &mut st.adam, cfg.loss, &batch, &mut dy);
             if !loss.is_finite() {
                 return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
             }
@@ -323,19 +388,20 @@ pub fn train(
         st.train_images += images;
         on(Progress::Validating)?;
         let val: Scores = evaluate(&mut model, Images::Subset(data, &split.val))?;
-        if !val.mse.is_finite() {
+        let val_loss = cfg.loss.of(&val);
+        if !val_loss.is_finite() {
             return Err(Error::NonFinite { what: "validation loss", epoch, step: steps });
         }
         st.history.push(EpochStats {
             epoch,
             train_loss,
-            val_loss: val.mse,
+            val_loss,
             val_ssim: val.ssim,
             val_ssim_uniform7: val.ssim_uniform7,
             seconds: epoch_start.elapsed().as_secs_f64(),
             images_per_s: images as f64 / secs.max(1e-9),
         });
-        let verdict = st.stopper.update(epoch, val.mse);
+        let verdict = st.stopper.update(epoch, val_loss);
         let improved = verdict == Verdict::Improved;
         if improved {
             st.best_weights = snapshot(&model);

@@ -5,7 +5,7 @@
 //! trains from the same initial weights on the same split: only the sampled hyperparameters differ.
 
 use crate::models::ModelKind;
-use crate::train::{EpochStats, TrainConfig};
+use crate::train::{EpochStats, Loss, TrainConfig};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,6 +20,13 @@ pub struct SearchSpace {
     pub batch_sizes: Vec<usize>,
     pub patiences: Vec<usize>,
     pub beta1s: Vec<f32>,
+    /// Training losses (searches saved before this was a choice trained on MSE).
+    #[serde(default = "mse_only")]
+    pub losses: Vec<Loss>,
+}
+
+fn mse_only() -> Vec<Loss> {
+    vec![Loss::Mse]
 }
 
 impl Default for SearchSpace {
@@ -30,6 +37,7 @@ impl Default for SearchSpace {
             batch_sizes: vec![32, 64, 128],
             patiences: vec![3, 5, 8],
             beta1s: vec![0.9, 0.95],
+            losses: mse_only(),
         }
     }
 }
@@ -68,6 +76,9 @@ impl TuneConfig {
         if s.beta1s.is_empty() || s.beta1s.iter().any(|b| !(0.0..1.0).contains(b)) {
             return bad("--beta1s", "a list of values in [0, 1)", format!("{:?}", s.beta1s));
         }
+        if s.losses.is_empty() {
+            return bad("--losses", "a list of losses (mse, ssim)", "nothing".to_string());
+        }
         self.trial(1).validate()
     }
 
@@ -82,7 +93,10 @@ impl TuneConfig {
         let batch_size = s.batch_sizes[rng.random_range(0..s.batch_sizes.len())];
         let patience = s.patiences[rng.random_range(0..s.patiences.len())];
         let beta1 = s.beta1s[rng.random_range(0..s.beta1s.len())];
+        // Drawn last, so adding this dimension left earlier searches' draws unchanged.
+        let loss = s.losses[rng.random_range(0..s.losses.len())];
         TrainConfig {
+            loss,
             epochs: self.epochs,
             batch_size,
             lr,
@@ -111,6 +125,9 @@ pub struct TrialResult {
     pub batch_size: usize,
     pub patience: usize,
     pub beta1: f32,
+    /// Trials saved before the loss was a choice trained on MSE.
+    #[serde(default)]
+    pub loss: Loss,
     /// Epochs completed (for a failed trial, before the one that failed).
     pub epochs_run: usize,
     pub best_epoch: usize,
@@ -154,6 +171,7 @@ impl TrialResult {
             batch_size: cfg.batch_size,
             patience: cfg.patience,
             beta1: cfg.beta1,
+            loss: cfg.loss,
             epochs_run: history.len(),
             best_epoch: 0,
             val_ssim: None,
@@ -173,7 +191,9 @@ pub fn ranked(results: &[TrialResult]) -> Vec<&TrialResult> {
     order
 }
 
-const COLUMNS: [&str; 12] = [
+/// `loss` came after the first twelve; it is last so that scripts reading columns by position
+/// keep working.
+const COLUMNS: [&str; 13] = [
     "trial",
     "lr",
     "batch_size",
@@ -186,9 +206,10 @@ const COLUMNS: [&str; 12] = [
     "val_loss",
     "wall_time_s",
     "status",
+    "loss",
 ];
 
-fn cells(r: &TrialResult) -> [String; 12] {
+fn cells(r: &TrialResult) -> [String; 13] {
     let score = |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
     [
         r.trial.to_string(),
@@ -203,6 +224,7 @@ fn cells(r: &TrialResult) -> [String; 12] {
         score(r.val_loss, 7),
         format!("{:.1}", r.wall_time_s),
         r.failure.clone().unwrap_or_else(|| "ok".to_string()),
+        r.loss.to_string(),
     ]
 }
 

@@ -252,13 +252,13 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let out = ok(&as_strs(&tune_args(&a, d, "3")));
     let csv = std::fs::read_to_string(a.join("trials.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(csv.lines().next().unwrap().split(',').count(), 12, "{csv}");
+    assert_eq!(csv.lines().next().unwrap().split(',').count(), 13, "{csv}");
     assert_eq!(rows.len(), 3, "{csv}");
     let val_ssim: Vec<f64> = rows.iter().map(|r| r[7].parse().unwrap()).collect();
     assert!(val_ssim.windows(2).all(|w| w[0] >= w[1]), "trials.csv not sorted by val_ssim:\n{csv}");
     for r in &rows {
         assert!(["16", "32"].contains(&r[2]) && ["3", "5", "8"].contains(&r[3]) && ["0.9", "0.95"].contains(&r[4]));
-        assert_eq!(r[11], "ok", "{csv}");
+        assert_eq!((r[11], r[12]), ("ok", "mse"), "{csv}");
         let lr: f64 = r[1].parse().unwrap();
         assert!((1e-4..=3e-3).contains(&lr), "lr {lr} outside the default range");
     }

@@ -20,8 +20,9 @@ mod common;
 use common::{dot64, Rng};
 use kernels::activation::{self, Activation};
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
+use kernels::ssim::{ssim_naive, Window};
 use kernels::upsample2d::UpGeom;
-use kernels::{conv2d, conv_transpose2d, dense, maxpool2d, upsample2d};
+use kernels::{conv2d, conv_transpose2d, dense, loss, maxpool2d, upsample2d};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -270,5 +271,38 @@ proptest! {
     #[test]
     fn dense_sigmoid_gradients(n in 1usize..=3, ci in 1usize..=40, co in 1usize..=12, seed: u64) {
         dense_case(n, ci, co, Activation::Sigmoid, seed)?;
+    }
+
+    /// The SSIM loss (1 − mean SSIM over the batch) against central differences of the naive
+    /// SSIM, on every coordinate: images in [0, 1], targets correlated with them, h = 1/4096.
+    /// Its gradients are ~1/(n · window positions) in size, so the tolerance is relative:
+    /// |analytic − fd| <= 1e-7 + 1e-3 |fd| (the truncation error is about h² |L'''| / 6).
+    #[test]
+    fn ssim_loss_gradients(n in 1usize..=3, dh in 0usize..=5, dw in 0usize..=5, gaussian: bool, seed: u64) {
+        let window = if gaussian { Window::Gaussian11 } else { Window::Uniform7 };
+        let (h, w) = (window.size() + dh, window.size() + dw);
+        let mut rng = Rng::new(seed);
+        let x: Vec<f32> = rng.vec(n * h * w).iter().map(|v| 0.5 + 0.5 * v).collect();
+        let y: Vec<f32> = x.iter().zip(rng.vec(x.len())).map(|(a, r)| (0.6 * a + 0.2 * (r + 1.0)).clamp(0.0, 1.0)).collect();
+        let naive_loss = |x: &[f32]| {
+            let total: f64 = x.chunks(h * w).zip(y.chunks(h * w)).map(|(a, b)| ssim_naive(window, a, b, h, w)).sum();
+            1.0 - total / n as f64
+        };
+        let mut dx = vec![0.0; x.len()];
+        let value = loss::ssim(window, &x, &y, h, w, &mut dx);
+        prop_assert!((value - naive_loss(&x)).abs() <= 1e-12, "loss {value} vs naive {}", naive_loss(&x));
+        let step = 1.0 / 4096.0;
+        let mut p = x.clone();
+        for i in 0..x.len() {
+            let (xp, xm) = (x[i] + step, x[i] - step);
+            p[i] = xp;
+            let lp = naive_loss(&p);
+            p[i] = xm;
+            let lm = naive_loss(&p);
+            p[i] = x[i];
+            let fd = (lp - lm) / (xp as f64 - xm as f64);
+            let a = dx[i] as f64;
+            prop_assert!((a - fd).abs() <= 1e-7 + 1e-3 * fd.abs(), "dx[{i}] of {n}x{h}x{w} {window:?}: analytic {a} vs finite difference {fd}");
+        }
     }
 }

@@ -102,6 +102,36 @@ fn batch_matches_reference() {
     assert_eq!(checked, 3 * n, "per-image values checked");
 }
 
+/// The training loss `--loss ssim` on the reference batch is 1 − TensorFlow's mean SSIM, and
+/// its gradient is the same bitwise on 1 and 2 threads.
+#[test]
+fn ssim_loss_is_one_minus_tf_ssim_on_the_reference_batch() {
+    let data = load();
+    let batch = &data["batch"];
+    let shape: Vec<usize> = floats(&batch["shape"], "batch").into_iter().map(|v| v as usize).collect();
+    let (h, w) = (shape[1], shape[2]);
+    let (a, b) = (f32s(&batch["a"], "batch"), f32s(&batch["b"], "batch"));
+    let want = 1.0 - num(&batch["expected_mean"]["tf_ssim_float64"], "batch.expected_mean.tf_ssim_float64");
+    let on_threads = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
+        pool.install(|| {
+            let mut da = vec![0.0f32; a.len()];
+            let loss = kernels::loss::ssim(Window::Gaussian11, &a, &b, h, w, &mut da);
+            (loss, da)
+        })
+    };
+    let (loss, grad) = on_threads(1);
+    // As close as the metric itself comes (its mean differs from the reference by 1e-9 here).
+    assert!((loss - want).abs() <= 1e-8, "loss {loss}, 1 - tf_ssim_float64 = {want}");
+    let (loss2, grad2) = on_threads(2);
+    assert_eq!(loss.to_bits(), loss2.to_bits(), "loss differs between 1 and 2 threads");
+    assert!(
+        grad.iter().zip(&grad2).all(|(x, y)| x.to_bits() == y.to_bits()),
+        "gradient differs between 1 and 2 threads"
+    );
+    assert!(grad.iter().any(|&g| g != 0.0), "zero gradient");
+}
+
 /// A small deterministic generator (xorshift), so the test needs no RNG crate.
 fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -2,7 +2,7 @@
 //! in tests/cli.rs).
 
 use autoencoder::models::ModelKind;
-use autoencoder::train::EpochStats;
+use autoencoder::train::{EpochStats, Loss, TrainConfig};
 use autoencoder::tune::{self, SearchSpace, TrialResult, TuneConfig};
 
 fn search(seed: u64, trials: usize) -> TuneConfig {
@@ -21,6 +21,25 @@ fn trials_depend_on_the_seed_and_their_index_only() {
     assert_ne!(a.trial(1), a.trial(2));
     let t = a.trial(2);
     assert_eq!((t.seed, t.epochs, t.model), (1, 20, ModelKind::Modified));
+}
+
+#[test]
+fn the_loss_is_drawn_last_so_older_searches_draw_the_same_trials() {
+    let old = search(3, 400);
+    let mut both = old.clone();
+    both.space.losses = vec![Loss::Mse, Loss::Ssim];
+    let mut drawn = [0; 2];
+    for t in 1..=400 {
+        let (a, b) = (old.trial(t), both.trial(t));
+        assert_eq!(a.loss, Loss::Mse, "the default search trains on MSE");
+        assert_eq!(TrainConfig { loss: a.loss, ..b.clone() }, a, "trial {t}: adding losses changed another draw");
+        drawn[usize::from(b.loss == Loss::Ssim)] += 1;
+    }
+    assert!(drawn.iter().all(|&n| n > 150), "mse / ssim drawn {drawn:?} times of 400");
+    // A tune.json written before `losses` existed reads back as an MSE search.
+    let mut json: serde_json::Value = serde_json::to_value(&old).unwrap();
+    json["space"].as_object_mut().unwrap().remove("losses");
+    assert_eq!(serde_json::from_value::<TuneConfig>(json).unwrap(), old);
 }
 
 #[test]
@@ -62,6 +81,9 @@ fn bad_ranges_name_their_flag() {
     let mut s = search(1, 3);
     s.space.patiences.clear();
     assert!(s.validate().unwrap_err().to_string().contains("--patiences"));
+    let mut s = search(1, 3);
+    s.space.losses.clear();
+    assert!(s.validate().unwrap_err().to_string().contains("--losses"));
     assert!(search(1, 0).validate().unwrap_err().to_string().contains("--trials"));
     assert!(search(1, 3).validate().is_ok());
 }
@@ -97,11 +119,11 @@ fn a_trial_is_scored_at_its_best_epoch_and_the_table_is_best_first() {
     let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((first[0], first[7]), ("2", "0.900000"), "{csv}");
     assert_eq!(csv.lines().count(), 6);
-    assert!(csv.lines().all(|l| l.split(',').count() == 12), "{csv}");
-    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1"), "{csv}");
-    assert!(csv.lines().nth(1).unwrap().ends_with(",ok"), "{csv}");
+    assert!(csv.lines().all(|l| l.split(',').count() == 13), "{csv}");
+    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1,mse"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",ok,mse"), "{csv}");
     let md = tune::trials_markdown(&results);
     let widths: Vec<usize> = md.lines().map(|l| l.matches('|').count()).collect();
-    assert_eq!(widths, [13; 7], "every Markdown row has 12 cells:\n{md}");
+    assert_eq!(widths, [14; 7], "every Markdown row has 13 cells:\n{md}");
     assert!(md.lines().nth(2).unwrap().starts_with("| 2 |"), "{md}");
 }

@@ -9,7 +9,7 @@
 
 use autoencoder::data::{self, Dataset};
 use autoencoder::models::ModelKind;
-use autoencoder::train::{self, Progress, TrainConfig};
+use autoencoder::train::{self, Loss, Progress, TrainConfig};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -66,8 +66,8 @@ fn dataset(n: usize) -> Dataset {
 
 /// Trains one epoch of `kind` on 2 threads; returns the failures (step, allocations since the
 /// step before), empty when steps 2.. allocated nothing.
-fn check(kind: ModelKind, ds: &Dataset, split: &data::Split, trace: bool) -> Vec<(usize, usize)> {
-    let cfg = TrainConfig { epochs: 1, batch_size: 64, ..TrainConfig::new(kind) };
+fn check(kind: ModelKind, loss: Loss, ds: &Dataset, split: &data::Split, trace: bool) -> Vec<(usize, usize)> {
+    let cfg = TrainConfig { epochs: 1, batch_size: 64, loss, ..TrainConfig::new(kind) };
     let steps = split.train.len().div_ceil(cfg.batch_size);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("thread pool");
     // Fixed-size storage: the callback itself must not allocate.
@@ -100,13 +100,17 @@ fn main() {
     let steps = split.train.len().div_ceil(64);
     let mut ok = true;
     for kind in ModelKind::ALL {
-        let failures = check(kind, &ds, &split, trace);
-        if failures.is_empty() {
-            println!("zero_alloc: {kind}: steps 2..={steps} made no heap allocation (2 threads)");
-        }
-        for (step, count) in failures {
-            println!("zero_alloc: FAILED: {kind}: step {step} of {steps} made {count} heap allocation(s)");
-            ok = false;
+        for loss in Loss::ALL {
+            let failures = check(kind, loss, &ds, &split, trace);
+            if failures.is_empty() {
+                println!("zero_alloc: {kind}, loss {loss}: steps 2..={steps} made no heap allocation (2 threads)");
+            }
+            for (step, count) in failures {
+                println!(
+                    "zero_alloc: FAILED: {kind}, loss {loss}: step {step} of {steps} made {count} heap allocation(s)"
+                );
+                ok = false;
+            }
         }
     }
     if !ok {

@@ -17,6 +17,8 @@
 //! The local statistics are accumulated in f64: in f32, `E[x²] − mx²` loses most of its digits
 //! where the image is flat, and C2 is small, so flat images would be off by up to 4e-4.
 
+use std::sync::OnceLock;
+
 /// K1 = 0.01, L = 1: C1 = (K1 L)².
 const C1: f64 = 1e-4;
 /// K2 = 0.03, L = 1: C2 = (K2 L)².
@@ -40,21 +42,22 @@ impl Window {
         }
     }
 
-    /// The normalised 1-D taps; the 2-D window is their outer product.
-    pub fn taps(self) -> Vec<f64> {
+    /// The normalised 1-D taps; the 2-D window is their outer product. Computed once, so the
+    /// training loss allocates nothing per step.
+    pub fn taps(self) -> &'static [f64] {
+        static GAUSSIAN: OnceLock<[f64; 11]> = OnceLock::new();
+        const UNIFORM: [f64; 7] = [1.0 / 7.0; 7];
         match self {
-            Window::Gaussian11 => {
+            Window::Gaussian11 => GAUSSIAN.get_or_init(|| {
                 let sigma = 1.5f64;
-                let g: Vec<f64> = (0..11)
-                    .map(|i| {
-                        let d = i as f64 - 5.0;
-                        (-(d * d) / (2.0 * sigma * sigma)).exp()
-                    })
-                    .collect();
+                let g: [f64; 11] = std::array::from_fn(|i| {
+                    let d = i as f64 - 5.0;
+                    (-(d * d) / (2.0 * sigma * sigma)).exp()
+                });
                 let s: f64 = g.iter().sum();
-                g.into_iter().map(|v| v / s).collect()
-            }
-            Window::Uniform7 => vec![1.0 / 7.0; 7],
+                g.map(|v| v / s)
+            }),
+            Window::Uniform7 => &UNIFORM,
         }
     }
 
@@ -83,21 +86,13 @@ fn check(window: Window, a: &[f32], b: &[f32], h: usize, w: usize) {
     assert!(h >= k && w >= k, "ssim: {k}x{k} window larger than the {h}x{w} image");
 }
 
-/// Mean SSIM of `a` and `b` (each `[h, w]`) under `window`, by separable filtering: a row pass
-/// then a column pass over the five maps x, y, x², y², xy, all in f64.
-///
-/// # Panics
-/// If `a` or `b` does not hold `h * w` values, or the window is larger than the image.
-pub fn ssim(window: Window, a: &[f32], b: &[f32], h: usize, w: usize) -> f64 {
-    check(window, a, b, h, w);
-    let k = window.size();
-    let taps = window.taps();
-    let c = window.cov_scale();
+/// The five weighted local moments (x, y, x², y², xy) at every valid window position, by
+/// separable filtering in f64: a row pass into `rows` (`[h, w_out, 5]`), then a column pass into
+/// `moments` (`[h_out, w_out, 5]`). Both buffers are overwritten.
+fn local_moments(taps: &[f64], a: &[f32], b: &[f32], h: usize, w: usize, rows: &mut [f64], moments: &mut [f64]) {
+    let k = taps.len();
     let (h_out, w_out) = (h - k + 1, w - k + 1);
-
-    // Row pass: [h, w_out, 5] moments (x, y, x², y², xy), interleaved so the column pass reads
-    // one contiguous run per output row.
-    let mut rows = vec![0.0f64; h * w_out * 5];
+    // Interleaved so the column pass reads one contiguous run per output row.
     for r in 0..h {
         let (ra, rb) = (&a[r * w..(r + 1) * w], &b[r * w..(r + 1) * w]);
         let out = &mut rows[r * w_out * 5..(r + 1) * w_out * 5];
@@ -114,11 +109,8 @@ pub fn ssim(window: Window, a: &[f32], b: &[f32], h: usize, w: usize) -> f64 {
             m.copy_from_slice(&s);
         }
     }
-
-    // Column pass, one output row at a time: [w_out, 5] accumulator.
-    let mut acc = vec![0.0f64; w_out * 5];
-    let mut total = 0.0f64;
     for i in 0..h_out {
+        let acc = &mut moments[i * w_out * 5..(i + 1) * w_out * 5];
         acc.iter_mut().for_each(|v| *v = 0.0);
         for (ki, t) in taps.iter().enumerate() {
             let src = &rows[(i + ki) * w_out * 5..(i + ki + 1) * w_out * 5];
@@ -126,11 +118,121 @@ pub fn ssim(window: Window, a: &[f32], b: &[f32], h: usize, w: usize) -> f64 {
                 *d += t * s;
             }
         }
-        for m in acc.chunks_exact(5) {
-            total += ssim_pixel(m[0], m[1], m[2], m[3], m[4], c);
+    }
+}
+
+/// Mean SSIM of `a` and `b` (each `[h, w]`) under `window`, by separable filtering: a row pass
+/// then a column pass over the five maps x, y, x², y², xy, all in f64.
+///
+/// # Panics
+/// If `a` or `b` does not hold `h * w` values, or the window is larger than the image.
+pub fn ssim(window: Window, a: &[f32], b: &[f32], h: usize, w: usize) -> f64 {
+    check(window, a, b, h, w);
+    let k = window.size();
+    let (h_out, w_out) = (h - k + 1, w - k + 1);
+    let mut rows = vec![0.0f64; h * w_out * 5];
+    let mut moments = vec![0.0f64; h_out * w_out * 5];
+    local_moments(window.taps(), a, b, h, w, &mut rows, &mut moments);
+    let c = window.cov_scale();
+    let total: f64 = moments.chunks_exact(5).map(|m| ssim_pixel(m[0], m[1], m[2], m[3], m[4], c)).sum();
+    total / (h_out * w_out) as f64
+}
+
+/// f64 values [`ssim_backward`] needs as scratch for `h x w` images under `window`.
+pub fn backward_scratch_len(window: Window, h: usize, w: usize) -> usize {
+    let k = window.size();
+    let (h_out, w_out) = ((h + 1).saturating_sub(k), (w + 1).saturating_sub(k));
+    // rows [h, w_out, 5], moments [h_out, w_out, 5], then the gradient's column pass
+    // [h, w_out, 3] and row pass [h, w, 3].
+    h * w_out * 5 + h_out * w_out * 5 + h * w_out * 3 + h * w * 3
+}
+
+/// Mean SSIM of `x` against a fixed `y` (as [`ssim`], same value bitwise), and its gradient
+/// `dx = d ssim / d x`, overwriting `dx`. With A1 = 2 mx my + C1, B1 = mx² + my² + C1,
+/// A2 = 2 sxy + C2, B2 = sxx + syy + C2 and S = A1 A2 / (B1 B2), each window position p gives
+///
+/// ```text
+/// dS/dmx  = 2 my (A2 − c A1) / (B1 B2) − 2 mx S (1/B1 − c/B2)
+/// dS/dExy = 2 c A1 / (B1 B2),   dS/dExx = −c S / B2
+/// ```
+///
+/// and, as every moment is a window sum of x, x² or xy, the gradient at pixel q is
+/// `G_m(q) + 2 x(q) G_xx(q) + y(q) G_xy(q)`, where `G_*` spreads the p-maps back through the
+/// window (the adjoint of the column pass, then of the row pass). `scratch` holds
+/// [`backward_scratch_len`] values.
+///
+/// # Panics
+/// As [`ssim`], or if `dx` or `scratch` has the wrong length.
+pub fn ssim_backward(
+    window: Window,
+    x: &[f32],
+    y: &[f32],
+    h: usize,
+    w: usize,
+    dx: &mut [f32],
+    scratch: &mut [f64],
+) -> f64 {
+    check(window, x, y, h, w);
+    assert_eq!(dx.len(), h * w, "ssim_backward: dx length");
+    assert_eq!(scratch.len(), backward_scratch_len(window, h, w), "ssim_backward: scratch length");
+    let k = window.size();
+    let taps = window.taps();
+    let c = window.cov_scale();
+    let (h_out, w_out) = (h - k + 1, w - k + 1);
+    let (rows, rest) = scratch.split_at_mut(h * w_out * 5);
+    let (moments, rest) = rest.split_at_mut(h_out * w_out * 5);
+    let (col_back, row_back) = rest.split_at_mut(h * w_out * 3);
+    local_moments(taps, x, y, h, w, rows, moments);
+
+    // Per window position: its S, and the mean's derivatives by (mx, Exx, Exy), stored in place
+    // of the first three moments.
+    let inv_count = 1.0 / (h_out * w_out) as f64;
+    let mut total = 0.0f64;
+    for m in moments.chunks_exact_mut(5) {
+        let (mx, my, exx, eyy, exy) = (m[0], m[1], m[2], m[3], m[4]);
+        let s = ssim_pixel(mx, my, exx, eyy, exy, c);
+        total += s;
+        let a1 = 2.0 * mx * my + C1;
+        let b1 = mx * mx + my * my + C1;
+        let a2 = 2.0 * c * (exy - mx * my) + C2;
+        let b2 = c * (exx - mx * mx) + c * (eyy - my * my) + C2;
+        let b1b2 = b1 * b2;
+        m[0] = inv_count * (2.0 * my * (a2 - c * a1) / b1b2 - 2.0 * mx * s * (1.0 / b1 - c / b2));
+        m[1] = inv_count * (-c * s / b2);
+        m[2] = inv_count * (2.0 * c * a1 / b1b2);
+    }
+
+    // Adjoint of the column pass: col_back[i + ki, j] += t[ki] · d[i, j].
+    col_back.iter_mut().for_each(|v| *v = 0.0);
+    for i in 0..h_out {
+        for (ki, t) in taps.iter().enumerate() {
+            let dst = &mut col_back[(i + ki) * w_out * 3..(i + ki + 1) * w_out * 3];
+            let src = &moments[i * w_out * 5..(i + 1) * w_out * 5];
+            for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(5)) {
+                d[0] += t * s[0];
+                d[1] += t * s[1];
+                d[2] += t * s[2];
+            }
         }
     }
-    total / (h_out * w_out) as f64
+    // Adjoint of the row pass: row_back[r, j + kj] += t[kj] · col_back[r, j].
+    row_back.iter_mut().for_each(|v| *v = 0.0);
+    for r in 0..h {
+        let src = &col_back[r * w_out * 3..(r + 1) * w_out * 3];
+        let dst = &mut row_back[r * w * 3..(r + 1) * w * 3];
+        for (j, s) in src.chunks_exact(3).enumerate() {
+            for (kj, t) in taps.iter().enumerate() {
+                let d = &mut dst[(j + kj) * 3..(j + kj + 1) * 3];
+                d[0] += t * s[0];
+                d[1] += t * s[1];
+                d[2] += t * s[2];
+            }
+        }
+    }
+    for (((d, g), &xq), &yq) in dx.iter_mut().zip(row_back.chunks_exact(3)).zip(x).zip(y) {
+        *d = (g[0] + 2.0 * f64::from(xq) * g[1] + f64::from(yq) * g[2]) as f32;
+    }
+    total * inv_count
 }
 
 /// Naive twin of [`ssim`]: direct 2-D window sums with weights `taps[ki] * taps[kj]`.

@@ -6,7 +6,7 @@ use anyhow::Result;
 use autoencoder::data::{self, IMAGE_LEN};
 use autoencoder::models::{self, ModelKind, INPUT_SHAPE};
 use autoencoder::optim::{Adam, AdamConfig};
-use autoencoder::train::train_step;
+use autoencoder::train::{train_step, Loss};
 use autoencoder::Tensor;
 use serde_json::json;
 use std::time::Instant;
@@ -66,11 +66,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let batch = Tensor::from_vec(&[args.batch_size, 28, 28, 1], pixels[..args.batch_size * IMAGE_LEN].to_vec());
         let mut dy = Tensor::default();
         for _ in 0..3 {
-            train_step(&mut model, &mut adam, &batch, &mut dy);
+            train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut dy);
         }
         let t = Instant::now();
         for _ in 0..args.steps {
-            train_step(&mut model, &mut adam, &batch, &mut dy);
+            train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut dy);
         }
         let train_ips = (args.steps * args.batch_size) as f64 / t.elapsed().as_secs_f64();
 

@@ -9,7 +9,7 @@ use autoencoder::data::{Dataset, Split};
 use autoencoder::evaluate::{self, Images, Scores};
 use autoencoder::models::ModelKind;
 use autoencoder::sequential::Sequential;
-use autoencoder::train::{self, EpochStats, Progress, RunState, TrainConfig, TrainOutcome};
+use autoencoder::train::{self, EpochStats, Loss, Progress, RunState, TrainConfig, TrainOutcome};
 use autoencoder::{fsutil, picture};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -21,11 +21,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub struct TrainArgs {
     /// Continue the interrupted run in DIR exactly where it stopped, with the flags recorded
     /// there (only --threads and the data flags may be given again).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "batch_size", "lr", "beta1", "patience", "min_delta", "seed", "out", "force"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "loss", "epochs", "batch_size", "lr", "beta1", "patience", "min_delta", "seed", "out", "force"])]
     pub resume: Option<PathBuf>,
     /// Which autoencoder to train.
     #[arg(long, default_value = "modified", value_parser = parse_model)]
     pub model: ModelKind,
+    /// What training minimises and early stopping watches: mse, or ssim (1 − Gaussian SSIM,
+    /// the `tf.image.ssim` score itself).
+    #[arg(long, default_value = "mse", value_parser = parse_loss)]
+    pub loss: Loss,
     /// Maximum number of epochs (early stopping may end sooner).
     #[arg(long, default_value_t = 50)]
     pub epochs: usize,
@@ -60,6 +64,10 @@ pub struct TrainArgs {
 }
 
 pub fn parse_model(s: &str) -> Result<ModelKind, String> {
+    s.parse().map_err(|e: autoencoder::Error| e.to_string())
+}
+
+pub fn parse_loss(s: &str) -> Result<Loss, String> {
     s.parse().map_err(|e: autoencoder::Error| e.to_string())
 }
 
@@ -236,6 +244,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => {
             let cfg = TrainConfig {
+                loss: args.loss,
                 epochs: args.epochs,
                 batch_size: args.batch_size,
                 lr: args.lr,
@@ -259,12 +268,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => String::new(),
     };
     outln!(
-        "training `{}` on {} ({} train / {} val / {} test), batch {}, lr {}, {} threads -> {}{from}",
+        "training `{}` on {} ({} train / {} val / {} test), loss {}, batch {}, lr {}, {} threads -> {}{from}",
         cfg.model,
         data.origin,
         split.train.len(),
         split.val.len(),
         split.test.len(),
+        cfg.loss,
         cfg.batch_size,
         cfg.lr,
         threads,

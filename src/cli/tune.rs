@@ -4,11 +4,11 @@
 
 use super::common::{load_data, set_threads};
 use super::data::DataSource;
-use super::train::{finish_run, install_ctrl_c, load_run_state, parse_model, train_in};
+use super::train::{finish_run, install_ctrl_c, load_run_state, parse_loss, parse_model, train_in};
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
 use autoencoder::models::ModelKind;
-use autoencoder::train::{self, TrainConfig};
+use autoencoder::train::{self, Loss, TrainConfig};
 use autoencoder::tune::{self, SearchSpace, TrialResult, TuneConfig};
 use autoencoder::{fsutil, Error};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ pub struct TuneArgs {
     /// Continue the search in DIR where it stopped, with the settings recorded there; finished
     /// trials are not run again. Only --trials (to extend the search), --threads and the data
     /// flags may be given again.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "seed", "out", "force", "lr_min", "lr_max", "batch_sizes", "patiences", "beta1s"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "seed", "out", "force", "lr_min", "lr_max", "batch_sizes", "patiences", "beta1s", "losses"])]
     pub resume: Option<PathBuf>,
     /// Which autoencoder to tune.
     #[arg(long, default_value = "modified", value_parser = parse_model)]
@@ -47,6 +47,9 @@ pub struct TuneArgs {
     /// Adam beta1 values to draw from (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "0.9,0.95")]
     pub beta1s: Vec<f32>,
+    /// Training losses to draw from (comma-separated: mse, ssim; see `train --loss`).
+    #[arg(long, value_delimiter = ',', default_value = "mse", value_parser = parse_loss)]
+    pub losses: Vec<Loss>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -94,6 +97,7 @@ fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
             batch_sizes: args.batch_sizes.clone(),
             patiences: args.patiences.clone(),
             beta1s: args.beta1s.clone(),
+            losses: args.losses.clone(),
         },
     };
     cfg.validate().context("hint: see `autoencoder tune --help`")?;
@@ -134,7 +138,8 @@ fn finished_trial(dir: &Path, trial: usize, cfg: &TrainConfig) -> Result<Option<
         && r.lr == cfg.lr
         && r.batch_size == cfg.batch_size
         && r.patience == cfg.patience
-        && r.beta1 == cfg.beta1;
+        && r.beta1 == cfg.beta1
+        && r.loss == cfg.loss;
     anyhow::ensure!(same, "{} holds a trial of another search than {}", path.display(), TUNE_FILE);
     Ok(Some(r))
 }
@@ -159,7 +164,10 @@ fn summary(r: &TrialResult) -> String {
 }
 
 fn describe(cfg: &TrainConfig) -> String {
-    format!("lr {}, batch {}, patience {}, beta1 {}", cfg.lr, cfg.batch_size, cfg.patience, cfg.beta1)
+    format!(
+        "lr {}, batch {}, patience {}, beta1 {}, loss {}",
+        cfg.lr, cfg.batch_size, cfg.patience, cfg.beta1, cfg.loss
+    )
 }
 
 pub fn run(args: TuneArgs) -> Result<()> {
@@ -256,8 +264,9 @@ pub fn run(args: TuneArgs) -> Result<()> {
     outln!("best: trial {best} ({}); its test scores:", describe(&bcfg));
     finish_run(&out, &bcfg, threads, outcome, &data, &split, &extra)?;
     outln!(
-        "reproduce it alone: autoencoder train --model {} --lr {} --batch-size {} --patience {} --beta1 {} --epochs {} --seed {}",
+        "reproduce it alone: autoencoder train --model {} --loss {} --lr {} --batch-size {} --patience {} --beta1 {} --epochs {} --seed {}",
         bcfg.model,
+        bcfg.loss,
         bcfg.lr,
         bcfg.batch_size,
         bcfg.patience,
