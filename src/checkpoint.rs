@@ -158,6 +158,14 @@ struct StateMeta {
     stopped_early: bool,
     initial_loss_bits: u64,
     history: Vec<EpochStats>,
+    /// The current learning rate and the plateau count (absent in states saved before the
+    /// schedule existed: the configured rate, no count).
+    #[serde(default)]
+    lr_bits: Option<u32>,
+    #[serde(default)]
+    plateau_best_bits: Option<u64>,
+    #[serde(default)]
+    plateau_wait: usize,
 }
 
 /// Writes the run state (with the current weights of `model`) to `path` atomically.
@@ -184,6 +192,9 @@ pub fn save_state(path: &Path, cfg: &TrainConfig, model: &Sequential, state: &Ru
         stopped_early: state.stopped_early,
         initial_loss_bits: state.initial_loss.to_bits(),
         history: state.history.clone(),
+        lr_bits: Some(state.adam.config.lr.to_bits()),
+        plateau_best_bits: Some(state.plateau.best.to_bits()),
+        plateau_wait: state.plateau.wait,
     };
     let json = serde_json::to_string(&meta).map_err(|e| checkpoint_err(path, format!("cannot encode state: {e}")))?;
     let metadata = HashMap::from([
@@ -230,5 +241,10 @@ pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
     state.stopped_early = meta.stopped_early;
     state.initial_loss = f64::from_bits(meta.initial_loss_bits);
     state.history = meta.history;
+    if let Some(bits) = meta.lr_bits {
+        state.adam.config.lr = f32::from_bits(bits);
+    }
+    state.plateau.best = meta.plateau_best_bits.map_or(f64::INFINITY, f64::from_bits);
+    state.plateau.wait = meta.plateau_wait;
     Ok((cfg, model, state))
 }

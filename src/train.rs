@@ -90,7 +90,20 @@ pub struct TrainConfig {
     pub epsilon: f32,
     pub patience: usize,
     pub min_delta: f64,
+    /// Epochs without a val_loss improvement before the learning rate is multiplied by
+    /// `reduce_lr_factor` (Keras `ReduceLROnPlateau`); 0 keeps it constant.
+    #[serde(default)]
+    pub reduce_lr_patience: usize,
+    #[serde(default = "half")]
+    pub reduce_lr_factor: f32,
+    /// The learning rate is never reduced below this.
+    #[serde(default)]
+    pub min_lr: f32,
     pub seed: u64,
+}
+
+fn half() -> f32 {
+    0.5
 }
 
 impl TrainConfig {
@@ -108,6 +121,9 @@ impl TrainConfig {
             epsilon: adam.eps,
             patience: 5,
             min_delta: 0.0,
+            reduce_lr_patience: 0,
+            reduce_lr_factor: half(),
+            min_lr: 0.0,
             seed: 42,
         }
     }
@@ -132,6 +148,12 @@ impl TrainConfig {
         if !(self.min_delta.is_finite() && self.min_delta >= 0.0) {
             return bad("--min-delta", "a number >= 0", self.min_delta.to_string());
         }
+        if !(self.reduce_lr_factor > 0.0 && self.reduce_lr_factor < 1.0) {
+            return bad("--reduce-lr-factor", "in (0, 1)", self.reduce_lr_factor.to_string());
+        }
+        if !(self.min_lr.is_finite() && self.min_lr >= 0.0) {
+            return bad("--min-lr", "a number >= 0", self.min_lr.to_string());
+        }
         Ok(())
     }
 }
@@ -148,6 +170,9 @@ pub struct EpochStats {
     pub seconds: f64,
     /// Training images per second in this epoch (validation excluded).
     pub images_per_s: f64,
+    /// The learning rate of this epoch (runs saved before the schedule existed: 0, unknown).
+    #[serde(default)]
+    pub lr: f32,
 }
 
 /// Keras `EarlyStopping(monitor="val_loss", mode="min", restore_best_weights=True)`.
@@ -159,6 +184,53 @@ pub struct EarlyStopping {
     pub best_epoch: usize,
     /// Epochs since the last improvement.
     pub wait: usize,
+}
+
+/// Keras `ReduceLROnPlateau(monitor="val_loss", mode="min", cooldown=0)`: after `patience`
+/// epochs without val_loss < best - min_delta, the learning rate is multiplied by `factor`
+/// (not below `min_lr`) and the count starts again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReduceLrOnPlateau {
+    /// 0: never reduce.
+    pub patience: usize,
+    pub factor: f32,
+    pub min_lr: f32,
+    pub min_delta: f64,
+    pub best: f64,
+    /// Epochs since the last improvement or reduction.
+    pub wait: usize,
+}
+
+impl ReduceLrOnPlateau {
+    pub fn new(cfg: &TrainConfig) -> Self {
+        ReduceLrOnPlateau {
+            patience: cfg.reduce_lr_patience,
+            factor: cfg.reduce_lr_factor,
+            min_lr: cfg.min_lr,
+            min_delta: cfg.min_delta,
+            best: f64::INFINITY,
+            wait: 0,
+        }
+    }
+
+    /// Records an epoch's validation loss; returns the reduced learning rate when `lr` must
+    /// change.
+    pub fn update(&mut self, val_loss: f64, lr: f32) -> Option<f32> {
+        if self.patience == 0 {
+            return None;
+        }
+        if val_loss < self.best - self.min_delta {
+            self.best = val_loss;
+            self.wait = 0;
+            return None;
+        }
+        self.wait += 1;
+        if self.wait < self.patience || lr <= self.min_lr {
+            return None;
+        }
+        self.wait = 0;
+        Some((lr * self.factor).max(self.min_lr))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,8 +278,10 @@ pub struct RunState {
     /// Training seconds and images so far, validation excluded (for images/s only).
     pub train_secs: f64,
     pub train_images: usize,
+    /// Its `config.lr` is the current learning rate.
     pub adam: Adam,
     pub stopper: EarlyStopping,
+    pub plateau: ReduceLrOnPlateau,
     pub history: Vec<EpochStats>,
     /// Weights of the best epoch so far, in `Sequential::params` order.
     pub best_weights: Vec<Vec<f32>>,
@@ -230,6 +304,7 @@ impl RunState {
             train_images: 0,
             adam: Adam::new(adam_cfg, model),
             stopper: EarlyStopping::new(cfg.patience, cfg.min_delta),
+            plateau: ReduceLrOnPlateau::new(cfg),
             history: Vec::new(),
             best_weights: snapshot(model),
             stopped_early: false,
@@ -400,6 +475,7 @@ pub fn train(
             val_ssim_uniform7: val.ssim_uniform7,
             seconds: epoch_start.elapsed().as_secs_f64(),
             images_per_s: images as f64 / secs.max(1e-9),
+            lr: st.adam.config.lr,
         });
         let verdict = st.stopper.update(epoch, val_loss);
         let improved = verdict == Verdict::Improved;
@@ -407,6 +483,9 @@ pub fn train(
             st.best_weights = snapshot(&model);
         }
         st.stopped_early = verdict == Verdict::Stop;
+        if let Some(lr) = st.plateau.update(val_loss, st.adam.config.lr) {
+            st.adam.config.lr = lr;
+        }
         (st.epoch, st.step, st.loss_sum) = (epoch, 0, 0.0);
         let stats = &st.history[st.history.len() - 1];
         on(Progress::EpochEnd { stats, model: &model, state: &st, improved })?;

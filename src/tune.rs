@@ -23,6 +23,19 @@ pub struct SearchSpace {
     /// Training losses (searches saved before this was a choice trained on MSE).
     #[serde(default = "mse_only")]
     pub losses: Vec<Loss>,
+    /// `ReduceLROnPlateau` patiences (0: constant learning rate), each with `reduce_lr_factor`.
+    #[serde(default = "constant_lr")]
+    pub reduce_lr_patiences: Vec<usize>,
+    #[serde(default = "half")]
+    pub reduce_lr_factor: f32,
+}
+
+fn constant_lr() -> Vec<usize> {
+    vec![0]
+}
+
+fn half() -> f32 {
+    0.5
 }
 
 fn mse_only() -> Vec<Loss> {
@@ -38,6 +51,8 @@ impl Default for SearchSpace {
             patiences: vec![3, 5, 8],
             beta1s: vec![0.9, 0.95],
             losses: mse_only(),
+            reduce_lr_patiences: constant_lr(),
+            reduce_lr_factor: half(),
         }
     }
 }
@@ -79,6 +94,9 @@ impl TuneConfig {
         if s.losses.is_empty() {
             return bad("--losses", "a list of losses (mse, ssim)", "nothing".to_string());
         }
+        if s.reduce_lr_patiences.is_empty() {
+            return bad("--reduce-lr-patiences", "a list of patiences (0: constant rate)", "nothing".to_string());
+        }
         self.trial(1).validate()
     }
 
@@ -93,10 +111,14 @@ impl TuneConfig {
         let batch_size = s.batch_sizes[rng.random_range(0..s.batch_sizes.len())];
         let patience = s.patiences[rng.random_range(0..s.patiences.len())];
         let beta1 = s.beta1s[rng.random_range(0..s.beta1s.len())];
-        // Drawn last, so adding this dimension left earlier searches' draws unchanged.
+        // Drawn after the others, in the order they were added, so adding a dimension left
+        // earlier searches' draws unchanged.
         let loss = s.losses[rng.random_range(0..s.losses.len())];
+        let reduce_lr_patience = s.reduce_lr_patiences[rng.random_range(0..s.reduce_lr_patiences.len())];
         TrainConfig {
             loss,
+            reduce_lr_patience,
+            reduce_lr_factor: s.reduce_lr_factor,
             epochs: self.epochs,
             batch_size,
             lr,
@@ -128,6 +150,8 @@ pub struct TrialResult {
     /// Trials saved before the loss was a choice trained on MSE.
     #[serde(default)]
     pub loss: Loss,
+    #[serde(default)]
+    pub reduce_lr_patience: usize,
     /// Epochs completed (for a failed trial, before the one that failed).
     pub epochs_run: usize,
     pub best_epoch: usize,
@@ -172,6 +196,7 @@ impl TrialResult {
             patience: cfg.patience,
             beta1: cfg.beta1,
             loss: cfg.loss,
+            reduce_lr_patience: cfg.reduce_lr_patience,
             epochs_run: history.len(),
             best_epoch: 0,
             val_ssim: None,
@@ -191,9 +216,9 @@ pub fn ranked(results: &[TrialResult]) -> Vec<&TrialResult> {
     order
 }
 
-/// `loss` came after the first twelve; it is last so that scripts reading columns by position
-/// keep working.
-const COLUMNS: [&str; 13] = [
+/// `loss` and `reduce_lr_patience` came after the first twelve; they are last so that scripts
+/// reading columns by position keep working.
+const COLUMNS: [&str; 14] = [
     "trial",
     "lr",
     "batch_size",
@@ -207,9 +232,10 @@ const COLUMNS: [&str; 13] = [
     "wall_time_s",
     "status",
     "loss",
+    "reduce_lr_patience",
 ];
 
-fn cells(r: &TrialResult) -> [String; 13] {
+fn cells(r: &TrialResult) -> [String; 14] {
     let score = |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
     [
         r.trial.to_string(),
@@ -225,6 +251,7 @@ fn cells(r: &TrialResult) -> [String; 13] {
         format!("{:.1}", r.wall_time_s),
         r.failure.clone().unwrap_or_else(|| "ok".to_string()),
         r.loss.to_string(),
+        r.reduce_lr_patience.to_string(),
     ]
 }
 

@@ -60,9 +60,25 @@ fn every_subcommand_works_on_small_custom_data() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["model"], "modified");
     assert_eq!(report["hyperparameters"]["batch_size"], 16);
+    assert_eq!(report["hyperparameters"]["loss"], "mse");
     assert_eq!(report["test"]["count"], 20);
     for k in ["epochs_run", "best_epoch", "wall_time_s", "train_images_per_s"] {
         assert!(report[k].is_number(), "report.json lacks {k}");
+    }
+
+    // Under --loss ssim, the loss early stopping watches is 1 - validation SSIM (Gaussian).
+    let ssim_dir = tmp.path().join("run-ssim");
+    let out = ok(&[
+        &["train", "--loss", "ssim", "--epochs", "2", "--batch-size", "16", "--out", ssim_dir.to_str().unwrap()],
+        &src[..],
+    ]
+    .concat());
+    assert!(out.contains("loss ssim"), "{out}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(ssim_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["hyperparameters"]["loss"], "ssim");
+    for epoch in report["history"].as_array().unwrap() {
+        let (val_loss, val_ssim) = (epoch["val_loss"].as_f64().unwrap(), epoch["val_ssim"].as_f64().unwrap());
+        assert_eq!(val_loss, 1.0 - val_ssim, "{epoch}");
     }
 
     // An existing run is not overwritten without --force.
@@ -124,6 +140,10 @@ fn bad_input_gives_a_clear_message_and_nonzero_exit() {
     assert!(err.contains("resnet") && err.contains("baseline or modified"), "{err}");
     let err = fails(&["train", "--lr", "0"]);
     assert!(err.contains("--lr"), "{err}");
+    let err = fails(&["train", "--loss", "l1"]);
+    assert!(err.contains("l1") && err.contains("mse or ssim"), "{err}");
+    let err = fails(&["tune", "--trials", "2", "--out", "/nonexistent/tune", "--losses", "mse,huber"]);
+    assert!(err.contains("huber") && err.contains("mse or ssim"), "{err}");
     let err = fails(&["train", "--batch-size", "0"]);
     assert!(err.contains("--batch-size"), "{err}");
     let err = fails(&["train", "--data-dir", "/nonexistent/data", "--out", "/nonexistent/run"]);
@@ -175,6 +195,12 @@ fn a_killed_or_interrupted_run_resumes_to_bitwise_identical_weights() {
             "6",
             "--batch-size",
             "16",
+            // A learning-rate schedule whose state (the current rate, the plateau count) must
+            // survive the interruption too.
+            "--reduce-lr-patience",
+            "1",
+            "--min-delta",
+            "0.004",
             "--data-dir",
             d,
             "--allow-custom-data",
@@ -218,8 +244,15 @@ fn a_killed_or_interrupted_run_resumes_to_bitwise_identical_weights() {
     let metrics = |dir: &Path| {
         let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
         // Everything but the timing columns.
-        csv.lines().map(|l| l.split(',').take(5).collect::<Vec<_>>().join(",")).collect::<Vec<_>>()
+        let untimed = |l: &str| {
+            let cells = l.split(',').enumerate().filter(|(i, _)| ![5, 6].contains(i)).map(|(_, c)| c);
+            cells.collect::<Vec<_>>().join(",")
+        };
+        csv.lines().map(untimed).collect::<Vec<_>>()
     };
+    let rates: std::collections::BTreeSet<String> =
+        metrics(&a).iter().skip(1).map(|l| l.rsplit(',').next().unwrap().to_string()).collect();
+    assert!(rates.len() >= 2, "the learning rate was never reduced: {:?}", metrics(&a));
     assert_eq!(metrics(&b), metrics(&a));
     assert_eq!(metrics(&c), metrics(&a));
 }
@@ -252,13 +285,13 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let out = ok(&as_strs(&tune_args(&a, d, "3")));
     let csv = std::fs::read_to_string(a.join("trials.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(csv.lines().next().unwrap().split(',').count(), 13, "{csv}");
+    assert_eq!(csv.lines().next().unwrap().split(',').count(), 14, "{csv}");
     assert_eq!(rows.len(), 3, "{csv}");
     let val_ssim: Vec<f64> = rows.iter().map(|r| r[7].parse().unwrap()).collect();
     assert!(val_ssim.windows(2).all(|w| w[0] >= w[1]), "trials.csv not sorted by val_ssim:\n{csv}");
     for r in &rows {
         assert!(["16", "32"].contains(&r[2]) && ["3", "5", "8"].contains(&r[3]) && ["0.9", "0.95"].contains(&r[4]));
-        assert_eq!((r[11], r[12]), ("ok", "mse"), "{csv}");
+        assert_eq!((r[11], r[12], r[13]), ("ok", "mse", "0"), "{csv}");
         let lr: f64 = r[1].parse().unwrap();
         assert!((1e-4..=3e-3).contains(&lr), "lr {lr} outside the default range");
     }
@@ -313,7 +346,7 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let err = fails(&as_strs(&diverging));
     assert!(err.contains("every trial diverged") && err.contains("--lr-max"), "{err}");
     let csv = std::fs::read_to_string(tmp.path().join("d/trials.csv")).unwrap();
-    assert_eq!(csv.lines().filter(|l| l.ends_with(",diverged in epoch 1")).count(), 2, "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.ends_with(",diverged in epoch 1,mse,0")).count(), 2, "{csv}");
 
     // Bad input.
     let err = fails(&as_strs(&tune_args(&a, d, "3")));

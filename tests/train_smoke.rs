@@ -69,6 +69,55 @@ fn early_stopping_follows_keras_on_a_scripted_sequence() {
 }
 
 #[test]
+fn reduce_lr_on_plateau_follows_keras_on_a_scripted_sequence() {
+    use autoencoder::train::{ReduceLrOnPlateau, TrainConfig};
+    // patience 2, factor 0.5, min_lr 0.2, min_delta 0.01.
+    let cfg = TrainConfig {
+        reduce_lr_patience: 2,
+        reduce_lr_factor: 0.5,
+        min_lr: 0.2,
+        min_delta: 0.01,
+        ..TrainConfig::new(ModelKind::Modified)
+    };
+    let mut plateau = ReduceLrOnPlateau::new(&cfg);
+    let mut lr = 1.0f32;
+    let script = [
+        (1.00, 1.0),
+        (0.995, 1.0), // better by less than min_delta: wait 1
+        (0.99, 0.5),  // wait 2: reduce, and count again
+        (0.98, 0.5),  // improved (0.98 < 1.00 - 0.01)
+        (0.98, 0.5),
+        (0.98, 0.25),
+        (0.98, 0.25),
+        (0.98, 0.2), // not below min_lr
+        (0.98, 0.2),
+        (0.98, 0.2), // at min_lr: no further change
+    ];
+    for (epoch, (loss, want)) in script.iter().enumerate() {
+        if let Some(new) = plateau.update(*loss, lr) {
+            lr = new;
+        }
+        assert_eq!(lr, *want, "epoch {}", epoch + 1);
+    }
+    // The schedule's position survives a save and load of the run state (what --resume reads).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let model = models::build(ModelKind::Modified, 1).unwrap();
+    let mut state = autoencoder::train::RunState::new(&cfg, &model);
+    state.adam.config.lr = 0.25;
+    state.plateau.update(0.5, 0.25);
+    state.plateau.update(0.6, 0.25);
+    checkpoint::save_state(&path, &cfg, &model, &state).unwrap();
+    let (_, _, loaded) = checkpoint::load_state(&path).unwrap();
+    assert_eq!((loaded.adam.config.lr, loaded.plateau.clone()), (0.25, state.plateau.clone()));
+    assert_eq!((loaded.plateau.best, loaded.plateau.wait), (0.5, 1));
+
+    // Patience 0: the rate never changes.
+    let mut off = ReduceLrOnPlateau::new(&TrainConfig::new(ModelKind::Modified));
+    assert!((0..20).all(|_| off.update(1.0, 1e-3).is_none()));
+}
+
+#[test]
 fn checkpoint_round_trip_is_bit_exact_and_bad_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("best.safetensors");

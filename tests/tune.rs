@@ -28,17 +28,22 @@ fn the_loss_is_drawn_last_so_older_searches_draw_the_same_trials() {
     let old = search(3, 400);
     let mut both = old.clone();
     both.space.losses = vec![Loss::Mse, Loss::Ssim];
-    let mut drawn = [0; 2];
+    both.space.reduce_lr_patiences = vec![0, 3];
+    let (mut ssim, mut reduced) = (0, 0);
     for t in 1..=400 {
         let (a, b) = (old.trial(t), both.trial(t));
-        assert_eq!(a.loss, Loss::Mse, "the default search trains on MSE");
-        assert_eq!(TrainConfig { loss: a.loss, ..b.clone() }, a, "trial {t}: adding losses changed another draw");
-        drawn[usize::from(b.loss == Loss::Ssim)] += 1;
+        assert_eq!((a.loss, a.reduce_lr_patience), (Loss::Mse, 0), "the default search: MSE, constant rate");
+        let same_rest = TrainConfig { loss: a.loss, reduce_lr_patience: 0, ..b.clone() };
+        assert_eq!(same_rest, a, "trial {t}: adding dimensions changed another draw");
+        ssim += usize::from(b.loss == Loss::Ssim);
+        reduced += usize::from(b.reduce_lr_patience == 3);
     }
-    assert!(drawn.iter().all(|&n| n > 150), "mse / ssim drawn {drawn:?} times of 400");
-    // A tune.json written before `losses` existed reads back as an MSE search.
+    assert!((150..=250).contains(&ssim) && (150..=250).contains(&reduced), "{ssim} / {reduced} of 400");
+    // A tune.json written before these existed reads back as an MSE, constant-rate search.
     let mut json: serde_json::Value = serde_json::to_value(&old).unwrap();
-    json["space"].as_object_mut().unwrap().remove("losses");
+    for key in ["losses", "reduce_lr_patiences", "reduce_lr_factor"] {
+        json["space"].as_object_mut().unwrap().remove(key);
+    }
     assert_eq!(serde_json::from_value::<TuneConfig>(json).unwrap(), old);
 }
 
@@ -98,6 +103,7 @@ fn result(trial: usize, val_ssim: f64) -> TrialResult {
         val_ssim_uniform7: ssim + 0.01,
         seconds: 2.5,
         images_per_s: 100.0,
+        lr: 1e-3,
     };
     let history = [epoch(1, val_ssim - 0.1), epoch(2, val_ssim), epoch(3, val_ssim - 0.05)];
     TrialResult::new(trial, &cfg, &history, 2).unwrap()
@@ -119,11 +125,11 @@ fn a_trial_is_scored_at_its_best_epoch_and_the_table_is_best_first() {
     let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((first[0], first[7]), ("2", "0.900000"), "{csv}");
     assert_eq!(csv.lines().count(), 6);
-    assert!(csv.lines().all(|l| l.split(',').count() == 13), "{csv}");
-    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1,mse"), "{csv}");
-    assert!(csv.lines().nth(1).unwrap().ends_with(",ok,mse"), "{csv}");
+    assert!(csv.lines().all(|l| l.split(',').count() == 14), "{csv}");
+    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1,mse,0"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",ok,mse,0"), "{csv}");
     let md = tune::trials_markdown(&results);
     let widths: Vec<usize> = md.lines().map(|l| l.matches('|').count()).collect();
-    assert_eq!(widths, [14; 7], "every Markdown row has 13 cells:\n{md}");
+    assert_eq!(widths, [15; 7], "every Markdown row has 14 cells:\n{md}");
     assert!(md.lines().nth(2).unwrap().starts_with("| 2 |"), "{md}");
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub struct TrainArgs {
     /// Continue the interrupted run in DIR exactly where it stopped, with the flags recorded
     /// there (only --threads and the data flags may be given again).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "loss", "epochs", "batch_size", "lr", "beta1", "patience", "min_delta", "seed", "out", "force"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "loss", "epochs", "batch_size", "lr", "beta1", "patience", "min_delta", "reduce_lr_patience", "reduce_lr_factor", "min_lr", "seed", "out", "force"])]
     pub resume: Option<PathBuf>,
     /// Which autoencoder to train.
     #[arg(long, default_value = "modified", value_parser = parse_model)]
@@ -47,6 +47,15 @@ pub struct TrainArgs {
     /// Smallest val_loss decrease that counts as an improvement.
     #[arg(long, default_value_t = 0.0)]
     pub min_delta: f64,
+    /// Epochs without a val_loss improvement before the learning rate is multiplied by
+    /// --reduce-lr-factor (Keras ReduceLROnPlateau); 0 keeps it constant.
+    #[arg(long, default_value_t = 0)]
+    pub reduce_lr_patience: usize,
+    #[arg(long, default_value_t = 0.5)]
+    pub reduce_lr_factor: f32,
+    /// Floor of the reduced learning rate.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_lr: f32,
     /// Seed of the split, the initial weights and the minibatch order.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -116,17 +125,17 @@ pub fn prepare_out(out: &Path, force: bool) -> Result<()> {
 
 pub fn epoch_line(s: &EpochStats) -> String {
     format!(
-        "epoch {:>3}  train_loss {:.6}  val_loss {:.6}  val_ssim {:.4}  val_ssim_uniform7 {:.4}  {:.1}s  {:.0} img/s",
-        s.epoch, s.train_loss, s.val_loss, s.val_ssim, s.val_ssim_uniform7, s.seconds, s.images_per_s
+        "epoch {:>3}  train_loss {:.6}  val_loss {:.6}  val_ssim {:.4}  val_ssim_uniform7 {:.4}  {:.1}s  {:.0} img/s  lr {}",
+        s.epoch, s.train_loss, s.val_loss, s.val_ssim, s.val_ssim_uniform7, s.seconds, s.images_per_s, s.lr
     )
 }
 
 fn metrics_csv(history: &[EpochStats]) -> String {
-    let mut csv = String::from("epoch,train_loss,val_loss,val_ssim,val_ssim_uniform7,seconds,images_per_s\n");
+    let mut csv = String::from("epoch,train_loss,val_loss,val_ssim,val_ssim_uniform7,seconds,images_per_s,lr\n");
     for s in history {
         csv += &format!(
-            "{},{},{},{},{},{:.3},{:.1}\n",
-            s.epoch, s.train_loss, s.val_loss, s.val_ssim, s.val_ssim_uniform7, s.seconds, s.images_per_s
+            "{},{},{},{},{},{:.3},{:.1},{}\n",
+            s.epoch, s.train_loss, s.val_loss, s.val_ssim, s.val_ssim_uniform7, s.seconds, s.images_per_s, s.lr
         );
     }
     csv
@@ -251,6 +260,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 beta1: args.beta1,
                 patience: args.patience,
                 min_delta: args.min_delta,
+                reduce_lr_patience: args.reduce_lr_patience,
+                reduce_lr_factor: args.reduce_lr_factor,
+                min_lr: args.min_lr,
                 seed: args.seed,
                 ..TrainConfig::new(args.model)
             };

@@ -19,7 +19,7 @@ pub struct TuneArgs {
     /// Continue the search in DIR where it stopped, with the settings recorded there; finished
     /// trials are not run again. Only --trials (to extend the search), --threads and the data
     /// flags may be given again.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "seed", "out", "force", "lr_min", "lr_max", "batch_sizes", "patiences", "beta1s", "losses"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "seed", "out", "force", "lr_min", "lr_max", "batch_sizes", "patiences", "beta1s", "losses", "reduce_lr_patiences", "reduce_lr_factor"])]
     pub resume: Option<PathBuf>,
     /// Which autoencoder to tune.
     #[arg(long, default_value = "modified", value_parser = parse_model)]
@@ -50,6 +50,13 @@ pub struct TuneArgs {
     /// Training losses to draw from (comma-separated: mse, ssim; see `train --loss`).
     #[arg(long, value_delimiter = ',', default_value = "mse", value_parser = parse_loss)]
     pub losses: Vec<Loss>,
+    /// ReduceLROnPlateau patiences to draw from (comma-separated; 0: constant learning rate;
+    /// see `train --reduce-lr-patience`).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub reduce_lr_patiences: Vec<usize>,
+    /// The factor of every trial's learning-rate reductions.
+    #[arg(long, default_value_t = 0.5)]
+    pub reduce_lr_factor: f32,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -98,6 +105,8 @@ fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
             patiences: args.patiences.clone(),
             beta1s: args.beta1s.clone(),
             losses: args.losses.clone(),
+            reduce_lr_patiences: args.reduce_lr_patiences.clone(),
+            reduce_lr_factor: args.reduce_lr_factor,
         },
     };
     cfg.validate().context("hint: see `autoencoder tune --help`")?;
@@ -139,7 +148,8 @@ fn finished_trial(dir: &Path, trial: usize, cfg: &TrainConfig) -> Result<Option<
         && r.batch_size == cfg.batch_size
         && r.patience == cfg.patience
         && r.beta1 == cfg.beta1
-        && r.loss == cfg.loss;
+        && r.loss == cfg.loss
+        && r.reduce_lr_patience == cfg.reduce_lr_patience;
     anyhow::ensure!(same, "{} holds a trial of another search than {}", path.display(), TUNE_FILE);
     Ok(Some(r))
 }
@@ -264,13 +274,15 @@ pub fn run(args: TuneArgs) -> Result<()> {
     outln!("best: trial {best} ({}); its test scores:", describe(&bcfg));
     finish_run(&out, &bcfg, threads, outcome, &data, &split, &extra)?;
     outln!(
-        "reproduce it alone: autoencoder train --model {} --loss {} --lr {} --batch-size {} --patience {} --beta1 {} --epochs {} --seed {}",
+        "reproduce it alone: autoencoder train --model {} --loss {} --lr {} --batch-size {} --patience {} --beta1 {} --reduce-lr-patience {} --reduce-lr-factor {} --epochs {} --seed {}",
         bcfg.model,
         bcfg.loss,
         bcfg.lr,
         bcfg.batch_size,
         bcfg.patience,
         bcfg.beta1,
+        bcfg.reduce_lr_patience,
+        bcfg.reduce_lr_factor,
         bcfg.epochs,
         bcfg.seed
     );
