@@ -88,6 +88,9 @@ pub struct TrainConfig {
     pub beta1: f32,
     pub beta2: f32,
     pub epsilon: f32,
+    /// Decoupled weight decay (Keras `Adam(weight_decay=...)`); 0 for plain Adam.
+    #[serde(default)]
+    pub weight_decay: f32,
     pub patience: usize,
     pub min_delta: f64,
     /// Epochs without a val_loss improvement before the learning rate is multiplied by
@@ -119,6 +122,7 @@ impl TrainConfig {
             beta1: adam.beta1,
             beta2: adam.beta2,
             epsilon: adam.eps,
+            weight_decay: 0.0,
             patience: 5,
             min_delta: 0.0,
             reduce_lr_patience: 0,
@@ -150,6 +154,9 @@ impl TrainConfig {
         }
         if !(self.reduce_lr_factor > 0.0 && self.reduce_lr_factor < 1.0) {
             return bad("--reduce-lr-factor", "in (0, 1)", self.reduce_lr_factor.to_string());
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("--weight-decay", "a number >= 0", self.weight_decay.to_string());
         }
         if !(self.min_lr.is_finite() && self.min_lr >= 0.0) {
             return bad("--min-lr", "a number >= 0", self.min_lr.to_string());
@@ -295,7 +302,13 @@ pub struct RunState {
 impl RunState {
     /// The state of a run that has not started, for `model`'s initial weights.
     pub fn new(cfg: &TrainConfig, model: &Sequential) -> Self {
-        let adam_cfg = AdamConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.epsilon };
+        let adam_cfg = AdamConfig {
+            lr: cfg.lr,
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.epsilon,
+            weight_decay: cfg.weight_decay,
+        };
         RunState {
             epoch: 0,
             step: 0,

@@ -28,6 +28,13 @@ pub struct SearchSpace {
     pub reduce_lr_patiences: Vec<usize>,
     #[serde(default = "half")]
     pub reduce_lr_factor: f32,
+    /// Adam's decoupled weight decay.
+    #[serde(default = "no_decay")]
+    pub weight_decays: Vec<f32>,
+}
+
+fn no_decay() -> Vec<f32> {
+    vec![0.0]
 }
 
 fn constant_lr() -> Vec<usize> {
@@ -53,6 +60,7 @@ impl Default for SearchSpace {
             losses: mse_only(),
             reduce_lr_patiences: constant_lr(),
             reduce_lr_factor: half(),
+            weight_decays: no_decay(),
         }
     }
 }
@@ -97,6 +105,9 @@ impl TuneConfig {
         if s.reduce_lr_patiences.is_empty() {
             return bad("--reduce-lr-patiences", "a list of patiences (0: constant rate)", "nothing".to_string());
         }
+        if s.weight_decays.is_empty() || s.weight_decays.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+            return bad("--weight-decays", "a list of values >= 0", format!("{:?}", s.weight_decays));
+        }
         self.trial(1).validate()
     }
 
@@ -115,7 +126,9 @@ impl TuneConfig {
         // earlier searches' draws unchanged.
         let loss = s.losses[rng.random_range(0..s.losses.len())];
         let reduce_lr_patience = s.reduce_lr_patiences[rng.random_range(0..s.reduce_lr_patiences.len())];
+        let weight_decay = s.weight_decays[rng.random_range(0..s.weight_decays.len())];
         TrainConfig {
+            weight_decay,
             loss,
             reduce_lr_patience,
             reduce_lr_factor: s.reduce_lr_factor,
@@ -152,6 +165,8 @@ pub struct TrialResult {
     pub loss: Loss,
     #[serde(default)]
     pub reduce_lr_patience: usize,
+    #[serde(default)]
+    pub weight_decay: f32,
     /// Epochs completed (for a failed trial, before the one that failed).
     pub epochs_run: usize,
     pub best_epoch: usize,
@@ -197,6 +212,7 @@ impl TrialResult {
             beta1: cfg.beta1,
             loss: cfg.loss,
             reduce_lr_patience: cfg.reduce_lr_patience,
+            weight_decay: cfg.weight_decay,
             epochs_run: history.len(),
             best_epoch: 0,
             val_ssim: None,
@@ -216,9 +232,9 @@ pub fn ranked(results: &[TrialResult]) -> Vec<&TrialResult> {
     order
 }
 
-/// `loss` and `reduce_lr_patience` came after the first twelve; they are last so that scripts
-/// reading columns by position keep working.
-const COLUMNS: [&str; 14] = [
+/// `loss`, `reduce_lr_patience` and `weight_decay` came after the first twelve; they are last
+/// so that scripts reading columns by position keep working.
+const COLUMNS: [&str; 15] = [
     "trial",
     "lr",
     "batch_size",
@@ -233,9 +249,10 @@ const COLUMNS: [&str; 14] = [
     "status",
     "loss",
     "reduce_lr_patience",
+    "weight_decay",
 ];
 
-fn cells(r: &TrialResult) -> [String; 14] {
+fn cells(r: &TrialResult) -> [String; 15] {
     let score = |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
     [
         r.trial.to_string(),
@@ -252,6 +269,7 @@ fn cells(r: &TrialResult) -> [String; 14] {
         r.failure.clone().unwrap_or_else(|| "ok".to_string()),
         r.loss.to_string(),
         r.reduce_lr_patience.to_string(),
+        r.weight_decay.to_string(),
     ]
 }
 

@@ -140,6 +140,10 @@ fn bad_input_gives_a_clear_message_and_nonzero_exit() {
     assert!(err.contains("resnet") && err.contains("baseline or modified"), "{err}");
     let err = fails(&["train", "--lr", "0"]);
     assert!(err.contains("--lr"), "{err}");
+    let err = fails(&["train", "--weight-decay=-0.1"]);
+    assert!(err.contains("--weight-decay"), "{err}");
+    let err = fails(&["train", "--reduce-lr-factor", "1.5"]);
+    assert!(err.contains("--reduce-lr-factor"), "{err}");
     let err = fails(&["train", "--loss", "l1"]);
     assert!(err.contains("l1") && err.contains("mse or ssim"), "{err}");
     let err = fails(&["tune", "--trials", "2", "--out", "/nonexistent/tune", "--losses", "mse,huber"]);
@@ -285,13 +289,13 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let out = ok(&as_strs(&tune_args(&a, d, "3")));
     let csv = std::fs::read_to_string(a.join("trials.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(csv.lines().next().unwrap().split(',').count(), 14, "{csv}");
+    assert_eq!(csv.lines().next().unwrap().split(',').count(), 15, "{csv}");
     assert_eq!(rows.len(), 3, "{csv}");
     let val_ssim: Vec<f64> = rows.iter().map(|r| r[7].parse().unwrap()).collect();
     assert!(val_ssim.windows(2).all(|w| w[0] >= w[1]), "trials.csv not sorted by val_ssim:\n{csv}");
     for r in &rows {
         assert!(["16", "32"].contains(&r[2]) && ["3", "5", "8"].contains(&r[3]) && ["0.9", "0.95"].contains(&r[4]));
-        assert_eq!((r[11], r[12], r[13]), ("ok", "mse", "0"), "{csv}");
+        assert_eq!((r[11], r[12], r[13], r[14]), ("ok", "mse", "0", "0"), "{csv}");
         let lr: f64 = r[1].parse().unwrap();
         assert!((1e-4..=3e-3).contains(&lr), "lr {lr} outside the default range");
     }
@@ -346,7 +350,7 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let err = fails(&as_strs(&diverging));
     assert!(err.contains("every trial diverged") && err.contains("--lr-max"), "{err}");
     let csv = std::fs::read_to_string(tmp.path().join("d/trials.csv")).unwrap();
-    assert_eq!(csv.lines().filter(|l| l.ends_with(",diverged in epoch 1,mse,0")).count(), 2, "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.ends_with(",diverged in epoch 1,mse,0,0")).count(), 2, "{csv}");
 
     // Bad input.
     let err = fails(&as_strs(&tune_args(&a, d, "3")));

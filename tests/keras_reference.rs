@@ -169,7 +169,13 @@ fn adam_case(case: &Value) {
     let cfg = &case["config"];
     let f = |k: &str| cfg[k].as_f64().unwrap_or_else(|| panic!("{name}: config.{k}")) as f32;
     assert_eq!(cfg["amsgrad"].as_bool(), Some(false), "{name}: amsgrad");
-    let c = AdamConfig { lr: f("learning_rate"), beta1: f("beta_1"), beta2: f("beta_2"), eps: f("epsilon") };
+    let c = AdamConfig {
+        lr: f("learning_rate"),
+        beta1: f("beta_1"),
+        beta2: f("beta_2"),
+        eps: f("epsilon"),
+        weight_decay: 0.0,
+    };
     let grads = arrays(case, "grads");
     let (want_p, want_m, want_v) =
         (arrays(case, "params_after_step"), arrays(case, "m_after_step"), arrays(case, "v_after_step"));

@@ -258,9 +258,10 @@ fn activations_fast_equal_naive() {
 #[test]
 fn adam_fast_equals_naive() {
     let mut rng = Rng::new(17);
-    let c = AdamConfig::default();
+    let plain = AdamConfig::default();
+    let decayed = AdamConfig { lr: 0.01, weight_decay: 0.05, ..plain };
     // 16384 + 13 crosses the parallel CHUNK and leaves a scalar tail.
-    for len in [1, 13, (1 << 14) + 13] {
+    for (c, len) in [plain, decayed].into_iter().flat_map(|c| [1, 13, (1 << 14) + 13].map(|len| (c, len))) {
         let mut p = rng.vec(len);
         let (mut m, mut v) = (vec![0.0; len], vec![0.0; len]);
         let (mut p_n, mut m_n, mut v_n) = (p.clone(), m.clone(), v.clone());
@@ -268,13 +269,27 @@ fn adam_fast_equals_naive() {
             let g: Vec<f32> = rng.vec(len).into_iter().map(|v| v * 10f32.powi((t as i32) - 3)).collect();
             adam::step(&c, t, &mut p, &g, &mut m, &mut v);
             adam::step_naive(&c, t, &mut p_n, &g, &mut m_n, &mut v_n);
-            let name = format!("adam len {len} step {t}");
+            let name = format!("adam len {len} step {t} weight_decay {}", c.weight_decay);
             let tol = Tol { abs: 1e-7, rel: 1e-6 };
             assert_close(&name, "p", &p, &p_n, tol);
             assert_close(&name, "m", &m, &m_n, tol);
             assert_close(&name, "v", &v, &v_n, Tol { abs: 1e-12, rel: 1e-6 });
         }
     }
+}
+
+/// Keras's decoupled weight decay: with a zero gradient the Adam term is 0, so one step only
+/// shrinks every parameter by p * wd * lr.
+#[test]
+fn adam_weight_decay_shrinks_by_wd_times_lr() {
+    let c = AdamConfig { lr: 0.01, weight_decay: 0.05, ..AdamConfig::default() };
+    let p0: Vec<f32> = Rng::new(19).vec(37);
+    let mut p = p0.clone();
+    let (mut m, mut v) = (vec![0.0; 37], vec![0.0; 37]);
+    adam::step(&c, 1, &mut p, &[0.0; 37], &mut m, &mut v);
+    let want: Vec<f32> = p0.iter().map(|&x| x - x * (0.05f32 * 0.01)).collect();
+    assert_bitwise("adam weight decay", "p", &p, &want);
+    assert!(p.iter().zip(&p0).all(|(a, b)| a.abs() < b.abs() || *b == 0.0), "no shrink");
 }
 
 #[test]

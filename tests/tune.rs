@@ -29,19 +29,22 @@ fn the_loss_is_drawn_last_so_older_searches_draw_the_same_trials() {
     let mut both = old.clone();
     both.space.losses = vec![Loss::Mse, Loss::Ssim];
     both.space.reduce_lr_patiences = vec![0, 3];
-    let (mut ssim, mut reduced) = (0, 0);
+    both.space.weight_decays = vec![0.0, 0.004];
+    let (mut ssim, mut reduced, mut decayed) = (0, 0, 0);
     for t in 1..=400 {
         let (a, b) = (old.trial(t), both.trial(t));
-        assert_eq!((a.loss, a.reduce_lr_patience), (Loss::Mse, 0), "the default search: MSE, constant rate");
-        let same_rest = TrainConfig { loss: a.loss, reduce_lr_patience: 0, ..b.clone() };
+        assert_eq!((a.loss, a.reduce_lr_patience, a.weight_decay), (Loss::Mse, 0, 0.0), "the default search");
+        let same_rest = TrainConfig { loss: a.loss, reduce_lr_patience: 0, weight_decay: 0.0, ..b.clone() };
         assert_eq!(same_rest, a, "trial {t}: adding dimensions changed another draw");
         ssim += usize::from(b.loss == Loss::Ssim);
         reduced += usize::from(b.reduce_lr_patience == 3);
+        decayed += usize::from(b.weight_decay == 0.004);
     }
-    assert!((150..=250).contains(&ssim) && (150..=250).contains(&reduced), "{ssim} / {reduced} of 400");
-    // A tune.json written before these existed reads back as an MSE, constant-rate search.
+    let counts = [ssim, reduced, decayed];
+    assert!(counts.iter().all(|n| (150..=250).contains(n)), "{counts:?} of 400");
+    // A tune.json written before these existed reads back as an MSE, constant-rate, no-decay search.
     let mut json: serde_json::Value = serde_json::to_value(&old).unwrap();
-    for key in ["losses", "reduce_lr_patiences", "reduce_lr_factor"] {
+    for key in ["losses", "reduce_lr_patiences", "reduce_lr_factor", "weight_decays"] {
         json["space"].as_object_mut().unwrap().remove(key);
     }
     assert_eq!(serde_json::from_value::<TuneConfig>(json).unwrap(), old);
@@ -87,6 +90,9 @@ fn bad_ranges_name_their_flag() {
     s.space.patiences.clear();
     assert!(s.validate().unwrap_err().to_string().contains("--patiences"));
     let mut s = search(1, 3);
+    s.space.weight_decays = vec![-0.1];
+    assert!(s.validate().unwrap_err().to_string().contains("--weight-decays"));
+    let mut s = search(1, 3);
     s.space.losses.clear();
     assert!(s.validate().unwrap_err().to_string().contains("--losses"));
     assert!(search(1, 0).validate().unwrap_err().to_string().contains("--trials"));
@@ -125,11 +131,11 @@ fn a_trial_is_scored_at_its_best_epoch_and_the_table_is_best_first() {
     let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((first[0], first[7]), ("2", "0.900000"), "{csv}");
     assert_eq!(csv.lines().count(), 6);
-    assert!(csv.lines().all(|l| l.split(',').count() == 14), "{csv}");
-    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1,mse,0"), "{csv}");
-    assert!(csv.lines().nth(1).unwrap().ends_with(",ok,mse,0"), "{csv}");
+    assert!(csv.lines().all(|l| l.split(',').count() == 15), "{csv}");
+    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1,mse,0,0"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",ok,mse,0,0"), "{csv}");
     let md = tune::trials_markdown(&results);
     let widths: Vec<usize> = md.lines().map(|l| l.matches('|').count()).collect();
-    assert_eq!(widths, [15; 7], "every Markdown row has 14 cells:\n{md}");
+    assert_eq!(widths, [16; 7], "every Markdown row has 15 cells:\n{md}");
     assert!(md.lines().nth(2).unwrap().starts_with("| 2 |"), "{md}");
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub struct TrainArgs {
     /// Continue the interrupted run in DIR exactly where it stopped, with the flags recorded
     /// there (only --threads and the data flags may be given again).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "loss", "epochs", "batch_size", "lr", "beta1", "patience", "min_delta", "reduce_lr_patience", "reduce_lr_factor", "min_lr", "seed", "out", "force"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "loss", "epochs", "batch_size", "lr", "beta1", "weight_decay", "patience", "min_delta", "reduce_lr_patience", "reduce_lr_factor", "min_lr", "seed", "out", "force"])]
     pub resume: Option<PathBuf>,
     /// Which autoencoder to train.
     #[arg(long, default_value = "modified", value_parser = parse_model)]
@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// Adam's beta1 (decay of the first-moment average).
     #[arg(long, default_value_t = 0.9)]
     pub beta1: f32,
+    /// Decoupled weight decay, as Keras's `Adam(weight_decay=...)`: every step first shrinks
+    /// each weight by weight * wd * lr.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
     /// Epochs without a val_loss improvement before stopping.
     #[arg(long, default_value_t = 5)]
     pub patience: usize,
@@ -258,6 +262,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 batch_size: args.batch_size,
                 lr: args.lr,
                 beta1: args.beta1,
+                weight_decay: args.weight_decay,
                 patience: args.patience,
                 min_delta: args.min_delta,
                 reduce_lr_patience: args.reduce_lr_patience,

@@ -19,7 +19,7 @@ pub struct TuneArgs {
     /// Continue the search in DIR where it stopped, with the settings recorded there; finished
     /// trials are not run again. Only --trials (to extend the search), --threads and the data
     /// flags may be given again.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "seed", "out", "force", "lr_min", "lr_max", "batch_sizes", "patiences", "beta1s", "losses", "reduce_lr_patiences", "reduce_lr_factor"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "seed", "out", "force", "lr_min", "lr_max", "batch_sizes", "patiences", "beta1s", "losses", "reduce_lr_patiences", "reduce_lr_factor", "weight_decays"])]
     pub resume: Option<PathBuf>,
     /// Which autoencoder to tune.
     #[arg(long, default_value = "modified", value_parser = parse_model)]
@@ -57,6 +57,9 @@ pub struct TuneArgs {
     /// The factor of every trial's learning-rate reductions.
     #[arg(long, default_value_t = 0.5)]
     pub reduce_lr_factor: f32,
+    /// Adam weight decays to draw from (comma-separated; see `train --weight-decay`).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub weight_decays: Vec<f32>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -107,6 +110,7 @@ fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
             losses: args.losses.clone(),
             reduce_lr_patiences: args.reduce_lr_patiences.clone(),
             reduce_lr_factor: args.reduce_lr_factor,
+            weight_decays: args.weight_decays.clone(),
         },
     };
     cfg.validate().context("hint: see `autoencoder tune --help`")?;
@@ -149,7 +153,8 @@ fn finished_trial(dir: &Path, trial: usize, cfg: &TrainConfig) -> Result<Option<
         && r.patience == cfg.patience
         && r.beta1 == cfg.beta1
         && r.loss == cfg.loss
-        && r.reduce_lr_patience == cfg.reduce_lr_patience;
+        && r.reduce_lr_patience == cfg.reduce_lr_patience
+        && r.weight_decay == cfg.weight_decay;
     anyhow::ensure!(same, "{} holds a trial of another search than {}", path.display(), TUNE_FILE);
     Ok(Some(r))
 }
@@ -175,8 +180,8 @@ fn summary(r: &TrialResult) -> String {
 
 fn describe(cfg: &TrainConfig) -> String {
     format!(
-        "lr {}, batch {}, patience {}, beta1 {}, loss {}",
-        cfg.lr, cfg.batch_size, cfg.patience, cfg.beta1, cfg.loss
+        "lr {}, batch {}, patience {}, beta1 {}, loss {}, reduce_lr_patience {}, weight_decay {}",
+        cfg.lr, cfg.batch_size, cfg.patience, cfg.beta1, cfg.loss, cfg.reduce_lr_patience, cfg.weight_decay
     )
 }
 
@@ -274,13 +279,14 @@ pub fn run(args: TuneArgs) -> Result<()> {
     outln!("best: trial {best} ({}); its test scores:", describe(&bcfg));
     finish_run(&out, &bcfg, threads, outcome, &data, &split, &extra)?;
     outln!(
-        "reproduce it alone: autoencoder train --model {} --loss {} --lr {} --batch-size {} --patience {} --beta1 {} --reduce-lr-patience {} --reduce-lr-factor {} --epochs {} --seed {}",
+        "reproduce it alone: autoencoder train --model {} --loss {} --lr {} --batch-size {} --patience {} --beta1 {} --weight-decay {} --reduce-lr-patience {} --reduce-lr-factor {} --epochs {} --seed {}",
         bcfg.model,
         bcfg.loss,
         bcfg.lr,
         bcfg.batch_size,
         bcfg.patience,
         bcfg.beta1,
+        bcfg.weight_decay,
         bcfg.reduce_lr_patience,
         bcfg.reduce_lr_factor,
         bcfg.epochs,
