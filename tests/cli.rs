@@ -286,7 +286,17 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
 
     // The reference search, left alone.
     let a = tmp.path().join("a");
+    // --dry-run lists the trials and writes nothing; the search then runs exactly those.
+    let mut dry = tune_args(&a, d, "3");
+    dry.push("--dry-run".to_string());
+    let listed = ok(&as_strs(&dry));
+    assert!(!a.exists(), "--dry-run wrote {}", a.display());
     let out = ok(&as_strs(&tune_args(&a, d, "3")));
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    for line in listed.lines() {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{line} -> "))), "{line} not run:\n{out}");
+    }
+    assert_eq!(ok(&["tune", "--dry-run", "--resume", a.to_str().unwrap()]), listed);
     let csv = std::fs::read_to_string(a.join("trials.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
     assert_eq!(csv.lines().next().unwrap().split(',').count(), 15, "{csv}");

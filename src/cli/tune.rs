@@ -67,11 +67,15 @@ pub struct TuneArgs {
     pub source: DataSource,
     /// Folder for the search: tune.json, trials.csv, trials.md, a folder per trial, and the
     /// best trial's best.safetensors, report.json and reconstructions.png.
-    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "dry_run"])]
     pub out: Option<PathBuf>,
     /// Overwrite an existing search in --out (its trial folders are deleted).
     #[arg(long)]
     pub force: bool,
+    /// Print the trials the search would run (or, with --resume, the search's trials) and
+    /// exit: no training, nothing written.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The search's settings, written when it starts and read by `--resume`.
@@ -94,8 +98,8 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-/// Starts a new search in `out`: refuses to overwrite one without `force`.
-fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
+/// The search the flags describe.
+fn config_from_args(args: &TuneArgs) -> Result<TuneConfig> {
     let cfg = TuneConfig {
         model: args.model,
         trials: args.trials.unwrap_or(1),
@@ -114,6 +118,12 @@ fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
         },
     };
     cfg.validate().context("hint: see `autoencoder tune --help`")?;
+    Ok(cfg)
+}
+
+/// Starts a new search in `out`: refuses to overwrite one without `force`.
+fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
+    let cfg = config_from_args(args)?;
     if out.join(TUNE_FILE).exists() {
         anyhow::ensure!(
             args.force,
@@ -186,6 +196,17 @@ fn describe(cfg: &TrainConfig) -> String {
 }
 
 pub fn run(args: TuneArgs) -> Result<()> {
+    if args.dry_run {
+        let mut cfg = match &args.resume {
+            Some(dir) => read_json(&dir.join(TUNE_FILE))?,
+            None => config_from_args(&args)?,
+        };
+        cfg.trials = args.trials.unwrap_or(cfg.trials);
+        for trial in 1..=cfg.trials {
+            outln!("trial {trial}/{}: {}", cfg.trials, describe(&cfg.trial(trial)));
+        }
+        return Ok(());
+    }
     let (cfg, out) = match &args.resume {
         Some(dir) => {
             let mut cfg: TuneConfig = read_json(&dir.join(TUNE_FILE)).with_context(|| {
