@@ -3,12 +3,14 @@
 //! stopping, data loading and SSIM. The numerics live in the `kernels` crate; this crate holds
 //! everything that knows about models, files and users.
 
+pub mod callbacks;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod evaluate;
 pub mod fsutil;
 pub mod layers;
+pub mod loss;
 pub mod metrics;
 pub mod models;
 pub mod npy;

@@ -8,77 +8,19 @@ use crate::models::{self, ModelKind, INPUT_SHAPE};
 use crate::optim::{Adam, AdamConfig};
 use crate::sequential::Sequential;
 use crate::{Error, Result, Tensor};
-use kernels::ssim::Window;
+
+pub use crate::callbacks::{EarlyStopping, ReduceLrOnPlateau, Verdict};
+pub use crate::loss::Loss;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// What training minimises (and early stopping watches on the validation split).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Loss {
-    /// Mean squared error per pixel (the reference notebook's loss).
-    #[default]
-    Mse,
-    /// 1 − mean SSIM under the Gaussian window (`1 - tf.image.ssim`): optimises the score itself.
-    Ssim,
-}
-
-impl Loss {
-    pub const ALL: [Loss; 2] = [Loss::Mse, Loss::Ssim];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Loss::Mse => "mse",
-            Loss::Ssim => "ssim",
-        }
-    }
-
-    /// The loss of a model with these validation scores.
-    pub fn of(self, scores: &Scores) -> f64 {
-        match self {
-            Loss::Mse => scores.mse,
-            Loss::Ssim => 1.0 - scores.ssim,
-        }
-    }
-
-    /// The batch loss of `pred` against `target` (`[b, 28, 28, 1]`), writing d loss / d pred
-    /// into `dpred`.
-    pub fn forward_backward(self, pred: &[f32], target: &[f32], dpred: &mut [f32]) -> f64 {
-        match self {
-            Loss::Mse => {
-                let loss = kernels::loss::mse(pred, target);
-                kernels::loss::mse_backward(pred, target, dpred);
-                loss
-            }
-            Loss::Ssim => kernels::loss::ssim(Window::Gaussian11, pred, target, INPUT_SHAPE[0], INPUT_SHAPE[1], dpred),
-        }
-    }
-}
-
-impl std::fmt::Display for Loss {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Loss {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Loss::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| Error::InvalidArgument {
-            name: "--loss",
-            expected: "mse or ssim".to_string(),
-            found: s.to_string(),
-        })
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub model: ModelKind,
-    /// Runs saved before the loss was a choice trained on MSE.
+    /// Absent from runs saved before the loss could be chosen: those trained on MSE.
     #[serde(default)]
     pub loss: Loss,
     /// Maximum number of epochs.
@@ -97,7 +39,7 @@ pub struct TrainConfig {
     /// `reduce_lr_factor` (Keras `ReduceLROnPlateau`); 0 keeps it constant.
     #[serde(default)]
     pub reduce_lr_patience: usize,
-    #[serde(default = "half")]
+    #[serde(default = "default_reduce_lr_factor")]
     pub reduce_lr_factor: f32,
     /// The learning rate is never reduced below this.
     #[serde(default)]
@@ -105,7 +47,8 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
-fn half() -> f32 {
+/// Halving, for configurations saved before the schedule existed and for new ones.
+pub fn default_reduce_lr_factor() -> f32 {
     0.5
 }
 
@@ -126,7 +69,7 @@ impl TrainConfig {
             patience: 5,
             min_delta: 0.0,
             reduce_lr_patience: 0,
-            reduce_lr_factor: half(),
+            reduce_lr_factor: default_reduce_lr_factor(),
             min_lr: 0.0,
             seed: 42,
         }
@@ -180,96 +123,6 @@ pub struct EpochStats {
     /// The learning rate of this epoch (runs saved before the schedule existed: 0, unknown).
     #[serde(default)]
     pub lr: f32,
-}
-
-/// Keras `EarlyStopping(monitor="val_loss", mode="min", restore_best_weights=True)`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EarlyStopping {
-    pub patience: usize,
-    pub min_delta: f64,
-    pub best: f64,
-    pub best_epoch: usize,
-    /// Epochs since the last improvement.
-    pub wait: usize,
-}
-
-/// Keras `ReduceLROnPlateau(monitor="val_loss", mode="min", cooldown=0)`: after `patience`
-/// epochs without val_loss < best - min_delta, the learning rate is multiplied by `factor`
-/// (not below `min_lr`) and the count starts again.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReduceLrOnPlateau {
-    /// 0: never reduce.
-    pub patience: usize,
-    pub factor: f32,
-    pub min_lr: f32,
-    pub min_delta: f64,
-    pub best: f64,
-    /// Epochs since the last improvement or reduction.
-    pub wait: usize,
-}
-
-impl ReduceLrOnPlateau {
-    pub fn new(cfg: &TrainConfig) -> Self {
-        ReduceLrOnPlateau {
-            patience: cfg.reduce_lr_patience,
-            factor: cfg.reduce_lr_factor,
-            min_lr: cfg.min_lr,
-            min_delta: cfg.min_delta,
-            best: f64::INFINITY,
-            wait: 0,
-        }
-    }
-
-    /// Records an epoch's validation loss; returns the reduced learning rate when `lr` must
-    /// change.
-    pub fn update(&mut self, val_loss: f64, lr: f32) -> Option<f32> {
-        if self.patience == 0 {
-            return None;
-        }
-        if val_loss < self.best - self.min_delta {
-            self.best = val_loss;
-            self.wait = 0;
-            return None;
-        }
-        self.wait += 1;
-        if self.wait < self.patience || lr <= self.min_lr {
-            return None;
-        }
-        self.wait = 0;
-        Some((lr * self.factor).max(self.min_lr))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// A new best: keep these weights.
-    Improved,
-    /// No improvement, patience not yet exhausted.
-    Wait,
-    /// Patience exhausted: stop and restore the best weights.
-    Stop,
-}
-
-impl EarlyStopping {
-    pub fn new(patience: usize, min_delta: f64) -> Self {
-        EarlyStopping { patience, min_delta, best: f64::INFINITY, best_epoch: 0, wait: 0 }
-    }
-
-    /// Records `epoch`'s validation loss. An improvement means val_loss < best - min_delta.
-    pub fn update(&mut self, epoch: usize, val_loss: f64) -> Verdict {
-        if val_loss < self.best - self.min_delta {
-            self.best = val_loss;
-            self.best_epoch = epoch;
-            self.wait = 0;
-            return Verdict::Improved;
-        }
-        self.wait += 1;
-        if self.wait >= self.patience {
-            Verdict::Stop
-        } else {
-            Verdict::Wait
-        }
-    }
 }
 
 /// Everything besides the current weights that a run needs to continue exactly where it

@@ -5,7 +5,7 @@
 //! trains from the same initial weights on the same split: only the sampled hyperparameters differ.
 
 use crate::models::ModelKind;
-use crate::train::{EpochStats, Loss, TrainConfig};
+use crate::train::{default_reduce_lr_factor, EpochStats, Loss, TrainConfig};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,7 +26,7 @@ pub struct SearchSpace {
     /// `ReduceLROnPlateau` patiences (0: constant learning rate), each with `reduce_lr_factor`.
     #[serde(default = "constant_lr")]
     pub reduce_lr_patiences: Vec<usize>,
-    #[serde(default = "half")]
+    #[serde(default = "default_reduce_lr_factor")]
     pub reduce_lr_factor: f32,
     /// Adam's decoupled weight decay.
     #[serde(default = "no_decay")]
@@ -39,10 +39,6 @@ fn no_decay() -> Vec<f32> {
 
 fn constant_lr() -> Vec<usize> {
     vec![0]
-}
-
-fn half() -> f32 {
-    0.5
 }
 
 fn mse_only() -> Vec<Loss> {
@@ -59,7 +55,7 @@ impl Default for SearchSpace {
             beta1s: vec![0.9, 0.95],
             losses: mse_only(),
             reduce_lr_patiences: constant_lr(),
-            reduce_lr_factor: half(),
+            reduce_lr_factor: default_reduce_lr_factor(),
             weight_decays: no_decay(),
         }
     }

@@ -1,0 +1,69 @@
+//! The training losses, as a choice of the run: what `train` minimises and what early stopping
+//! and the learning-rate schedule watch on the validation split. The numerics are
+//! `kernels::loss`.
+
+use crate::evaluate::Scores;
+use crate::models::INPUT_SHAPE;
+use crate::{Error, Result};
+use kernels::ssim::Window;
+use serde::{Deserialize, Serialize};
+
+/// What training minimises (and early stopping watches on the validation split).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Mean squared error per pixel (the reference notebook's loss).
+    #[default]
+    Mse,
+    /// 1 − mean SSIM under the Gaussian window (`1 - tf.image.ssim`): optimises the score itself.
+    Ssim,
+}
+
+impl Loss {
+    pub const ALL: [Loss; 2] = [Loss::Mse, Loss::Ssim];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::Ssim => "ssim",
+        }
+    }
+
+    /// The loss of a model with these validation scores.
+    pub fn of(self, scores: &Scores) -> f64 {
+        match self {
+            Loss::Mse => scores.mse,
+            Loss::Ssim => 1.0 - scores.ssim,
+        }
+    }
+
+    /// The batch loss of `pred` against `target` (`[b, 28, 28, 1]`), writing d loss / d pred
+    /// into `dpred`.
+    pub fn forward_backward(self, pred: &[f32], target: &[f32], dpred: &mut [f32]) -> f64 {
+        match self {
+            Loss::Mse => {
+                let loss = kernels::loss::mse(pred, target);
+                kernels::loss::mse_backward(pred, target, dpred);
+                loss
+            }
+            Loss::Ssim => kernels::loss::ssim(Window::Gaussian11, pred, target, INPUT_SHAPE[0], INPUT_SHAPE[1], dpred),
+        }
+    }
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Loss {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Loss::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| Error::InvalidArgument {
+            name: "--loss",
+            expected: "mse or ssim".to_string(),
+            found: s.to_string(),
+        })
+    }
+}
