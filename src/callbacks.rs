@@ -14,6 +14,38 @@ pub struct EarlyStopping {
     pub wait: usize,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A new best: keep these weights.
+    Improved,
+    /// No improvement, patience not yet exhausted.
+    Wait,
+    /// Patience exhausted: stop and restore the best weights.
+    Stop,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: usize, min_delta: f64) -> Self {
+        EarlyStopping { patience, min_delta, best: f64::INFINITY, best_epoch: 0, wait: 0 }
+    }
+
+    /// Records `epoch`'s validation loss. An improvement means val_loss < best - min_delta.
+    pub fn update(&mut self, epoch: usize, val_loss: f64) -> Verdict {
+        if val_loss < self.best - self.min_delta {
+            self.best = val_loss;
+            self.best_epoch = epoch;
+            self.wait = 0;
+            return Verdict::Improved;
+        }
+        self.wait += 1;
+        if self.wait >= self.patience {
+            Verdict::Stop
+        } else {
+            Verdict::Wait
+        }
+    }
+}
+
 /// Keras `ReduceLROnPlateau(monitor="val_loss", mode="min", cooldown=0)`: after `patience`
 /// epochs without val_loss < best - min_delta, the learning rate is multiplied by `factor`
 /// (not below `min_lr`) and the count starts again.
@@ -58,37 +90,5 @@ impl ReduceLrOnPlateau {
         }
         self.wait = 0;
         Some((lr * self.factor).max(self.min_lr))
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// A new best: keep these weights.
-    Improved,
-    /// No improvement, patience not yet exhausted.
-    Wait,
-    /// Patience exhausted: stop and restore the best weights.
-    Stop,
-}
-
-impl EarlyStopping {
-    pub fn new(patience: usize, min_delta: f64) -> Self {
-        EarlyStopping { patience, min_delta, best: f64::INFINITY, best_epoch: 0, wait: 0 }
-    }
-
-    /// Records `epoch`'s validation loss. An improvement means val_loss < best - min_delta.
-    pub fn update(&mut self, epoch: usize, val_loss: f64) -> Verdict {
-        if val_loss < self.best - self.min_delta {
-            self.best = val_loss;
-            self.best_epoch = epoch;
-            self.wait = 0;
-            return Verdict::Improved;
-        }
-        self.wait += 1;
-        if self.wait >= self.patience {
-            Verdict::Stop
-        } else {
-            Verdict::Wait
-        }
     }
 }
