@@ -34,12 +34,12 @@ fn write_stripes(dir: &Path) {
     }
 }
 
-/// Trains `model` for `epochs` on the data in `data` with `seed` into `dir/<model>-<seed>`;
-/// returns that folder.
-fn train(dir: &Path, data: &Path, model: &str, seed: &str, epochs: &str) -> String {
+/// Trains `model` for `epochs` on the data in `data` with `seed` into `dir/<model>-<seed>`,
+/// with `extra` flags; returns that folder.
+fn train(dir: &Path, data: &Path, model: &str, seed: &str, epochs: &str, extra: &[&str]) -> String {
     let out = dir.join(format!("{model}-{seed}")).to_str().unwrap().to_string();
     let d = data.to_str().unwrap();
-    ok(&[
+    let args = [
         "train",
         "--model",
         model,
@@ -54,7 +54,8 @@ fn train(dir: &Path, data: &Path, model: &str, seed: &str, epochs: &str) -> Stri
         "--data-dir",
         d,
         "--allow-custom-data",
-    ]);
+    ];
+    ok(&[&args[..], extra].concat());
     out
 }
 
@@ -105,7 +106,10 @@ fn report_writes_well_formed_html_and_markdown_with_every_section() {
     let (tmp, data) = temp_with_data(write_stripes);
     let d = data.to_str().unwrap();
     let src = ["--data-dir", d, "--allow-custom-data"];
-    let (a, b) = (train(tmp.path(), &data, "modified", "42", "2"), train(tmp.path(), &data, "baseline", "42", "2"));
+    // `a`'s rate halves after epoch 2 (nothing improves by 1), so the report charts the rate.
+    let schedule = ["--min-delta", "1", "--reduce-lr-patience", "1"];
+    let a = train(tmp.path(), &data, "modified", "42", "3", &schedule);
+    let b = train(tmp.path(), &data, "baseline", "42", "2", &[]);
     let out_dir = tmp.path().join("report");
     let o = out_dir.to_str().unwrap();
     let stdout = ok(&[&["report", &a, &b, "--out", o], &src[..]].concat());
@@ -142,13 +146,20 @@ fn report_writes_well_formed_html_and_markdown_with_every_section() {
     assert!(!html.contains("src=\"") || html.matches("src=\"").count() == html.matches("src=\"data:").count());
     // reconstructions + one worst grid per run.
     assert_eq!(check_inline_pngs(&html), 3);
-    // loss, val SSIM, one latent picture per run and PCA's.
-    assert_eq!(html.matches("<svg ").count(), 5);
+    // loss, val SSIM, learning rate, one latent picture per run and PCA's.
+    assert_eq!(html.matches("<svg ").count(), 6);
+    let lr_chart = std::fs::read_to_string(out_dir.join("lr.svg")).unwrap();
+    assert_eq!(lr_chart.matches("<path ").count(), 2, "one rate line per run");
     let links = md_links(&md);
-    assert_eq!(links.len(), 8, "{links:?}");
+    assert_eq!(links.len(), 9, "{links:?}");
     for file in &links {
         assert!(out_dir.join(file).is_file(), "report.md links {file}, which was not written");
     }
+
+    // A run at a constant rate alone: no rate chart.
+    let b_dir = tmp.path().join("report-b");
+    ok(&[&["report", &b, "--out", b_dir.to_str().unwrap()], &src[..]].concat());
+    assert!(b_dir.join("report.md").is_file() && !b_dir.join("lr.svg").exists());
 }
 
 #[test]
@@ -178,7 +189,8 @@ fn report_refuses_bad_run_folders_with_a_clear_message() {
 fn report_refuses_runs_split_with_different_seeds() {
     let (tmp, data) = temp_with_data(write_stripes);
     let d = data.to_str().unwrap();
-    let dirs: Vec<String> = ["1", "2"].iter().map(|seed| train(tmp.path(), &data, "modified", seed, "1")).collect();
+    let dirs: Vec<String> =
+        ["1", "2"].iter().map(|seed| train(tmp.path(), &data, "modified", seed, "1", &[])).collect();
     let o = tmp.path().join("report");
     let err =
         fails(&["report", &dirs[0], &dirs[1], "--out", o.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);

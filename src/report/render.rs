@@ -217,6 +217,25 @@ fn curves(doc: &mut Doc, r: &Report) {
     let chart = svg::line_chart("Validation SSIM per epoch", "epoch", "SSIM", &ssim, false);
     let caption = "Validation SSIM per epoch: Gaussian ssim (solid), ssim_uniform7 (dashed).";
     doc.svg("val_ssim.svg", "validation SSIM curves", caption, chart);
+
+    // Only when a schedule changed some run's rate (the steps in the curves above line up with
+    // its reductions); a flat line would say nothing.
+    if r.runs.iter().any(|run| run.record.history.windows(2).any(|w| w[0].lr != w[1].lr)) {
+        let lr: Vec<Series> = r
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| Series {
+                name: run.label.clone(),
+                color: PALETTE[i % PALETTE.len()],
+                dashed: false,
+                points: run.record.history.iter().map(|e| (e.epoch as f64, f64::from(e.lr))).collect(),
+            })
+            .collect();
+        let chart = svg::line_chart("Learning rate per epoch", "epoch", "learning rate (log scale)", &lr, true);
+        let caption = "The learning rate of each epoch (ReduceLROnPlateau's reductions).";
+        doc.svg("lr.svg", "learning-rate curves", caption, chart);
+    }
 }
 
 fn reconstructions(doc: &mut Doc, r: &Report) -> Result<()> {
