@@ -34,6 +34,9 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] =
 #[derive(Clone, Debug, Deserialize)]
 struct Hyperparameters {
     seed: u64,
+    /// The starting learning rate.
+    #[serde(default)]
+    lr: f32,
 }
 
 /// What the report reads from a run's report.json.
@@ -50,6 +53,16 @@ impl RunRecord {
     /// The seed the run's data split used.
     pub fn seed(&self) -> u64 {
         self.hyperparameters.seed
+    }
+
+    /// The learning rate of epoch `e`: runs saved before the rate was recorded per epoch (0)
+    /// trained at a constant rate, their starting one.
+    pub fn lr(&self, e: &EpochStats) -> f32 {
+        if e.lr > 0.0 {
+            e.lr
+        } else {
+            self.hyperparameters.lr
+        }
     }
 
     /// Reads `dir/report.json`.

@@ -229,7 +229,7 @@ fn curves(doc: &mut Doc, r: &Report) {
                 name: run.label.clone(),
                 color: PALETTE[i % PALETTE.len()],
                 dashed: false,
-                points: run.record.history.iter().map(|e| (e.epoch as f64, f64::from(e.lr))).collect(),
+                points: run.record.history.iter().map(|e| (e.epoch as f64, f64::from(run.record.lr(e)))).collect(),
             })
             .collect();
         let chart = svg::line_chart("Learning rate per epoch", "epoch", "learning rate (log scale)", &lr, true);
