@@ -220,7 +220,7 @@ fn curves(doc: &mut Doc, r: &Report) {
 
     // Only when a schedule changed some run's rate (the steps in the curves above line up with
     // its reductions); a flat line would say nothing.
-    if r.runs.iter().any(|run| run.record.history.windows(2).any(|w| w[0].lr != w[1].lr)) {
+    if r.runs.iter().any(|run| run.record.history.windows(2).any(|w| run.record.lr(&w[0]) != run.record.lr(&w[1]))) {
         let lr: Vec<Series> = r
             .runs
             .iter()
