@@ -1,8 +1,11 @@
-//! Each conv2d pass equals its naive twin on the paths the dispatch picks: stride 1 and 2,
-//! wide (c_out % 8 == 0, both tile widths) and narrow outputs, 'same' and 'valid', odd sizes.
+//! Each conv2d and dense pass equals its naive twin on every kernel path this CPU has
+//! (`kernels::isa`: AVX2, portable) and on the shapes the dispatch treats apart: stride 1 and
+//! 2, wide (c_out % 8 == 0, both tile widths) and narrow outputs, 'same' and 'valid', odd
+//! sizes. One test function, so switching the process-wide path races with nothing.
 
-use kernels::conv2d;
 use kernels::geom::{ConvGeom, Padding};
+use kernels::isa::{set_kernel_path, KernelPath};
+use kernels::{conv2d, dense};
 
 fn values(len: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
@@ -25,6 +28,52 @@ fn close(what: &str, a: &[f32], b: &[f32]) {
 
 #[test]
 fn every_pass_matches_naive_on_each_path() {
+    let paths = KernelPath::supported();
+    assert!(paths.contains(&KernelPath::Portable), "the portable path runs everywhere");
+    for path in paths {
+        set_kernel_path(path).expect("a supported path");
+        conv_cases(path);
+        dense_cases(path);
+    }
+}
+
+fn dense_cases(path: KernelPath) {
+    // (n, c_in, c_out): tails of every tile (rows of 6, columns of 16 and 8, then scalar),
+    // inner blocks of 256 and 512 crossed, the models' shapes.
+    for (i, &(n, ci, co)) in
+        [(37, 13, 21), (5, 300, 40), (64, 600, 24), (7, 8, 1), (3, 1030, 9), (64, 6272, 128), (64, 128, 6272)]
+            .iter()
+            .enumerate()
+    {
+        let name = format!("{path} dense case {i} {n}x{ci}->{co}");
+        let x = values(n * ci, 400 + i as u32);
+        let w = values(ci * co, 500 + i as u32).iter().map(|v| v / (ci as f32).sqrt()).collect::<Vec<_>>();
+        let b = values(co, 600 + i as u32);
+        let dy = values(n * co, 700 + i as u32);
+        let (mut y, mut y0) = (vec![0.0; n * co], vec![0.0; n * co]);
+        dense::forward(n, ci, co, &x, &w, &b, &mut y);
+        dense::forward_naive(n, ci, co, &x, &w, &b, &mut y0);
+        close(&format!("{name} forward"), &y, &y0);
+        let (mut dx, mut dx0) = (vec![0.0; n * ci], vec![0.0; n * ci]);
+        dense::backward_input(n, ci, co, &dy, &w, &mut dx);
+        dense::backward_input_naive(n, ci, co, &dy, &w, &mut dx0);
+        close(&format!("{name} backward_input"), &dx, &dx0);
+        let (mut dw, mut dw0, mut db, mut db0) = (vec![0.0; ci * co], vec![0.0; ci * co], vec![0.0; co], vec![0.0; co]);
+        dense::backward_weight(n, ci, co, &x, &dy, &mut dw, &mut db);
+        dense::backward_weight_naive(n, ci, co, &x, &dy, &mut dw0, &mut db0);
+        // dW sums n products of O(1) values: scale the tolerance by the batch.
+        let scaled: Vec<f32> = dw.iter().map(|v| v / n as f32).collect();
+        let scaled0: Vec<f32> = dw0.iter().map(|v| v / n as f32).collect();
+        close(&format!("{name} backward_weight"), &scaled, &scaled0);
+        close(
+            &format!("{name} db"),
+            &db.iter().map(|v| v / n as f32).collect::<Vec<_>>(),
+            &db0.iter().map(|v| v / n as f32).collect::<Vec<_>>(),
+        );
+    }
+}
+
+fn conv_cases(path: KernelPath) {
     let cases = [
         // (h, w, c_in, c_out, k, stride, padding)
         (28, 28, 32, 32, 3, 1, Padding::Same),
@@ -47,6 +96,9 @@ fn every_pass_matches_naive_on_each_path() {
         (14, 13, 16, 8, 5, 2, Padding::Same),
         (7, 9, 24, 16, 2, 2, Padding::Valid),
         (28, 28, 64, 1, 3, 1, Padding::Same),
+        (7, 7, 128, 128, 3, 1, Padding::Same),
+        (5, 3, 3, 40, 3, 1, Padding::Same),
+        (10, 10, 12, 1, 3, 2, Padding::Same),
     ];
     for (i, &(h, w, ci, co, k, s, p)) in cases.iter().enumerate() {
         let g = ConvGeom::new(h, w, ci, co, k, s, p).unwrap();
@@ -58,7 +110,7 @@ fn every_pass_matches_naive_on_each_path() {
         let b = values(co, 200 + i as u32);
         let dy = values(n * g.y_len(), 300 + i as u32);
         let mut scratch = vec![f32::NAN; conv2d::scratch_len(&g, n)];
-        let name = format!("case {i} {h}x{w} {ci}->{co} k{k} s{s} {p:?}");
+        let name = format!("{path} case {i} {h}x{w} {ci}->{co} k{k} s{s} {p:?}");
 
         let (mut y, mut y0) = (vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()]);
         conv2d::forward(&g, n, &x, &wt, Some(&b), &mut y, &mut scratch);

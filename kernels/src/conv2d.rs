@@ -5,7 +5,8 @@
 //! * forward: the direct kernel (a narrow variant when `c_out % 8 != 0`);
 //! * input gradient: for stride 1, the same kernel with the flipped kernel; for larger strides
 //!   and `c_in % 8 == 0`, one direct correlation of dy per output phase;
-//! * weight gradient: a tiled kernel per tap (`c_in % 8 == 0`, or a single input channel).
+//! * weight gradient: a tiled kernel per kernel row (`c_out % 8 == 0`, or a single output
+//!   channel).
 //!
 //! Other channel counts fall back to GEMMs: nine per image over shifted views of the padded
 //! image (stride 1), or per-image im2col (one image's patch matrix stays in L2, unlike a whole
@@ -37,7 +38,7 @@ enum WeightPath {
 }
 
 fn weight_path(g: &ConvGeom) -> WeightPath {
-    if g.c_in % 8 == 0 || (g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0) {
+    if g.c_out % 8 == 0 || g.c_out == 1 {
         WeightPath::Direct
     } else if g.stride == 1 {
         WeightPath::Shifted
@@ -245,12 +246,10 @@ pub fn backward_weight(
                     WeightPath::Direct => {
                         let xp = &mut work[..conv_direct::padded_len(g)];
                         conv_direct::pad_input(g, xi, xp);
-                        if g.c_in == 1 {
-                            conv_direct::weight_grad_single_channel_acc(g, xp, dyi, dw_t);
-                        } else if g.c_out % 8 == 0 {
-                            conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t);
-                        } else {
+                        if g.c_out == 1 {
                             conv_direct::weight_grad_narrow_acc(g, xp, dyi, dw_t);
+                        } else {
+                            conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t);
                         }
                     }
                     WeightPath::Shifted => weight_grad_shifted_acc(g, xi, dyi, work, dw_t),

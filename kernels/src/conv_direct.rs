@@ -1,23 +1,21 @@
 //! Direct convolution over one zero-padded NHWC image, register-tiled: the fast path behind
-//! `conv2d::forward` (and, for stride 1, `conv2d::backward_input`). No im2col buffer: each
-//! microkernel call keeps an `MR` pixels x `8 * NV` channels tile of `y` in registers and
-//! streams the receptive field from the padded input and the weights, with the bias in its
-//! epilogue.
+//! `conv2d::forward`, its input gradient (stride 1: the same kernel on the flipped weights;
+//! larger strides: one correlation per output phase) and its weight gradient. No im2col
+//! buffer: each tile (`micro::Tile`, up to 6 pixels x 16 channels) keeps its outputs in
+//! registers and streams the receptive field from the padded input and the weights, with
+//! the bias in its prologue. Every public kernel checks its slice lengths, then runs on the
+//! path `isa` chose.
 
 use crate::geom::ConvGeom;
-use crate::simd::{self, load};
-use wide::f32x8;
+use crate::isa::dispatch;
+use crate::micro::{channel_blocks, dots, row_chunks, with_nv, with_rows, Simd, Tile, MAX_M};
 
-/// Output pixels per microkernel tile (along a row).
-const MR: usize = 8;
-
-/// Size of the zero-padded copy of one input image: `[hp, wp, c_in]` plus slack so a tile may
-/// run past the last column (its extra pixels are computed and discarded).
+/// Size of the zero-padded copy of one input image: `[hp, wp, c_in]` plus slack for the
+/// strided input gradient's reads past the last column.
 pub fn padded_len(g: &ConvGeom) -> usize {
     let (hp, wp) = padded_dims(g);
-    hp * wp * g.c_in + MR * g.stride * g.c_in + g.k * g.c_in
+    hp * wp * g.c_in + MAX_M * g.stride * g.c_in + g.k * g.c_in
 }
-
 /// Rows and columns of the padded input: every window of every output fits.
 pub fn padded_dims(g: &ConvGeom) -> (usize, usize) {
     ((g.h_out - 1) * g.stride + g.k, (g.w_out - 1) * g.stride + g.k)
@@ -33,96 +31,6 @@ pub fn pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
         let cols = g.w_in.min(wp.saturating_sub(g.pad_left));
         let dst = ((r + g.pad_top) * wp + g.pad_left) * ci;
         xp[dst..dst + cols * ci].copy_from_slice(&x[r * g.w_in * ci..][..cols * ci]);
-    }
-}
-
-/// One tile: y[ow0 + j, co0 .. co0 + 8 NV] for j < m, in output row `oh`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn tile<const NV: usize>(
-    g: &ConvGeom,
-    xp: &[f32],
-    wp: usize,
-    w: &[f32],
-    b: Option<&[f32]>,
-    oh: usize,
-    ow0: usize,
-    m: usize,
-    co0: usize,
-    y: &mut [f32],
-) {
-    let (ci_n, co_n, s) = (g.c_in, g.c_out, g.stride);
-    let mut acc = [[f32x8::splat(0.0); NV]; MR];
-    if let Some(b) = b {
-        let bv: [f32x8; NV] = std::array::from_fn(|v| load(&b[co0 + 8 * v..]));
-        acc.iter_mut().for_each(|a| *a = bv);
-    }
-    for kh in 0..g.k {
-        let row = ((oh * s + kh) * wp + ow0 * s) * ci_n;
-        for kw in 0..g.k {
-            let base = row + kw * ci_n;
-            let xs: [&[f32]; MR] = std::array::from_fn(|j| &xp[base + j * s * ci_n..][..ci_n]);
-            let wk = &w[(kh * g.k + kw) * ci_n * co_n..][..ci_n * co_n];
-            for ci in 0..ci_n {
-                let wr = &wk[ci * co_n + co0..][..8 * NV];
-                let wv: [f32x8; NV] = std::array::from_fn(|v| load(&wr[8 * v..]));
-                for j in 0..MR {
-                    let xv = f32x8::splat(xs[j][ci]);
-                    for v in 0..NV {
-                        acc[j][v] = xv.mul_add(wv[v], acc[j][v]);
-                    }
-                }
-            }
-        }
-    }
-    for (j, a) in acc.iter().enumerate().take(m) {
-        let dst = &mut y[((oh * g.w_out) + ow0 + j) * co_n + co0..][..8 * NV];
-        for v in 0..NV {
-            simd::store(a[v], &mut dst[8 * v..]);
-        }
-    }
-}
-
-/// y = conv(xp) + b for one image whose input is already padded (`pad_input`); `c_out` must be
-/// a multiple of 8. Overwrites `y` (`[h_out, w_out, c_out]`).
-pub fn forward_tiled(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
-    assert!(g.c_out % 8 == 0, "conv_direct: c_out must be a multiple of 8");
-    assert!(xp.len() >= padded_len(g) && w.len() == g.w_len() && y.len() == g.y_len());
-    let wp = padded_dims(g).1;
-    for oh in 0..g.h_out {
-        for ow0 in (0..g.w_out).step_by(MR) {
-            let m = MR.min(g.w_out - ow0);
-            let mut co0 = 0;
-            while co0 + 16 <= g.c_out {
-                tile::<2>(g, xp, wp, w, b, oh, ow0, m, co0, y);
-                co0 += 16;
-            }
-            if co0 < g.c_out {
-                tile::<1>(g, xp, wp, w, b, oh, ow0, m, co0, y);
-            }
-        }
-    }
-}
-
-/// y = conv(xp) + b for one image with few output channels (any `c_out`): one dot product of
-/// `c_in` lanes per (pixel, kernel tap, channel), against `wt [c_out, k, k, c_in]` (the kernel
-/// with its output axis first; see `transpose_weights`). Overwrites `y`.
-pub fn forward_narrow(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
-    assert!(xp.len() >= padded_len(g) && wt.len() == g.w_len() && y.len() == g.y_len());
-    let (wp, ci_n, s) = (padded_dims(g).1, g.c_in, g.stride);
-    let tap = g.k * g.k * ci_n;
-    for oh in 0..g.h_out {
-        for ow in 0..g.w_out {
-            for co in 0..g.c_out {
-                let wc = &wt[co * tap..][..tap];
-                let mut acc = b.map_or(0.0, |b| b[co]);
-                for kh in 0..g.k {
-                    let x = &xp[((oh * s + kh) * wp + ow * s) * ci_n..][..g.k * ci_n];
-                    acc += simd::dot(x, &wc[kh * g.k * ci_n..][..g.k * ci_n]);
-                }
-                y[(oh * g.w_out + ow) * g.c_out + co] = acc;
-            }
-        }
     }
 }
 
@@ -170,143 +78,6 @@ pub fn flip_weights(g: &ConvGeom, w: &[f32], wf: &mut [f32]) {
     }
 }
 
-/// dw[kh, kw, 0, co] += sum_p xp[window(p) + (kh, kw)] * dy[p, co] for one image with a single
-/// input channel (`c_in == 1`, `k <= 3`, `c_out % 8 == 0`): as a GEMM its M would be 1 and run
-/// at a few GFLOP/s, so instead each pass over the pixels keeps all k*k taps of a 16-channel
-/// block in registers.
-pub fn weight_grad_single_channel_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
-    assert!(g.c_in == 1 && g.k <= 3 && g.c_out % 8 == 0, "conv_direct: single-channel weight gradient");
-    assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
-    let mut co0 = 0;
-    while co0 + 16 <= g.c_out {
-        weight_grad_block::<2>(g, xp, dy, co0, dw);
-        co0 += 16;
-    }
-    if co0 < g.c_out {
-        weight_grad_block::<1>(g, xp, dy, co0, dw);
-    }
-}
-
-#[inline(always)]
-fn weight_grad_block<const NV: usize>(g: &ConvGeom, xp: &[f32], dy: &[f32], co0: usize, dw: &mut [f32]) {
-    let (wp, k, s, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_out);
-    let taps = k * k;
-    // Offset of each tap from the window's top-left pixel (no division in the pixel loop).
-    let offsets: [usize; 9] = std::array::from_fn(|t| (t / k) * wp + t % k);
-    let mut acc = [[f32x8::splat(0.0); NV]; 9];
-    for oh in 0..g.h_out {
-        for ow in 0..g.w_out {
-            let d = &dy[(oh * g.w_out + ow) * co_n + co0..][..8 * NV];
-            let dv: [f32x8; NV] = std::array::from_fn(|v| load(&d[8 * v..]));
-            let origin = oh * s * wp + ow * s;
-            for (a, off) in acc.iter_mut().zip(offsets).take(taps) {
-                let xv = f32x8::splat(xp[origin + off]);
-                for v in 0..NV {
-                    a[v] = xv.mul_add(dv[v], a[v]);
-                }
-            }
-        }
-    }
-    for (t, a) in acc.iter().enumerate().take(taps) {
-        let dst = &mut dw[t * co_n + co0..][..8 * NV];
-        for v in 0..NV {
-            let sum = load(&dst[8 * v..]) + a[v];
-            simd::store(sum, &mut dst[8 * v..]);
-        }
-    }
-}
-
-/// dw[kh, kw, ci, co] += sum over output pixels p of xp[window(p) + (kh, kw), ci] * dy[p, co]
-/// for one padded image, any stride, `c_in % 8 == 0` and `c_out % 8 == 0`. Each register tile
-/// holds 8 input channels x `8 * NV` output channels of one tap while the pixels stream by,
-/// the same shape of work as the forward microkernel.
-pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
-    assert!(g.c_in % 8 == 0 && g.c_out % 8 == 0, "conv_direct: tiled weight gradient needs channels in eights");
-    assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
-    for tap in 0..g.k * g.k {
-        for ci0 in (0..g.c_in).step_by(8) {
-            let mut co0 = 0;
-            while co0 + 16 <= g.c_out {
-                weight_grad_tile::<2>(g, xp, dy, tap, ci0, co0, dw);
-                co0 += 16;
-            }
-            if co0 < g.c_out {
-                weight_grad_tile::<1>(g, xp, dy, tap, ci0, co0, dw);
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn weight_grad_tile<const NV: usize>(
-    g: &ConvGeom,
-    xp: &[f32],
-    dy: &[f32],
-    tap: usize,
-    ci0: usize,
-    co0: usize,
-    dw: &mut [f32],
-) {
-    let (wp, s, ci_n, co_n) = (padded_dims(g).1, g.stride, g.c_in, g.c_out);
-    let (kh, kw) = (tap / g.k, tap % g.k);
-    let mut acc = [[f32x8::splat(0.0); NV]; 8];
-    for oh in 0..g.h_out {
-        let xrow = ((oh * s + kh) * wp + kw) * ci_n + ci0;
-        let dyrow = &dy[oh * g.w_out * co_n..][..g.w_out * co_n];
-        for ow in 0..g.w_out {
-            let xs = &xp[xrow + ow * s * ci_n..][..8];
-            let d = &dyrow[ow * co_n + co0..][..8 * NV];
-            let dv: [f32x8; NV] = std::array::from_fn(|v| load(&d[8 * v..]));
-            for j in 0..8 {
-                let xv = f32x8::splat(xs[j]);
-                for v in 0..NV {
-                    acc[j][v] = xv.mul_add(dv[v], acc[j][v]);
-                }
-            }
-        }
-    }
-    for (j, a) in acc.iter().enumerate() {
-        let dst = &mut dw[(tap * ci_n + ci0 + j) * co_n + co0..][..8 * NV];
-        for v in 0..NV {
-            let sum = load(&dst[8 * v..]) + a[v];
-            simd::store(sum, &mut dst[8 * v..]);
-        }
-    }
-}
-
-/// The weight gradient for few output channels (`c_out % 8 != 0`, `c_in % 8 == 0`): per tap,
-/// output channel and block of up to 32 input channels, vectors of input channels accumulate
-/// dy-scaled runs of the padded image.
-pub fn weight_grad_narrow_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
-    assert!(g.c_in % 8 == 0, "conv_direct: narrow weight gradient needs c_in in eights");
-    assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
-    let (wp, s, ci_n, co_n) = (padded_dims(g).1, g.stride, g.c_in, g.c_out);
-    for tap in 0..g.k * g.k {
-        let (kh, kw) = (tap / g.k, tap % g.k);
-        for co in 0..co_n {
-            for ci0 in (0..ci_n).step_by(32) {
-                let nv = ((ci_n - ci0) / 8).min(4);
-                let mut acc = [f32x8::splat(0.0); 4];
-                for oh in 0..g.h_out {
-                    let xrow = ((oh * s + kh) * wp + kw) * ci_n + ci0;
-                    for ow in 0..g.w_out {
-                        let d = f32x8::splat(dy[(oh * g.w_out + ow) * co_n + co]);
-                        let xs = &xp[xrow + ow * s * ci_n..][..8 * nv];
-                        for (a, x8) in acc.iter_mut().zip(xs.chunks_exact(8)) {
-                            *a = load(x8).mul_add(d, *a);
-                        }
-                    }
-                }
-                for (v, a) in acc.iter().enumerate().take(nv) {
-                    for (l, x) in a.to_array().into_iter().enumerate() {
-                        dw[(tap * ci_n + ci0 + 8 * v + l) * co_n + co] += x;
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Rows/columns of zeros around dy in `backward_input_strided`: enough that every tap of every
 /// dx pixel reads inside the buffer.
 fn strided_pad(g: &ConvGeom) -> usize {
@@ -316,7 +87,7 @@ fn strided_pad(g: &ConvGeom) -> usize {
 /// Size of the padded dy `backward_input_strided` needs: `[hpd, wpd, c_out]`.
 pub fn strided_dy_dims(g: &ConvGeom) -> (usize, usize) {
     let p = strided_pad(g);
-    ((g.h_in + g.pad_top) / g.stride + p + 1, (g.w_in + g.pad_left) / g.stride + p + 1 + MR)
+    ((g.h_in + g.pad_top) / g.stride + p + 1, (g.w_in + g.pad_left) / g.stride + p + 1 + MAX_M)
 }
 
 /// wt[kh, kw, co, ci] = w[kh, kw, ci, co]: per tap, input channels contiguous.
@@ -331,84 +102,221 @@ pub fn transpose_taps(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
     }
 }
 
+/// y = conv(xp) + b for one image whose input is already padded (`pad_input`); `c_out` must be
+/// a multiple of 8. Overwrites `y` (`[h_out, w_out, c_out]`).
+pub fn forward_tiled(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    assert!(g.c_out % 8 == 0, "conv_direct: c_out must be a multiple of 8");
+    assert!(xp.len() >= padded_len(g) && w.len() == g.w_len() && y.len() == g.y_len());
+    assert!(b.is_none_or(|b| b.len() == g.c_out), "conv_direct: bias length");
+    dispatch!(forward_tiled_with(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]))
+}
+
+/// # Safety
+/// `S`'s instructions exist; the lengths are those `forward_tiled` checks. Every read is
+/// inside the padded image (`padded_dims` covers each window), every write inside `y`.
+#[inline(always)]
+unsafe fn forward_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
+    let (xp, w, yp) = (xp.as_ptr(), w.as_ptr(), y.as_mut_ptr());
+    // Per channel block and kernel row, its weights (k x c_in x 16: 24 KB at c_in = 128)
+    // stay in L1 while every pixel tile uses them; the tiles' partial sums go through y,
+    // which does not change them (each output is the same chain of FMAs in kh order).
+    // Tiles run over the image's pixels in row-major order, across rows, so 7- and 14-wide
+    // rows get full tiles too.
+    for (co0, nv) in channel_blocks(co_n) {
+        for kh in 0..k {
+            let wk = w.add(kh * k * ci_n * co_n + co0);
+            for (p0, m) in row_chunks(g.h_out * g.w_out) {
+                with_rows!(m, M => with_nv!(nv, NV => {
+                    let c = yp.add(p0 * co_n + co0);
+                    let mut t = match (kh, b) {
+                        (0, Some(b)) => Tile::<S, M, NV>::rows_of(b.as_ptr().add(co0)),
+                        (0, None) => Tile::<S, M, NV>::zero(),
+                        _ => Tile::<S, M, NV>::load(c, co_n),
+                    };
+                    // Along a kernel row the (kw, ci) pairs are contiguous in both the
+                    // padded image and the kernel: one run of k * c_in.
+                    let a = core::array::from_fn(|j| {
+                        let (oh, ow) = ((p0 + j) / g.w_out, (p0 + j) % g.w_out);
+                        xp.add(((oh * s + kh) * wp + ow * s) * ci_n)
+                    });
+                    t.run(a, 1, wk, co_n, k * ci_n);
+                    t.store(c, co_n);
+                }))
+            }
+        }
+    }
+}
+
+/// y = conv(xp) + b for one image with few output channels (any `c_out`): dot products of
+/// `k * c_in` lanes per (pixel, kernel row, channel), up to 6 pixels at a time, against
+/// `wt [c_out, k, k, c_in]` (the kernel with its output axis first; see
+/// `transpose_weights`). Overwrites `y`.
+pub fn forward_narrow(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    assert!(xp.len() >= padded_len(g) && wt.len() == g.w_len() && y.len() == g.y_len());
+    assert!(b.is_none_or(|b| b.len() == g.c_out), "conv_direct: bias length");
+    dispatch!(forward_narrow_with(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y: &mut [f32]))
+}
+
+/// # Safety
+/// As `forward_tiled_with`.
+#[inline(always)]
+unsafe fn forward_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
+    let tap = k * k * ci_n;
+    let (xp, wt) = (xp.as_ptr(), wt.as_ptr());
+    for oh in 0..g.h_out {
+        for (ow0, m) in row_chunks(g.w_out) {
+            for co in 0..co_n {
+                with_rows!(m, M => {
+                    let mut acc = [b.map_or(0.0, |b| b[co]); M];
+                    for kh in 0..k {
+                        let a = xp.add(((oh * s + kh) * wp + ow0 * s) * ci_n);
+                        let d = dots::<S, M, 1>(a, s * ci_n, wt.add(co * tap + kh * k * ci_n), 0, k * ci_n);
+                        acc.iter_mut().zip(d).for_each(|(acc, d)| *acc += d[0]);
+                    }
+                    for (j, v) in acc.into_iter().enumerate() {
+                        y[(oh * g.w_out + ow0 + j) * co_n + co] = v;
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// dw[kh, kw, ci, co] += sum over output pixels p of xp[window(p) + (kh, kw), ci] * dy[p, co]
+/// for one padded image, any stride and `c_in`, `c_out % 8 == 0`. For a fixed kernel row kh
+/// the `k * c_in` pairs (kw, ci) are contiguous in the padded image, so they are the rows of
+/// one GEMM (K = the pixels) whose tiles hold up to 6 of them x 16 output channels.
+pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+    assert!(g.c_out % 8 == 0, "conv_direct: tiled weight gradient needs c_out in eights");
+    assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
+    dispatch!(weight_grad_tiled_with(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]))
+}
+
+/// # Safety
+/// As `forward_tiled_with`.
+#[inline(always)]
+unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
+    let rows = k * ci_n; // (kw, ci) pairs of one kernel row
+    let (xp, dy, dwp) = (xp.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
+    for kh in 0..k {
+        for (r0, m) in row_chunks(rows) {
+            for (co0, nv) in channel_blocks(co_n) {
+                with_rows!(m, M => with_nv!(nv, NV => {
+                    let mut t = Tile::<S, M, NV>::zero();
+                    for oh in 0..g.h_out {
+                        let a = Tile::<S, M, NV>::rows(xp.add((oh * s + kh) * wp * ci_n + r0), 1);
+                        t.run(a, s * ci_n, dy.add(oh * g.w_out * co_n + co0), co_n, g.w_out);
+                    }
+                    t.add_to(dwp.add((kh * rows + r0) * co_n + co0), co_n);
+                }))
+            }
+        }
+    }
+}
+
+/// The weight gradient for a single output channel (`c_out == 1`): for each kernel row, the
+/// `k * c_in` (kw, ci) pairs are contiguous in both the padded image and dw, so one vector
+/// accumulator per 8 of them gathers dy-scaled runs of the image.
+pub fn weight_grad_narrow_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+    assert!(g.c_out == 1, "conv_direct: narrow weight gradient needs one output channel");
+    assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
+    dispatch!(weight_grad_narrow_with(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]))
+}
+
+/// # Safety
+/// As `forward_tiled_with`.
+#[inline(always)]
+unsafe fn weight_grad_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (wp, k, s, ci_n) = (padded_dims(g).1, g.k, g.stride, g.c_in);
+    let rows = k * ci_n;
+    let (xpp, dyp, dwp) = (xp.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
+    for kh in 0..k {
+        let mut r0 = 0;
+        // dy is the broadcast operand (one row), the image the vector one.
+        while r0 + 32 <= rows {
+            let mut t = Tile::<S, 1, 4>::zero();
+            for oh in 0..g.h_out {
+                t.run([dyp.add(oh * g.w_out)], 1, xpp.add((oh * s + kh) * wp * ci_n + r0), s * ci_n, g.w_out);
+            }
+            t.add_to(dwp.add(kh * rows + r0), 0);
+            r0 += 32;
+        }
+        while r0 + 8 <= rows {
+            let mut t = Tile::<S, 1, 1>::zero();
+            for oh in 0..g.h_out {
+                t.run([dyp.add(oh * g.w_out)], 1, xpp.add((oh * s + kh) * wp * ci_n + r0), s * ci_n, g.w_out);
+            }
+            t.add_to(dwp.add(kh * rows + r0), 0);
+            r0 += 8;
+        }
+        for r in r0..rows {
+            let mut acc = 0.0f32;
+            for oh in 0..g.h_out {
+                for ow in 0..g.w_out {
+                    acc += xp[(oh * s + kh) * wp * ci_n + ow * s * ci_n + r] * dy[oh * g.w_out + ow];
+                }
+            }
+            dw[kh * rows + r] += acc;
+        }
+    }
+}
+
 /// dx = the input gradient of a strided conv for one image, without im2col: dx pixels fall
 /// into stride x stride classes by their phase, and each class is a small stride-1
-/// correlation of dy with the taps of matching phase. Register tiles hold 8 same-class pixels
-/// (`stride` apart in dx, adjacent in dy) x `8 * NV` input channels. `dyp` is scratch of
+/// correlation of dy with the taps of matching phase. Tiles hold up to 6 same-class pixels
+/// (`stride` apart in dx, adjacent in dy) x 16 input channels. `dyp` is scratch of
 /// `strided_dy_dims`, `wt` the kernel from `transpose_taps`; needs `c_in % 8 == 0`.
 /// Overwrites `dx` (`[h_in, w_in, c_in]`).
 pub fn backward_input_strided(g: &ConvGeom, dy: &[f32], wt: &[f32], dyp: &mut [f32], dx: &mut [f32]) {
     assert!(g.c_in % 8 == 0, "conv_direct: strided input gradient needs c_in in eights");
     let (hpd, wpd) = strided_dy_dims(g);
     assert!(dyp.len() >= hpd * wpd * g.c_out && dy.len() == g.y_len() && dx.len() == g.x_len());
-    let (s, p, co_n) = (g.stride, strided_pad(g), g.c_out);
+    assert!(wt.len() == g.w_len());
+    let (p, co_n) = (strided_pad(g), g.c_out);
     dyp[..hpd * wpd * co_n].fill(0.0);
     for (r, row) in dy.chunks_exact(g.w_out * co_n).enumerate() {
         dyp[((r + p) * wpd + p) * co_n..][..g.w_out * co_n].copy_from_slice(row);
     }
+    let dyp = &*dyp;
+    dispatch!(backward_input_strided_with(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]))
+}
+
+/// # Safety
+/// As `forward_tiled_with`; `strided_dy_dims` covers every tap of every dx pixel.
+#[inline(always)]
+unsafe fn backward_input_strided_with<S: Simd>(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]) {
+    let (s, p, k, ci_n, co_n) = (g.stride, strided_pad(g), g.k, g.c_in, g.c_out);
+    let wpd = strided_dy_dims(g).1;
+    let (dyp, wt, dxp) = (dyp.as_ptr(), wt.as_ptr(), dx.as_mut_ptr());
     for a in 0..s {
         let ih0 = (a + s - g.pad_top % s) % s; // first dx row with (ih + pad_top) % s == a
         for bcls in 0..s {
             let iw0 = (bcls + s - g.pad_left % s) % s;
             let members = if iw0 < g.w_in { (g.w_in - iw0).div_ceil(s) } else { 0 };
             for ih in (ih0..g.h_in).step_by(s) {
-                for j0 in (0..members).step_by(MR) {
-                    let m = MR.min(members - j0);
-                    let mut ci0 = 0;
-                    while ci0 + 16 <= g.c_in {
-                        strided_tile::<2>(g, dyp, wpd, wt, a, bcls, ih, iw0 + j0 * s, m, ci0, dx);
-                        ci0 += 16;
-                    }
-                    if ci0 < g.c_in {
-                        strided_tile::<1>(g, dyp, wpd, wt, a, bcls, ih, iw0 + j0 * s, m, ci0, dx);
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn strided_tile<const NV: usize>(
-    g: &ConvGeom,
-    dyp: &[f32],
-    wpd: usize,
-    wt: &[f32],
-    a: usize,
-    bcls: usize,
-    ih: usize,
-    iw: usize,
-    m: usize,
-    ci0: usize,
-    dx: &mut [f32],
-) {
-    let (s, p, k, ci_n, co_n) = (g.stride, strided_pad(g), g.k, g.c_in, g.c_out);
-    let mut acc = [[f32x8::splat(0.0); NV]; MR];
-    for kh in (a..k).step_by(s) {
-        // dy row read by dx row ih through tap kh, in the padded buffer (exact division).
-        let oh = (ih + g.pad_top + p * s - kh) / s;
-        for kw in (bcls..k).step_by(s) {
-            let ow = (iw + g.pad_left + p * s - kw) / s;
-            let base = (oh * wpd + ow) * co_n;
-            let xs: [&[f32]; MR] = std::array::from_fn(|j| &dyp[base + j * co_n..][..co_n]);
-            let wk = &wt[(kh * k + kw) * co_n * ci_n..][..co_n * ci_n];
-            for co in 0..co_n {
-                let wr = &wk[co * ci_n + ci0..][..8 * NV];
-                let wv: [f32x8; NV] = std::array::from_fn(|v| load(&wr[8 * v..]));
-                for j in 0..MR {
-                    let xv = f32x8::splat(xs[j][co]);
-                    for v in 0..NV {
-                        acc[j][v] = xv.mul_add(wv[v], acc[j][v]);
+                for (j0, m) in row_chunks(members) {
+                    let iw = iw0 + j0 * s;
+                    for (ci0, nv) in channel_blocks(ci_n) {
+                        with_rows!(m, M => with_nv!(nv, NV => {
+                            let mut t = Tile::<S, M, NV>::zero();
+                            for kh in (a..k).step_by(s) {
+                                // dy row read by dx row ih through tap kh (exact division).
+                                let oh = (ih + g.pad_top + p * s - kh) / s;
+                                for kw in (bcls..k).step_by(s) {
+                                    let ow = (iw + g.pad_left + p * s - kw) / s;
+                                    let wk = wt.add((kh * k + kw) * co_n * ci_n + ci0);
+                                    let a = Tile::<S, M, NV>::rows(dyp.add((oh * wpd + ow) * co_n), co_n);
+                                    t.run(a, 1, wk, ci_n, co_n);
+                                }
+                            }
+                            t.store(dxp.add((ih * g.w_in + iw) * ci_n + ci0), s * ci_n);
+                        }))
                     }
                 }
             }
-        }
-    }
-    for (j, acc_j) in acc.iter().enumerate().take(m) {
-        let dst = &mut dx[(ih * g.w_in + iw + j * s) * ci_n + ci0..][..8 * NV];
-        for v in 0..NV {
-            simd::store(acc_j[v], &mut dst[8 * v..]);
         }
     }
 }

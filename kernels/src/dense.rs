@@ -1,30 +1,28 @@
 //! Dense (fully connected) layer over a batch: `x [n, c_in]`, `w [c_in, c_out]` (Keras
 //! layout), `b [c_out]`, `y [n, c_out]`.
 //!
-//! Register-tiled kernels that read their operands in place: no packing buffer, so a pass
-//! allocates nothing (a training step must not; see tests/zero_alloc.rs). `forward` and
-//! `backward_weight` keep an `MR x 16` tile of the output in registers and stream the inner
-//! dimension; `backward_input` multiplies by wᵀ, whose inner dimension (c_out) is contiguous
-//! in both operands, so it keeps `2 x 8` dot products as 8-lane partial sums. Every output
+//! Register-tiled kernels (`micro::Tile`, 6 rows x 16 columns) that read their operands in
+//! place: no packing buffer, so a pass allocates nothing (a training step must not; see
+//! tests/zero_alloc.rs). `forward` and `backward_weight` stream the inner dimension through
+//! the tiles; `backward_input` multiplies by wᵀ, whose inner dimension (c_out) is contiguous
+//! in both operands, so it keeps `3 x 4` dot products as 8-lane partial sums. Every output
 //! element is summed by one task in a fixed order, whatever the thread count.
 
-use crate::simd::{self, load, store};
+use crate::isa::dispatch;
+use crate::micro::{channel_blocks, dots, row_chunks, with_nv, with_rows, Simd, Tile};
+use crate::simd;
 use rayon::prelude::*;
-use wide::f32x8;
 
 /// Batch rows per parallel task in `forward` / `backward_input`: 2 tasks at batch 64, and each
 /// task streams the whole weight matrix (3 MB for the models' 6272 x 128 layers) only once.
 const ROWS_PER_TASK: usize = 32;
 /// Rows of dW (input features) per parallel task in `backward_weight`.
 const W_ROWS_PER_TASK: usize = 64;
-/// Output rows per register tile of `forward` and `backward_weight` (x 16 columns: 16
-/// accumulators).
-const MR: usize = 8;
 /// Inner-dimension block of `forward`: a `[KC, 16]` slab of w (16 KB) stays in L1 while every
 /// row tile of the task uses it.
 const KC: usize = 256;
 /// Inner-dimension block of `backward_input`: a task's `[32, KC_T]` block of dy stays in L2
-/// while 8 rows of w at a time (16 KB) are dotted with it from L1.
+/// while 4 rows of w at a time (8 KB) are dotted with it from L1.
 const KC_T: usize = 512;
 
 fn check(n: usize, c_in: usize, c_out: usize, x: usize, w: usize, y: usize) {
@@ -47,72 +45,51 @@ pub fn forward(n: usize, c_in: usize, c_out: usize, x: &[f32], w: &[f32], b: &[f
         simd::copy_rows(b, yt);
         for k0 in (0..c_in).step_by(KC) {
             let kc = KC.min(c_in - k0);
-            let wk = &w[k0 * c_out..][..kc * c_out]; // [kc, c_out]
-            let mut r = 0;
-            while r + MR <= rows {
-                let xs: [&[f32]; MR] = std::array::from_fn(|j| &xt[(r + j) * c_in + k0..][..kc]);
-                row_tile(kc, |p| -> [f32; MR] { std::array::from_fn(|j| xs[j][p]) }, wk, c_out, &mut yt[r * c_out..]);
-                r += MR;
-            }
-            for r in r..rows {
-                let xr = &xt[r * c_in + k0..][..kc];
-                row_tile(kc, |p| [xr[p]], wk, c_out, &mut yt[r * c_out..]);
-            }
+            // SAFETY: rows x kc of xt from column k0, kc x c_out of w from row k0, and
+            // rows x c_out of yt are inside the slices `check` measured.
+            let (a, bw, c) = (xt[k0..].as_ptr(), w[k0 * c_out..].as_ptr(), yt.as_mut_ptr());
+            let (k, a_j, a_k) = (kc, c_in, 1);
+            dispatch!(gemm_acc(rows: usize, k: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, bw: *const f32, c: *mut f32))
         }
     });
 }
 
-/// c[j, ..c_out] += sum_{p < k} a(p)[j] * b[p, ..c_out] for the M rows j of a row-major
-/// `[M, c_out]` block of `c`, where `a(p)` gives column p of the left operand's M rows: 16-column
-/// register tiles, then one 8-column tile, then scalar columns. Every element is the same chain
-/// of fused multiply-adds in p order, whichever path computes it.
+/// c[j, o] += sum_{p < k} a[j * a_j + p * a_k] * b[p * c_out + o] for j < rows, o < c_out, with
+/// `c` row-major `[rows, c_out]`: each 16-column block of b (from L1) serves every row tile,
+/// then scalar columns. Every element is one chain of multiply-adds in p order.
+/// # Safety
+/// `S`'s instructions exist, and every index above is inside its buffer.
 #[inline(always)]
-fn row_tile<const M: usize>(k: usize, a: impl Fn(usize) -> [f32; M] + Copy, b: &[f32], c_out: usize, c: &mut [f32]) {
-    let mut o = 0;
-    while o + 16 <= c_out {
-        tile::<M, 2>(k, a, &b[o..], c_out, &mut c[o..], c_out);
-        o += 16;
-    }
-    if o + 8 <= c_out {
-        tile::<M, 1>(k, a, &b[o..], c_out, &mut c[o..], c_out);
-        o += 8;
-    }
-    for o in o..c_out {
-        let mut acc: [f32; M] = std::array::from_fn(|j| c[j * c_out + o]);
-        for p in 0..k {
-            let (av, bv) = (a(p), b[p * c_out + o]);
-            acc.iter_mut().zip(av).for_each(|(s, av)| *s = av.mul_add(bv, *s));
-        }
-        acc.iter().enumerate().for_each(|(j, &s)| c[j * c_out + o] = s);
-    }
-}
-
-/// The register tile: c[j * ldc + v] += sum_{p < k} a(p)[j] * b[p * ldb + v] for j < M,
-/// v < 8 NV.
-#[inline(always)]
-fn tile<const M: usize, const NV: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_acc<S: Simd>(
+    rows: usize,
     k: usize,
-    a: impl Fn(usize) -> [f32; M],
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
+    c_out: usize,
+    a: *const f32,
+    a_j: usize,
+    a_k: usize,
+    b: *const f32,
+    c: *mut f32,
 ) {
-    let mut acc: [[f32x8; NV]; M] = std::array::from_fn(|j| std::array::from_fn(|v| load(&c[j * ldc + 8 * v..])));
-    for p in 0..k {
-        let br = &b[p * ldb..][..8 * NV];
-        let bv: [f32x8; NV] = std::array::from_fn(|v| load(&br[8 * v..]));
-        let av = a(p);
-        for j in 0..M {
-            let aj = f32x8::splat(av[j]);
-            for v in 0..NV {
-                acc[j][v] = aj.mul_add(bv[v], acc[j][v]);
-            }
+    let vec_cols = c_out - c_out % 8;
+    for (o0, nv) in channel_blocks(vec_cols) {
+        for (r0, m) in row_chunks(rows) {
+            with_rows!(m, M => with_nv!(nv, NV => {
+                let cp = c.add(r0 * c_out + o0);
+                let mut t = Tile::<S, M, NV>::load(cp, c_out);
+                t.run(Tile::<S, M, NV>::rows(a.add(r0 * a_j), a_j), a_k, b.add(o0), c_out, k);
+                t.store(cp, c_out);
+            }))
         }
     }
-    for (j, row) in acc.iter().enumerate() {
-        for (v, a) in row.iter().enumerate() {
-            store(*a, &mut c[j * ldc + 8 * v..]);
+    for o in vec_cols..c_out {
+        for j in 0..rows {
+            let cp = c.add(j * c_out + o);
+            let mut s = *cp;
+            for p in 0..k {
+                s = (*a.add(j * a_j + p * a_k)).mul_add(*b.add(p * c_out + o), s);
+            }
+            *cp = s;
         }
     }
 }
@@ -131,69 +108,44 @@ pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32]
     }
     dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * c_out)).for_each(|(dxt, dyt)| {
         let rows = dxt.len() / c_in;
-        // dx[r, i] += the dot product of dy's row r and w's row i, over one block of c_out.
         for k0 in (0..c_out).step_by(KC_T) {
             let kc = KC_T.min(c_out - k0);
-            let dyr = |r: usize| &dyt[r * c_out + k0..][..kc];
-            let mut i = 0;
-            while i + 8 <= c_in {
-                let wr: [&[f32]; 8] = std::array::from_fn(|l| &w[(i + l) * c_out + k0..][..kc]);
-                let mut r = 0;
-                while r + 2 <= rows {
-                    let sums = dots8::<2>([dyr(r), dyr(r + 1)], wr);
-                    for (j, s) in sums.into_iter().enumerate() {
-                        let d = &mut dxt[(r + j) * c_in + i..];
-                        store(load(d) + s, d);
-                    }
-                    r += 2;
-                }
-                if r < rows {
-                    let [s] = dots8::<1>([dyr(r)], wr);
-                    let d = &mut dxt[r * c_in + i..];
-                    store(load(d) + s, d);
-                }
-                i += 8;
-            }
-            for i in i..c_in {
-                for r in 0..rows {
-                    dxt[r * c_in + i] += simd::dot(dyr(r), &w[i * c_out + k0..][..kc]);
-                }
-            }
+            // SAFETY: rows x kc of dyt and c_in x kc of w from column k0, and rows x c_in of
+            // dxt, are inside the slices `check` measured.
+            let (a, bw, c) = (dyt[k0..].as_ptr(), w[k0..].as_ptr(), dxt.as_mut_ptr());
+            dispatch!(dots_acc(rows: usize, c_in: usize, c_out: usize, kc: usize, a: *const f32, bw: *const f32, c: *mut f32))
         }
     });
 }
 
-/// The dot products of each row a[j] with the 8 rows b[l] (all of one length), as one vector
-/// per j whose lane l is a[j]·b[l]: 8-lane partial sums, then an 8 x 8 transpose whose rows are
-/// added (cheaper than 8 horizontal sums), then the scalar tail. The tail stays behind its
-/// branch: computed unconditionally (empty), it made this kernel 2-3x slower.
+/// c[r, i] += a_r . b_i over `kc` lanes, for rows r of a (`[rows, ld]`), rows i of b
+/// (`[cols, ld]`) and `c` row-major `[rows, cols]`: 3 x 4 dot products at a time.
+/// # Safety
+/// `S`'s instructions exist, and every index above is inside its buffer.
 #[inline(always)]
-fn dots8<const M: usize>(a: [&[f32]; M], b: [&[f32]; 8]) -> [f32x8; M] {
-    let k = a[0].len();
-    let body = k - k % 8;
-    let mut acc = [[f32x8::splat(0.0); 8]; M];
-    for p in (0..body).step_by(8) {
-        let av: [f32x8; M] = std::array::from_fn(|j| load(&a[j][p..]));
-        for l in 0..8 {
-            let bv = load(&b[l][p..]);
-            for j in 0..M {
-                acc[j][l] = av[j].mul_add(bv, acc[j][l]);
-            }
-        }
-    }
-    let mut sums: [f32x8; M] = std::array::from_fn(|j| {
-        let t = f32x8::transpose(acc[j]);
-        ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))
-    });
-    if body < k {
-        for (j, s) in sums.iter_mut().enumerate() {
-            let tail: [f32; 8] = std::array::from_fn(|l| {
-                a[j][body..].iter().zip(&b[l][body..]).fold(0.0, |s, (&av, &bv)| av.mul_add(bv, s))
+unsafe fn dots_acc<S: Simd>(rows: usize, cols: usize, ld: usize, kc: usize, a: *const f32, b: *const f32, c: *mut f32) {
+    let mut i = 0;
+    while i < cols {
+        let l = if i + 4 <= cols { 4 } else { 1 };
+        let mut r = 0;
+        while r < rows {
+            let m = 3.min(rows - r);
+            with_rows!(m, M => {
+                let (ap, bp) = (a.add(r * ld), b.add(i * ld));
+                if l == 4 {
+                    let d = dots::<S, M, 4>(ap, ld, bp, ld, kc);
+                    for (j, row) in d.iter().enumerate() {
+                        row.iter().enumerate().for_each(|(q, v)| *c.add((r + j) * cols + i + q) += v);
+                    }
+                } else {
+                    let d = dots::<S, M, 1>(ap, ld, bp, ld, kc);
+                    d.iter().enumerate().for_each(|(j, v)| *c.add((r + j) * cols + i) += v[0]);
+                }
             });
-            *s += f32x8::from(tail);
+            r += m;
         }
+        i += l;
     }
-    sums
 }
 
 /// dw = xᵀ dy and db = the column sums of dy. Overwrites `dw` and `db`. Each element of dw is
@@ -207,16 +159,12 @@ pub fn backward_weight(n: usize, c_in: usize, c_out: usize, x: &[f32], dy: &[f32
         dw.par_chunks_mut(W_ROWS_PER_TASK * c_out).enumerate().for_each(|(t, dwt)| {
             let (i0, rows) = (t * W_ROWS_PER_TASK, dwt.len() / c_out);
             dwt.fill(0.0);
-            let mut i = 0;
-            // Rows i0 + i.. of xᵀ: for each p, MR consecutive features of x's row p.
-            while i + MR <= rows {
-                let xt = |p: usize| -> [f32; MR] { x[p * c_in + i0 + i..][..MR].try_into().expect("MR lanes") };
-                row_tile(n, xt, dy, c_out, &mut dwt[i * c_out..]);
-                i += MR;
-            }
-            for i in i..rows {
-                row_tile(n, |p| [x[p * c_in + i0 + i]], dy, c_out, &mut dwt[i * c_out..]);
-            }
+            // Rows i0.. of xᵀ: row j, column p is x[p, i0 + j].
+            // SAFETY: x[p * c_in + i0 + j] for p < n, j < rows, dy's n x c_out and dwt's
+            // rows x c_out are inside the slices `check` measured.
+            let (a, b, c) = (x[i0..].as_ptr(), dy.as_ptr(), dwt.as_mut_ptr());
+            let (a_j, a_k) = (1, c_in);
+            dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32))
         });
     }
     db.fill(0.0);

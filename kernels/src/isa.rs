@@ -1,0 +1,116 @@
+//! Which instruction set the kernels run on, chosen at run time so one binary runs on any
+//! x86-64 CPU: AVX2 + FMA where the CPU has them, else portable code. `set_kernel_path`
+//! forces a path (the engine's CLI reads `AUTOENCODER_KERNELS`).
+//!
+//! Results are bitwise identical on any thread count within a path; the paths may differ in
+//! the last bits (fused against unfused multiply-adds), within the naive twins' tolerances.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelPath {
+    /// 256-bit AVX2 with fused multiply-add (x86-64-v3: Intel Haswell, AMD Zen and later).
+    Avx2,
+    /// Any x86-64 CPU (SSE2).
+    Portable,
+}
+
+impl KernelPath {
+    pub const ALL: [KernelPath; 2] = [KernelPath::Avx2, KernelPath::Portable];
+
+    /// The name `AUTOENCODER_KERNELS`, `bench` and `report.json` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::Avx2 => "avx2",
+            KernelPath::Portable => "portable",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_supported(self) -> bool {
+        match self {
+            KernelPath::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            }
+            KernelPath::Portable => true,
+        }
+    }
+
+    /// The fastest path this CPU supports.
+    pub fn best() -> Self {
+        Self::ALL.into_iter().find(|p| p.is_supported()).unwrap_or(KernelPath::Portable)
+    }
+
+    /// Every path this CPU supports, fastest first.
+    pub fn supported() -> Vec<Self> {
+        Self::ALL.into_iter().filter(|p| p.is_supported()).collect()
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            KernelPath::Avx2 => 1,
+            KernelPath::Portable => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for KernelPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// 0 until the first kernel call (or `set_kernel_path`) fixes the path.
+static CHOSEN: AtomicU8 = AtomicU8::new(0);
+
+/// The path kernels run on: the one set with `set_kernel_path`, else `KernelPath::best()`.
+pub fn kernel_path() -> KernelPath {
+    match CHOSEN.load(Ordering::Relaxed) {
+        1 => KernelPath::Avx2,
+        2 => KernelPath::Portable,
+        _ => {
+            let best = KernelPath::best();
+            CHOSEN.store(best.code(), Ordering::Relaxed);
+            best
+        }
+    }
+}
+
+/// Runs every later kernel call on `path`; an error if this CPU lacks its instructions.
+/// Set it before kernels run: a pass that changes path half-way is not repeatable.
+pub fn set_kernel_path(path: KernelPath) -> Result<(), String> {
+    if !path.is_supported() {
+        let have: Vec<_> = KernelPath::supported().iter().map(|p| p.name()).collect();
+        return Err(format!("this CPU cannot run the {path} kernels (it supports: {})", have.join(", ")));
+    }
+    CHOSEN.store(path.code(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// `dispatch!(kernel(arg: Type, ...))` calls the generic `kernel::<S>(arg, ...)` for the
+/// chosen path's vector type `S`. The AVX2 call goes through a local `#[target_feature]`
+/// function that calls the `#[inline(always)]` kernel directly, so the kernel and the
+/// intrinsics it uses are inlined there and compiled for AVX2 + FMA (a closure in between
+/// is not inlined, and every intrinsic became a call: 100x slower). The kernel is an
+/// `unsafe fn` whose only requirement beyond its documented bounds is that `S`'s
+/// instructions exist, which the path guarantees.
+macro_rules! dispatch {
+    ($f:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {{
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx2($($arg: $ty),*) {
+            $f::<$crate::micro::Avx2>($($arg),*)
+        }
+        match $crate::isa::kernel_path() {
+            // SAFETY: the Avx2 path is only chosen when the CPU has AVX2 and FMA.
+            $crate::isa::KernelPath::Avx2 => unsafe { avx2($($arg),*) },
+            // SAFETY: portable code runs on any x86-64 CPU.
+            $crate::isa::KernelPath::Portable => unsafe { $f::<$crate::micro::Portable>($($arg),*) },
+        }
+    }};
+}
+pub(crate) use dispatch;

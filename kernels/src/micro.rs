@@ -1,0 +1,313 @@
+//! The register tile every matrix-shaped pass (convolutions, their gradients, dense layers)
+//! runs on, written once over a vector type `S: Simd` and compiled for each instruction set
+//! the dispatcher (`crate::isa`) can choose at run time.
+//!
+//! A tile holds `M x 8 NV` outputs in `M * NV` accumulators and adds rank-1 updates
+//! `a[j] * b[0..8 NV]`: one vector load of `b` per `NV` lanes, one broadcast of `a[j]` per
+//! row. With AVX2's 16 registers the widest tile that does not spill is 6 x 16 (12
+//! accumulators, 2 rows of `b`, 1 broadcast), as in BLIS's Haswell kernel; the callers split
+//! rows into chunks of at most `MAX_M`.
+//!
+//! Inner loops index raw pointers: the public kernels check every slice length once at entry,
+//! and each tile's reads and writes stay inside the ranges those checks cover (debug builds
+//! assert it per tile). This removed the per-FMA bounds checks and stack reloads of the
+//! slice-based loop.
+
+// Indexed loops over the tile's rows and lanes keep the accumulator array in registers.
+#![allow(clippy::needless_range_loop)]
+
+use core::arch::x86_64::*;
+
+/// Rows per tile: 6 x 16 fills AVX2's 16 registers without spilling.
+pub(crate) const MAX_M: usize = 6;
+
+/// The vector operations a tile needs, 8 f32 lanes wide.
+/// # Safety
+/// The methods use the instructions of their type: call them only when `crate::isa` says
+/// the CPU has them, through `crate::isa::dispatch!`.
+pub(crate) trait Simd: Copy {
+    type V: Copy;
+    unsafe fn zero() -> Self::V;
+    unsafe fn load(p: *const f32) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// All lanes set to `*p`.
+    unsafe fn splat(p: *const f32) -> Self::V;
+    /// a * b + c (fused where the instruction set has it).
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// The sum of the 8 lanes, in a fixed order.
+    unsafe fn sum(v: Self::V) -> f32;
+}
+
+/// AVX2 + FMA (x86-64-v3).
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2;
+
+impl Simd for Avx2 {
+    type V = __m256;
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        _mm256_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        _mm256_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m256 {
+        _mm256_broadcast_ss(&*p)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        _mm256_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sum(v: __m256) -> f32 {
+        let mut l = [0.0f32; 8];
+        _mm256_storeu_ps(l.as_mut_ptr(), v);
+        lane_sum(l)
+    }
+}
+
+/// Any x86-64 CPU: `wide`'s portable 8-lane type (SSE2 pairs without compile-time AVX), with
+/// an unfused multiply-add where the target has no FMA.
+#[derive(Clone, Copy)]
+pub(crate) struct Portable;
+
+impl Simd for Portable {
+    type V = wide::f32x8;
+    #[inline(always)]
+    unsafe fn zero() -> wide::f32x8 {
+        wide::f32x8::ZERO
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> wide::f32x8 {
+        wide::f32x8::from(p.cast::<[f32; 8]>().read_unaligned())
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: wide::f32x8) {
+        p.cast::<[f32; 8]>().write_unaligned(v.to_array())
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> wide::f32x8 {
+        wide::f32x8::splat(*p)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: wide::f32x8, b: wide::f32x8, c: wide::f32x8) -> wide::f32x8 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    unsafe fn add(a: wide::f32x8, b: wide::f32x8) -> wide::f32x8 {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn sum(v: wide::f32x8) -> f32 {
+        lane_sum(v.to_array())
+    }
+}
+
+/// Pairwise sum of 8 lanes; every path uses this order.
+#[inline(always)]
+fn lane_sum(l: [f32; 8]) -> f32 {
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
+/// `M x 8 NV` accumulators: row j, lanes `8 v .. 8 v + 8`.
+pub(crate) struct Tile<S: Simd, const M: usize, const NV: usize> {
+    acc: [[S::V; NV]; M],
+}
+
+impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
+    #[inline(always)]
+    pub unsafe fn zero() -> Self {
+        Tile { acc: [[S::zero(); NV]; M] }
+    }
+
+    /// Every row set to `row[0 .. 8 NV]` (a bias).
+    #[inline(always)]
+    pub unsafe fn rows_of(row: *const f32) -> Self {
+        let mut r = [S::zero(); NV];
+        for (v, r) in r.iter_mut().enumerate() {
+            *r = S::load(row.add(8 * v));
+        }
+        Tile { acc: [r; M] }
+    }
+
+    /// Row j set to c[j * ldc ..][.. 8 NV] (partial sums stored by an earlier tile).
+    #[inline(always)]
+    pub unsafe fn load(c: *const f32, ldc: usize) -> Self {
+        let mut acc = [[S::zero(); NV]; M];
+        for (j, row) in acc.iter_mut().enumerate() {
+            for (v, a) in row.iter_mut().enumerate() {
+                *a = S::load(c.add(j * ldc + 8 * v));
+            }
+        }
+        Tile { acc }
+    }
+
+    /// acc[j] += sum over k < len of a[j][k * a_k] * b[k * b_k ..][.. 8 NV]: `len` rank-1
+    /// updates in k order, row j's operand starting at `a[j]`.
+    #[inline(always)]
+    pub unsafe fn run(&mut self, a: [*const f32; M], a_k: usize, b: *const f32, b_k: usize, len: usize) {
+        let mut b = b;
+        for k in 0..len {
+            let mut bv = [S::zero(); NV];
+            for (v, bv) in bv.iter_mut().enumerate() {
+                *bv = S::load(b.add(8 * v));
+            }
+            for j in 0..M {
+                let x = S::splat(a[j].add(k * a_k));
+                for v in 0..NV {
+                    self.acc[j][v] = S::fma(x, bv[v], self.acc[j][v]);
+                }
+            }
+            b = b.add(b_k);
+        }
+    }
+
+    /// Row pointers `base + j * step` for `run`.
+    #[inline(always)]
+    pub fn rows(base: *const f32, step: usize) -> [*const f32; M] {
+        core::array::from_fn(|j| base.wrapping_add(j * step))
+    }
+
+    /// c[j * ldc ..][.. 8 NV] <- row j.
+    #[inline(always)]
+    pub unsafe fn store(&self, c: *mut f32, ldc: usize) {
+        for j in 0..M {
+            for v in 0..NV {
+                S::store(c.add(j * ldc + 8 * v), self.acc[j][v]);
+            }
+        }
+    }
+
+    /// c[j * ldc ..][.. 8 NV] += row j.
+    #[inline(always)]
+    pub unsafe fn add_to(&self, c: *mut f32, ldc: usize) {
+        for j in 0..M {
+            for v in 0..NV {
+                let p = c.add(j * ldc + 8 * v);
+                S::store(p, S::add(S::load(p), self.acc[j][v]));
+            }
+        }
+    }
+}
+
+/// Runs `$body` with `const $m: usize` bound to the runtime row count `$rows` (1 ..= MAX_M),
+/// so each tile height gets its own fully unrolled code.
+macro_rules! with_rows {
+    ($rows:expr, $m:ident => $body:expr) => {
+        match $rows {
+            1 => {
+                const $m: usize = 1;
+                $body
+            }
+            2 => {
+                const $m: usize = 2;
+                $body
+            }
+            3 => {
+                const $m: usize = 3;
+                $body
+            }
+            4 => {
+                const $m: usize = 4;
+                $body
+            }
+            5 => {
+                const $m: usize = 5;
+                $body
+            }
+            6 => {
+                const $m: usize = 6;
+                $body
+            }
+            r => unreachable!("tile rows {r} outside 1..={}", $crate::micro::MAX_M),
+        }
+    };
+}
+pub(crate) use with_rows;
+
+/// Channel blocks of a tile row: `(c0, nv)` with `8 * nv` channels from `c0`, 16 at a time
+/// and a last block of 8 (`c % 8 == 0`).
+pub(crate) fn channel_blocks(c: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..c.div_ceil(16)).map(move |i| (16 * i, if 16 * i + 16 <= c { 2 } else { 1 }))
+}
+
+/// Runs `$body` with `const $nv: usize` bound to a channel block's vector count (1 or 2).
+macro_rules! with_nv {
+    ($nv:expr, $n:ident => $body:expr) => {
+        if $nv == 2 {
+            const $n: usize = 2;
+            $body
+        } else {
+            const $n: usize = 1;
+            $body
+        }
+    };
+}
+pub(crate) use with_nv;
+
+/// Splits `0..n` into `n.div_ceil(MAX_M)` runs of nearly equal length (at most `MAX_M`):
+/// 28 -> 6,6,6,5,5; 14 -> 5,5,4; 7 -> 4,3. Yields (start, len).
+pub(crate) fn row_chunks(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    let parts = n.div_ceil(MAX_M);
+    let (base, extra) = (n.checked_div(parts).unwrap_or(0), n.checked_rem(parts).unwrap_or(0));
+    (0..parts).scan(0, move |start, i| {
+        let len = base + usize::from(i < extra);
+        let s = *start;
+        *start += len;
+        Some((s, len))
+    })
+}
+
+/// The dot products of `M` rows of `a` with `L` rows of `b` (rows `a_ld` and `b_ld` apart,
+/// `len` long): out[j][l] = a_j . b_l, 8-lane partial sums in k order, then the lanes and the
+/// scalar tail summed in a fixed order. For products whose reduction axis is contiguous in
+/// both operands (the dense layer's dy wᵀ).
+#[inline(always)]
+pub(crate) unsafe fn dots<S: Simd, const M: usize, const L: usize>(
+    a: *const f32,
+    a_ld: usize,
+    b: *const f32,
+    b_ld: usize,
+    len: usize,
+) -> [[f32; L]; M] {
+    let body = len - len % 8;
+    let mut acc = [[S::zero(); L]; M];
+    let mut k = 0;
+    while k < body {
+        let mut av = [S::zero(); M];
+        for (j, av) in av.iter_mut().enumerate() {
+            *av = S::load(a.add(j * a_ld + k));
+        }
+        for l in 0..L {
+            let bv = S::load(b.add(l * b_ld + k));
+            for j in 0..M {
+                acc[j][l] = S::fma(av[j], bv, acc[j][l]);
+            }
+        }
+        k += 8;
+    }
+    // Plain loops, not `array::from_fn`: its closures are not compiled with the caller's
+    // target features, so the intrinsics in them would become calls.
+    let mut out = [[0.0f32; L]; M];
+    for j in 0..M {
+        for l in 0..L {
+            let mut s = S::sum(acc[j][l]);
+            for k in body..len {
+                s = (*a.add(j * a_ld + k)).mul_add(*b.add(l * b_ld + k), s);
+            }
+            out[j][l] = s;
+        }
+    }
+    out
+}
