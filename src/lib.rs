@@ -16,6 +16,7 @@ pub mod models;
 pub mod npy;
 pub mod optim;
 pub mod picture;
+pub mod profile;
 pub mod report;
 pub mod sequential;
 pub mod tensor;

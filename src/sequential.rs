@@ -3,6 +3,7 @@
 //! so steps after the first (largest) batch do not allocate.
 
 use crate::layers::{Layer, Param};
+use crate::profile::{Profile, Stage};
 use crate::Tensor;
 
 pub struct Sequential {
@@ -45,6 +46,11 @@ impl Sequential {
     /// # Panics
     /// If `x`'s per-image shape is not the model's input shape.
     pub fn forward_prefix(&mut self, x: &Tensor, layers: usize) -> &Tensor {
+        self.forward_timed(x, layers, &mut Profile::off())
+    }
+
+    /// `forward_prefix`, charging each layer's passes to `profile`.
+    pub fn forward_timed(&mut self, x: &Tensor, layers: usize, profile: &mut Profile) -> &Tensor {
         assert_eq!(&x.shape()[1..], self.input_shape(), "model input shape");
         let n = x.batch();
         let layers = layers.min(self.layers.len());
@@ -53,11 +59,12 @@ impl Sequential {
         for (i, layer) in self.layers.iter_mut().enumerate().take(layers) {
             let (before, after) = self.acts.split_at_mut(i + 1);
             let (x, y) = (&mut before[i], &mut after[0]);
+            profile.enter(Stage::Layer(i));
             if layer.is_view() {
                 std::mem::swap(x, y);
                 y.reshape_for(n, layer.output_shape());
             } else {
-                layer.forward(x, y);
+                layer.forward_timed(x, y, profile);
             }
         }
         &self.acts[layers]
@@ -73,11 +80,17 @@ impl Sequential {
     /// # Panics
     /// If `dy` does not have the output's shape.
     pub fn backward(&mut self, dy: &Tensor) {
+        self.backward_timed(dy, &mut Profile::off());
+    }
+
+    /// `backward`, charging each layer's passes to `profile`.
+    pub fn backward_timed(&mut self, dy: &Tensor, profile: &mut Profile) {
         let last = self.layers.len();
         assert_eq!(dy.shape(), self.acts[last].shape(), "output gradient shape");
         self.grads[last].reshape_for(dy.batch(), &dy.shape()[1..]);
         self.grads[last].data_mut().copy_from_slice(dy.data());
         for (i, layer) in self.layers.iter_mut().enumerate().rev() {
+            profile.enter(Stage::Layer(i));
             let (acts_lo, acts_hi) = self.acts.split_at_mut(i + 1);
             let (grads_lo, grads_hi) = self.grads.split_at_mut(i + 1);
             if layer.is_view() {
@@ -92,7 +105,7 @@ impl Sequential {
                 grads_hi[0].reshape_for(n, &self.shapes[i + 1]);
             } else {
                 let dx = (i > 0).then_some(&mut grads_lo[i]);
-                layer.backward(&acts_lo[i], &acts_hi[0], &grads_hi[0], dx);
+                layer.backward_timed(&acts_lo[i], &acts_hi[0], &grads_hi[0], dx, profile);
             }
         }
     }

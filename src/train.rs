@@ -6,6 +6,7 @@ use crate::data::{shuffle, Dataset, Split};
 use crate::evaluate::{evaluate, Images, Scores};
 use crate::models::{self, ModelKind, INPUT_SHAPE};
 use crate::optim::{Adam, AdamConfig};
+use crate::profile::{Profile, Stage};
 use crate::sequential::Sequential;
 use crate::{Error, Result, Tensor};
 
@@ -150,6 +151,10 @@ pub struct RunState {
     /// Loss of the run's very first batch, on the untrained model: an epoch whose mean training
     /// loss is above it has diverged.
     pub initial_loss: f64,
+    /// The kernel path (`kernels::isa`) the run started on; `None` for states saved before it
+    /// was recorded. Paths may differ in the last bits, so a resume on another path is not
+    /// bitwise the uninterrupted run.
+    pub kernel_path: Option<String>,
 }
 
 impl RunState {
@@ -175,6 +180,7 @@ impl RunState {
             best_weights: snapshot(model),
             stopped_early: false,
             initial_loss: f64::INFINITY,
+            kernel_path: Some(kernels::isa::kernel_path().name().to_string()),
         }
     }
 }
@@ -241,15 +247,31 @@ fn restore(model: &mut Sequential, weights: &[Vec<f32>]) {
 /// One optimisation step on `batch` (the input is also the target): forward, `loss`, backward,
 /// Adam. Returns the batch loss; when it is not finite the weights are left untouched.
 pub fn train_step(model: &mut Sequential, adam: &mut Adam, loss: Loss, batch: &Tensor, dy: &mut Tensor) -> f64 {
-    let y = model.forward(batch);
+    train_step_timed(model, adam, loss, batch, dy, &mut Profile::off())
+}
+
+/// `train_step`, charging every pass to `profile` (`bench --layers`).
+pub fn train_step_timed(
+    model: &mut Sequential,
+    adam: &mut Adam,
+    loss: Loss,
+    batch: &Tensor,
+    dy: &mut Tensor,
+    profile: &mut Profile,
+) -> f64 {
+    let y = model.forward_timed(batch, usize::MAX, profile);
+    profile.enter(Stage::Loss);
     dy.reshape_for(batch.batch(), &batch.shape()[1..]);
-    let loss = loss.forward_backward(y.data(), batch.data(), dy.data_mut());
-    if !loss.is_finite() {
-        return loss;
+    let value = loss.forward_backward(y.data(), batch.data(), dy.data_mut());
+    profile.lap(loss.name(), 0.0);
+    if !value.is_finite() {
+        return value;
     }
-    model.backward(dy);
+    model.backward_timed(dy, profile);
+    profile.enter(Stage::Optimizer);
     adam.step(model);
-    loss
+    profile.lap("adam", 0.0);
+    value
 }
 
 /// Trains on `split.train`, validating on `split.val` after every epoch: a fresh model from

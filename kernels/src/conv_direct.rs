@@ -8,7 +8,14 @@
 
 use crate::geom::ConvGeom;
 use crate::isa::dispatch;
-use crate::micro::{channel_blocks, dots, row_chunks, with_nv, with_rows, Simd, Tile, MAX_M};
+use crate::micro::{channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Simd, Tile, MAX_M};
+
+/// Output pixels per block of `weight_grad_tiled_acc`.
+const PIXEL_BLOCK: usize = 64;
+
+/// Kernels of at most this many taps x input channels (`k * k * c_in`) run all their rows in
+/// one pass over the pixels (see `forward_tiled_with`).
+const SMALL_KERNEL: usize = 64;
 
 /// Size of the zero-padded copy of one input image: `[hp, wp, c_in]` plus slack for the
 /// strided input gradient's reads past the last column.
@@ -90,13 +97,17 @@ pub fn strided_dy_dims(g: &ConvGeom) -> (usize, usize) {
     ((g.h_in + g.pad_top) / g.stride + p + 1, (g.w_in + g.pad_left) / g.stride + p + 1 + MAX_M)
 }
 
-/// wt[kh, kw, co, ci] = w[kh, kw, ci, co]: per tap, input channels contiguous.
+/// The kernel of `backward_input_strided`, per tap and per block of input channels (the
+/// `channel_blocks` of c_in, `8 nv` wide from ci0): `wt[tap][ci0 * c_out + co * 8 nv + l] =
+/// w[tap][ci0 + l][co]`, so each tile's weights are one contiguous run. Needs `c_in % 8 == 0`.
 pub fn transpose_taps(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
     let (ci_n, co_n) = (g.c_in, g.c_out);
     for (src, dst) in w.chunks_exact(ci_n * co_n).zip(wt.chunks_exact_mut(ci_n * co_n)) {
-        for ci in 0..ci_n {
+        for (ci0, nv) in channel_blocks(ci_n) {
             for co in 0..co_n {
-                dst[co * ci_n + ci] = src[ci * co_n + co];
+                for l in 0..8 * nv {
+                    dst[ci0 * co_n + co * 8 * nv + l] = src[(ci0 + l) * co_n + co];
+                }
             }
         }
     }
@@ -120,27 +131,28 @@ unsafe fn forward_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], w: &[f32], b: Op
     let (xp, w, yp) = (xp.as_ptr(), w.as_ptr(), y.as_mut_ptr());
     // Per channel block and kernel row, its weights (k x c_in x 16: 24 KB at c_in = 128)
     // stay in L1 while every pixel tile uses them; the tiles' partial sums go through y,
-    // which does not change them (each output is the same chain of FMAs in kh order).
-    // Tiles run over the image's pixels in row-major order, across rows, so 7- and 14-wide
-    // rows get full tiles too.
+    // which does not change them (each output is the same chain of FMAs in kh order). With
+    // few input channels a kernel row is a short run and that round trip would cost more
+    // than the multiply-adds: then all rows go in one pass. Tiles run over the image's pixels
+    // in row-major order, across rows, so 7- and 14-wide rows get full tiles too.
+    let rows_per_pass = if k * k * ci_n <= SMALL_KERNEL { k } else { 1 };
     for (co0, nv) in channel_blocks(co_n) {
-        for kh in 0..k {
-            let wk = w.add(kh * k * ci_n * co_n + co0);
-            for (p0, m) in row_chunks(g.h_out * g.w_out) {
+        for kh0 in (0..k).step_by(rows_per_pass) {
+            for (p0, m, px) in pixel_chunks(g.h_out, g.w_out) {
                 with_rows!(m, M => with_nv!(nv, NV => {
                     let c = yp.add(p0 * co_n + co0);
-                    let mut t = match (kh, b) {
+                    let mut t = match (kh0, b) {
                         (0, Some(b)) => Tile::<S, M, NV>::rows_of(b.as_ptr().add(co0)),
                         (0, None) => Tile::<S, M, NV>::zero(),
                         _ => Tile::<S, M, NV>::load(c, co_n),
                     };
-                    // Along a kernel row the (kw, ci) pairs are contiguous in both the
-                    // padded image and the kernel: one run of k * c_in.
-                    let a = core::array::from_fn(|j| {
-                        let (oh, ow) = ((p0 + j) / g.w_out, (p0 + j) % g.w_out);
-                        xp.add(((oh * s + kh) * wp + ow * s) * ci_n)
-                    });
-                    t.run(a, 1, wk, co_n, k * ci_n);
+                    let window: [*const f32; M] = core::array::from_fn(|j| xp.add((px[j].0 * s * wp + px[j].1 * s) * ci_n));
+                    for kh in kh0..(kh0 + rows_per_pass).min(k) {
+                        // Along a kernel row the (kw, ci) pairs are contiguous in both the
+                        // padded image and the kernel: one run of k * c_in.
+                        let a = core::array::from_fn(|j| window[j].add(kh * wp * ci_n));
+                        t.run(a, 1, w.add(kh * k * ci_n * co_n + co0), co_n, k * ci_n);
+                    }
                     t.store(c, co_n);
                 }))
             }
@@ -163,31 +175,46 @@ pub fn forward_narrow(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y
 #[inline(always)]
 unsafe fn forward_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
-    let tap = k * k * ci_n;
+    let (tap, seg) = (k * k * ci_n, k * ci_n);
+    let body = seg - seg % 8;
     let (xp, wt) = (xp.as_ptr(), wt.as_ptr());
-    for oh in 0..g.h_out {
-        for (ow0, m) in row_chunks(g.w_out) {
-            for co in 0..co_n {
-                with_rows!(m, M => {
-                    let mut acc = [b.map_or(0.0, |b| b[co]); M];
+    for (p0, m, px) in pixel_chunks(g.h_out, g.w_out) {
+        for co in 0..co_n {
+            with_rows!(m, M => {
+                // One vector of partial sums per pixel across all kernel rows, summed once.
+                let row = |j: usize, kh: usize| xp.add(((px[j].0 * s + kh) * wp + px[j].1 * s) * ci_n);
+                let mut acc = [S::zero(); M];
+                for kh in 0..k {
+                    let a: [*const f32; M] = core::array::from_fn(|j| row(j, kh));
+                    let wk = wt.add(co * tap + kh * seg);
+                    let mut q = 0;
+                    while q < body {
+                        let wv = S::load(wk.add(q));
+                        for j in 0..M {
+                            acc[j] = S::fma(S::load(a[j].add(q)), wv, acc[j]);
+                        }
+                        q += 8;
+                    }
+                }
+                for j in 0..M {
+                    let mut v = b.map_or(0.0, |b| b[co]) + S::sum(acc[j]);
                     for kh in 0..k {
-                        let a = xp.add(((oh * s + kh) * wp + ow0 * s) * ci_n);
-                        let d = dots::<S, M, 1>(a, s * ci_n, wt.add(co * tap + kh * k * ci_n), 0, k * ci_n);
-                        acc.iter_mut().zip(d).for_each(|(acc, d)| *acc += d[0]);
+                        let (a, wk) = (row(j, kh), wt.add(co * tap + kh * seg));
+                        for q in body..seg {
+                            v = (*a.add(q)).mul_add(*wk.add(q), v);
+                        }
                     }
-                    for (j, v) in acc.into_iter().enumerate() {
-                        y[(oh * g.w_out + ow0 + j) * co_n + co] = v;
-                    }
-                })
-            }
+                    y[(p0 + j) * co_n + co] = v;
+                }
+            })
         }
     }
 }
 
 /// dw[kh, kw, ci, co] += sum over output pixels p of xp[window(p) + (kh, kw), ci] * dy[p, co]
-/// for one padded image, any stride and `c_in`, `c_out % 8 == 0`. For a fixed kernel row kh
-/// the `k * c_in` pairs (kw, ci) are contiguous in the padded image, so they are the rows of
-/// one GEMM (K = the pixels) whose tiles hold up to 6 of them x 16 output channels.
+/// for one padded image, any stride and `c_in`, `c_out % 8 == 0`: a GEMM whose rows are the
+/// `k * k * c_in` (kh, kw, ci) triples (K = the pixels), in tiles of up to 6 of them x 16
+/// output channels.
 pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
     assert!(g.c_out % 8 == 0, "conv_direct: tiled weight gradient needs c_out in eights");
     assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
@@ -199,18 +226,32 @@ pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32
 #[inline(always)]
 unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
-    let rows = k * ci_n; // (kw, ci) pairs of one kernel row
+    let seg = k * ci_n; // (kw, ci) pairs of one kernel row: contiguous in the padded image
+                        // Offset in the padded image of dw row t = (kh, kw, ci), from a window's top-left pixel.
+    let offset = |t: usize| (t / seg) * wp * ci_n + t % seg;
     let (xp, dy, dwp) = (xp.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
-    for kh in 0..k {
-        for (r0, m) in row_chunks(rows) {
-            for (co0, nv) in channel_blocks(co_n) {
+    // Blocks of pixels, each finished by every tile before the next: the block's dy rows and
+    // windows stay in L1 (streaming every pixel through each tile made the pass bound by L2
+    // bandwidth). A table of the windows' offsets lets a tile run across image rows.
+    let mut windows = [0usize; PIXEL_BLOCK];
+    let count = g.h_out * g.w_out;
+    let (mut oh, mut ow) = (0, 0);
+    for p0 in (0..count).step_by(PIXEL_BLOCK) {
+        let len = PIXEL_BLOCK.min(count - p0);
+        for o in windows.iter_mut().take(len) {
+            *o = (oh * s * wp + ow * s) * ci_n;
+            ow += 1;
+            if ow == g.w_out {
+                (oh, ow) = (oh + 1, 0);
+            }
+        }
+        for (co0, nv) in channel_blocks(co_n) {
+            for (r0, m) in row_chunks(k * seg) {
                 with_rows!(m, M => with_nv!(nv, NV => {
                     let mut t = Tile::<S, M, NV>::zero();
-                    for oh in 0..g.h_out {
-                        let a = Tile::<S, M, NV>::rows(xp.add((oh * s + kh) * wp * ci_n + r0), 1);
-                        t.run(a, s * ci_n, dy.add(oh * g.w_out * co_n + co0), co_n, g.w_out);
-                    }
-                    t.add_to(dwp.add((kh * rows + r0) * co_n + co0), co_n);
+                    let first: [*const f32; M] = core::array::from_fn(|j| xp.add(offset(r0 + j)));
+                    t.run_offsets(first, &windows[..len], dy.add(p0 * co_n + co0), co_n);
+                    t.add_to(dwp.add(r0 * co_n + co0), co_n);
                 }))
             }
         }
@@ -235,7 +276,16 @@ unsafe fn weight_grad_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32],
     let (xpp, dyp, dwp) = (xp.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
     for kh in 0..k {
         let mut r0 = 0;
-        // dy is the broadcast operand (one row), the image the vector one.
+        // dy is the broadcast operand (one row), the image the vector one: 12 accumulators
+        // cover a whole 3 x 32-channel kernel row.
+        while r0 + 96 <= rows {
+            let mut t = Tile::<S, 1, 12>::zero();
+            for oh in 0..g.h_out {
+                t.run([dyp.add(oh * g.w_out)], 1, xpp.add((oh * s + kh) * wp * ci_n + r0), s * ci_n, g.w_out);
+            }
+            t.add_to(dwp.add(kh * rows + r0), 0);
+            r0 += 96;
+        }
         while r0 + 32 <= rows {
             let mut t = Tile::<S, 1, 4>::zero();
             for oh in 0..g.h_out {
@@ -293,28 +343,32 @@ unsafe fn backward_input_strided_with<S: Simd>(g: &ConvGeom, dyp: &[f32], wt: &[
     let (dyp, wt, dxp) = (dyp.as_ptr(), wt.as_ptr(), dx.as_mut_ptr());
     for a in 0..s {
         let ih0 = (a + s - g.pad_top % s) % s; // first dx row with (ih + pad_top) % s == a
+        let rows = if ih0 < g.h_in { (g.h_in - ih0).div_ceil(s) } else { 0 };
+        // dy row (in the padded buffer) that dx row ih0 reads through tap kh = a; tap
+        // a + t s reads t rows above, and the class's r-th row r rows below.
+        let oh0 = (ih0 + g.pad_top - a) / s + p;
         for bcls in 0..s {
             let iw0 = (bcls + s - g.pad_left % s) % s;
-            let members = if iw0 < g.w_in { (g.w_in - iw0).div_ceil(s) } else { 0 };
-            for ih in (ih0..g.h_in).step_by(s) {
-                for (j0, m) in row_chunks(members) {
-                    let iw = iw0 + j0 * s;
-                    for (ci0, nv) in channel_blocks(ci_n) {
-                        with_rows!(m, M => with_nv!(nv, NV => {
-                            let mut t = Tile::<S, M, NV>::zero();
-                            for kh in (a..k).step_by(s) {
-                                // dy row read by dx row ih through tap kh (exact division).
-                                let oh = (ih + g.pad_top + p * s - kh) / s;
-                                for kw in (bcls..k).step_by(s) {
-                                    let ow = (iw + g.pad_left + p * s - kw) / s;
-                                    let wk = wt.add((kh * k + kw) * co_n * ci_n + ci0);
-                                    let a = Tile::<S, M, NV>::rows(dyp.add((oh * wpd + ow) * co_n), co_n);
-                                    t.run(a, 1, wk, ci_n, co_n);
-                                }
+            let cols = if iw0 < g.w_in { (g.w_in - iw0).div_ceil(s) } else { 0 };
+            let ow0 = (iw0 + g.pad_left - bcls) / s + p;
+            // Per class and channel block, the taps' weights (at most 4 x c_out x 16) stay in
+            // L1 while every pixel of the class streams by, in tiles across its rows.
+            for (ci0, nv) in channel_blocks(ci_n) {
+                for (_, m, px) in pixel_chunks(rows, cols) {
+                    with_rows!(m, M => with_nv!(nv, NV => {
+                        let mut t = Tile::<S, M, NV>::zero();
+                        for (th, kh) in (a..k).step_by(s).enumerate() {
+                            for (tw, kw) in (bcls..k).step_by(s).enumerate() {
+                                let at = core::array::from_fn(|j| {
+                                    dyp.add(((oh0 + px[j].0 - th) * wpd + ow0 + px[j].1 - tw) * co_n)
+                                });
+                                t.run(at, 1, wt.add((kh * k + kw) * co_n * ci_n + ci0 * co_n), 8 * NV, co_n);
                             }
-                            t.store(dxp.add((ih * g.w_in + iw) * ci_n + ci0), s * ci_n);
-                        }))
-                    }
+                        }
+                        t.store_at(core::array::from_fn(|j| {
+                            dxp.add(((ih0 + px[j].0 * s) * g.w_in + iw0 + px[j].1 * s) * ci_n + ci0)
+                        }));
+                    }))
                 }
             }
         }

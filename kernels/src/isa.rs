@@ -114,3 +114,57 @@ macro_rules! dispatch {
     }};
 }
 pub(crate) use dispatch;
+
+/// The machine's multiply-add peak in GFLOP/s: a register-only loop (12 independent chains of
+/// 8-lane FMAs, on the fastest path this CPU has) run on one thread, or on every thread of
+/// the current rayon pool at once; the best of 3 tries of about 20 ms each. The yardstick of
+/// `bench`'s "% of peak", measured on the machine at hand rather than taken from a data sheet.
+pub fn fma_peak_gflops(all_threads: bool) -> f64 {
+    const ITERS: u64 = 1 << 21;
+    let flops_per_thread = (ITERS * 12 * 16) as f64;
+    let one = || match KernelPath::best() {
+        // SAFETY: `best` only returns Avx2 when the CPU has AVX2 and FMA.
+        KernelPath::Avx2 => unsafe { fma_loop_avx2(ITERS) },
+        KernelPath::Portable => fma_loop_portable(ITERS),
+    };
+    let threads = if all_threads { rayon::current_num_threads() } else { 1 };
+    (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            if all_threads {
+                std::hint::black_box(rayon::broadcast(|_| one()));
+            } else {
+                std::hint::black_box(one());
+            }
+            threads as f64 * flops_per_thread / t.elapsed().as_secs_f64() / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop_avx2(iters: u64) -> f32 {
+    use core::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); 12];
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..iters {
+        for c in acc.iter_mut() {
+            *c = _mm256_fmadd_ps(*c, a, b);
+        }
+    }
+    let mut sum = _mm256_setzero_ps();
+    for c in acc {
+        sum = _mm256_add_ps(sum, c);
+    }
+    _mm256_cvtss_f32(sum)
+}
+
+fn fma_loop_portable(iters: u64) -> f32 {
+    let mut acc = [wide::f32x8::ZERO; 12];
+    let (a, b) = (wide::f32x8::splat(0.999_999), wide::f32x8::splat(1e-7));
+    for _ in 0..iters {
+        for c in acc.iter_mut() {
+            *c = c.mul_add(a, b);
+        }
+    }
+    acc.iter().fold(wide::f32x8::ZERO, |s, &c| s + c).reduce_add()
+}

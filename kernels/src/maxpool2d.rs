@@ -37,12 +37,12 @@ fn forward_image(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
                         first = false;
                         continue;
                     }
-                    // Strict `>` keeps the first maximum, as TensorFlow does.
+                    // Strict `>` keeps the first maximum, as TensorFlow does. Selects, not
+                    // branches, so the loop compiles to vector compares and blends.
                     for (ch, (&v, (best, arg))) in xs.iter().zip(yo.iter_mut().zip(ao.iter_mut())).enumerate() {
-                        if v > *best {
-                            *best = v;
-                            *arg = (i0 + ch) as u32;
-                        }
+                        let gt = v > *best;
+                        *best = if gt { v } else { *best };
+                        *arg = if gt { (i0 + ch) as u32 } else { *arg };
                     }
                 }
             }

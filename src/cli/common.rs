@@ -8,6 +8,18 @@ use autoencoder::sequential::Sequential;
 use autoencoder::{checkpoint, checkpoint::CheckpointInfo};
 use std::path::Path;
 
+/// Applies `AUTOENCODER_KERNELS` (`avx2` or `portable`), when set, to every kernel call of
+/// this process; otherwise the kernels run on the fastest path the CPU supports.
+pub fn choose_kernels() -> Result<()> {
+    use kernels::isa::{set_kernel_path, KernelPath};
+    let Some(value) = std::env::var_os("AUTOENCODER_KERNELS") else { return Ok(()) };
+    let names: Vec<_> = KernelPath::ALL.iter().map(|p| p.name()).collect();
+    let path = value.to_str().and_then(KernelPath::from_name).with_context(|| {
+        format!("invalid AUTOENCODER_KERNELS={}: expected one of {}", value.to_string_lossy(), names.join(", "))
+    })?;
+    set_kernel_path(path).map_err(|e| anyhow::anyhow!("AUTOENCODER_KERNELS={path}: {e}"))
+}
+
 /// Sizes the global rayon pool; `None` means one thread per core.
 pub fn set_threads(threads: Option<usize>) -> Result<usize> {
     let mut builder = rayon::ThreadPoolBuilder::new();

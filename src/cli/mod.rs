@@ -78,6 +78,10 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = common::choose_kernels() {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Data(a) => data::run(a),
         Command::Models => models::run(),

@@ -96,6 +96,8 @@ struct Report<'a> {
     wall_time_s: f64,
     train_images_per_s: f64,
     data: &'a str,
+    /// The kernel path (`avx2`, `portable`) this invocation ran on.
+    kernel_path: &'static str,
     history: &'a [EpochStats],
     #[serde(flatten)]
     extra: &'a serde_json::Map<String, serde_json::Value>,
@@ -161,11 +163,22 @@ pub fn install_ctrl_c() -> Result<()> {
     .context("cannot install the Ctrl-C handler")
 }
 
-/// Reads the state a run folder holds for `--resume` (`command` names the subcommand in the hint).
+/// Reads the state a run folder holds for `--resume` (`command` names the subcommand in the
+/// hint), warning when the run started on another kernel path than this process's.
 pub fn load_run_state(dir: &Path, command: &str) -> Result<(TrainConfig, Sequential, RunState)> {
-    checkpoint::load_state(&dir.join(STATE_FILE)).with_context(|| {
+    let loaded = checkpoint::load_state(&dir.join(STATE_FILE)).with_context(|| {
         format!("cannot resume from {} (hint: pass a run folder written by `autoencoder {command}`)", dir.display())
-    })
+    })?;
+    let now = kernels::isa::kernel_path();
+    if let Some(started) = loaded.2.kernel_path.as_deref().filter(|p| *p != now.name()) {
+        eprintln!(
+            "warning: {} started on the {started} kernels and continues on the {now} kernels: the paths round \
+             differently in the last bits, so the result will not be bitwise that of an uninterrupted run \
+             (AUTOENCODER_KERNELS={started} keeps the path)",
+            dir.display()
+        );
+    }
+    Ok(loaded)
 }
 
 /// Trains `cfg` (or continues `resume`) in run folder `out`: a progress bar on a terminal, one
@@ -334,6 +347,7 @@ pub fn finish_run(
         wall_time_s: outcome.history.iter().map(|s| s.seconds).sum(),
         train_images_per_s: outcome.images_per_s,
         data: &data.origin,
+        kernel_path: kernels::isa::kernel_path().name(),
         history: &outcome.history,
         extra,
     };

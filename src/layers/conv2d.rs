@@ -4,6 +4,7 @@
 //! Conv2DTranspose `[k, k, c_out, c_in]`; bias `[c_out]`; fused activation.
 
 use super::{Activation, Layer, Padding, Param};
+use crate::profile::Profile;
 use crate::{Error, Result, Tensor};
 use kernels::{activation, conv2d, conv_transpose2d, geom::ConvGeom};
 
@@ -100,7 +101,14 @@ impl Layer for Conv2D {
         &self.out_shape
     }
     fn forward(&mut self, x: &Tensor, y: &mut Tensor) {
+        self.forward_timed(x, y, &mut Profile::off());
+    }
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        self.backward_timed(x, y, dy, dx, &mut Profile::off());
+    }
+    fn forward_timed(&mut self, x: &Tensor, y: &mut Tensor, profile: &mut Profile) {
         let (g, n) = (&self.geom, x.batch());
+        let flops = 2.0 * (n * g.macs()) as f64;
         y.reshape_for(n, &self.out_shape);
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &self.params;
@@ -109,12 +117,16 @@ impl Layer for Conv2D {
         } else {
             conv2d::forward(g, n, x.data(), &w.value, Some(&b.value), y.data_mut(), &mut self.scratch);
         }
+        profile.lap("forward", flops);
         activation::forward(self.act, y.data_mut());
+        profile.lap("activation", 0.0);
     }
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward_timed(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>, profile: &mut Profile) {
         let (g, n) = (&self.geom, x.batch());
+        let flops = 2.0 * (n * g.macs()) as f64;
         self.dz.resize(dy.data().len(), 0.0);
         activation::backward(self.act, y.data(), dy.data(), &mut self.dz);
+        profile.lap("activation gradient", 0.0);
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &mut self.params;
         let (scratch, dz) = (&mut self.scratch, &self.dz);
@@ -123,6 +135,7 @@ impl Layer for Conv2D {
         } else {
             conv2d::backward_weight(g, n, x.data(), dz, &mut w.grad, Some(&mut b.grad), scratch);
         }
+        profile.lap("weight gradient", flops);
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
             if self.transpose {
@@ -130,6 +143,7 @@ impl Layer for Conv2D {
             } else {
                 conv2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch);
             }
+            profile.lap("input gradient", flops);
         }
     }
     fn params(&self) -> &[Param] {

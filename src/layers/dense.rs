@@ -2,6 +2,7 @@
 //! fused activation.
 
 use super::{Activation, Layer, Param};
+use crate::profile::Profile;
 use crate::{Error, Result, Tensor};
 use kernels::{activation, dense};
 
@@ -49,21 +50,33 @@ impl Layer for Dense {
         &self.out_shape
     }
     fn forward(&mut self, x: &Tensor, y: &mut Tensor) {
+        self.forward_timed(x, y, &mut Profile::off());
+    }
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        self.backward_timed(x, y, dy, dx, &mut Profile::off());
+    }
+    fn forward_timed(&mut self, x: &Tensor, y: &mut Tensor, profile: &mut Profile) {
         let (n, units) = (x.batch(), self.out_shape[0]);
         y.reshape_for(n, &self.out_shape);
         let [w, b] = &self.params;
         dense::forward(n, self.c_in, units, x.data(), &w.value, &b.value, y.data_mut());
+        profile.lap("forward", 2.0 * (n * self.c_in * units) as f64);
         activation::forward(self.act, y.data_mut());
+        profile.lap("activation", 0.0);
     }
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward_timed(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>, profile: &mut Profile) {
         let (n, units) = (x.batch(), self.out_shape[0]);
+        let flops = 2.0 * (n * self.c_in * units) as f64;
         self.dz.resize(dy.data().len(), 0.0);
         activation::backward(self.act, y.data(), dy.data(), &mut self.dz);
+        profile.lap("activation gradient", 0.0);
         let [w, b] = &mut self.params;
         dense::backward_weight(n, self.c_in, units, x.data(), &self.dz, &mut w.grad, &mut b.grad);
+        profile.lap("weight gradient", flops);
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
             dense::backward_input(n, self.c_in, units, &self.dz, &w.value, dx.data_mut());
+            profile.lap("input gradient", flops);
         }
     }
     fn params(&self) -> &[Param] {

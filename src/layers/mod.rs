@@ -17,6 +17,7 @@ pub use maxpool2d::MaxPooling2D;
 pub use reshape::Reshape;
 pub use upsample2d::UpSampling2D;
 
+use crate::profile::Profile;
 use crate::Tensor;
 
 /// A trainable array and its gradient, in Keras layout.
@@ -48,6 +49,17 @@ pub trait Layer: Send {
     /// Given x, y = forward(x) and dy = dL/dy, overwrites the parameter gradients and, when
     /// asked, `dx` = dL/dx.
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+    /// `forward`, charging its passes to `profile` (`bench --layers`). Layers made of one
+    /// pass keep this default.
+    fn forward_timed(&mut self, x: &Tensor, y: &mut Tensor, profile: &mut Profile) {
+        self.forward(x, y);
+        profile.lap("forward", 0.0);
+    }
+    /// `backward`, charging its passes to `profile`.
+    fn backward_timed(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>, profile: &mut Profile) {
+        self.backward(x, y, dy, dx);
+        profile.lap("input gradient", 0.0);
+    }
     fn params(&self) -> &[Param] {
         &[]
     }
