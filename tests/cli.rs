@@ -374,3 +374,53 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let err = fails(&["tune", "--resume", tmp.path().join("nothing").to_str().unwrap()]);
     assert!(err.contains("tune.json"), "{err}");
 }
+
+/// `bench --layers --json`: every pass of every layer with its time, and the measured peak and
+/// kernel path; `AUTOENCODER_KERNELS` picks the path or names what it expected; `bench` on a
+/// folder without data is an error that points at `--synthetic`, not a benchmark of noise.
+#[test]
+fn bench_reports_layers_peak_and_kernel_path() {
+    let (_tmp, data) = temp_with_data(write_data);
+    let d = data.to_str().unwrap();
+    let args = ["bench", "--model", "baseline", "--batch-size", "8", "--steps", "1", "--threads", "1", "--layers", "--json"];
+    let out = ok(&[&args[..], &["--data-dir", d, "--allow-custom-data"]].concat());
+    let v: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(v["peak_gflops"].as_f64().unwrap() > 0.0 && v["peak_gflops_1thread"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["kernel_path"], kernels::isa::KernelPath::best().name());
+    let layers = v["layers"].as_array().unwrap();
+    let has = |layer: &str, pass: &str| layers.iter().any(|l| l["layer"] == layer && l["pass"] == pass);
+    for pass in ["forward", "activation", "activation gradient", "weight gradient", "input gradient"] {
+        assert!(has("conv2d_1", pass), "no {pass} of conv2d_1 in {v}");
+    }
+    assert!(has("dense", "weight gradient") && has("max_pooling2d", "forward") && has("optimizer", "adam"), "{v}");
+    // The first layer's input gradient is never computed.
+    assert!(!has("conv2d", "input gradient"), "{v}");
+    for l in layers {
+        assert!(l["ms"].as_f64().unwrap() >= 0.0, "{l}");
+        match l["gflops"].as_f64() {
+            Some(g) => assert!(g > 0.0 && l["pct_peak"].as_f64().unwrap() > 0.0, "{l}"),
+            None => assert!(l["pct_peak"].is_null(), "{l}"),
+        }
+    }
+
+    let with_env = |value: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_autoencoder"))
+            .args(["bench", "--synthetic", "--batch-size", "4", "--steps", "1", "--threads", "1", "--json"])
+            .args(extra)
+            .env("AUTOENCODER_KERNELS", value)
+            .output()
+            .unwrap()
+    };
+    let out = with_env("portable", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(v["kernel_path"], "portable");
+    assert_eq!(v["data"], "synthetic noise");
+    let out = with_env("sse9", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("AUTOENCODER_KERNELS=sse9") && err.contains("avx2, portable"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let err = fails(&["bench", "--steps", "1", "--data-dir", empty.path().to_str().unwrap()]);
+    assert!(err.contains("--synthetic"), "{err}");
+}

@@ -117,10 +117,11 @@ pub(crate) use dispatch;
 
 /// The machine's multiply-add peak in GFLOP/s: a register-only loop (12 independent chains of
 /// 8-lane FMAs, on the fastest path this CPU has) run on one thread, or on every thread of
-/// the current rayon pool at once; the best of 3 tries of about 20 ms each. The yardstick of
-/// `bench`'s "% of peak", measured on the machine at hand rather than taken from a data sheet.
+/// the current rayon pool at once; the best of 5 tries of about 20 ms each (on a shared
+/// machine a try may lose a core for a while). The yardstick of `bench`'s "% of peak",
+/// measured on the machine at hand rather than taken from a data sheet.
 pub fn fma_peak_gflops(all_threads: bool) -> f64 {
-    const ITERS: u64 = 1 << 21;
+    const ITERS: u64 = 1 << 23;
     let flops_per_thread = (ITERS * 12 * 16) as f64;
     let one = || match KernelPath::best() {
         // SAFETY: `best` only returns Avx2 when the CPU has AVX2 and FMA.
@@ -128,7 +129,7 @@ pub fn fma_peak_gflops(all_threads: bool) -> f64 {
         KernelPath::Portable => fma_loop_portable(ITERS),
     };
     let threads = if all_threads { rayon::current_num_threads() } else { 1 };
-    (0..3)
+    (0..5)
         .map(|_| {
             let t = std::time::Instant::now();
             if all_threads {
