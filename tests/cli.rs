@@ -382,7 +382,8 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
 fn bench_reports_layers_peak_and_kernel_path() {
     let (_tmp, data) = temp_with_data(write_data);
     let d = data.to_str().unwrap();
-    let args = ["bench", "--model", "baseline", "--batch-size", "8", "--steps", "1", "--threads", "1", "--layers", "--json"];
+    let args =
+        ["bench", "--model", "baseline", "--batch-size", "8", "--steps", "1", "--threads", "1", "--layers", "--json"];
     let out = ok(&[&args[..], &["--data-dir", d, "--allow-custom-data"]].concat());
     let v: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(v["peak_gflops"].as_f64().unwrap() > 0.0 && v["peak_gflops_1thread"].as_f64().unwrap() > 0.0, "{v}");
@@ -418,7 +419,10 @@ fn bench_reports_layers_peak_and_kernel_path() {
     assert_eq!(v["data"], "synthetic noise");
     let out = with_env("sse9", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("AUTOENCODER_KERNELS=sse9") && err.contains("avx2, portable"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("AUTOENCODER_KERNELS=sse9") && err.contains("avx2, portable"),
+        "{err}"
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let err = fails(&["bench", "--steps", "1", "--data-dir", empty.path().to_str().unwrap()]);
