@@ -67,15 +67,18 @@ impl std::fmt::Display for KernelPath {
 /// 0 until the first kernel call (or `set_kernel_path`) fixes the path.
 static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
-/// The path kernels run on: the one set with `set_kernel_path`, else `KernelPath::best()`.
+/// The path kernels run on: the one set with `set_kernel_path`, else the one the environment
+/// variable `AUTOENCODER_KERNELS` names if this CPU supports it (so a test suite can be run on
+/// each path; the CLI reports a bad value as an error), else `KernelPath::best()`.
 pub fn kernel_path() -> KernelPath {
     match CHOSEN.load(Ordering::Relaxed) {
         1 => KernelPath::Avx2,
         2 => KernelPath::Portable,
         _ => {
-            let best = KernelPath::best();
-            CHOSEN.store(best.code(), Ordering::Relaxed);
-            best
+            let from_env = std::env::var("AUTOENCODER_KERNELS").ok().and_then(|v| KernelPath::from_name(&v));
+            let path = from_env.filter(|p| p.is_supported()).unwrap_or_else(KernelPath::best);
+            CHOSEN.store(path.code(), Ordering::Relaxed);
+            path
         }
     }
 }
