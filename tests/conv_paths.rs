@@ -99,6 +99,8 @@ fn conv_cases(path: KernelPath) {
         (7, 7, 128, 128, 3, 1, Padding::Same),
         (5, 3, 3, 40, 3, 1, Padding::Same),
         (10, 10, 12, 1, 3, 2, Padding::Same),
+        (9, 9, 5, 1, 3, 1, Padding::Same),
+        (8, 6, 48, 1, 3, 1, Padding::Valid),
     ];
     for (i, &(h, w, ci, co, k, s, p)) in cases.iter().enumerate() {
         let g = ConvGeom::new(h, w, ci, co, k, s, p).unwrap();

@@ -275,32 +275,15 @@ unsafe fn weight_grad_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32],
     let rows = k * ci_n;
     let (xpp, dyp, dwp) = (xp.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
     for kh in 0..k {
-        let mut r0 = 0;
         // dy is the broadcast operand (one row), the image the vector one: 12 accumulators
-        // cover a whole 3 x 32-channel kernel row.
-        while r0 + 96 <= rows {
-            let mut t = Tile::<S, 1, 12>::zero();
-            for oh in 0..g.h_out {
-                t.run([dyp.add(oh * g.w_out)], 1, xpp.add((oh * s + kh) * wp * ci_n + r0), s * ci_n, g.w_out);
-            }
-            t.add_to(dwp.add(kh * rows + r0), 0);
-            r0 += 96;
-        }
-        while r0 + 32 <= rows {
-            let mut t = Tile::<S, 1, 4>::zero();
-            for oh in 0..g.h_out {
-                t.run([dyp.add(oh * g.w_out)], 1, xpp.add((oh * s + kh) * wp * ci_n + r0), s * ci_n, g.w_out);
-            }
-            t.add_to(dwp.add(kh * rows + r0), 0);
-            r0 += 32;
-        }
+        // cover a whole 3 x 32-channel kernel row, then blocks of 4 and 1 vectors.
+        let mut r0 = 0;
         while r0 + 8 <= rows {
-            let mut t = Tile::<S, 1, 1>::zero();
-            for oh in 0..g.h_out {
-                t.run([dyp.add(oh * g.w_out)], 1, xpp.add((oh * s + kh) * wp * ci_n + r0), s * ci_n, g.w_out);
-            }
-            t.add_to(dwp.add(kh * rows + r0), 0);
-            r0 += 8;
+            r0 += match rows - r0 {
+                96.. => narrow_block::<S, 12>(g, xpp, dyp, dwp, kh, r0),
+                32.. => narrow_block::<S, 4>(g, xpp, dyp, dwp, kh, r0),
+                _ => narrow_block::<S, 1>(g, xpp, dyp, dwp, kh, r0),
+            };
         }
         for r in r0..rows {
             let mut acc = 0.0f32;
@@ -312,6 +295,28 @@ unsafe fn weight_grad_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32],
             dw[kh * rows + r] += acc;
         }
     }
+}
+
+/// dw[kh, r0 .. r0 + 8 NV] += sum over pixels p of dy[p] * xp[window(p) + kh row, r0 ..] for
+/// `weight_grad_narrow_with`; returns the lanes done.
+/// # Safety
+/// As `forward_tiled_with`.
+#[inline(always)]
+unsafe fn narrow_block<S: Simd, const NV: usize>(
+    g: &ConvGeom,
+    xp: *const f32,
+    dy: *const f32,
+    dw: *mut f32,
+    kh: usize,
+    r0: usize,
+) -> usize {
+    let (wp, s, ci_n) = (padded_dims(g).1, g.stride, g.c_in);
+    let mut t = Tile::<S, 1, NV>::zero();
+    for oh in 0..g.h_out {
+        t.run([dy.add(oh * g.w_out)], 1, xp.add((oh * s + kh) * wp * ci_n + r0), s * ci_n, g.w_out);
+    }
+    t.add_to(dw.add(kh * g.k * ci_n + r0), 0);
+    8 * NV
 }
 
 /// dx = the input gradient of a strided conv for one image, without im2col: dx pixels fall
