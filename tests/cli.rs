@@ -428,3 +428,38 @@ fn bench_reports_layers_peak_and_kernel_path() {
     let err = fails(&["bench", "--steps", "1", "--data-dir", empty.path().to_str().unwrap()]);
     assert!(err.contains("--synthetic"), "{err}");
 }
+
+/// A hand-edited tune.json (no trials, an empty list, lr_min above lr_max, a negative lr_min)
+/// is an error naming the file and the field, for `--resume` and `--dry-run --resume` alike:
+/// never a panic while sampling, never `lr NaN`.
+#[test]
+fn invalid_tune_json_is_an_error_not_a_panic() {
+    use autoencoder::tune::{SearchSpace, TuneConfig};
+    let valid = TuneConfig {
+        model: autoencoder::models::ModelKind::Modified,
+        trials: 2,
+        epochs: 1,
+        seed: 42,
+        space: SearchSpace::default(),
+    };
+    let edits: [(&str, fn(&mut Value)); 4] = [
+        ("trials", |v| v["trials"] = 0.into()),
+        ("batch-sizes", |v| v["space"]["batch_sizes"] = Value::Array(vec![])),
+        ("lr-min", |v| v["space"]["lr_min"] = 0.01.into()),
+        ("lr-min", |v| v["space"]["lr_min"] = (-0.001).into()),
+    ];
+    for (field, edit) in edits {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = serde_json::to_value(&valid).unwrap();
+        edit(&mut v);
+        std::fs::write(dir.path().join("tune.json"), v.to_string()).unwrap();
+        let d = dir.path().to_str().unwrap();
+        for args in [vec!["tune", "--dry-run", "--resume", d], vec!["tune", "--resume", d]] {
+            let out = common::run(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(err.contains("tune.json") && err.contains(field), "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}

@@ -87,6 +87,17 @@ fn trial_dir(out: &Path, trial: usize) -> PathBuf {
     out.join(format!("trial-{trial:03}"))
 }
 
+/// The search recorded in `dir`, checked as the flags are: a hand-edited or damaged tune.json
+/// is an error naming the file and the field, never a panic while sampling.
+fn read_search(dir: &Path) -> Result<TuneConfig> {
+    let path = dir.join(TUNE_FILE);
+    let cfg: TuneConfig = read_json(&path)?;
+    cfg.validate().with_context(|| {
+        format!("{} holds an invalid search (its fields take the values of the flags of the same name)", path.display())
+    })?;
+    Ok(cfg)
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text)
@@ -198,10 +209,11 @@ fn describe(cfg: &TrainConfig) -> String {
 pub fn run(args: TuneArgs) -> Result<()> {
     if args.dry_run {
         let mut cfg = match &args.resume {
-            Some(dir) => read_json(&dir.join(TUNE_FILE))?,
+            Some(dir) => read_search(dir)?,
             None => config_from_args(&args)?,
         };
         cfg.trials = args.trials.unwrap_or(cfg.trials);
+        cfg.validate()?;
         for trial in 1..=cfg.trials {
             outln!("trial {trial}/{}: {}", cfg.trials, describe(&cfg.trial(trial)));
         }
@@ -209,7 +221,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
     }
     let (cfg, out) = match &args.resume {
         Some(dir) => {
-            let mut cfg: TuneConfig = read_json(&dir.join(TUNE_FILE)).with_context(|| {
+            let mut cfg = read_search(dir).with_context(|| {
                 format!("cannot resume from {} (hint: pass a folder written by `autoencoder tune`)", dir.display())
             })?;
             if let Some(trials) = args.trials {
