@@ -5,7 +5,7 @@
 //! trains from the same initial weights on the same split: only the sampled hyperparameters differ.
 
 use crate::models::ModelKind;
-use crate::train::{default_reduce_lr_factor, EpochStats, Loss, TrainConfig};
+use crate::train::{default_reduce_lr_factor, EpochStats, Loss, TrainConfig, MAX_BATCH_SIZE};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -86,8 +86,12 @@ impl TuneConfig {
         if !(s.lr_min.is_finite() && s.lr_min > 0.0 && s.lr_max.is_finite() && s.lr_max >= s.lr_min) {
             return bad("--lr-min/--lr-max", "0 < lr-min <= lr-max", format!("{} / {}", s.lr_min, s.lr_max));
         }
-        if s.batch_sizes.is_empty() || s.batch_sizes.contains(&0) {
-            return bad("--batch-sizes", "a list of sizes >= 1", format!("{:?}", s.batch_sizes));
+        if s.batch_sizes.is_empty() || s.batch_sizes.iter().any(|b| !(1..=MAX_BATCH_SIZE).contains(b)) {
+            return bad(
+                "--batch-sizes",
+                &format!("a list of sizes from 1 to {MAX_BATCH_SIZE}"),
+                format!("{:?}", s.batch_sizes),
+            );
         }
         if s.patiences.is_empty() || s.patiences.contains(&0) {
             return bad("--patiences", "a list of patiences >= 1", format!("{:?}", s.patiences));

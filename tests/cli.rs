@@ -463,3 +463,25 @@ fn invalid_tune_json_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// Sizes that used to abort on a failed allocation (a batch of a million) or take seconds to
+/// start (3,000 threads) are refused up front, naming the flag and the range.
+#[test]
+fn oversized_batches_and_thread_pools_are_refused() {
+    for args in [
+        &["train", "--batch-size", "1000000"][..],
+        &["bench", "--batch-size", "1000000", "--synthetic"],
+        &["tune", "--dry-run", "--trials", "1", "--batch-sizes", "32,1000000"],
+    ] {
+        let err = fails(args);
+        assert!(err.contains("--batch-size") && err.contains("4096"), "{args:?}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let train = ["train", "--threads", "3000", "--out", out.to_str().unwrap()];
+    for args in [&["bench", "--threads", "3000", "--synthetic"][..], &train] {
+        let err = fails(args);
+        assert!(err.contains("--threads") && err.contains("256"), "{args:?}: {err}");
+    }
+    assert!(!out.exists(), "a refused train left {} behind", out.display());
+}

@@ -75,7 +75,12 @@ struct Measured {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    anyhow::ensure!(args.batch_size >= 1, "invalid --batch-size: expected at least 1, found 0");
+    let max = autoencoder::train::MAX_BATCH_SIZE;
+    anyhow::ensure!(
+        (1..=max).contains(&args.batch_size),
+        "invalid --batch-size: expected 1 to {max}, found {}",
+        args.batch_size
+    );
     anyhow::ensure!(args.steps >= 1, "invalid --steps: expected at least 1, found 0");
     let threads = set_threads(args.threads)?;
     const INFER_BATCH: usize = 256;

@@ -20,11 +20,15 @@ pub fn choose_kernels() -> Result<()> {
     set_kernel_path(path).map_err(|e| anyhow::anyhow!("AUTOENCODER_KERNELS={path}: {e}"))
 }
 
+/// Most worker threads `--threads` accepts.
+const MAX_THREADS: usize = 256;
+
 /// Sizes the global rayon pool; `None` means one thread per core.
 pub fn set_threads(threads: Option<usize>) -> Result<usize> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
-        anyhow::ensure!(t >= 1, "invalid --threads: expected at least 1, found {t}");
+        // A pool of thousands of threads took seconds to start and can exhaust the process table.
+        anyhow::ensure!((1..=MAX_THREADS).contains(&t), "invalid --threads: expected 1 to {MAX_THREADS}, found {t}");
         builder = builder.num_threads(t);
     }
     builder.build_global().context("cannot start the thread pool")?;

@@ -263,6 +263,8 @@ pub fn train_in(
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    // Before anything is written: a bad --threads must leave no run folder behind.
+    let threads = set_threads(args.threads)?;
     let (cfg, out, resume) = match &args.resume {
         Some(dir) => {
             let (cfg, model, state) = load_run_state(dir, "train")?;
@@ -290,7 +292,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (cfg, out, None)
         }
     };
-    let threads = set_threads(args.threads)?;
     let (data, split) = load_data(&args.source, cfg.seed)?;
     install_ctrl_c()?;
     let from = match &resume {

@@ -219,6 +219,8 @@ pub fn run(args: TuneArgs) -> Result<()> {
         }
         return Ok(());
     }
+    // Before anything is written: a bad --threads must leave no search folder behind.
+    let threads = set_threads(args.threads)?;
     let (cfg, out) = match &args.resume {
         Some(dir) => {
             let mut cfg = read_search(dir).with_context(|| {
@@ -236,7 +238,6 @@ pub fn run(args: TuneArgs) -> Result<()> {
             (start(&args, &out)?, out)
         }
     };
-    let threads = set_threads(args.threads)?;
     let (data, split) = load_data(&args.source, cfg.seed)?;
     install_ctrl_c()?;
     outln!(
