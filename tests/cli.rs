@@ -442,7 +442,8 @@ fn invalid_tune_json_is_an_error_not_a_panic() {
         seed: 42,
         space: SearchSpace::default(),
     };
-    let edits: [(&str, fn(&mut Value)); 4] = [
+    type Edit = (&'static str, fn(&mut Value));
+    let edits: [Edit; 4] = [
         ("trials", |v| v["trials"] = 0.into()),
         ("batch-sizes", |v| v["space"]["batch_sizes"] = Value::Array(vec![])),
         ("lr-min", |v| v["space"]["lr_min"] = 0.01.into()),
