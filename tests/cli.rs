@@ -240,10 +240,21 @@ fn a_killed_or_interrupted_run_resumes_to_bitwise_identical_weights() {
     assert!(stderr.contains("--resume"), "{stderr}");
     ok(&["train", "--resume", c.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);
 
+    // SIGTERM (what Slurm and Kubernetes send before a kill) behaves as the first Ctrl-C.
+    let e = run("e");
+    let child = start_and_wait_for_state(&as_strs(&train_into(&e)), &e);
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    ok(&["train", "--resume", e.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);
+
     for f in ["best.safetensors", "last.safetensors"] {
         let want = weight_bits(&a.join(f));
         assert!(weight_bits(&b.join(f)) == want, "{f}: killed-and-resumed run differs");
         assert!(weight_bits(&c.join(f)) == want, "{f}: interrupted-and-resumed run differs");
+        assert!(weight_bits(&e.join(f)) == want, "{f}: terminated-and-resumed run differs");
     }
     let metrics = |dir: &Path| {
         let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
@@ -259,6 +270,7 @@ fn a_killed_or_interrupted_run_resumes_to_bitwise_identical_weights() {
     assert!(rates.len() >= 2, "the learning rate was never reduced: {:?}", metrics(&a));
     assert_eq!(metrics(&b), metrics(&a));
     assert_eq!(metrics(&c), metrics(&a));
+    assert_eq!(metrics(&e), metrics(&a));
 }
 
 /// `tune` on the small data: two trials of a few epochs, everything on a tiny budget.

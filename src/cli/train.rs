@@ -151,7 +151,8 @@ fn metrics_csv(history: &[EpochStats]) -> String {
 static INTERRUPT: AtomicBool = AtomicBool::new(false);
 static CTRL_C_PRESSES: AtomicUsize = AtomicUsize::new(0);
 
-/// The first Ctrl-C asks training to stop cleanly; a second one exits at once.
+/// The first Ctrl-C, or SIGTERM / SIGHUP (what Slurm and Kubernetes send before a kill), asks
+/// training to stop cleanly; a second one exits at once.
 pub fn install_ctrl_c() -> Result<()> {
     ctrlc::set_handler(|| {
         if CTRL_C_PRESSES.fetch_add(1, Ordering::SeqCst) >= 1 {
