@@ -208,6 +208,30 @@ pub fn save_state(path: &Path, cfg: &TrainConfig, model: &Sequential, state: &Ru
     write(path, &tensors, metadata)
 }
 
+/// What a run state must satisfy before training continues from it: a damaged or edited state
+/// is an error naming the field, not a panic or an epoch of no images.
+fn check_state(meta: &StateMeta) -> std::result::Result<(), String> {
+    meta.config.validate().map_err(|e| format!("config: {e}"))?;
+    let epochs = meta.config.epochs;
+    if meta.epoch > epochs {
+        return Err(format!("`epoch` is {}, beyond the run's {epochs} epochs", meta.epoch));
+    }
+    if meta.history.len() != meta.epoch {
+        return Err(format!("`history` holds {} epochs, `epoch` says {}", meta.history.len(), meta.epoch));
+    }
+    // Far beyond any run (2^40 steps), and far from the counter's wrap-around.
+    if meta.adam_t > 1 << 40 {
+        return Err(format!("`adam_t` is {}, not a step count of a run", meta.adam_t));
+    }
+    if !(meta.train_secs.is_finite() && meta.train_secs >= 0.0) {
+        return Err(format!("`train_secs` is {}", meta.train_secs));
+    }
+    if meta.history.iter().any(|h| !(h.train_loss.is_finite() && h.val_loss.is_finite())) {
+        return Err("`history` holds a loss that is not finite".to_string());
+    }
+    Ok(())
+}
+
 /// Reads a run state: the configuration it was trained with, the model with its current
 /// weights, and the rest of the state.
 pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
@@ -218,6 +242,7 @@ pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
     if meta.config.model != kind {
         return Err(checkpoint_err(path, "metadata names two different models".to_string()));
     }
+    check_state(&meta).map_err(|reason| checkpoint_err(path, format!("metadata `state`: {reason}")))?;
     let cfg = meta.config;
     let mut model = models::build(kind, cfg.seed)?;
     let mut state = RunState::new(&cfg, &model);

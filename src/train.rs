@@ -302,6 +302,13 @@ pub fn train(
     }
     let started = Instant::now();
     let (mut model, mut st) = match resume {
+        Some((_, st)) if st.step.checked_mul(cfg.batch_size).is_none_or(|n| n >= split.train.len()) => {
+            return Err(Error::InvalidArgument {
+                name: "run state `step`",
+                expected: format!("fewer than the {} steps of an epoch", split.train.len().div_ceil(cfg.batch_size)),
+                found: st.step.to_string(),
+            });
+        }
         Some(resumed) => resumed,
         None => {
             let model = models::build(cfg.model, cfg.seed)?;

@@ -279,3 +279,55 @@ fn a_diverging_learning_rate_is_caught_before_anything_is_saved() {
         assert_eq!(epochs_reported, 0, "{kind}: a diverged epoch must not be reported (and so saved)");
     }
 }
+
+/// A run state whose fields a run cannot have reached (an Adam step near the counter's wrap,
+/// an epoch past the run's last, a history that disagrees with the epoch, a non-finite loss)
+/// is refused on load, naming the file and the field, instead of panicking or training an
+/// epoch of no images later.
+#[test]
+fn impossible_run_states_are_clear_errors() {
+    use autoencoder::train::{EpochStats, RunState, TrainConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let cfg = TrainConfig { epochs: 3, ..TrainConfig::new(ModelKind::Baseline) };
+    let model = models::build(ModelKind::Baseline, 1).unwrap();
+    let stats = |epoch| EpochStats {
+        epoch,
+        train_loss: 0.01,
+        val_loss: 0.01,
+        val_ssim: 0.5,
+        val_ssim_uniform7: 0.5,
+        seconds: 1.0,
+        images_per_s: 1.0,
+        lr: 1e-3,
+    };
+    type Edit = (&'static str, fn(&mut RunState, fn(usize) -> EpochStats));
+    let edits: [Edit; 4] = [
+        ("adam_t", |s, _| s.adam.t = u64::MAX),
+        ("epoch", |s, st| {
+            s.epoch = 4;
+            s.history = (1..=4).map(st).collect();
+        }),
+        ("history", |s, st| {
+            s.epoch = 2;
+            s.history = vec![st(1)];
+        }),
+        // JSON has no NaN: serde writes null, which the reader refuses.
+        ("metadata `state`", |s, st| {
+            s.epoch = 1;
+            s.history = vec![EpochStats { val_loss: f64::NAN, ..st(1) }];
+        }),
+    ];
+    let mut good = RunState::new(&cfg, &model);
+    good.epoch = 1;
+    good.history = vec![stats(1)];
+    checkpoint::save_state(&path, &cfg, &model, &good).unwrap();
+    assert!(checkpoint::load_state(&path).is_ok());
+    for (field, edit) in edits {
+        let mut state = RunState::new(&cfg, &model);
+        edit(&mut state, stats);
+        checkpoint::save_state(&path, &cfg, &model, &state).unwrap();
+        let err = checkpoint::load_state(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("state.safetensors") && err.contains(field), "{field}: {err:?}");
+    }
+}
