@@ -93,6 +93,14 @@ fn score_sums(originals: &[f32], recon: &[f32], n: usize) -> Result<(f64, f64, f
 
 /// Mean scores of `model`'s reconstructions of `images`.
 pub fn evaluate(model: &mut Sequential, images: Images) -> Result<Scores> {
+    if images.is_empty() {
+        // A mean over no images is no score: an error, not a silent 0.
+        return Err(Error::InvalidArgument {
+            name: "images to score",
+            expected: "at least one".to_string(),
+            found: "none (is the split empty?)".to_string(),
+        });
+    }
     let (mut sq, mut g, mut u) = (0.0, 0.0, 0.0);
     for_each_batch(model, images, |x, m| {
         let y = m.layer_output(m.layers().len() - 1);
@@ -100,7 +108,7 @@ pub fn evaluate(model: &mut Sequential, images: Images) -> Result<Scores> {
         (sq, g, u) = (sq + a, g + b, u + c);
         Ok(())
     })?;
-    let n = images.len().max(1) as f64;
+    let n = images.len() as f64;
     Ok(Scores { count: images.len(), mse: sq / (n * IMAGE_LEN as f64), ssim: g / n, ssim_uniform7: u / n })
 }
 

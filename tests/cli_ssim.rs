@@ -106,3 +106,21 @@ fn bad_dtype_fails_naming_the_field() {
     let err = stderr(&out);
     assert!(err.contains("text.npy") && err.contains("magic"), "{err}");
 }
+
+/// Images holding NaN or infinity are an error naming the file, image and pixel (it printed
+/// `"ssim": null` and exited 0).
+#[test]
+fn non_finite_pixels_fail_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    write_f32(&a, &[2, 28, 28], &images(2, 28, 28, 0)).unwrap();
+    for bad in [f32::NAN, f32::INFINITY] {
+        let mut px = images(2, 28, 28, 1);
+        px[784 + 5] = bad;
+        write_f32(&b, &[2, 28, 28], &px).unwrap();
+        let out = run(&[&a, &b], true);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("b.npy") && err.contains("not finite") && err.contains("image 1, pixel 5"), "{err}");
+    }
+}

@@ -158,3 +158,13 @@ fn views_move_buffers_and_backward_restores_them() {
     assert_eq!(first, second);
     assert!(first.iter().flatten().any(|&g| g != 0.0));
 }
+
+/// Scoring no images (an empty split) is an error, not a count of 0 with SSIM 0.0.
+#[test]
+fn evaluating_no_images_is_an_error() {
+    use autoencoder::evaluate::{evaluate, Images};
+    let mut model = autoencoder::models::build(autoencoder::models::ModelKind::Baseline, 1).unwrap();
+    let err = evaluate(&mut model, Images::Pixels(&[])).unwrap_err().to_string();
+    assert!(err.contains("at least one") && err.contains("empty"), "{err}");
+    assert_eq!(evaluate(&mut model, Images::Pixels(&[0.5; 784])).unwrap().count, 1);
+}

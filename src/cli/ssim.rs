@@ -47,6 +47,19 @@ pub fn run(args: &SsimArgs) -> Result<()> {
             b.w
         );
     }
+    for (path, set) in [(&args.a, &a), (&args.b, &b)] {
+        if let Some(i) = set.data.iter().position(|v| !v.is_finite()) {
+            let per = set.h * set.w;
+            bail!(
+                "{} holds a value that is not finite ({}) in image {}, pixel {}: SSIM of it would be NaN\n\
+                 hint: pass images whose pixels are numbers (in [0, 1])",
+                path.display(),
+                set.data[i],
+                i / per,
+                i % per
+            );
+        }
+    }
     let mut values = Vec::new();
     for window in [Window::Gaussian11, Window::Uniform7] {
         let v = mean_ssim(window, &a.data, &b.data, a.n, a.h, a.w).map_err(|e| {
