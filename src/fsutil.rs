@@ -36,3 +36,88 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
 }
+
+/// The file that marks a folder as being written by one process.
+pub const LOCK_FILE: &str = "lock";
+
+/// One writer per run folder: a `lock` file created with O_EXCL (no `flock`, so it works on
+/// network file systems) holding `host pid start-time`, removed when dropped. A lock whose
+/// process is gone (same host, no such pid) is taken over, with a note on stderr.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Takes `dir`'s lock, or fails naming the process that holds it.
+    pub fn acquire(dir: &Path) -> Result<RunLock> {
+        let path = dir.join(LOCK_FILE);
+        let host = host_name();
+        let me = format!(
+            "{host} {} {}\n",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        );
+        for _ in 0..2 {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(me.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| Error::io(&path, e))?;
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    let mut fields = holder.split_whitespace();
+                    let (h, pid) = (fields.next().unwrap_or(""), fields.next().and_then(|p| p.parse::<u32>().ok()));
+                    let dead = h == host && pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                    if !dead {
+                        return Err(Error::InvalidArgument {
+                            name: "run folder",
+                            expected: format!("no other process writing {}", dir.display()),
+                            found: format!(
+                                "{} held by `{}` (host pid start); if that process is gone, remove the file",
+                                path.display(),
+                                holder.trim()
+                            ),
+                        });
+                    }
+                    eprintln!(
+                        "note: {} was left by process {} of {h}, which is gone; taking it over",
+                        path.display(),
+                        pid.unwrap_or(0)
+                    );
+                    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::InvalidArgument {
+            name: "run folder",
+            expected: "a lock file that can be taken over".to_string(),
+            found: format!("{} reappeared while being taken over", path.display()),
+        })
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Removes the temp files (`*.tmp`) a killed writer left in `dir`; call it holding the lock.
+pub fn remove_stale_temps(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_some_and(|x| x == "tmp") && path.is_file() {
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".to_string())
+}

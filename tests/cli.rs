@@ -498,3 +498,66 @@ fn oversized_batches_and_thread_pools_are_refused() {
     }
     assert!(!out.exists(), "a refused train left {} behind", out.display());
 }
+
+/// One writer per run folder: while a run trains in D, a second `train --out D --force` (or
+/// `--resume D`) is refused naming the holder, and D keeps only the first run's files; after a
+/// SIGKILL the dead holder's lock is taken over on resume, and the temp files it left are
+/// removed; `--force` removes the old run's files before the new run writes any.
+#[test]
+fn a_run_folder_has_one_writer() {
+    let (tmp, data) = temp_with_data(write_data);
+    let d = data.to_str().unwrap();
+    let dir = tmp.path().join("run");
+    let r = dir.to_str().unwrap();
+    let src = ["--data-dir", d, "--allow-custom-data"];
+    let train = |model: &str, extra: &[&str]| -> Vec<String> {
+        [&["train", "--model", model, "--epochs", "30", "--batch-size", "16", "--out", r][..], &src, extra]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let mut first = start_and_wait_for_state(&as_strs(&train("modified", &[])), &dir);
+    let holder = std::fs::read_to_string(dir.join("lock")).unwrap();
+    assert!(holder.contains(&first.id().to_string()), "{holder}");
+    let err = fails(&as_strs(&train("baseline", &["--force"])));
+    assert!(err.contains("held by") && err.contains(&first.id().to_string()), "{err}");
+    let err = fails(&[&["train", "--resume", r][..], &src].concat());
+    assert!(err.contains("held by"), "{err}");
+
+    first.kill().unwrap(); // SIGKILL: the lock stays behind
+    first.wait().unwrap();
+    assert!(dir.join("lock").exists());
+    std::fs::write(dir.join("state.safetensors.99999.tmp"), b"half-written").unwrap();
+    let out = common::run(&[&["train", "--resume", r][..], &src].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("taking it over"), "{stderr}");
+    assert!(!dir.join("lock").exists() && !dir.join("state.safetensors.99999.tmp").exists());
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["model"], "modified");
+
+    // --force: the old run's files go before the new run writes anything (killed after its
+    // first epoch, the folder holds no report.json of the old run).
+    let mut second = Command::new(env!("CARGO_BIN_EXE_autoencoder"))
+        .args(train("baseline", &["--force"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = second.id().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_to_string(dir.join("lock")).is_ok_and(|l| l.contains(&pid)) {
+        assert!(std::time::Instant::now() < deadline, "the second run never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // The old files go right after the lock is taken; then wait for the new run's first state.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    while !dir.join("state.safetensors").exists() {
+        assert!(std::time::Instant::now() < deadline, "no state.safetensors after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert!(!dir.join("report.json").exists(), "the old run's report.json outlived --force");
+}

@@ -7,10 +7,11 @@ use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
 use autoencoder::data::{Dataset, Split};
 use autoencoder::evaluate::{self, Images, Scores};
+use autoencoder::fsutil::{self, RunLock};
 use autoencoder::models::ModelKind;
+use autoencoder::picture;
 use autoencoder::sequential::Sequential;
 use autoencoder::train::{self, EpochStats, Loss, Progress, RunState, TrainConfig, TrainOutcome};
-use autoencoder::{fsutil, picture};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
@@ -117,7 +118,12 @@ const STATE_FILE: &str = "state.safetensors";
 const RUN_FILES: [&str; 6] =
     ["best.safetensors", "last.safetensors", STATE_FILE, "metrics.csv", "report.json", "reconstructions.png"];
 
-pub fn prepare_out(out: &Path, force: bool) -> Result<()> {
+/// Makes `out` ready for a new run and takes its lock (held until the returned value drops):
+/// an old run there is refused without `force`, and with it removed before anything new is
+/// written, so no file of the old run outlives it beside the new one's.
+pub fn prepare_out(out: &Path, force: bool) -> Result<RunLock> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let lock = lock_run(out)?;
     let existing: Vec<_> = RUN_FILES.iter().filter(|f| out.join(f).exists()).collect();
     if !existing.is_empty() && !force {
         anyhow::bail!(
@@ -126,7 +132,19 @@ pub fn prepare_out(out: &Path, force: bool) -> Result<()> {
             existing.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
+    for f in existing {
+        let path = out.join(f);
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    Ok(lock)
+}
+
+/// Takes `dir`'s lock (one writer per run folder) and removes the temp files a killed writer
+/// left there.
+pub fn lock_run(dir: &Path) -> Result<RunLock> {
+    let lock = RunLock::acquire(dir).context("hint: wait for the other run, or write to another --out")?;
+    fsutil::remove_stale_temps(dir)?;
+    Ok(lock)
 }
 
 pub fn epoch_line(s: &EpochStats) -> String {
@@ -266,10 +284,16 @@ pub fn train_in(
 pub fn run(args: TrainArgs) -> Result<()> {
     // Before anything is written: a bad --threads must leave no run folder behind.
     let threads = set_threads(args.threads)?;
-    let (cfg, out, resume) = match &args.resume {
+    let (cfg, out, resume, _lock) = match &args.resume {
         Some(dir) => {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "cannot resume from {}: no such folder (it should hold a run's {STATE_FILE})",
+                dir.display()
+            );
+            let lock = lock_run(dir)?;
             let (cfg, model, state) = load_run_state(dir, "train")?;
-            (cfg, dir.clone(), Some((model, state)))
+            (cfg, dir.clone(), Some((model, state)), lock)
         }
         None => {
             let cfg = TrainConfig {
@@ -289,8 +313,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             };
             cfg.validate().context("hint: see `autoencoder train --help`")?;
             let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
-            prepare_out(&out, args.force)?;
-            (cfg, out, None)
+            let lock = prepare_out(&out, args.force)?;
+            (cfg, out, None, lock)
         }
     };
     let (data, split) = load_data(&args.source, cfg.seed)?;

@@ -4,7 +4,7 @@
 
 use super::common::{load_data, set_threads};
 use super::data::DataSource;
-use super::train::{finish_run, install_ctrl_c, load_run_state, parse_loss, parse_model, train_in};
+use super::train::{finish_run, install_ctrl_c, load_run_state, lock_run, parse_loss, parse_model, train_in};
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
 use autoencoder::models::ModelKind;
@@ -221,6 +221,22 @@ pub fn run(args: TuneArgs) -> Result<()> {
     }
     // Before anything is written: a bad --threads must leave no search folder behind.
     let threads = set_threads(args.threads)?;
+    // One writer per search folder, from before its tune.json is read or written.
+    let dir = match &args.resume {
+        Some(dir) => dir.clone(),
+        None => args.out.clone().context("--out is required")?,
+    };
+    match &args.resume {
+        Some(_) => anyhow::ensure!(
+            dir.is_dir(),
+            "cannot resume from {}: no such folder (it should hold a search's {TUNE_FILE})",
+            dir.display()
+        ),
+        // Bad flags must leave no folder behind.
+        None => drop(config_from_args(&args)?),
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _lock = lock_run(&dir)?;
     let (cfg, out) = match &args.resume {
         Some(dir) => {
             let mut cfg = read_search(dir).with_context(|| {
