@@ -45,9 +45,28 @@ fn write(path: &Path, tensors: &[(String, &[f32], &[usize])], metadata: HashMap<
         .map(|((name, _, shape), bytes)| TensorView::new(Dtype::F32, shape.to_vec(), bytes).map(|v| (name.clone(), v)))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| checkpoint_err(path, format!("cannot encode: {e}")))?;
-    let out = safetensors::serialize(views, &Some(metadata))
+    let mut out = safetensors::serialize(views, &Some(metadata))
         .map_err(|e| checkpoint_err(path, format!("cannot encode: {e}")))?;
+    sort_header(&mut out).map_err(|e| checkpoint_err(path, format!("cannot encode: {e}")))?;
     fsutil::write_bytes_atomic(path, &out)
+}
+
+/// Rewrites a serialised file's JSON header with its keys sorted, in place. `safetensors`
+/// writes the metadata map in hash order, so two identical runs gave files that differed byte
+/// for byte; sorted, they are identical. Same keys and values, so the header keeps its length
+/// (and padding) and every tensor offset stays valid.
+fn sort_header(file: &mut [u8]) -> std::result::Result<(), String> {
+    let len = file.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+    let header = len.and_then(|n| file.get_mut(8..8 + n)).ok_or("no header")?;
+    // serde_json's map is a BTreeMap: parsing and writing again sorts every object's keys.
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let sorted = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    let text_len = header.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    if sorted.len() != text_len {
+        return Err(format!("sorted header is {} bytes, not {text_len}", sorted.len()));
+    }
+    header[..text_len].copy_from_slice(&sorted);
+    Ok(())
 }
 
 /// A parsed safetensors file: its bytes and its metadata.

@@ -331,3 +331,27 @@ fn impossible_run_states_are_clear_errors() {
         assert!(err.contains("state.safetensors") && err.contains(field), "{field}: {err:?}");
     }
 }
+
+/// Saving the same state again gives the same bytes (the metadata map was written in hash
+/// order, so `sha256sum` of two identical runs disagreed), and the file still loads.
+#[test]
+fn the_same_state_saves_to_identical_bytes() {
+    use autoencoder::train::{RunState, TrainConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig::new(ModelKind::Baseline);
+    let model = models::build(ModelKind::Baseline, 3).unwrap();
+    let state = RunState::new(&cfg, &model);
+    let files: Vec<Vec<u8>> = (0..6)
+        .map(|i| {
+            let path = dir.path().join(format!("state-{i}.safetensors"));
+            checkpoint::save_state(&path, &cfg, &model, &state).unwrap();
+            let info = CheckpointInfo { model: ModelKind::Baseline, epoch: 1, seed: 3 };
+            checkpoint::save(&dir.path().join(format!("best-{i}.safetensors")), &model, &info).unwrap();
+            [std::fs::read(&path).unwrap(), std::fs::read(dir.path().join(format!("best-{i}.safetensors"))).unwrap()]
+                .concat()
+        })
+        .collect();
+    assert!(files.windows(2).all(|w| w[0] == w[1]), "two saves of the same state differ");
+    assert!(checkpoint::load_state(&dir.path().join("state-0.safetensors")).is_ok());
+    assert!(checkpoint::load(&dir.path().join("best-0.safetensors"), None).is_ok());
+}
