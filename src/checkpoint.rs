@@ -187,6 +187,8 @@ struct StateMeta {
     plateau_wait: usize,
     #[serde(default)]
     kernel_path: Option<String>,
+    #[serde(default)]
+    data: Option<crate::data::DataRecord>,
 }
 
 /// Writes the run state (with the current weights of `model`) to `path` atomically.
@@ -217,6 +219,7 @@ pub fn save_state(path: &Path, cfg: &TrainConfig, model: &Sequential, state: &Ru
         plateau_best_bits: Some(state.plateau.best.to_bits()),
         plateau_wait: state.plateau.wait,
         kernel_path: state.kernel_path.clone(),
+        data: state.data.clone(),
     };
     let json = serde_json::to_string(&meta).map_err(|e| checkpoint_err(path, format!("cannot encode state: {e}")))?;
     let metadata = HashMap::from([
@@ -294,5 +297,6 @@ pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
     state.plateau.best = meta.plateau_best_bits.map_or(f64::INFINITY, f64::from_bits);
     state.plateau.wait = meta.plateau_wait;
     state.kernel_path = meta.kernel_path;
+    state.data = meta.data;
     Ok((cfg, model, state))
 }

@@ -155,6 +155,9 @@ pub struct RunState {
     /// was recorded. Paths may differ in the last bits, so a resume on another path is not
     /// bitwise the uninterrupted run.
     pub kernel_path: Option<String>,
+    /// The data the run trains on (`None` for states saved before it was recorded, and for
+    /// runs the library trains without one).
+    pub data: Option<crate::data::DataRecord>,
 }
 
 impl RunState {
@@ -181,6 +184,7 @@ impl RunState {
             stopped_early: false,
             initial_loss: f64::INFINITY,
             kernel_path: Some(kernels::isa::kernel_path().name().to_string()),
+            data: None,
         }
     }
 }

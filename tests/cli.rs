@@ -561,3 +561,69 @@ fn a_run_folder_has_one_writer() {
     second.wait().unwrap();
     assert!(!dir.join("report.json").exists(), "the old run's report.json outlived --force");
 }
+
+/// A run knows its data: killed, then resumed without data flags, a custom-data run continues
+/// on its recorded data (not the default Fashion-MNIST) and ends as the uninterrupted run
+/// does; resumed on other data, it is refused with both digests named.
+#[test]
+fn a_resumed_run_continues_on_its_own_data() {
+    let (tmp, data) = temp_with_data(write_data);
+    let d = data.to_str().unwrap();
+    let train = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--model",
+            "baseline",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--data-dir",
+            d,
+            "--allow-custom-data",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.to_str().unwrap().to_string()])
+        .collect()
+    };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ok(&as_strs(&train(&a)));
+    let mut child = start_and_wait_for_state(&as_strs(&train(&b)), &b);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ok(&["train", "--resume", b.to_str().unwrap()]);
+    let report = |dir: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+    };
+    assert_eq!(report(&b)["test"]["count"], 20, "resumed on other data");
+    assert_eq!(report(&b)["data_digest"], report(&a)["data_digest"]);
+    assert!(weight_bits(&b.join("best.safetensors")) == weight_bits(&a.join("best.safetensors")));
+
+    // Other data (one image changed): refused, naming both digests.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    for f in std::fs::read_dir(&data).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, other.join(f.file_name().unwrap())).unwrap();
+    }
+    let images = other.join("train-images-idx3-ubyte");
+    let mut bytes = std::fs::read(&images).unwrap();
+    bytes[16 + 400] ^= 0xff;
+    std::fs::write(&images, bytes).unwrap();
+    let c = tmp.path().join("c");
+    let mut child = start_and_wait_for_state(&as_strs(&train(&c)), &c);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let err = fails(&[
+        "train",
+        "--resume",
+        c.to_str().unwrap(),
+        "--data-dir",
+        other.to_str().unwrap(),
+        "--allow-custom-data",
+    ]);
+    let digest = report(&a)["data_digest"].as_str().unwrap().to_string();
+    assert!(err.contains("digest") && err.contains(&digest), "{err}");
+}

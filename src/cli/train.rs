@@ -5,7 +5,7 @@ use super::common::{in_pool, load_data, set_threads};
 use super::data::DataSource;
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
-use autoencoder::data::{Dataset, Split};
+use autoencoder::data::{DataRecord, Dataset, Split};
 use autoencoder::evaluate::{self, Images, Scores};
 use autoencoder::fsutil::{self, RunLock};
 use autoencoder::models::ModelKind;
@@ -99,6 +99,8 @@ struct Report<'a> {
     data: &'a str,
     /// The kernel path (`avx2`, `portable`) this invocation ran on.
     kernel_path: &'static str,
+    /// `Dataset::digest` of the data and split seed the run was scored on.
+    data_digest: String,
     history: &'a [EpochStats],
     #[serde(flatten)]
     extra: &'a serde_json::Map<String, serde_json::Value>,
@@ -317,11 +319,46 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (cfg, out, None, lock)
         }
     };
-    let (data, split) = load_data(&args.source, cfg.seed)?;
+    // A resumed run continues on the data it started on: without data flags, the recorded
+    // ones; whatever was given, data of another digest is refused.
+    let recorded = resume.as_ref().and_then(|(_, st)| st.data.clone());
+    let source = match &recorded {
+        Some(rec) if args.source.data_dir.is_none() && !args.source.allow_custom_data => {
+            DataSource { data_dir: rec.data_dir.clone(), allow_custom_data: rec.allow_custom_data }
+        }
+        _ => args.source.clone(),
+    };
+    let (data, split) = load_data(&source, cfg.seed)?;
+    let digest = data.digest(cfg.seed);
+    if let Some(rec) = &recorded {
+        anyhow::ensure!(
+            rec.digest == digest,
+            "{} was trained on other data: {} (digest {}), not {} (digest {digest})\nhint: resume with the run's data flags, or drop them to use the recorded ones",
+            out.display(),
+            rec.origin,
+            rec.digest,
+            data.origin
+        );
+    }
+    let resume = match resume {
+        Some(r) => Some(r),
+        None => {
+            // A new run: its state records the data from the first save on.
+            let model = autoencoder::models::build(cfg.model, cfg.seed)?;
+            let mut state = RunState::new(&cfg, &model);
+            state.data = Some(DataRecord {
+                data_dir: source.data_dir.clone(),
+                allow_custom_data: source.allow_custom_data,
+                origin: data.origin.clone(),
+                digest: digest.clone(),
+            });
+            Some((model, state))
+        }
+    };
     install_ctrl_c()?;
     let from = match &resume {
-        Some((_, st)) => format!(", resuming after epoch {} step {}", st.epoch, st.step),
-        None => String::new(),
+        Some((_, st)) if st.epoch + st.step > 0 => format!(", resuming after epoch {} step {}", st.epoch, st.step),
+        _ => String::new(),
     };
     outln!(
         "training `{}` on {} ({} train / {} val / {} test), loss {}, batch {}, lr {}, {} threads -> {}{from}",
@@ -374,6 +411,7 @@ pub fn finish_run(
         train_images_per_s: outcome.images_per_s,
         data: &data.origin,
         kernel_path: kernels::isa::kernel_path().name(),
+        data_digest: data.digest(cfg.seed),
         history: &outcome.history,
         extra,
     };

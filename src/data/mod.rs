@@ -41,7 +41,32 @@ pub struct Dataset {
     pub origin: String,
 }
 
+/// Where a run's data came from, recorded in its state so that `--resume` continues on the
+/// same data (`Dataset::digest` tells whether it is).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataRecord {
+    /// `--data-dir` as given (`None`: the default search).
+    pub data_dir: Option<PathBuf>,
+    pub allow_custom_data: bool,
+    /// `Dataset::origin`, for messages.
+    pub origin: String,
+    /// `Dataset::digest` with the run's seed.
+    pub digest: String,
+}
+
 impl Dataset {
+    /// SHA-256 (hex) of every image and label and of the split seed: equal digests, the same
+    /// split of the same data.
+    pub fn digest(&self, seed: u64) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((self.len() as u64).to_le_bytes());
+        h.update(&self.images);
+        h.update(&self.labels);
+        h.update(seed.to_le_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
