@@ -143,7 +143,9 @@ const MALFORMED: &[(&str, usize, Mutation, &str)] = &[
             b.truncate(100);
             b
         },
-        "payload length",
+        // The loader refuses the count from the header (idx::parse_images alone, below, says
+        // the payload is short).
+        "count",
     ),
     (
         "4 billion images in a gzip file",
@@ -154,7 +156,7 @@ const MALFORMED: &[(&str, usize, Mutation, &str)] = &[
             let _ = b;
             gzip(&p)
         },
-        "payload length",
+        "count",
     ),
     (
         "trailing bytes",
@@ -407,4 +409,30 @@ fn permutation_is_not_the_identity_and_moves_most_items() {
     let p = data::permutation(1000, 7);
     let fixed = p.iter().enumerate().filter(|&(i, &v)| i == v).count();
     assert!(fixed < 10, "{fixed} fixed points");
+}
+
+/// The loader checks a file's header (28x28 images, at most MAX_IMAGES items) before it
+/// decompresses the payload: a small .gz claiming 1000x1000x1000 images, or ten million
+/// 28x28 images, is refused by its header, not after inflating what it holds.
+#[test]
+fn data_sizes_are_checked_from_the_header_before_decompressing() {
+    let [tri, ..] = fashion_mnist::FILES.map(|f| f.name);
+    let header = |n: u32, rows: u32, cols: u32| -> Vec<u8> {
+        let mut b = vec![0, 0, 8, 3];
+        for d in [n, rows, cols] {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b.extend(std::iter::repeat_n(0u8, 1 << 20)); // 1 MB of the claimed payload
+        b
+    };
+    for (bytes, field, found) in
+        [(header(1000, 1000, 1000), "image size", "1000x1000"), (header(10_000_000, 28, 28), "count", "10000000")]
+    {
+        let dir = synthetic_dir();
+        std::fs::write(dir.path().join(format!("{tri}.gz")), gzip(&bytes)).unwrap();
+        let err = data::load(&custom(dir.path(), true)).unwrap_err();
+        assert!(matches!(&err, Error::Format { field: f, .. } if *f == field), "{err}");
+        assert!(err.to_string().contains(found), "{err}");
+    }
+    const { assert!(fashion_mnist::MAX_IMAGES >= 60_000) };
 }

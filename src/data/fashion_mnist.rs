@@ -196,9 +196,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Most images (and labels) one IDX file of a data set may hold: 784 MB of pixels.
+pub const MAX_IMAGES: usize = 1_000_000;
+
 /// Decodes `bytes` (the file at `path`) and, unless `allow_custom`, checks its SHA-256.
 fn verify(bytes: &[u8], path: &Path, spec: &FileSpec, kind: IdxKind, allow_custom: bool) -> Result<RawIdx> {
-    let raw = idx::decode(bytes, path, kind)?;
+    // From the header, before the payload is decompressed: 28x28 images, and at most
+    // MAX_IMAGES of them (the official files hold 60,000 and 10,000).
+    let raw = idx::decode_checked(bytes, path, kind, |dims| {
+        let bad = |field, expected: String, found: String| {
+            Err(Error::Format { path: path.to_path_buf(), field, expected, found })
+        };
+        if kind == IdxKind::Images && dims[1..] != [IMAGE_SIDE, IMAGE_SIDE] {
+            return bad("image size", format!("{IMAGE_SIDE}x{IMAGE_SIDE}"), format!("{}x{}", dims[1], dims[2]));
+        }
+        if dims[0] > MAX_IMAGES {
+            return bad("count", format!("at most {MAX_IMAGES} items"), dims[0].to_string());
+        }
+        Ok(())
+    })?;
     if !allow_custom {
         let found = sha256_hex(&raw.bytes);
         if found != spec.sha256 {

@@ -123,6 +123,17 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 /// of dimensions, every dimension > 0, payload length exactly the product of the dimensions.
 /// `path` only names the file in errors.
 pub fn decode(bytes: &[u8], path: &Path, kind: IdxKind) -> Result<RawIdx> {
+    decode_checked(bytes, path, kind, |_| Ok(()))
+}
+
+/// `decode`, with `check` run on the header's dimensions before any of the payload is
+/// decompressed or allocated (a small .gz may claim a gigabyte).
+pub fn decode_checked(
+    bytes: &[u8],
+    path: &Path,
+    kind: IdxKind,
+    check: impl Fn(&[usize]) -> Result<()>,
+) -> Result<RawIdx> {
     let gzip = bytes.starts_with(&GZIP_MAGIC);
     let mut gz;
     let mut plain = bytes;
@@ -189,6 +200,7 @@ pub fn decode(bytes: &[u8], path: &Path, kind: IdxKind) -> Result<RawIdx> {
             format_error(path, "payload size", "a product of dimensions that fits in memory", format!("dims {dims:?}"))
         })?;
     let header_len = 4 + 4 * ndims;
+    check(&dims)?;
 
     // Plain files: compare lengths before allocating anything.
     if !gzip {
