@@ -8,7 +8,7 @@
 
 use crate::geom::ConvGeom;
 use crate::isa::dispatch;
-use crate::micro::{channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Simd, Tile, MAX_M};
+use crate::micro::{channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Simd, Tile};
 
 /// Output pixels per block of `weight_grad_tiled_acc`.
 const PIXEL_BLOCK: usize = 64;
@@ -17,11 +17,12 @@ const PIXEL_BLOCK: usize = 64;
 /// one pass over the pixels (see `forward_tiled_with`).
 const SMALL_KERNEL: usize = 64;
 
-/// Size of the zero-padded copy of one input image: `[hp, wp, c_in]` plus slack for the
-/// strided input gradient's reads past the last column.
+/// Size of the zero-padded copy of one input image: `[hp, wp, c_in]` (tiles never run past
+/// the last output pixel) plus `k` pixels that `conv2d`'s shifted-GEMM weight gradient reads
+/// past the end.
 pub fn padded_len(g: &ConvGeom) -> usize {
     let (hp, wp) = padded_dims(g);
-    hp * wp * g.c_in + MAX_M * g.stride * g.c_in + g.k * g.c_in
+    hp * wp * g.c_in + g.k * g.c_in
 }
 /// Rows and columns of the padded input: every window of every output fits.
 pub fn padded_dims(g: &ConvGeom) -> (usize, usize) {
@@ -94,7 +95,7 @@ fn strided_pad(g: &ConvGeom) -> usize {
 /// Size of the padded dy `backward_input_strided` needs: `[hpd, wpd, c_out]`.
 pub fn strided_dy_dims(g: &ConvGeom) -> (usize, usize) {
     let p = strided_pad(g);
-    ((g.h_in + g.pad_top) / g.stride + p + 1, (g.w_in + g.pad_left) / g.stride + p + 1 + MAX_M)
+    ((g.h_in + g.pad_top) / g.stride + p + 1, (g.w_in + g.pad_left) / g.stride + p + 1)
 }
 
 /// The kernel of `backward_input_strided`, per tap and per block of input channels (the
@@ -226,8 +227,9 @@ pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32
 #[inline(always)]
 unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
-    let seg = k * ci_n; // (kw, ci) pairs of one kernel row: contiguous in the padded image
-                        // Offset in the padded image of dw row t = (kh, kw, ci), from a window's top-left pixel.
+    // (kw, ci) pairs of one kernel row: contiguous in the padded image.
+    let seg = k * ci_n;
+    // Offset in the padded image of dw row t = (kh, kw, ci), from a window's top-left pixel.
     let offset = |t: usize| (t / seg) * wp * ci_n + t % seg;
     let (xp, dy, dwp) = (xp.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
     // Blocks of pixels, each finished by every tile before the next: the block's dy rows and
@@ -235,15 +237,11 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
     // bandwidth). A table of the windows' offsets lets a tile run across image rows.
     let mut windows = [0usize; PIXEL_BLOCK];
     let count = g.h_out * g.w_out;
-    let (mut oh, mut ow) = (0, 0);
     for p0 in (0..count).step_by(PIXEL_BLOCK) {
         let len = PIXEL_BLOCK.min(count - p0);
-        for o in windows.iter_mut().take(len) {
+        for (i, o) in windows.iter_mut().take(len).enumerate() {
+            let (oh, ow) = ((p0 + i) / g.w_out, (p0 + i) % g.w_out);
             *o = (oh * s * wp + ow * s) * ci_n;
-            ow += 1;
-            if ow == g.w_out {
-                (oh, ow) = (oh + 1, 0);
-            }
         }
         for (co0, nv) in channel_blocks(co_n) {
             for (r0, m) in row_chunks(k * seg) {

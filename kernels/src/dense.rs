@@ -21,8 +21,6 @@ const W_ROWS_PER_TASK: usize = 64;
 /// Inner-dimension block of `forward`: a `[KC, 16]` slab of w (16 KB) stays in L1 while every
 /// row tile of the task uses it.
 const KC: usize = 256;
-/// Most floats of a task's transposed dy that `backward_input` keeps on the stack (32 KB).
-const DY_T_MAX: usize = 8192;
 /// Run length of a tile in `gemm_acc` when the rows of its `a` are a page or more apart.
 const KB: usize = 32;
 /// Inner-dimension block of `backward_input`: a task's `[32, KC_T]` block of dy stays in L2
@@ -121,20 +119,6 @@ pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32]
     }
     dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * c_out)).for_each(|(dxt, dyt)| {
         let rows = dxt.len() / c_in;
-        let lanes = rows.next_multiple_of(8);
-        if lanes * c_out <= DY_T_MAX {
-            // A short c_out makes short dot products, dominated by their horizontal sums:
-            // instead, tiles of dxᵀ = w dyᵀ over a transposed copy of the task's dy.
-            let mut dy_t = [0.0f32; DY_T_MAX];
-            for (r, row) in dyt.chunks_exact(c_out).enumerate() {
-                row.iter().enumerate().for_each(|(o, &v)| dy_t[o * lanes + r] = v);
-            }
-            let (bt, c) = (dy_t.as_ptr(), dxt.as_mut_ptr());
-            let wp = w.as_ptr();
-            // SAFETY: c_in x c_out of w, c_out x lanes of dy_t, rows x c_in of dxt.
-            dispatch!(transposed_acc(rows: usize, lanes: usize, c_in: usize, c_out: usize, wp: *const f32, bt: *const f32, c: *mut f32));
-            return;
-        }
         for k0 in (0..c_out).step_by(KC_T) {
             let kc = KC_T.min(c_out - k0);
             // SAFETY: rows x kc of dyt and c_in x kc of w from column k0, and rows x c_in of
@@ -143,38 +127,6 @@ pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32]
             dispatch!(dots_acc(rows: usize, c_in: usize, c_out: usize, kc: usize, a: *const f32, bw: *const f32, c: *mut f32))
         }
     });
-}
-
-/// c[r, i] += sum_o a[i, o] bt[o, r] for r < rows, i < cols, with a `[cols, k]`, bt
-/// `[k, lanes]` (rows padded to lanes with zeros) and c row-major `[rows, cols]`: tiles of
-/// cᵀ (6 of i x 16 of r), each stored through a small buffer into c's columns.
-/// # Safety
-/// `S`'s instructions exist, and every index above is inside its buffer.
-#[inline(always)]
-unsafe fn transposed_acc<S: Simd>(
-    rows: usize,
-    lanes: usize,
-    cols: usize,
-    k: usize,
-    a: *const f32,
-    bt: *const f32,
-    c: *mut f32,
-) {
-    for (r0, nv) in channel_blocks(lanes) {
-        for (i0, m) in row_chunks(cols) {
-            with_rows!(m, M => with_nv!(nv, NV => {
-                let mut t = Tile::<S, M, NV>::zero();
-                t.run(Tile::<S, M, NV>::rows(a.add(i0 * k), k), 1, bt.add(r0), lanes, k);
-                let mut buf = [[0.0f32; 16]; M];
-                t.store(buf.as_mut_ptr().cast(), 16);
-                for (j, row) in buf.iter().enumerate() {
-                    for (l, &v) in row.iter().enumerate().take((8 * NV).min(rows.saturating_sub(r0))) {
-                        *c.add((r0 + l) * cols + i0 + j) += v;
-                    }
-                }
-            }))
-        }
-    }
 }
 
 /// c[r, i] += a_r . b_i over `kc` lanes, for rows r of a (`[rows, ld]`), rows i of b

@@ -50,11 +50,9 @@ impl KernelPath {
         Self::ALL.into_iter().filter(|p| p.is_supported()).collect()
     }
 
+    /// 1 + its index in `ALL`, the value `CHOSEN` holds.
     fn code(self) -> u8 {
-        match self {
-            KernelPath::Avx2 => 1,
-            KernelPath::Portable => 2,
-        }
+        1 + Self::ALL.iter().position(|&p| p == self).expect("every path is in ALL") as u8
     }
 }
 
@@ -71,10 +69,9 @@ static CHOSEN: AtomicU8 = AtomicU8::new(0);
 /// variable `AUTOENCODER_KERNELS` names if this CPU supports it (so a test suite can be run on
 /// each path; the CLI reports a bad value as an error), else `KernelPath::best()`.
 pub fn kernel_path() -> KernelPath {
-    match CHOSEN.load(Ordering::Relaxed) {
-        1 => KernelPath::Avx2,
-        2 => KernelPath::Portable,
-        _ => {
+    match CHOSEN.load(Ordering::Relaxed).checked_sub(1).and_then(|i| KernelPath::ALL.get(i as usize)) {
+        Some(&path) => path,
+        None => {
             let from_env = std::env::var("AUTOENCODER_KERNELS").ok().and_then(|v| KernelPath::from_name(&v));
             let path = from_env.filter(|p| p.is_supported()).unwrap_or_else(KernelPath::best);
             CHOSEN.store(path.code(), Ordering::Relaxed);

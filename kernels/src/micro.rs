@@ -9,9 +9,8 @@
 //! rows into chunks of at most `MAX_M`.
 //!
 //! Inner loops index raw pointers: the public kernels check every slice length once at entry,
-//! and each tile's reads and writes stay inside the ranges those checks cover (debug builds
-//! assert it per tile). This removed the per-FMA bounds checks and stack reloads of the
-//! slice-based loop.
+//! and each tile's reads and writes stay inside the ranges those checks cover (argued at each
+//! kernel). This removed the per-FMA bounds checks and stack reloads of the slice-based loop.
 
 // Indexed loops over the tile's rows and lanes keep the accumulator array in registers.
 #![allow(clippy::needless_range_loop)]
@@ -153,23 +152,27 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
         Tile { acc }
     }
 
+    /// acc[j] += a[j][offset] * b[.. 8 NV]: one rank-1 update.
+    #[inline(always)]
+    unsafe fn update(&mut self, a: &[*const f32; M], offset: usize, b: *const f32) {
+        let mut bv = [S::zero(); NV];
+        for (v, bv) in bv.iter_mut().enumerate() {
+            *bv = S::load(b.add(8 * v));
+        }
+        for j in 0..M {
+            let x = S::splat(a[j].add(offset));
+            for v in 0..NV {
+                self.acc[j][v] = S::fma(x, bv[v], self.acc[j][v]);
+            }
+        }
+    }
+
     /// acc[j] += sum over k < len of a[j][k * a_k] * b[k * b_k ..][.. 8 NV]: `len` rank-1
     /// updates in k order, row j's operand starting at `a[j]`.
     #[inline(always)]
     pub unsafe fn run(&mut self, a: [*const f32; M], a_k: usize, b: *const f32, b_k: usize, len: usize) {
-        let mut b = b;
         for k in 0..len {
-            let mut bv = [S::zero(); NV];
-            for (v, bv) in bv.iter_mut().enumerate() {
-                *bv = S::load(b.add(8 * v));
-            }
-            for j in 0..M {
-                let x = S::splat(a[j].add(k * a_k));
-                for v in 0..NV {
-                    self.acc[j][v] = S::fma(x, bv[v], self.acc[j][v]);
-                }
-            }
-            b = b.add(b_k);
+            self.update(&a, k * a_k, b.add(k * b_k));
         }
     }
 
@@ -177,19 +180,8 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
     /// k-th step of `a` read from a table.
     #[inline(always)]
     pub unsafe fn run_offsets(&mut self, a: [*const f32; M], offsets: &[usize], b: *const f32, b_k: usize) {
-        let mut b = b;
-        for &o in offsets {
-            let mut bv = [S::zero(); NV];
-            for (v, bv) in bv.iter_mut().enumerate() {
-                *bv = S::load(b.add(8 * v));
-            }
-            for j in 0..M {
-                let x = S::splat(a[j].add(o));
-                for v in 0..NV {
-                    self.acc[j][v] = S::fma(x, bv[v], self.acc[j][v]);
-                }
-            }
-            b = b.add(b_k);
+        for (k, &o) in offsets.iter().enumerate() {
+            self.update(&a, o, b.add(k * b_k));
         }
     }
 
@@ -299,22 +291,10 @@ pub(crate) fn row_chunks(n: usize) -> impl Iterator<Item = (usize, usize)> {
     })
 }
 
-/// `row_chunks` over the `h x w` pixels of an image in row-major order, with each pixel's
-/// (row, column), counted rather than divided out (a division per pixel per tile cost a
-/// fifth of a 32-channel convolution). Yields (start, len, positions).
+/// `row_chunks` over the `h x w` pixels of an image in row-major order, with the (row,
+/// column) of each pixel of a chunk. Yields (start, len, positions).
 pub(crate) fn pixel_chunks(h: usize, w: usize) -> impl Iterator<Item = (usize, usize, [(usize, usize); MAX_M])> {
-    let (mut r, mut c) = (0, 0);
-    row_chunks(h * w).map(move |(p0, m)| {
-        let mut px = [(0, 0); MAX_M];
-        for p in px.iter_mut().take(m) {
-            *p = (r, c);
-            c += 1;
-            if c == w {
-                (r, c) = (r + 1, 0);
-            }
-        }
-        (p0, m, px)
-    })
+    row_chunks(h * w).map(move |(p0, m)| (p0, m, core::array::from_fn(|j| ((p0 + j) / w, (p0 + j) % w))))
 }
 
 /// The dot products of `M` rows of `a` with `L` rows of `b` (rows `a_ld` and `b_ld` apart,

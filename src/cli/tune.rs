@@ -133,11 +133,10 @@ fn config_from_args(args: &TuneArgs) -> Result<TuneConfig> {
 }
 
 /// Starts a new search in `out`: refuses to overwrite one without `force`.
-fn start(args: &TuneArgs, out: &Path) -> Result<TuneConfig> {
-    let cfg = config_from_args(args)?;
+fn start(cfg: TuneConfig, force: bool, out: &Path) -> Result<TuneConfig> {
     if out.join(TUNE_FILE).exists() {
         anyhow::ensure!(
-            args.force,
+            force,
             "{} already holds a search; pass --resume {} to continue it, --force to overwrite it, or another --out",
             out.display(),
             out.display()
@@ -221,38 +220,34 @@ pub fn run(args: TuneArgs) -> Result<()> {
     }
     // Before anything is written: a bad --threads must leave no search folder behind.
     let threads = set_threads(args.threads)?;
-    // One writer per search folder, from before its tune.json is read or written.
-    let dir = match &args.resume {
-        Some(dir) => dir.clone(),
-        None => args.out.clone().context("--out is required")?,
-    };
-    match &args.resume {
-        Some(_) => anyhow::ensure!(
-            dir.is_dir(),
-            "cannot resume from {}: no such folder (it should hold a search's {TUNE_FILE})",
-            dir.display()
-        ),
-        // Bad flags must leave no folder behind.
-        None => drop(config_from_args(&args)?),
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let _lock = lock_run(&dir)?;
-    let (cfg, out) = match &args.resume {
+    // One writer per search folder, from before its tune.json is read or written; bad flags
+    // leave no folder behind.
+    let (out, new_search) = match &args.resume {
         Some(dir) => {
-            let mut cfg = read_search(dir).with_context(|| {
-                format!("cannot resume from {} (hint: pass a folder written by `autoencoder tune`)", dir.display())
+            anyhow::ensure!(
+                dir.is_dir(),
+                "cannot resume from {}: no such folder (it should hold a search's {TUNE_FILE})",
+                dir.display()
+            );
+            (dir.clone(), None)
+        }
+        None => (args.out.clone().context("--out is required")?, Some(config_from_args(&args)?)),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let _lock = lock_run(&out)?;
+    let cfg = match new_search {
+        None => {
+            let mut cfg = read_search(&out).with_context(|| {
+                format!("cannot resume from {} (hint: pass a folder written by `autoencoder tune`)", out.display())
             })?;
             if let Some(trials) = args.trials {
                 cfg.trials = trials;
                 cfg.validate()?;
-                write_json(&dir.join(TUNE_FILE), &cfg)?;
+                write_json(&out.join(TUNE_FILE), &cfg)?;
             }
-            (cfg, dir.clone())
+            cfg
         }
-        None => {
-            let out = args.out.clone().context("--out is required")?;
-            (start(&args, &out)?, out)
-        }
+        Some(cfg) => start(cfg, args.force, &out)?,
     };
     let (data, split) = load_data(&args.source, cfg.seed)?;
     install_ctrl_c()?;
