@@ -1,7 +1,7 @@
 //! Each conv2d and dense pass equals its naive twin on every kernel path this CPU has
-//! (`kernels::isa`: AVX2, portable) and on the shapes the dispatch treats apart: stride 1 and
-//! 2, wide (c_out % 8 == 0, both tile widths) and narrow outputs, 'same' and 'valid', odd
-//! sizes. One test function, so switching the process-wide path races with nothing.
+//! (`kernels::isa`: AVX-512, AVX2, portable) and on the shapes the dispatch treats apart:
+//! stride 1 and 2, wide (c_out % 8 == 0; blocks of 4, 2 and 1 vectors; channel counts that
+//! AVX-512 hands to AVX2) and narrow outputs, 'same' and 'valid', odd sizes. One test function, so switching the process-wide path races with nothing.
 
 use kernels::geom::{ConvGeom, Padding};
 use kernels::isa::{set_kernel_path, KernelPath};
@@ -40,10 +40,19 @@ fn every_pass_matches_naive_on_each_path() {
 fn dense_cases(path: KernelPath) {
     // (n, c_in, c_out): tails of every tile (rows of 6, columns of 16 and 8, then scalar),
     // inner blocks of 256 and 512 crossed, the models' shapes.
-    for (i, &(n, ci, co)) in
-        [(37, 13, 21), (5, 300, 40), (64, 600, 24), (7, 8, 1), (3, 1030, 9), (64, 6272, 128), (64, 128, 6272)]
-            .iter()
-            .enumerate()
+    for (i, &(n, ci, co)) in [
+        (37, 13, 21),
+        (5, 300, 40),
+        (64, 600, 24),
+        (7, 8, 1),
+        (3, 1030, 9),
+        (9, 50, 112),
+        (6, 33, 88),
+        (64, 6272, 128),
+        (64, 128, 6272),
+    ]
+    .iter()
+    .enumerate()
     {
         let name = format!("{path} dense case {i} {n}x{ci}->{co}");
         let x = values(n * ci, 400 + i as u32);
@@ -101,6 +110,11 @@ fn conv_cases(path: KernelPath) {
         (10, 10, 12, 1, 3, 2, Padding::Same),
         (9, 9, 5, 1, 3, 1, Padding::Same),
         (8, 6, 48, 1, 3, 1, Padding::Valid),
+        // AVX-512 blocks of 4 + 1, 4 + 2 and 4 + 2 + 1 vectors, and 40 channels (not in 16s).
+        (7, 7, 80, 96, 3, 1, Padding::Same),
+        (8, 9, 112, 80, 3, 2, Padding::Same),
+        (6, 6, 40, 112, 3, 2, Padding::Same),
+        (7, 5, 96, 40, 3, 1, Padding::Valid),
     ];
     for (i, &(h, w, ci, co, k, s, p)) in cases.iter().enumerate() {
         let g = ConvGeom::new(h, w, ci, co, k, s, p).unwrap();

@@ -38,7 +38,7 @@ enum WeightPath {
 }
 
 fn weight_path(g: &ConvGeom) -> WeightPath {
-    if g.c_out % 8 == 0 || g.c_out == 1 {
+    if g.c_out.is_multiple_of(8) || g.c_out == 1 {
         WeightPath::Direct
     } else if g.stride == 1 {
         WeightPath::Shifted
@@ -53,7 +53,7 @@ fn task_scratch(g: &ConvGeom) -> usize {
     let forward = conv_direct::padded_len(g);
     let input = if g.stride == 1 {
         conv_direct::padded_len(&conv_direct::backward_input_geom(g))
-    } else if g.c_in % 8 == 0 {
+    } else if g.c_in.is_multiple_of(8) {
         let (hpd, wpd) = conv_direct::strided_dy_dims(g);
         hpd * wpd * g.c_out
     } else {
@@ -130,7 +130,7 @@ pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, 
     }
     let (wt, rest) = scratch.split_at_mut(2 * g.w_len());
     let wt = &mut wt[..g.w_len()];
-    let narrow = g.c_out % 8 != 0;
+    let narrow = !g.c_out.is_multiple_of(8);
     if narrow {
         conv_direct::transpose_weights(g, w, wt);
     }
@@ -163,7 +163,7 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
         let gb = conv_direct::backward_input_geom(g);
         let (wf, wt) = shared.split_at_mut(g.w_len());
         conv_direct::flip_weights(g, w, wf);
-        let narrow = gb.c_out % 8 != 0;
+        let narrow = !gb.c_out.is_multiple_of(8);
         if narrow {
             conv_direct::transpose_weights(&gb, wf, wt);
         }
@@ -184,10 +184,11 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
             });
         return;
     }
-    if g.c_in % 8 == 0 {
+    if g.c_in.is_multiple_of(8) {
         // Strided: per phase class of dx, a direct correlation of dy (no im2col, no col2im).
         let wt = &mut shared[..g.w_len()];
-        conv_direct::transpose_taps(g, w, wt);
+        let path = conv_direct::strided_path(g);
+        conv_direct::transpose_taps(g, path, w, wt);
         let wt = &*wt;
         let (hpd, wpd) = conv_direct::strided_dy_dims(g);
         dx.par_chunks_mut(conv_task_images(n) * g.x_len())
@@ -196,7 +197,7 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
             .for_each(|((dxt, dyt), s)| {
                 let dyp = &mut s[..hpd * wpd * g.c_out];
                 for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                    conv_direct::backward_input_strided(g, dyi, wt, dyp, dxi);
+                    conv_direct::backward_input_strided(g, path, dyi, wt, dyp, dxi);
                 }
             });
         return;

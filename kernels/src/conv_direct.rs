@@ -7,7 +7,7 @@
 //! path `isa` chose.
 
 use crate::geom::ConvGeom;
-use crate::isa::dispatch;
+use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Simd, Tile};
 
 /// Output pixels per block of `weight_grad_tiled_acc`.
@@ -98,16 +98,23 @@ pub fn strided_dy_dims(g: &ConvGeom) -> (usize, usize) {
     ((g.h_in + g.pad_top) / g.stride + p + 1, (g.w_in + g.pad_left) / g.stride + p + 1)
 }
 
-/// The kernel of `backward_input_strided`, per tap and per block of input channels (the
-/// `channel_blocks` of c_in, `8 nv` wide from ci0): `wt[tap][ci0 * c_out + co * 8 nv + l] =
-/// w[tap][ci0 + l][co]`, so each tile's weights are one contiguous run. Needs `c_in % 8 == 0`.
-pub fn transpose_taps(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
+/// The path `backward_input_strided` runs `g` on; `transpose_taps` lays its kernel out for it.
+pub fn strided_path(g: &ConvGeom) -> KernelPath {
+    kernel_path().for_channels(g.c_in)
+}
+
+/// The kernel of `backward_input_strided` on `path` (its `strided_path`), per tap and per block
+/// of input channels (the `channel_blocks` of c_in, `L nv` wide from ci0, L the path's lanes):
+/// `wt[tap][ci0 * c_out + co * L nv + l] = w[tap][ci0 + l][co]`, so each tile's weights are one
+/// contiguous run. Needs `c_in % 8 == 0`.
+pub fn transpose_taps(g: &ConvGeom, path: KernelPath, w: &[f32], wt: &mut [f32]) {
     let (ci_n, co_n) = (g.c_in, g.c_out);
     for (src, dst) in w.chunks_exact(ci_n * co_n).zip(wt.chunks_exact_mut(ci_n * co_n)) {
-        for (ci0, nv) in channel_blocks(ci_n) {
+        for (ci0, nv) in channel_blocks(ci_n, path) {
+            let width = path.lanes() * nv;
             for co in 0..co_n {
-                for l in 0..8 * nv {
-                    dst[ci0 * co_n + co * 8 * nv + l] = src[(ci0 + l) * co_n + co];
+                for l in 0..width {
+                    dst[ci0 * co_n + co * width + l] = src[(ci0 + l) * co_n + co];
                 }
             }
         }
@@ -117,10 +124,11 @@ pub fn transpose_taps(g: &ConvGeom, w: &[f32], wt: &mut [f32]) {
 /// y = conv(xp) + b for one image whose input is already padded (`pad_input`); `c_out` must be
 /// a multiple of 8. Overwrites `y` (`[h_out, w_out, c_out]`).
 pub fn forward_tiled(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
-    assert!(g.c_out % 8 == 0, "conv_direct: c_out must be a multiple of 8");
+    assert!(g.c_out.is_multiple_of(8), "conv_direct: c_out must be a multiple of 8");
     assert!(xp.len() >= padded_len(g) && w.len() == g.w_len() && y.len() == g.y_len());
     assert!(b.is_none_or(|b| b.len() == g.c_out), "conv_direct: bias length");
-    dispatch!(forward_tiled_with(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]))
+    let path = kernel_path().for_channels(g.c_out);
+    dispatch!(on path, forward_tiled_with(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]))
 }
 
 /// # Safety
@@ -137,10 +145,10 @@ unsafe fn forward_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], w: &[f32], b: Op
     // than the multiply-adds: then all rows go in one pass. Tiles run over the image's pixels
     // in row-major order, across rows, so 7- and 14-wide rows get full tiles too.
     let rows_per_pass = if k * k * ci_n <= SMALL_KERNEL { k } else { 1 };
-    for (co0, nv) in channel_blocks(co_n) {
+    for (co0, nv) in channel_blocks(co_n, S::PATH) {
         for kh0 in (0..k).step_by(rows_per_pass) {
             for (p0, m, px) in pixel_chunks(g.h_out, g.w_out) {
-                with_rows!(m, M => with_nv!(nv, NV => {
+                with_rows!(m, M => with_nv!(S, nv, NV => {
                     let c = yp.add(p0 * co_n + co0);
                     let mut t = match (kh0, b) {
                         (0, Some(b)) => Tile::<S, M, NV>::rows_of(b.as_ptr().add(co0)),
@@ -177,7 +185,7 @@ pub fn forward_narrow(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y
 unsafe fn forward_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
     let (tap, seg) = (k * k * ci_n, k * ci_n);
-    let body = seg - seg % 8;
+    let body = seg - seg % S::LANES;
     let (xp, wt) = (xp.as_ptr(), wt.as_ptr());
     for (p0, m, px) in pixel_chunks(g.h_out, g.w_out) {
         for co in 0..co_n {
@@ -194,7 +202,7 @@ unsafe fn forward_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], wt: &[f32], b: 
                         for j in 0..M {
                             acc[j] = S::fma(S::load(a[j].add(q)), wv, acc[j]);
                         }
-                        q += 8;
+                        q += S::LANES;
                     }
                 }
                 for j in 0..M {
@@ -217,9 +225,10 @@ unsafe fn forward_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], wt: &[f32], b: 
 /// `k * k * c_in` (kh, kw, ci) triples (K = the pixels), in tiles of up to 6 of them x 16
 /// output channels.
 pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
-    assert!(g.c_out % 8 == 0, "conv_direct: tiled weight gradient needs c_out in eights");
+    assert!(g.c_out.is_multiple_of(8), "conv_direct: tiled weight gradient needs c_out in eights");
     assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
-    dispatch!(weight_grad_tiled_with(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]))
+    let path = kernel_path().for_channels(g.c_out);
+    dispatch!(on path, weight_grad_tiled_with(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]))
 }
 
 /// # Safety
@@ -243,9 +252,9 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
             let (oh, ow) = ((p0 + i) / g.w_out, (p0 + i) % g.w_out);
             *o = (oh * s * wp + ow * s) * ci_n;
         }
-        for (co0, nv) in channel_blocks(co_n) {
+        for (co0, nv) in channel_blocks(co_n, S::PATH) {
             for (r0, m) in row_chunks(k * seg) {
-                with_rows!(m, M => with_nv!(nv, NV => {
+                with_rows!(m, M => with_nv!(S, nv, NV => {
                     let mut t = Tile::<S, M, NV>::zero();
                     let first: [*const f32; M] = core::array::from_fn(|j| xp.add(offset(r0 + j)));
                     t.run_offsets(first, &windows[..len], dy.add(p0 * co_n + co0), co_n);
@@ -273,13 +282,15 @@ unsafe fn weight_grad_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32],
     let rows = k * ci_n;
     let (xpp, dyp, dwp) = (xp.as_ptr(), dy.as_ptr(), dw.as_mut_ptr());
     for kh in 0..k {
-        // dy is the broadcast operand (one row), the image the vector one: 12 accumulators
-        // cover a whole 3 x 32-channel kernel row, then blocks of 4 and 1 vectors.
+        // dy is the broadcast operand (one row), the image the vector one: 12 (AVX2) or 6
+        // (AVX-512) accumulators cover a whole 3 x 32-channel kernel row, then blocks of 4
+        // and 1 vectors.
         let mut r0 = 0;
-        while r0 + 8 <= rows {
-            r0 += match rows - r0 {
-                96.. => narrow_block::<S, 12>(g, xpp, dyp, dwp, kh, r0),
-                32.. => narrow_block::<S, 4>(g, xpp, dyp, dwp, kh, r0),
+        while r0 + S::LANES <= rows {
+            r0 += match (rows - r0) / S::LANES {
+                12.. => narrow_block::<S, 12>(g, xpp, dyp, dwp, kh, r0),
+                6.. => narrow_block::<S, 6>(g, xpp, dyp, dwp, kh, r0),
+                4.. => narrow_block::<S, 4>(g, xpp, dyp, dwp, kh, r0),
                 _ => narrow_block::<S, 1>(g, xpp, dyp, dwp, kh, r0),
             };
         }
@@ -314,27 +325,28 @@ unsafe fn narrow_block<S: Simd, const NV: usize>(
         t.run([dy.add(oh * g.w_out)], 1, xp.add((oh * s + kh) * wp * ci_n + r0), s * ci_n, g.w_out);
     }
     t.add_to(dw.add(kh * g.k * ci_n + r0), 0);
-    8 * NV
+    S::LANES * NV
 }
 
 /// dx = the input gradient of a strided conv for one image, without im2col: dx pixels fall
 /// into stride x stride classes by their phase, and each class is a small stride-1
 /// correlation of dy with the taps of matching phase. Tiles hold up to 6 same-class pixels
-/// (`stride` apart in dx, adjacent in dy) x 16 input channels. `dyp` is scratch of
-/// `strided_dy_dims`, `wt` the kernel from `transpose_taps`; needs `c_in % 8 == 0`.
-/// Overwrites `dx` (`[h_in, w_in, c_in]`).
-pub fn backward_input_strided(g: &ConvGeom, dy: &[f32], wt: &[f32], dyp: &mut [f32], dx: &mut [f32]) {
-    assert!(g.c_in % 8 == 0, "conv_direct: strided input gradient needs c_in in eights");
+/// (`stride` apart in dx, adjacent in dy) x 2 vectors of input channels. `dyp` is scratch of
+/// `strided_dy_dims`, `wt` the kernel from `transpose_taps` for `path`, which must be
+/// `strided_path(g)`; needs `c_in % 8 == 0`. Overwrites `dx` (`[h_in, w_in, c_in]`).
+pub fn backward_input_strided(g: &ConvGeom, path: KernelPath, dy: &[f32], wt: &[f32], dyp: &mut [f32], dx: &mut [f32]) {
+    assert!(g.c_in.is_multiple_of(8), "conv_direct: strided input gradient needs c_in in eights");
     let (hpd, wpd) = strided_dy_dims(g);
     assert!(dyp.len() >= hpd * wpd * g.c_out && dy.len() == g.y_len() && dx.len() == g.x_len());
     assert!(wt.len() == g.w_len());
+    assert_eq!(path, path.for_channels(g.c_in), "conv_direct: a path the strided input gradient can run");
     let (p, co_n) = (strided_pad(g), g.c_out);
     dyp[..hpd * wpd * co_n].fill(0.0);
     for (r, row) in dy.chunks_exact(g.w_out * co_n).enumerate() {
         dyp[((r + p) * wpd + p) * co_n..][..g.w_out * co_n].copy_from_slice(row);
     }
     let dyp = &*dyp;
-    dispatch!(backward_input_strided_with(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]))
+    dispatch!(on path, backward_input_strided_with(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]))
 }
 
 /// # Safety
@@ -356,16 +368,16 @@ unsafe fn backward_input_strided_with<S: Simd>(g: &ConvGeom, dyp: &[f32], wt: &[
             let ow0 = (iw0 + g.pad_left - bcls) / s + p;
             // Per class and channel block, the taps' weights (at most 4 x c_out x 16) stay in
             // L1 while every pixel of the class streams by, in tiles across its rows.
-            for (ci0, nv) in channel_blocks(ci_n) {
+            for (ci0, nv) in channel_blocks(ci_n, S::PATH) {
                 for (_, m, px) in pixel_chunks(rows, cols) {
-                    with_rows!(m, M => with_nv!(nv, NV => {
+                    with_rows!(m, M => with_nv!(S, nv, NV => {
                         let mut t = Tile::<S, M, NV>::zero();
                         for (th, kh) in (a..k).step_by(s).enumerate() {
                             for (tw, kw) in (bcls..k).step_by(s).enumerate() {
                                 let at = core::array::from_fn(|j| {
                                     dyp.add(((oh0 + px[j].0 - th) * wpd + ow0 + px[j].1 - tw) * co_n)
                                 });
-                                t.run(at, 1, wt.add((kh * k + kw) * co_n * ci_n + ci0 * co_n), 8 * NV, co_n);
+                                t.run(at, 1, wt.add((kh * k + kw) * co_n * ci_n + ci0 * co_n), S::LANES * NV, co_n);
                             }
                         }
                         t.store_at(core::array::from_fn(|j| {

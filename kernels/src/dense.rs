@@ -57,8 +57,8 @@ pub fn forward(n: usize, c_in: usize, c_out: usize, x: &[f32], w: &[f32], b: &[f
 }
 
 /// c[j, o] += sum_{p < k} a[j * a_j + p * a_k] * b[p * c_out + o] for j < rows, o < c_out, with
-/// `c` row-major `[rows, c_out]`: each 16-column block of b (from L1) serves every row tile,
-/// then scalar columns. Every element is one chain of multiply-adds in p order.
+/// `c` row-major `[rows, c_out]`: each 2-vector block of b's columns (from L1) serves every
+/// row tile, then scalar columns. Every element is one chain of multiply-adds in p order.
 /// # Safety
 /// `S`'s instructions exist, and every index above is inside its buffer.
 #[inline(always)]
@@ -73,7 +73,7 @@ unsafe fn gemm_acc<S: Simd>(
     b: *const f32,
     c: *mut f32,
 ) {
-    let vec_cols = c_out - c_out % 8;
+    let vec_cols = c_out - c_out % S::LANES;
     // When a step along k jumps a page or more in `a`, a tile's run would touch more pages
     // than the TLB holds: cut it into runs of KB (the partial sums go through c, which does
     // not change them). Not for b's rows far apart (a wide c_out): the extra passes over c
@@ -82,9 +82,9 @@ unsafe fn gemm_acc<S: Simd>(
     for p0 in (0..k).step_by(kb) {
         let len = kb.min(k - p0);
         let (a, b) = (a.add(p0 * a_k), b.add(p0 * c_out));
-        for (o0, nv) in channel_blocks(vec_cols) {
+        for (o0, nv) in channel_blocks(vec_cols, S::PATH) {
             for (r0, m) in row_chunks(rows) {
-                with_rows!(m, M => with_nv!(nv, NV => {
+                with_rows!(m, M => with_nv!(S, nv, NV => {
                     let cp = c.add(r0 * c_out + o0);
                     let mut t = Tile::<S, M, NV>::load(cp, c_out);
                     t.run(Tile::<S, M, NV>::rows(a.add(r0 * a_j), a_j), a_k, b.add(o0), c_out, len);

@@ -1,5 +1,5 @@
 //! Which instruction set the kernels run on, chosen at run time so one binary runs on any
-//! x86-64 CPU: AVX2 + FMA where the CPU has them, else portable code. `set_kernel_path`
+//! x86-64 CPU: AVX-512 where the CPU has it, else AVX2 + FMA, else portable code. `set_kernel_path`
 //! forces a path (the engine's CLI reads `AUTOENCODER_KERNELS`).
 //!
 //! Results are bitwise identical on any thread count within a path; the paths may differ in
@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelPath {
+    /// 512-bit AVX-512F (x86-64-v4: Intel Skylake-SP, AMD Zen 4 and later). A kernel whose
+    /// channel count is not a multiple of 16 runs its AVX2 version (`for_channels`).
+    Avx512,
     /// 256-bit AVX2 with fused multiply-add (x86-64-v3: Intel Haswell, AMD Zen and later).
     Avx2,
     /// Any x86-64 CPU (SSE2).
@@ -16,11 +19,12 @@ pub enum KernelPath {
 }
 
 impl KernelPath {
-    pub const ALL: [KernelPath; 2] = [KernelPath::Avx2, KernelPath::Portable];
+    pub const ALL: [KernelPath; 3] = [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable];
 
     /// The name `AUTOENCODER_KERNELS`, `bench` and `report.json` use.
     pub fn name(self) -> &'static str {
         match self {
+            KernelPath::Avx512 => "avx512",
             KernelPath::Avx2 => "avx2",
             KernelPath::Portable => "portable",
         }
@@ -32,11 +36,40 @@ impl KernelPath {
 
     /// Whether this CPU can run the path.
     pub fn is_supported(self) -> bool {
+        let avx2 = || std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
         match self {
-            KernelPath::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-            }
+            KernelPath::Avx512 => avx2() && std::arch::is_x86_feature_detected!("avx512f"),
+            KernelPath::Avx2 => avx2(),
             KernelPath::Portable => true,
+        }
+    }
+
+    /// f32 lanes per vector.
+    pub const fn lanes(self) -> usize {
+        match self {
+            KernelPath::Avx512 => 16,
+            KernelPath::Avx2 | KernelPath::Portable => 8,
+        }
+    }
+
+    /// Vectors of output channels per register tile row: 2 where 16 registers hold a 6 x 2
+    /// tile, 4 where AVX-512's 32 hold 6 x 4 (24 accumulators, 4 weight vectors, a
+    /// broadcast).
+    pub const fn block_vectors(self) -> usize {
+        match self {
+            KernelPath::Avx512 => 4,
+            KernelPath::Avx2 | KernelPath::Portable => 2,
+        }
+    }
+
+    /// The path a tiled kernel over `channels` output (or input) channels runs on: this one,
+    /// except that AVX-512 hands channel counts that are not a multiple of its 16 lanes to
+    /// AVX2 (the tiles need whole vectors; the models' 32, 64 and 128 all are).
+    pub fn for_channels(self, channels: usize) -> Self {
+        if self == KernelPath::Avx512 && !channels.is_multiple_of(16) {
+            KernelPath::Avx2
+        } else {
+            self
         }
     }
 
@@ -92,21 +125,32 @@ pub fn set_kernel_path(path: KernelPath) -> Result<(), String> {
 }
 
 /// `dispatch!(kernel(arg: Type, ...))` calls the generic `kernel::<S>(arg, ...)` for the
-/// chosen path's vector type `S`. The AVX2 call goes through a local `#[target_feature]`
+/// chosen path's vector type `S`; `dispatch!(on path, kernel(...))` for a given path. The AVX2 call goes through a local `#[target_feature]`
 /// function that calls the `#[inline(always)]` kernel directly, so the kernel and the
 /// intrinsics it uses are inlined there and compiled for AVX2 + FMA (a closure in between
 /// is not inlined, and every intrinsic became a call: 100x slower). The kernel is an
 /// `unsafe fn` whose only requirement beyond its documented bounds is that `S`'s
 /// instructions exist, which the path guarantees.
 macro_rules! dispatch {
-    ($f:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {{
+    ($f:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {
+        $crate::isa::dispatch!(on $crate::isa::kernel_path(), $f($($arg: $ty),*))
+    };
+    (on $path:expr, $f:ident ( $($arg:ident : $ty:ty),* $(,)? )) => {{
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx512($($arg: $ty),*) {
+            $f::<$crate::micro::Avx512>($($arg),*)
+        }
         #[target_feature(enable = "avx2,fma")]
         #[allow(clippy::too_many_arguments)]
         unsafe fn avx2($($arg: $ty),*) {
             $f::<$crate::micro::Avx2>($($arg),*)
         }
-        match $crate::isa::kernel_path() {
-            // SAFETY: the Avx2 path is only chosen when the CPU has AVX2 and FMA.
+        match $path {
+            // SAFETY: the Avx512 path is only chosen when the CPU has AVX-512F, AVX2 and FMA.
+            $crate::isa::KernelPath::Avx512 => unsafe { avx512($($arg),*) },
+            // SAFETY: the Avx2 path is only chosen when the CPU has AVX2 and FMA (Avx512
+            // implies them).
             $crate::isa::KernelPath::Avx2 => unsafe { avx2($($arg),*) },
             // SAFETY: portable code runs on any x86-64 CPU.
             $crate::isa::KernelPath::Portable => unsafe { $f::<$crate::micro::Portable>($($arg),*) },
@@ -116,7 +160,7 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 /// The machine's multiply-add peak in GFLOP/s: a register-only loop (12 independent chains of
-/// 8-lane FMAs, on the fastest path this CPU has) run on one thread, or on every thread of
+/// FMAs, on the widest vectors this CPU has) run on one thread, or on every thread of
 /// the current rayon pool at once; the best of 5 tries of about 20 ms each (on a shared
 /// machine a try may lose a core for a while). The yardstick of `bench`'s "% of peak",
 /// measured on the machine at hand rather than taken from a data sheet.
@@ -124,7 +168,8 @@ pub fn fma_peak_gflops(all_threads: bool) -> f64 {
     const ITERS: u64 = 1 << 23;
     let flops_per_thread = (ITERS * 12 * 16) as f64;
     let one = || match KernelPath::best() {
-        // SAFETY: `best` only returns Avx2 when the CPU has AVX2 and FMA.
+        // SAFETY: `best` only returns a path whose instructions the CPU has.
+        KernelPath::Avx512 => unsafe { fma_loop_avx512(ITERS / 2) },
         KernelPath::Avx2 => unsafe { fma_loop_avx2(ITERS) },
         KernelPath::Portable => fma_loop_portable(ITERS),
     };
@@ -140,6 +185,24 @@ pub fn fma_peak_gflops(all_threads: bool) -> f64 {
             threads as f64 * flops_per_thread / t.elapsed().as_secs_f64() / 1e9
         })
         .fold(0.0, f64::max)
+}
+
+/// As `fma_loop_avx2` on 16 lanes: half the iterations give the same multiply-adds.
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop_avx512(iters: u64) -> f32 {
+    use core::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); 12];
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    for _ in 0..iters {
+        for c in acc.iter_mut() {
+            *c = _mm512_fmadd_ps(*c, a, b);
+        }
+    }
+    let mut sum = _mm512_setzero_ps();
+    for c in acc {
+        sum = _mm512_add_ps(sum, c);
+    }
+    _mm512_reduce_add_ps(sum)
 }
 
 #[target_feature(enable = "avx2,fma")]

@@ -49,7 +49,7 @@ thread_local! {
 pub fn ssim(window: Window, pred: &[f32], target: &[f32], h: usize, w: usize, dpred: &mut [f32]) -> f64 {
     assert!(pred.len() == target.len() && target.len() == dpred.len(), "ssim loss: lengths");
     let hw = h * w;
-    assert!(hw > 0 && pred.len() % hw == 0, "ssim loss: {} values are not whole {h}x{w} images", pred.len());
+    assert!(hw > 0 && pred.len().is_multiple_of(hw), "ssim loss: {} values are not whole {h}x{w} images", pred.len());
     let n = pred.len() / hw;
     if n == 0 {
         return 0.0;

@@ -2,11 +2,12 @@
 //! runs on, written once over a vector type `S: Simd` and compiled for each instruction set
 //! the dispatcher (`crate::isa`) can choose at run time.
 //!
-//! A tile holds `M x 8 NV` outputs in `M * NV` accumulators and adds rank-1 updates
-//! `a[j] * b[0..8 NV]`: one vector load of `b` per `NV` lanes, one broadcast of `a[j]` per
-//! row. With AVX2's 16 registers the widest tile that does not spill is 6 x 16 (12
-//! accumulators, 2 rows of `b`, 1 broadcast), as in BLIS's Haswell kernel; the callers split
-//! rows into chunks of at most `MAX_M`.
+//! A tile holds `M x L NV` outputs (`L = S::LANES`) in `M * NV` accumulators and adds rank-1
+//! updates `a[j] * b[0..L NV]`: one vector load of `b` per `L` lanes, one broadcast of `a[j]`
+//! per row. With AVX2's 16 registers the widest tile that does not spill is 6 x 16 (12
+//! accumulators, 2 rows of `b`, 1 broadcast), as in BLIS's Haswell kernel; AVX-512 runs the
+//! same 6 x 2 vectors at 16 lanes (6 x 32), half the instructions per multiply-add. The
+//! callers split rows into chunks of at most `MAX_M`.
 //!
 //! Inner loops index raw pointers: the public kernels check every slice length once at entry,
 //! and each tile's reads and writes stay inside the ranges those checks cover (argued at each
@@ -15,17 +16,21 @@
 // Indexed loops over the tile's rows and lanes keep the accumulator array in registers.
 #![allow(clippy::needless_range_loop)]
 
+use crate::isa::KernelPath;
 use core::arch::x86_64::*;
 
 /// Rows per tile: 6 x 16 fills AVX2's 16 registers without spilling.
 pub(crate) const MAX_M: usize = 6;
 
-/// The vector operations a tile needs, 8 f32 lanes wide.
+/// The vector operations a tile needs, `LANES` f32 lanes wide.
 /// # Safety
 /// The methods use the instructions of their type: call them only when `crate::isa` says
 /// the CPU has them, through `crate::isa::dispatch!`.
 pub(crate) trait Simd: Copy {
     type V: Copy;
+    /// The path whose instructions these are.
+    const PATH: KernelPath;
+    const LANES: usize = Self::PATH.lanes();
     unsafe fn zero() -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
@@ -34,7 +39,7 @@ pub(crate) trait Simd: Copy {
     /// a * b + c (fused where the instruction set has it).
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
-    /// The sum of the 8 lanes, in a fixed order.
+    /// The sum of the lanes, in a fixed order.
     unsafe fn sum(v: Self::V) -> f32;
 }
 
@@ -44,6 +49,7 @@ pub(crate) struct Avx2;
 
 impl Simd for Avx2 {
     type V = __m256;
+    const PATH: KernelPath = KernelPath::Avx2;
     #[inline(always)]
     unsafe fn zero() -> __m256 {
         _mm256_setzero_ps()
@@ -76,6 +82,46 @@ impl Simd for Avx2 {
     }
 }
 
+/// AVX-512F (x86-64-v4): 16 lanes and 32 registers.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512;
+
+impl Simd for Avx512 {
+    type V = __m512;
+    const PATH: KernelPath = KernelPath::Avx512;
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        _mm512_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        _mm512_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        _mm512_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m512 {
+        _mm512_set1_ps(*p)
+    }
+    #[inline(always)]
+    unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        _mm512_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sum(v: __m512) -> f32 {
+        let mut l = [0.0f32; 16];
+        _mm512_storeu_ps(l.as_mut_ptr(), v);
+        let (lo, hi) = (l[..8].try_into().expect("8 lanes"), l[8..].try_into().expect("8 lanes"));
+        lane_sum(lo) + lane_sum(hi)
+    }
+}
+
 /// Any x86-64 CPU: `wide`'s portable 8-lane type (SSE2 pairs without compile-time AVX), with
 /// an unfused multiply-add where the target has no FMA.
 #[derive(Clone, Copy)]
@@ -83,6 +129,7 @@ pub(crate) struct Portable;
 
 impl Simd for Portable {
     type V = wide::f32x8;
+    const PATH: KernelPath = KernelPath::Portable;
     #[inline(always)]
     unsafe fn zero() -> wide::f32x8 {
         wide::f32x8::ZERO
@@ -119,7 +166,7 @@ fn lane_sum(l: [f32; 8]) -> f32 {
     ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
-/// `M x 8 NV` accumulators: row j, lanes `8 v .. 8 v + 8`.
+/// `M x L NV` accumulators (`L = S::LANES`): row j, lanes `L v .. L v + L`.
 pub(crate) struct Tile<S: Simd, const M: usize, const NV: usize> {
     acc: [[S::V; NV]; M],
 }
@@ -130,34 +177,34 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
         Tile { acc: [[S::zero(); NV]; M] }
     }
 
-    /// Every row set to `row[0 .. 8 NV]` (a bias).
+    /// Every row set to `row[0 .. L NV]` (a bias).
     #[inline(always)]
     pub unsafe fn rows_of(row: *const f32) -> Self {
         let mut r = [S::zero(); NV];
         for (v, r) in r.iter_mut().enumerate() {
-            *r = S::load(row.add(8 * v));
+            *r = S::load(row.add(S::LANES * v));
         }
         Tile { acc: [r; M] }
     }
 
-    /// Row j set to c[j * ldc ..][.. 8 NV] (partial sums stored by an earlier tile).
+    /// Row j set to c[j * ldc ..][.. L NV] (partial sums stored by an earlier tile).
     #[inline(always)]
     pub unsafe fn load(c: *const f32, ldc: usize) -> Self {
         let mut acc = [[S::zero(); NV]; M];
         for (j, row) in acc.iter_mut().enumerate() {
             for (v, a) in row.iter_mut().enumerate() {
-                *a = S::load(c.add(j * ldc + 8 * v));
+                *a = S::load(c.add(j * ldc + S::LANES * v));
             }
         }
         Tile { acc }
     }
 
-    /// acc[j] += a[j][offset] * b[.. 8 NV]: one rank-1 update.
+    /// acc[j] += a[j][offset] * b[.. L NV]: one rank-1 update.
     #[inline(always)]
     unsafe fn update(&mut self, a: &[*const f32; M], offset: usize, b: *const f32) {
         let mut bv = [S::zero(); NV];
         for (v, bv) in bv.iter_mut().enumerate() {
-            *bv = S::load(b.add(8 * v));
+            *bv = S::load(b.add(S::LANES * v));
         }
         for j in 0..M {
             let x = S::splat(a[j].add(offset));
@@ -167,7 +214,7 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
         }
     }
 
-    /// acc[j] += sum over k < len of a[j][k * a_k] * b[k * b_k ..][.. 8 NV]: `len` rank-1
+    /// acc[j] += sum over k < len of a[j][k * a_k] * b[k * b_k ..][.. L NV]: `len` rank-1
     /// updates in k order, row j's operand starting at `a[j]`.
     #[inline(always)]
     pub unsafe fn run(&mut self, a: [*const f32; M], a_k: usize, b: *const f32, b_k: usize, len: usize) {
@@ -176,7 +223,7 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
         }
     }
 
-    /// acc[j] += sum over k of a[j][offsets[k]] * b[k * b_k ..][.. 8 NV]: `run` with the
+    /// acc[j] += sum over k of a[j][offsets[k]] * b[k * b_k ..][.. L NV]: `run` with the
     /// k-th step of `a` read from a table.
     #[inline(always)]
     pub unsafe fn run_offsets(&mut self, a: [*const f32; M], offsets: &[usize], b: *const f32, b_k: usize) {
@@ -191,32 +238,32 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
         core::array::from_fn(|j| base.wrapping_add(j * step))
     }
 
-    /// c[j * ldc ..][.. 8 NV] <- row j.
+    /// c[j * ldc ..][.. L NV] <- row j.
     #[inline(always)]
     pub unsafe fn store(&self, c: *mut f32, ldc: usize) {
         for j in 0..M {
             for v in 0..NV {
-                S::store(c.add(j * ldc + 8 * v), self.acc[j][v]);
+                S::store(c.add(j * ldc + S::LANES * v), self.acc[j][v]);
             }
         }
     }
 
-    /// c[j][.. 8 NV] <- row j, each row to its own place.
+    /// c[j][.. L NV] <- row j, each row to its own place.
     #[inline(always)]
     pub unsafe fn store_at(&self, c: [*mut f32; M]) {
         for j in 0..M {
             for v in 0..NV {
-                S::store(c[j].add(8 * v), self.acc[j][v]);
+                S::store(c[j].add(S::LANES * v), self.acc[j][v]);
             }
         }
     }
 
-    /// c[j * ldc ..][.. 8 NV] += row j.
+    /// c[j * ldc ..][.. L NV] += row j.
     #[inline(always)]
     pub unsafe fn add_to(&self, c: *mut f32, ldc: usize) {
         for j in 0..M {
             for v in 0..NV {
-                let p = c.add(j * ldc + 8 * v);
+                let p = c.add(j * ldc + S::LANES * v);
                 S::store(p, S::add(S::load(p), self.acc[j][v]));
             }
         }
@@ -258,21 +305,38 @@ macro_rules! with_rows {
 }
 pub(crate) use with_rows;
 
-/// Channel blocks of a tile row: `(c0, nv)` with `8 * nv` channels from `c0`, 16 at a time
-/// and a last block of 8 (`c % 8 == 0`).
-pub(crate) fn channel_blocks(c: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..c.div_ceil(16)).map(move |i| (16 * i, if 16 * i + 16 <= c { 2 } else { 1 }))
+/// Channel blocks of a tile row on `path`: `(c0, nv)` with `nv` vectors (`nv * lanes`
+/// channels) from `c0`: `path.block_vectors()` at a time, then blocks of 2 and 1 (`c %
+/// lanes == 0`).
+pub(crate) fn channel_blocks(c: usize, path: KernelPath) -> impl Iterator<Item = (usize, usize)> {
+    let (lanes, widest) = (path.lanes(), path.block_vectors());
+    let mut c0 = 0;
+    core::iter::from_fn(move || {
+        let vectors_left = (c - c0) / lanes;
+        let nv = [widest, 2, 1].into_iter().find(|&v| v <= vectors_left)?;
+        let block = (c0, nv);
+        c0 += nv * lanes;
+        Some(block)
+    })
 }
 
-/// Runs `$body` with `const $nv: usize` bound to a channel block's vector count (1 or 2).
+/// Runs `$body` with `const $nv: usize` bound to a channel block's vector count (1, 2, or 4
+/// where `$s::PATH` allows blocks of 4).
 macro_rules! with_nv {
-    ($nv:expr, $n:ident => $body:expr) => {
-        if $nv == 2 {
-            const $n: usize = 2;
-            $body
-        } else {
-            const $n: usize = 1;
-            $body
+    ($s:ty, $nv:expr, $n:ident => $body:expr) => {
+        match $nv {
+            4 if <$s as $crate::micro::Simd>::PATH.block_vectors() >= 4 => {
+                const $n: usize = 4;
+                $body
+            }
+            2 => {
+                const $n: usize = 2;
+                $body
+            }
+            _ => {
+                const $n: usize = 1;
+                $body
+            }
         }
     };
 }
@@ -309,7 +373,7 @@ pub(crate) unsafe fn dots<S: Simd, const M: usize, const L: usize>(
     b_ld: usize,
     len: usize,
 ) -> [[f32; L]; M] {
-    let body = len - len % 8;
+    let body = len - len % S::LANES;
     let mut acc = [[S::zero(); L]; M];
     let mut k = 0;
     while k < body {
@@ -323,7 +387,7 @@ pub(crate) unsafe fn dots<S: Simd, const M: usize, const L: usize>(
                 acc[j][l] = S::fma(av[j], bv, acc[j][l]);
             }
         }
-        k += 8;
+        k += S::LANES;
     }
     // Plain loops, not `array::from_fn`: its closures are not compiled with the caller's
     // target features, so the intrinsics in them would become calls.

@@ -19,7 +19,7 @@ pub(crate) fn store(v: f32x8, dst: &mut [f32]) {
 
 /// Sets each row of the row-major `[rows, row.len()]` matrix `y` to `row`.
 pub fn copy_rows(row: &[f32], y: &mut [f32]) {
-    assert!(!row.is_empty() && y.len() % row.len() == 0);
+    assert!(!row.is_empty() && y.len().is_multiple_of(row.len()));
     y.chunks_exact_mut(row.len()).for_each(|r| r.copy_from_slice(row));
 }
 
@@ -39,7 +39,7 @@ pub fn add_assign(x: &[f32], y: &mut [f32]) {
 /// Adds `bias` (length c) to each row of the row-major `[rows, c]` matrix `y`.
 pub fn add_bias_rows(bias: &[f32], y: &mut [f32]) {
     let c = bias.len();
-    assert!(c > 0 && y.len() % c == 0);
+    assert!(c > 0 && y.len().is_multiple_of(c));
     for row in y.chunks_exact_mut(c) {
         add_assign(bias, row);
     }
@@ -48,7 +48,7 @@ pub fn add_bias_rows(bias: &[f32], y: &mut [f32]) {
 /// acc <- acc + the column sums of the row-major `[rows, acc.len()]` matrix `y`.
 pub fn sum_rows_acc(y: &[f32], acc: &mut [f32]) {
     let c = acc.len();
-    assert!(c > 0 && y.len() % c == 0);
+    assert!(c > 0 && y.len().is_multiple_of(c));
     for row in y.chunks_exact(c) {
         add_assign(row, acc);
     }

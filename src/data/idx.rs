@@ -313,7 +313,7 @@ pub fn write_images(path: &Path, rows: usize, cols: usize, pixels: &[u8], gzip: 
     let r = dim_u32(path, "rows", rows)?;
     let c = dim_u32(path, "cols", cols)?;
     let image_len = rows * cols;
-    if pixels.len() % image_len != 0 {
+    if !pixels.len().is_multiple_of(image_len) {
         return Err(Error::InvalidArgument {
             name: "pixels",
             expected: format!("a multiple of {rows}x{cols} = {image_len} bytes for {}", path.display()),
