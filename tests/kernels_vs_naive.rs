@@ -173,7 +173,8 @@ fn maxpool2d_fast_equals_naive() {
 #[test]
 fn maxpool2d_ties_go_to_the_first_maximum_in_both() {
     // All-equal input: every window ties, TF gives the gradient to the first (top-left) cell.
-    let g = PoolGeom::new(5, 5, 3, 2, 2, Padding::Same).expect("geometry");
+    // 11 channels: a vector of 8 and a scalar tail.
+    let g = PoolGeom::new(5, 5, 11, 2, 2, Padding::Same).expect("geometry");
     let n = 5;
     let x = vec![0.5; n * g.x_len()];
     let dy: Vec<f32> = (0..n * g.y_len()).map(|i| i as f32).collect();

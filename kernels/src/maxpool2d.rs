@@ -4,7 +4,7 @@
 //! index within its image, so backward needs no second scan.
 
 use crate::geom::PoolGeom;
-use crate::IMAGES_PER_TASK;
+use crate::{simd, IMAGES_PER_TASK};
 use rayon::prelude::*;
 
 fn check(g: &PoolGeom, n: usize, x: usize, y: usize) {
@@ -33,16 +33,10 @@ fn forward_image(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
                     let xs = &x[i0..i0 + c];
                     if first {
                         yo.copy_from_slice(xs);
-                        ao.iter_mut().enumerate().for_each(|(ch, a)| *a = (i0 + ch) as u32);
+                        ao.iter_mut().zip(i0 as u32..).for_each(|(a, i)| *a = i);
                         first = false;
-                        continue;
-                    }
-                    // Strict `>` keeps the first maximum, as TensorFlow does. Selects, not
-                    // branches, so the loop compiles to vector compares and blends.
-                    for (ch, (&v, (best, arg))) in xs.iter().zip(yo.iter_mut().zip(ao.iter_mut())).enumerate() {
-                        let gt = v > *best;
-                        *best = if gt { v } else { *best };
-                        *arg = if gt { (i0 + ch) as u32 } else { *arg };
+                    } else {
+                        simd::keep_first_max(xs, i0 as u32, yo, ao);
                     }
                 }
             }
