@@ -9,7 +9,7 @@
 //! element is summed by one task in a fixed order, whatever the thread count.
 
 use crate::isa::dispatch;
-use crate::micro::{channel_blocks, dots, row_chunks, with_nv, with_rows, Simd, Tile};
+use crate::micro::{channel_blocks, row_chunks, with_nv, with_rows, Simd, Tile, MAX_M};
 use crate::simd;
 use rayon::prelude::*;
 
@@ -23,9 +23,10 @@ const W_ROWS_PER_TASK: usize = 64;
 const KC: usize = 256;
 /// Run length of a tile in `gemm_acc` when the rows of its `a` are a page or more apart.
 const KB: usize = 32;
-/// Inner-dimension block of `backward_input`: a task's `[32, KC_T]` block of dy stays in L2
-/// while 4 rows of w at a time (8 KB) are dotted with it from L1.
-const KC_T: usize = 512;
+/// Output features per block of `backward_input`'s transposed dy (`[DX_OB, ROWS_PER_TASK]`: its
+/// batch rows along the lanes; 16 KB
+/// on the stack, in L1 while every tile uses it).
+const DX_OB: usize = 128;
 
 fn check(n: usize, c_in: usize, c_out: usize, x: usize, w: usize, y: usize) {
     assert_eq!(x, n * c_in, "dense: x length");
@@ -119,43 +120,54 @@ pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32]
     }
     dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * c_out)).for_each(|(dxt, dyt)| {
         let rows = dxt.len() / c_in;
-        for k0 in (0..c_out).step_by(KC_T) {
-            let kc = KC_T.min(c_out - k0);
-            // SAFETY: rows x kc of dyt and c_in x kc of w from column k0, and rows x c_in of
-            // dxt, are inside the slices `check` measured.
-            let (a, bw, c) = (dyt[k0..].as_ptr(), w[k0..].as_ptr(), dxt.as_mut_ptr());
-            dispatch!(dots_acc(rows: usize, c_in: usize, c_out: usize, kc: usize, a: *const f32, bw: *const f32, c: *mut f32))
+        // A block of dyᵀ: output feature o's row holds the task's batch rows (zeros past
+        // `rows`), so the batch runs along the vector lanes.
+        let mut dy_t = [0.0f32; DX_OB * ROWS_PER_TASK];
+        for o0 in (0..c_out).step_by(DX_OB) {
+            let ob = DX_OB.min(c_out - o0);
+            for (o, row) in dy_t.chunks_exact_mut(ROWS_PER_TASK).take(ob).enumerate() {
+                for (r, v) in row.iter_mut().enumerate() {
+                    *v = if r < rows { dyt[r * c_out + o0 + o] } else { 0.0 };
+                }
+            }
+            // SAFETY: c_in rows of w from column o0, ob long (c_out apart); ob x ROWS_PER_TASK of
+            // dy_t; rows x c_in of dxt: inside the slices `check` measured.
+            let (a, b, c) = (w[o0..].as_ptr(), dy_t.as_ptr(), dxt.as_mut_ptr());
+            dispatch!(transposed_acc(rows: usize, c_in: usize, c_out: usize, ob: usize, a: *const f32, b: *const f32, c: *mut f32))
         }
     });
 }
 
-/// c[r, i] += a_r . b_i over `kc` lanes, for rows r of a (`[rows, ld]`), rows i of b
-/// (`[cols, ld]`) and `c` row-major `[rows, cols]`: 3 x 4 dot products at a time.
+/// c[r * cols + i] += sum over o < ob of a[i * ld + o] * b[o * ROWS_PER_TASK + r], for r < rows,
+/// i < cols: tiles of up to 6 input features (rows of w, broadcast) x the batch rows (lanes
+/// of dyᵀ), each added to c as columns. No horizontal sums: the dot products of length
+/// c_out that this replaced spent more time summing lanes than multiplying (23% of peak).
 /// # Safety
 /// `S`'s instructions exist, and every index above is inside its buffer.
 #[inline(always)]
-unsafe fn dots_acc<S: Simd>(rows: usize, cols: usize, ld: usize, kc: usize, a: *const f32, b: *const f32, c: *mut f32) {
-    let mut i = 0;
-    while i < cols {
-        let l = if i + 4 <= cols { 4 } else { 1 };
-        let mut r = 0;
-        while r < rows {
-            let m = 3.min(rows - r);
-            with_rows!(m, M => {
-                let (ap, bp) = (a.add(r * ld), b.add(i * ld));
-                if l == 4 {
-                    let d = dots::<S, M, 4>(ap, ld, bp, ld, kc);
-                    for (j, row) in d.iter().enumerate() {
-                        row.iter().enumerate().for_each(|(q, v)| *c.add((r + j) * cols + i + q) += v);
+unsafe fn transposed_acc<S: Simd>(
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    ob: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+) {
+    let mut out = [0.0f32; MAX_M * ROWS_PER_TASK];
+    for (i0, m) in row_chunks(cols) {
+        for (r0, nv) in channel_blocks(ROWS_PER_TASK, S::PATH).take_while(|&(r0, _)| r0 < rows) {
+            with_rows!(m, M => with_nv!(S, nv, NV => {
+                let mut t = Tile::<S, M, NV>::zero();
+                t.run(Tile::<S, M, NV>::rows(a.add(i0 * ld), ld), 1, b.add(r0), ROWS_PER_TASK, ob);
+                t.store(out.as_mut_ptr(), ROWS_PER_TASK);
+                for j in 0..M {
+                    for l in 0..(rows - r0).min(NV * S::LANES) {
+                        *c.add((r0 + l) * cols + i0 + j) += out[j * ROWS_PER_TASK + l];
                     }
-                } else {
-                    let d = dots::<S, M, 1>(ap, ld, bp, ld, kc);
-                    d.iter().enumerate().for_each(|(j, v)| *c.add((r + j) * cols + i) += v[0]);
                 }
-            });
-            r += m;
+            }))
         }
-        i += l;
     }
 }
 
