@@ -8,7 +8,7 @@ use autoencoder::sequential::Sequential;
 use autoencoder::{checkpoint, checkpoint::CheckpointInfo};
 use std::path::Path;
 
-/// Applies `AUTOENCODER_KERNELS` (`avx2` or `portable`), when set, to every kernel call of
+/// Applies `AUTOENCODER_KERNELS` (`avx512`, `avx2` or `portable`), when set, to every kernel call of
 /// this process; otherwise the kernels run on the fastest path the CPU supports.
 pub fn choose_kernels() -> Result<()> {
     use kernels::isa::{set_kernel_path, KernelPath};

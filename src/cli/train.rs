@@ -97,7 +97,7 @@ struct Report<'a> {
     wall_time_s: f64,
     train_images_per_s: f64,
     data: &'a str,
-    /// The kernel path (`avx2`, `portable`) this invocation ran on.
+    /// The kernel path (`avx512`, `avx2`, `portable`) this invocation ran on.
     kernel_path: &'static str,
     /// `Dataset::digest` of the data and split seed the run was scored on.
     data_digest: String,
