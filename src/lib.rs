@@ -2,6 +2,7 @@
 //! with hand-written backward passes, the two reference models, Adam, training with early
 //! stopping, data loading and SSIM. The numerics live in the `kernels` crate; this crate holds
 //! everything that knows about models, files and users.
+#![forbid(unsafe_code)]
 
 pub mod callbacks;
 pub mod checkpoint;

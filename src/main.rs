@@ -1,5 +1,6 @@
 //! The `autoencoder` command line: clap subcommands over the library. Errors become `anyhow`
 //! messages here, at the edge, each ending with a hint of what to do.
+#![forbid(unsafe_code)]
 
 mod cli;
 

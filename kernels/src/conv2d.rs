@@ -16,7 +16,7 @@
 //! `y [n, h_out, w_out, c_out]`; `scratch` holds `scratch_len(g, n)` floats.
 
 use crate::gemm::{gemm, Mat};
-use crate::geom::ConvGeom;
+use crate::geom::{size, ConvGeom};
 use crate::{conv_direct, conv_task_images, simd};
 use rayon::prelude::*;
 
@@ -55,7 +55,7 @@ fn task_scratch(g: &ConvGeom) -> usize {
         conv_direct::padded_len(&conv_direct::backward_input_geom(g))
     } else if g.c_in.is_multiple_of(8) {
         let (hpd, wpd) = conv_direct::strided_dy_dims(g);
-        hpd * wpd * g.c_out
+        size(&[hpd, wpd, g.c_out])
     } else {
         g.cols_len()
     };
@@ -74,9 +74,9 @@ pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
 }
 
 fn check(g: &ConvGeom, n: usize, x: usize, w: usize, y: usize, scratch: usize) {
-    assert_eq!(x, n * g.x_len(), "conv2d: x length");
+    assert_eq!(x, size(&[n, g.x_len()]), "conv2d: x length");
     assert_eq!(w, g.w_len(), "conv2d: w length");
-    assert_eq!(y, n * g.y_len(), "conv2d: y length");
+    assert_eq!(y, size(&[n, g.y_len()]), "conv2d: y length");
     assert!(scratch >= scratch_len(g, n), "conv2d: scratch too short");
 }
 

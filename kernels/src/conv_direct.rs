@@ -6,7 +6,7 @@
 //! the bias in its prologue. Every public kernel checks its slice lengths, then runs on the
 //! path `isa` chose.
 
-use crate::geom::ConvGeom;
+use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Simd, Tile};
 
@@ -22,11 +22,13 @@ const SMALL_KERNEL: usize = 64;
 /// past the end.
 pub fn padded_len(g: &ConvGeom) -> usize {
     let (hp, wp) = padded_dims(g);
-    hp * wp * g.c_in + g.k * g.c_in
+    size(&[hp, wp, g.c_in]).checked_add(size(&[g.k, g.c_in])).expect("conv_direct: padded size overflows usize")
 }
 /// Rows and columns of the padded input: every window of every output fits.
 pub fn padded_dims(g: &ConvGeom) -> (usize, usize) {
-    ((g.h_out - 1) * g.stride + g.k, (g.w_out - 1) * g.stride + g.k)
+    let span =
+        |out: usize| size(&[out - 1, g.stride]).checked_add(g.k).expect("conv_direct: padded size overflows usize");
+    (span(g.h_out), span(g.w_out))
 }
 
 /// xp <- x placed at (pad_top, pad_left) in zeros. Rows/columns past the padded size (unused
@@ -337,7 +339,7 @@ unsafe fn narrow_block<S: Simd, const NV: usize>(
 pub fn backward_input_strided(g: &ConvGeom, path: KernelPath, dy: &[f32], wt: &[f32], dyp: &mut [f32], dx: &mut [f32]) {
     assert!(g.c_in.is_multiple_of(8), "conv_direct: strided input gradient needs c_in in eights");
     let (hpd, wpd) = strided_dy_dims(g);
-    assert!(dyp.len() >= hpd * wpd * g.c_out && dy.len() == g.y_len() && dx.len() == g.x_len());
+    assert!(dyp.len() >= size(&[hpd, wpd, g.c_out]) && dy.len() == g.y_len() && dx.len() == g.x_len());
     assert!(wt.len() == g.w_len());
     assert_eq!(path, path.for_channels(g.c_in), "conv_direct: a path the strided input gradient can run");
     let (p, co_n) = (strided_pad(g), g.c_out);

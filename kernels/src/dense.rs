@@ -8,6 +8,7 @@
 //! in both operands, so it keeps `3 x 4` dot products as 8-lane partial sums. Every output
 //! element is summed by one task in a fixed order, whatever the thread count.
 
+use crate::geom::size;
 use crate::isa::dispatch;
 use crate::micro::{channel_blocks, row_chunks, with_nv, with_rows, Simd, Tile, MAX_M};
 use crate::simd;
@@ -29,9 +30,9 @@ const KB: usize = 32;
 const DX_OB: usize = 128;
 
 fn check(n: usize, c_in: usize, c_out: usize, x: usize, w: usize, y: usize) {
-    assert_eq!(x, n * c_in, "dense: x length");
-    assert_eq!(w, c_in * c_out, "dense: w length");
-    assert_eq!(y, n * c_out, "dense: y length");
+    assert_eq!(x, size(&[n, c_in]), "dense: x length");
+    assert_eq!(w, size(&[c_in, c_out]), "dense: w length");
+    assert_eq!(y, size(&[n, c_out]), "dense: y length");
 }
 
 /// y = x w + b. Overwrites `y`.
@@ -241,5 +242,17 @@ pub fn backward_weight_naive(
     }
     for o in 0..c_out {
         db[o] = (0..n).map(|r| dy[r * c_out + o] as f64).sum::<f64>() as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[should_panic(expected = "overflows")]
+    fn sizes_that_wrap_are_refused() {
+        // n * c_in = 2^64 wraps to 0, so empty slices passed the length checks unchecked, and
+        // the tiles then read 2^62 rows of x.
+        let (mut dw, mut db) = ([0.0; 16], [0.0; 4]);
+        super::backward_weight(1 << 62, 4, 4, &[], &[], &mut dw, &mut db);
     }
 }

@@ -1,4 +1,4 @@
-//! The one safe wrapper over `matrixmultiply::sgemm`, and the crate's only `unsafe`.
+//! The one safe wrapper over `matrixmultiply::sgemm`.
 
 /// A strided f32 matrix view: element (r, c) is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -21,24 +21,31 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// Smallest slice length that holds every element of a strided `rows x cols` matrix.
+/// Smallest slice length that holds every element of a strided `rows x cols` matrix, in
+/// checked arithmetic: a view whose last offset overflows panics instead of wrapping to a
+/// small span that a short slice would pass (and sgemm then reading out of bounds).
 fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (cols - 1) * cs + 1
+        return 0;
     }
+    assert!(isize::try_from(rs.max(cs)).is_ok(), "gemm: a stride exceeds isize::MAX");
+    (rows - 1)
+        .checked_mul(rs)
+        .and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)))
+        .and_then(|last| last.checked_add(1))
+        .expect("gemm: the view's last offset overflows usize")
 }
 
 /// C <- A B + beta C, with C a row-major `[a.rows, b.cols]` matrix in `c`.
 /// # Panics
-/// If the inner dimensions disagree or a slice is too short for its view.
+/// If the inner dimensions disagree, a slice is too short for its view, or a view's extent
+/// overflows.
 pub fn gemm(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: inner dimensions disagree");
     assert!(a.data.len() >= span(m, k, a.rs, a.cs), "gemm: A too short");
     assert!(b.data.len() >= span(k, n, b.rs, b.cs), "gemm: B too short");
-    assert!(c.len() >= m * n, "gemm: C too short");
+    assert!(c.len() >= crate::geom::size(&[m, n]), "gemm: C too short");
     if m == 0 || n == 0 {
         return;
     }
@@ -78,5 +85,19 @@ pub fn gemm_naive(a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
             let old = if beta == 0.0 { 0.0 } else { beta * c[i * n + j] };
             c[i * n + j] = acc as f32 + old;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "overflows")]
+    fn a_view_whose_extent_wraps_is_refused() {
+        // Row 4 of A starts at 4 * 2^62, which wraps to 0: unchecked, the span was 1 and
+        // sgemm read far outside the one-element slice.
+        let a = Mat { data: &[1.0], rows: 5, cols: 1, rs: 1 << 62, cs: 1 };
+        gemm(a, Mat::rows(&[1.0], 1, 1), 0.0, &mut [0.0; 5]);
     }
 }

@@ -10,6 +10,18 @@ pub enum Padding {
     Valid,
 }
 
+/// The product of `factors`: a buffer length. Every length the kernels check a slice against
+/// comes from here, so a geometry too large for memory cannot wrap around to a small length
+/// that a short slice would pass (the raw-pointer loops rely on those checks).
+/// # Panics
+/// If the product overflows `usize`.
+pub fn size(factors: &[usize]) -> usize {
+    factors
+        .iter()
+        .try_fold(1usize, |p, &f| p.checked_mul(f))
+        .unwrap_or_else(|| panic!("buffer size {factors:?} overflows usize"))
+}
+
 /// Output size and leading pad along one axis of a k-wide window with stride s.
 /// `None` when 'valid' leaves no output (window larger than the input).
 pub fn window_out(input: usize, k: usize, stride: usize, padding: Padding) -> Option<(usize, usize)> {
@@ -102,25 +114,25 @@ impl ConvGeom {
     }
 
     pub fn x_len(&self) -> usize {
-        self.h_in * self.w_in * self.c_in
+        size(&[self.h_in, self.w_in, self.c_in])
     }
     pub fn y_len(&self) -> usize {
-        self.h_out * self.w_out * self.c_out
+        size(&[self.h_out, self.w_out, self.c_out])
     }
     pub fn w_len(&self) -> usize {
-        self.k * self.k * self.c_in * self.c_out
+        size(&[self.k, self.k, self.c_in, self.c_out])
     }
     /// Length of one im2col row: a receptive field, `[k, k, c_in]`.
     pub fn patch_len(&self) -> usize {
-        self.k * self.k * self.c_in
+        size(&[self.k, self.k, self.c_in])
     }
     /// Scratch one image's im2col needs: `[h_out * w_out, k * k * c_in]`.
     pub fn cols_len(&self) -> usize {
-        self.h_out * self.w_out * self.patch_len()
+        size(&[self.h_out, self.w_out, self.patch_len()])
     }
     /// Multiply-adds of one image's forward pass.
     pub fn macs(&self) -> usize {
-        self.h_out * self.w_out * self.patch_len() * self.c_out
+        size(&[self.h_out, self.w_out, self.patch_len(), self.c_out])
     }
     /// Input row read by output row `oh` and kernel row `kh`, or `None` if it is padding.
     #[inline]
@@ -149,16 +161,29 @@ pub struct PoolGeom {
 }
 
 impl PoolGeom {
+    /// `None` if 'valid' leaves no output, `c` is zero, or an image has more elements than
+    /// the `u32` indices of max pooling's argmax can name.
     pub fn new(h_in: usize, w_in: usize, c: usize, pool: usize, stride: usize, padding: Padding) -> Option<Self> {
         let (h_out, pad_top) = window_out(h_in, pool, stride, padding)?;
         let (w_out, pad_left) = window_out(w_in, pool, stride, padding)?;
-        (c > 0).then_some(PoolGeom { h_in, w_in, c, h_out, w_out, pool, stride, pad_top, pad_left })
+        let elements = h_in.checked_mul(w_in)?.checked_mul(c)?;
+        (c > 0 && u32::try_from(elements).is_ok()).then_some(PoolGeom {
+            h_in,
+            w_in,
+            c,
+            h_out,
+            w_out,
+            pool,
+            stride,
+            pad_top,
+            pad_left,
+        })
     }
     pub fn x_len(&self) -> usize {
-        self.h_in * self.w_in * self.c
+        size(&[self.h_in, self.w_in, self.c])
     }
     pub fn y_len(&self) -> usize {
-        self.h_out * self.w_out * self.c
+        size(&[self.h_out, self.w_out, self.c])
     }
 }
 

@@ -171,6 +171,7 @@ pub fn fma_peak_gflops(all_threads: bool) -> f64 {
     let one = || match KernelPath::best() {
         // SAFETY: `best` only returns a path whose instructions the CPU has.
         KernelPath::Avx512 => unsafe { fma_loop_avx512(ITERS / 2) },
+        // SAFETY: as above.
         KernelPath::Avx2 => unsafe { fma_loop_avx2(ITERS) },
         KernelPath::Portable => fma_loop_portable(ITERS),
     };

@@ -3,13 +3,13 @@
 //! wins, as in TensorFlow. `argmax [n, h_out, w_out, c]` records, per output, the winner's
 //! index within its image, so backward needs no second scan.
 
-use crate::geom::PoolGeom;
+use crate::geom::{size, PoolGeom};
 use crate::{simd, IMAGES_PER_TASK};
 use rayon::prelude::*;
 
 fn check(g: &PoolGeom, n: usize, x: usize, y: usize) {
-    assert_eq!(x, n * g.x_len(), "maxpool2d: x length");
-    assert_eq!(y, n * g.y_len(), "maxpool2d: y length");
+    assert_eq!(x, size(&[n, g.x_len()]), "maxpool2d: x length");
+    assert_eq!(y, size(&[n, g.y_len()]), "maxpool2d: y length");
 }
 
 /// One image: for each output pixel, scan its window in row-major order over whole channel

@@ -1,6 +1,7 @@
 //! UpSampling2D (nearest) over NHWC batches by an integer factor f:
 //! `x [n, h, w, c]` -> `y [n, h*f, w*f, c]`.
 
+use crate::geom::size;
 use crate::{simd, IMAGES_PER_TASK};
 use rayon::prelude::*;
 
@@ -15,16 +16,16 @@ pub struct UpGeom {
 
 impl UpGeom {
     pub fn x_len(&self) -> usize {
-        self.h * self.w * self.c
+        size(&[self.h, self.w, self.c])
     }
     pub fn y_len(&self) -> usize {
-        self.x_len() * self.factor * self.factor
+        size(&[self.x_len(), self.factor, self.factor])
     }
 }
 
 fn check(g: &UpGeom, n: usize, x: usize, y: usize) {
-    assert_eq!(x, n * g.x_len(), "upsample2d: x length");
-    assert_eq!(y, n * g.y_len(), "upsample2d: y length");
+    assert_eq!(x, size(&[n, g.x_len()]), "upsample2d: x length");
+    assert_eq!(y, size(&[n, g.y_len()]), "upsample2d: y length");
 }
 
 /// y[n, i, j, c] = x[n, i / f, j / f, c]. Overwrites `y`.
