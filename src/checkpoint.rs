@@ -25,6 +25,9 @@ pub struct CheckpointInfo {
     pub model: ModelKind,
     pub epoch: usize,
     pub seed: u64,
+    /// `Dataset::digest` of the data and split the weights were trained on (absent in
+    /// checkpoints written before it was recorded).
+    pub data_digest: Option<String>,
 }
 
 fn checkpoint_err(path: &Path, reason: String) -> Error {
@@ -127,12 +130,15 @@ pub fn save(path: &Path, model: &Sequential, info: &CheckpointInfo) -> Result<()
     let names = param_names(model);
     let tensors: Vec<_> =
         names.iter().zip(model.params()).map(|(n, (_, p))| (n.clone(), &p.value[..], &p.shape[..])).collect();
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         ("model".to_string(), info.model.name().to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
         ("epoch".to_string(), info.epoch.to_string()),
         ("seed".to_string(), info.seed.to_string()),
     ]);
+    if let Some(digest) = &info.data_digest {
+        metadata.insert("data_digest".to_string(), digest.clone());
+    }
     write(path, &tensors, metadata)
 }
 
@@ -147,7 +153,12 @@ pub fn load(path: &Path, expect: Option<ModelKind>) -> Result<(Sequential, Check
     let number = |key: &str| {
         file.field(path, key)?.parse::<u64>().map_err(|e| checkpoint_err(path, format!("metadata `{key}`: {e}")))
     };
-    let info = CheckpointInfo { model: model_kind, epoch: number("epoch")? as usize, seed: number("seed")? };
+    let info = CheckpointInfo {
+        model: model_kind,
+        epoch: number("epoch")? as usize,
+        seed: number("seed")?,
+        data_digest: file.meta.get("data_digest").cloned(),
+    };
     let mut model = models::build(model_kind, info.seed)?;
     let st = file.tensors(path)?;
     let names = param_names(&model);

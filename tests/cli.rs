@@ -626,4 +626,27 @@ fn a_resumed_run_continues_on_its_own_data() {
     ]);
     let digest = report(&a)["data_digest"].as_str().unwrap().to_string();
     assert!(err.contains("digest") && err.contains(&digest), "{err}");
+
+    // eval, reconstruct and encode warn when the checkpoint was trained on other data (or
+    // another split), and only then.
+    let best = a.join("best.safetensors");
+    let best = best.to_str().unwrap();
+    let (png, npy) = (tmp.path().join("r.png"), tmp.path().join("codes.npy"));
+    for (cmd, extra) in [
+        ("eval", vec![]),
+        ("reconstruct", vec!["--png", png.to_str().unwrap()]),
+        ("encode", vec!["--out", npy.to_str().unwrap()]),
+    ] {
+        let stderr = |src: &[&str]| {
+            let out = common::run(&[&[cmd, "--checkpoint", best][..], &extra, src, &["--allow-custom-data"]].concat());
+            assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        let warned = stderr(&["--data-dir", other.to_str().unwrap()]);
+        assert!(warned.contains("warning") && warned.contains(&digest), "{cmd} on other data: {warned}");
+        let own = stderr(&["--data-dir", d]);
+        assert!(!own.contains("warning"), "{cmd} on its own data: {own}");
+        let other_split = stderr(&["--data-dir", d, "--seed", "7"]);
+        assert!(other_split.contains("warning"), "{cmd} on another split: {other_split}");
+    }
 }

@@ -125,7 +125,7 @@ fn checkpoint_round_trip_is_bit_exact_and_bad_files_are_clear_errors() {
     for (i, p) in model.params_mut().enumerate() {
         p.value.iter_mut().enumerate().for_each(|(j, v)| *v = ((i * 31 + j) as f32).sin() * 1e-3);
     }
-    let info = CheckpointInfo { model: ModelKind::Baseline, epoch: 7, seed: 3 };
+    let info = CheckpointInfo { model: ModelKind::Baseline, epoch: 7, seed: 3, data_digest: None };
     checkpoint::save(&path, &model, &info).unwrap();
     let (loaded, got) = checkpoint::load(&path, Some(ModelKind::Baseline)).unwrap();
     assert_eq!(got, info);
@@ -146,7 +146,8 @@ fn checkpoint_round_trip_is_bit_exact_and_bad_files_are_clear_errors() {
     // A missing tensor: a modified-model file relabelled as baseline.
     let other = dir.path().join("other.safetensors");
     let m2 = models::build(ModelKind::Modified, 1).unwrap();
-    checkpoint::save(&other, &m2, &CheckpointInfo { model: ModelKind::Modified, epoch: 1, seed: 1 }).unwrap();
+    checkpoint::save(&other, &m2, &CheckpointInfo { model: ModelKind::Modified, epoch: 1, seed: 1, data_digest: None })
+        .unwrap();
     let text = std::fs::read(&other).unwrap();
     let relabelled = String::from_utf8_lossy(&text).replacen("\"modified\"", "\"baseline\"", 1);
     let forged = dir.path().join("forged.safetensors");
@@ -199,7 +200,7 @@ mod bad_files {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("m.safetensors");
                 let model = models::build(ModelKind::Modified, 1).unwrap();
-                let info = CheckpointInfo { model: ModelKind::Modified, epoch: 1, seed: 1 };
+                let info = CheckpointInfo { model: ModelKind::Modified, epoch: 1, seed: 1, data_digest: None };
                 checkpoint::save(&path, &model, &info).unwrap();
                 std::fs::read(&path).unwrap()
             })
@@ -345,7 +346,7 @@ fn the_same_state_saves_to_identical_bytes() {
         .map(|i| {
             let path = dir.path().join(format!("state-{i}.safetensors"));
             checkpoint::save_state(&path, &cfg, &model, &state).unwrap();
-            let info = CheckpointInfo { model: ModelKind::Baseline, epoch: 1, seed: 3 };
+            let info = CheckpointInfo { model: ModelKind::Baseline, epoch: 1, seed: 3, data_digest: None };
             checkpoint::save(&dir.path().join(format!("best-{i}.safetensors")), &model, &info).unwrap();
             [std::fs::read(&path).unwrap(), std::fs::read(dir.path().join(format!("best-{i}.safetensors"))).unwrap()]
                 .concat()

@@ -60,6 +60,21 @@ pub fn load_checkpoint(path: &Path, expect: Option<ModelKind>) -> Result<(Sequen
     })
 }
 
+/// Warns when `checkpoint` was trained on other data than `data` split with `seed`: its
+/// scores, codes or reconstructions are then of images it may have been trained on.
+pub fn warn_if_other_data(checkpoint: &Path, info: &CheckpointInfo, data: &Dataset, seed: u64) {
+    let Some(trained) = &info.data_digest else { return };
+    let here = data.digest(seed);
+    if *trained != here {
+        eprintln!(
+            "warning: {} was trained on other data or another split (digest {trained}) than {} split with seed \
+             {seed} (digest {here}): its test split may hold images it was trained on",
+            checkpoint.display(),
+            data.origin
+        );
+    }
+}
+
 /// Which part of the split to use.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SplitName {

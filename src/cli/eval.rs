@@ -1,7 +1,7 @@
 //! `autoencoder eval`, `reconstruct` and `encode`: a trained checkpoint applied to one part of
 //! the split (or, for `reconstruct`, to the user's own images).
 
-use super::common::{load_checkpoint, load_data, SplitName};
+use super::common::{load_checkpoint, load_data, warn_if_other_data, SplitName};
 use super::data::DataSource;
 use anyhow::{Context, Result};
 use autoencoder::data::{idx, IMAGE_LEN};
@@ -29,7 +29,9 @@ pub struct EvalArgs {
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let (mut model, info) = load_checkpoint(&args.checkpoint, None)?;
-    let (data, split) = load_data(&args.source, args.seed.unwrap_or(info.seed))?;
+    let seed = args.seed.unwrap_or(info.seed);
+    let (data, split) = load_data(&args.source, seed)?;
+    warn_if_other_data(&args.checkpoint, &info, &data, seed);
     let s = evaluate::evaluate(&mut model, Images::Subset(&data, args.split.indices(&split)))?;
     if args.json {
         let v = json!({"model": info.model, "split": args.split.name(), "count": s.count,
@@ -109,7 +111,9 @@ pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
             px
         }
         None => {
-            let (data, split) = load_data(&args.source, args.seed.unwrap_or(info.seed))?;
+            let seed = args.seed.unwrap_or(info.seed);
+            let (data, split) = load_data(&args.source, seed)?;
+            warn_if_other_data(&args.checkpoint, &info, &data, seed);
             let idx = args.split.indices(&split);
             let shown = &idx[..args.count.unwrap_or(16).min(idx.len())];
             let mut px = vec![0.0; shown.len() * IMAGE_LEN];
@@ -159,7 +163,9 @@ fn labels_path(out: &Path) -> PathBuf {
 
 pub fn encode(args: EncodeArgs) -> Result<()> {
     let (mut model, info) = load_checkpoint(&args.checkpoint, None)?;
-    let (data, split) = load_data(&args.source, args.seed.unwrap_or(info.seed))?;
+    let seed = args.seed.unwrap_or(info.seed);
+    let (data, split) = load_data(&args.source, seed)?;
+    warn_if_other_data(&args.checkpoint, &info, &data, seed);
     let idx = args.split.indices(&split);
     let codes = evaluate::encode(&mut model, Images::Subset(&data, idx))?;
     let labels: Vec<u8> = idx.iter().map(|&i| data.labels[i]).collect();

@@ -218,11 +218,13 @@ pub fn train_in(
     let mut bar: Option<ProgressBar> = None;
     let (best_path, csv_path) = (out.join("best.safetensors"), out.join("metrics.csv"));
     let (last_path, state_path) = (out.join("last.safetensors"), out.join(STATE_FILE));
+    let data_digest = Some(data.digest(cfg.seed));
+    let info = |epoch| CheckpointInfo { model: cfg.model, epoch, seed: cfg.seed, data_digest: data_digest.clone() };
     // Every epoch leaves metrics.csv current, best.safetensors holding the best weights so far,
     // last.safetensors the current ones, and state.safetensors all that --resume needs.
     let save_last = |model: &Sequential, st: &RunState| -> autoencoder::Result<()> {
         checkpoint::save_state(&state_path, cfg, model, st)?;
-        checkpoint::save(&last_path, model, &CheckpointInfo { model: cfg.model, epoch: st.epoch, seed: cfg.seed })
+        checkpoint::save(&last_path, model, &info(st.epoch))
     };
     let mut on = |p: Progress| -> autoencoder::Result<()> {
         match p {
@@ -256,8 +258,7 @@ pub fn train_in(
                 let _ = std::io::stdout().flush();
                 fsutil::write_bytes_atomic(&csv_path, metrics_csv(&state.history).as_bytes())?;
                 if improved {
-                    let info = CheckpointInfo { model: cfg.model, epoch: stats.epoch, seed: cfg.seed };
-                    checkpoint::save(&best_path, model, &info)?;
+                    checkpoint::save(&best_path, model, &info(stats.epoch))?;
                 }
                 save_last(model, state)?;
             }

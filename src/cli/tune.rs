@@ -313,7 +313,8 @@ pub fn run(args: TuneArgs) -> Result<()> {
     let (bcfg, model, state) = load_run_state(&trial_dir(&out, best), "tune")?;
     // The trial is finished, so `train` only restores its best weights.
     let outcome = train::train(&bcfg, &data, &split, Some((model, state)), &AtomicBool::new(false), &mut |_| Ok(()))?;
-    let info = CheckpointInfo { model: bcfg.model, epoch: outcome.best_epoch, seed: bcfg.seed };
+    let data_digest = Some(data.digest(bcfg.seed));
+    let info = CheckpointInfo { model: bcfg.model, epoch: outcome.best_epoch, seed: bcfg.seed, data_digest };
     checkpoint::save(&out.join("best.safetensors"), &outcome.model, &info)?;
     let mut extra = serde_json::Map::new();
     extra.insert("best_trial".into(), best.into());
