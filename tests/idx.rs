@@ -39,7 +39,7 @@ fn synthetic_dir() -> tempfile::TempDir {
 }
 
 fn custom(dir: &Path, allow: bool) -> DataOptions {
-    DataOptions { data_dir: Some(dir.to_path_buf()), allow_custom_data: allow }
+    DataOptions { data_dir: Some(dir.to_path_buf()), allow_custom_data: allow, data_url: None }
 }
 
 /// The plain bytes of a valid image file with `n` images of `rows` x `cols`.
@@ -296,7 +296,7 @@ fn env_variable_names_the_folder() {
     // The only test in this binary that reads the environment (the others pass data_dir).
     let dir = synthetic_dir();
     std::env::set_var(fashion_mnist::ENV_DIR, dir.path());
-    let result = data::load(&DataOptions { data_dir: None, allow_custom_data: true });
+    let result = data::load(&DataOptions { data_dir: None, allow_custom_data: true, data_url: None });
     std::env::remove_var(fashion_mnist::ENV_DIR);
     let ds = result.unwrap();
     assert!(ds.origin.contains(fashion_mnist::ENV_DIR), "{}", ds.origin);

@@ -45,8 +45,7 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// Locates, verifies and loads the data, and splits it with `seed`.
 pub fn load_data(source: &DataSource, seed: u64) -> Result<(Dataset, Split)> {
-    let opts = data::DataOptions { data_dir: source.data_dir.clone(), allow_custom_data: source.allow_custom_data };
-    let dataset = data::load(&opts).context("cannot load the data")?;
+    let dataset = data::load(&source.options()).context("cannot load the data")?;
     let split = data::split(dataset.len(), seed);
     Ok((dataset, split))
 }

@@ -23,11 +23,22 @@ pub struct DataSource {
     /// 28x28 images with labels 0-9); every other check still applies
     #[arg(long)]
     pub allow_custom_data: bool,
+
+    /// Download from this mirror (`URL/<name>.gz`, e.g. a local copy of the four .gz files)
+    /// instead of the canonical address; default $FASHION_MNIST_URL. A named mirror is the
+    /// source: the Debian package's folder is not searched, the user cache is and is filled
+    /// from it (files land there only after their SHA-256 matched)
+    #[arg(long, value_name = "URL")]
+    pub data_url: Option<String>,
 }
 
 impl DataSource {
     pub fn options(&self) -> DataOptions {
-        DataOptions { data_dir: self.data_dir.clone(), allow_custom_data: self.allow_custom_data }
+        DataOptions {
+            data_dir: self.data_dir.clone(),
+            allow_custom_data: self.allow_custom_data,
+            data_url: self.data_url.clone(),
+        }
     }
 
     /// Loads the data set; an error ends with what to try.

@@ -324,9 +324,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // ones; whatever was given, data of another digest is refused.
     let recorded = resume.as_ref().and_then(|(_, st)| st.data.clone());
     let source = match &recorded {
-        Some(rec) if args.source.data_dir.is_none() && !args.source.allow_custom_data => {
-            DataSource { data_dir: rec.data_dir.clone(), allow_custom_data: rec.allow_custom_data }
-        }
+        Some(rec) if args.source.data_dir.is_none() && !args.source.allow_custom_data => DataSource {
+            data_dir: rec.data_dir.clone(),
+            allow_custom_data: rec.allow_custom_data,
+            data_url: args.source.data_url.clone(),
+        },
         _ => args.source.clone(),
     };
     let (data, split) = load_data(&source, cfg.seed)?;

@@ -5,8 +5,9 @@
 //! 2. the `FASHION_MNIST_DIR` environment variable. Either one, when set, is the only place
 //!    looked: a typo must not silently fall back to other data.
 //! 3. the user cache, `$XDG_CACHE_HOME/autoencoder/fashion-mnist` (else `~/.cache/...`),
-//! 4. `/usr/share/datasets/fashion-mnist` (Debian package `dataset-fashion-mnist`),
-//! 5. a download from the canonical location into the user cache.
+//! 4. `/usr/share/datasets/fashion-mnist` (Debian package `dataset-fashion-mnist`), unless a
+//!    mirror is named (`--data-url`, else `FASHION_MNIST_URL`): then the mirror is the source,
+//! 5. a download from the mirror, else the canonical location, into the user cache.
 //!
 //! A folder has the data when it holds each of the four files as `<name>` or `<name>.gz`. Each
 //! decompressed file must match its published SHA-256 unless custom data is allowed.
@@ -26,6 +27,8 @@ pub const ENV_DIR: &str = "FASHION_MNIST_DIR";
 pub const SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// The canonical download location; each file is `<BASE_URL>/<name>.gz`.
 pub const BASE_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com";
+/// Environment variable naming a mirror to download from instead of [`BASE_URL`].
+pub const ENV_URL: &str = "FASHION_MNIST_URL";
 /// No download is allowed to be larger than this (the largest file is about 26 MB).
 const MAX_DOWNLOAD: u64 = 64 << 20;
 
@@ -101,9 +104,18 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(base.join("autoencoder").join("fashion-mnist"))
 }
 
+/// The mirror to download from when one is named: `data_url`, else `FASHION_MNIST_URL`.
+fn mirror(data_url: Option<&str>) -> Option<(String, String)> {
+    match data_url {
+        Some(u) => Some((u.to_string(), "--data-url".to_string())),
+        None => std::env::var(ENV_URL).ok().filter(|v| !v.is_empty()).map(|u| (u, format!("from {ENV_URL}"))),
+    }
+    .map(|(u, how)| (u.trim_end_matches('/').to_string(), how))
+}
+
 /// Finds the folder holding the data (see the module docs for the order), downloading into the
-/// user cache as the last resort.
-pub fn locate(data_dir: Option<&Path>) -> Result<Located> {
+/// user cache (from `data_url` if given) as the last resort.
+pub fn locate(data_dir: Option<&Path>, data_url: Option<&str>) -> Result<Located> {
     // The environment is read only when no folder was given.
     let explicit = match data_dir {
         Some(d) => Some((d.to_path_buf(), "--data-dir".to_string())),
@@ -122,17 +134,23 @@ pub fn locate(data_dir: Option<&Path>) -> Result<Located> {
     }
 
     let cache = cache_dir();
+    let mirror = mirror(data_url);
     let mut candidates = Vec::new();
     if let Some(c) = &cache {
         candidates.push((c.clone(), "user cache".to_string()));
     }
-    candidates.push((PathBuf::from(SYSTEM_DIR), "Debian package dataset-fashion-mnist".to_string()));
+    if mirror.is_none() {
+        candidates.push((PathBuf::from(SYSTEM_DIR), "Debian package dataset-fashion-mnist".to_string()));
+    }
     let mut searched = Vec::new();
     for (dir, how) in candidates {
         match files_in(&dir) {
             Ok(files) => return Ok(Located { origin: format!("{} ({how})", dir.display()), dir, files }),
             Err(missing) => searched.push(format!("  {} ({how}): missing {}", dir.display(), missing.join(", "))),
         }
+    }
+    if let Some((url, how)) = &mirror {
+        searched.push(format!("  {SYSTEM_DIR}: not searched, the mirror {url} ({how}) is the source"));
     }
     searched.push(format!("  {ENV_DIR}: not set"));
 
@@ -142,20 +160,20 @@ pub fn locate(data_dir: Option<&Path>) -> Result<Located> {
             download: "no cache folder to download into (neither XDG_CACHE_HOME nor HOME is set)".to_string(),
         });
     };
-    match download(&cache)
+    let base = mirror.map_or_else(|| BASE_URL.to_string(), |(url, _)| url);
+    match download(&cache, &base)
         .and_then(|()| files_in(&cache).map_err(|m| format!("still missing after download: {}", m.join(", "))))
     {
-        Ok(files) => {
-            Ok(Located { origin: format!("{} (downloaded from {BASE_URL})", cache.display()), dir: cache, files })
-        }
+        Ok(files) => Ok(Located { origin: format!("{} (downloaded from {base})", cache.display()), dir: cache, files }),
         Err(download) => Err(Error::DataNotFound { searched: searched.join("\n"), download }),
     }
 }
 
-/// Downloads each missing file into `dir` as `<name>.gz`. A file is held in memory, verified
-/// (IDX structure and SHA-256), and only then written (atomically), so `dir` never holds a
-/// partial or unverified file.
-fn download(dir: &Path) -> std::result::Result<(), String> {
+/// Downloads each missing file from `base` into `dir` as `<name>.gz`. A file is held in
+/// memory, checked against the announced length and `MAX_DOWNLOAD`, verified (IDX structure
+/// and SHA-256), and only then written (atomically), so `dir` never holds a partial or
+/// unverified file.
+fn download(dir: &Path, base: &str) -> std::result::Result<(), String> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(15))
         .timeout_read(Duration::from_secs(60))
@@ -165,7 +183,7 @@ fn download(dir: &Path) -> std::result::Result<(), String> {
         if target.is_file() || dir.join(spec.name).is_file() {
             continue;
         }
-        let url = format!("{BASE_URL}/{}.gz", spec.name);
+        let url = format!("{base}/{}.gz", spec.name);
         // ureq's error message already names the URL.
         let response = agent.get(&url).call().map_err(|e| e.to_string())?;
         let total = response.header("Content-Length").and_then(|v| v.parse::<u64>().ok());
@@ -176,11 +194,22 @@ fn download(dir: &Path) -> std::result::Result<(), String> {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(spec.name);
+        if let Some(total) = total.filter(|&t| t > MAX_DOWNLOAD) {
+            return Err(format!(
+                "{url}: announces {total} bytes, more than any Fashion-MNIST file ({MAX_DOWNLOAD} at most)"
+            ));
+        }
         let mut body = Vec::new();
-        bar.wrap_read(response.into_reader().take(MAX_DOWNLOAD))
+        bar.wrap_read(response.into_reader().take(MAX_DOWNLOAD + 1))
             .read_to_end(&mut body)
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| format!("{url}: the download broke off: {e}"))?;
         bar.finish_and_clear();
+        if body.len() as u64 > MAX_DOWNLOAD {
+            return Err(format!("{url}: more than {MAX_DOWNLOAD} bytes, more than any Fashion-MNIST file"));
+        }
+        if let Some(total) = total.filter(|&t| t != body.len() as u64) {
+            return Err(format!("{url}: truncated: {} of the {total} bytes announced arrived", body.len()));
+        }
         verify(&body, &target, spec, kind, false).map_err(|e| format!("{url}: {e}"))?;
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         write_bytes_atomic(&target, &body).map_err(|e| e.to_string())?;
@@ -254,7 +283,7 @@ fn read_pair(images: &Path, labels: &Path, specs: [&FileSpec; 2], allow_custom: 
 
 /// Locates, verifies and reads the data, then concatenates train (first) and test.
 pub fn load(opts: &DataOptions) -> Result<Dataset> {
-    let loc = locate(opts.data_dir.as_deref())?;
+    let loc = locate(opts.data_dir.as_deref(), opts.data_url.as_deref())?;
     let [tr_img, tr_lab, te_img, te_lab] = &loc.files;
     let custom = opts.allow_custom_data;
     // The two pairs are independent: decompress and hash them on both cores.

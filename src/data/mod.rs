@@ -28,6 +28,10 @@ pub struct DataOptions {
     /// Skip the SHA-256 check (every other check stays), for MNIST digits or one's own 28x28
     /// IDX data.
     pub allow_custom_data: bool,
+    /// Download from this mirror (`<url>/<name>.gz`) instead of the canonical address, else
+    /// from `FASHION_MNIST_URL` when set. A mirror named either way is the data's source: the
+    /// Debian package's folder is not searched, the user cache is (and is filled from it).
+    pub data_url: Option<String>,
 }
 
 /// All images (train then test, before the split) with their labels.
