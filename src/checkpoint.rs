@@ -265,17 +265,29 @@ fn check_state(meta: &StateMeta) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The run state's JSON metadata, parsed and checked (`check_state`).
+fn parse_state(json: &str) -> std::result::Result<StateMeta, String> {
+    let meta: StateMeta = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    check_state(&meta)?;
+    Ok(meta)
+}
+
+/// Whether `json` is run-state metadata that `load_state` accepts (the fuzz target's entry:
+/// any text gives `Ok` or an error naming the field, never a panic).
+pub fn check_state_json(json: &str) -> std::result::Result<(), String> {
+    parse_state(json).map(|_| ())
+}
+
 /// Reads a run state: the configuration it was trained with, the model with its current
 /// weights, and the rest of the state.
 pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
     let file = File::read(path)?;
     let kind = file.model(path)?;
-    let meta: StateMeta = serde_json::from_str(file.field(path, "state")?)
-        .map_err(|e| checkpoint_err(path, format!("metadata `state`: {e}")))?;
+    let meta = parse_state(file.field(path, "state")?)
+        .map_err(|reason| checkpoint_err(path, format!("metadata `state`: {reason}")))?;
     if meta.config.model != kind {
         return Err(checkpoint_err(path, "metadata names two different models".to_string()));
     }
-    check_state(&meta).map_err(|reason| checkpoint_err(path, format!("metadata `state`: {reason}")))?;
     let cfg = meta.config;
     let mut model = models::build(kind, cfg.seed)?;
     let mut state = RunState::new(&cfg, &model);
