@@ -109,7 +109,8 @@ fn report_writes_well_formed_html_and_markdown_with_every_section() {
     // `a`'s rate halves after epoch 2 (nothing improves by 1), so the report charts the rate.
     let schedule = ["--min-delta", "1", "--reduce-lr-patience", "1"];
     let a = train(tmp.path(), &data, "modified", "42", "3", &schedule);
-    let b = train(tmp.path(), &data, "baseline", "42", "2", &[]);
+    // `b` trains on 1 - SSIM: its losses get a chart of their own.
+    let b = train(tmp.path(), &data, "baseline", "42", "2", &["--loss", "ssim"]);
     // `b` as saved before the rate was recorded per epoch: the report charts its starting rate.
     let b_json = Path::new(&b).join("report.json");
     let mut old: Value = serde_json::from_str(&std::fs::read_to_string(&b_json).unwrap()).unwrap();
@@ -153,12 +154,22 @@ fn report_writes_well_formed_html_and_markdown_with_every_section() {
     assert!(!html.contains("src=\"") || html.matches("src=\"").count() == html.matches("src=\"data:").count());
     // reconstructions + one worst grid per run.
     assert_eq!(check_inline_pngs(&html), 3);
-    // loss, val SSIM, learning rate, one latent picture per run and PCA's.
-    assert_eq!(html.matches("<svg ").count(), 6);
+    // MSE loss, 1 - SSIM loss, val SSIM, learning rate, one latent picture per run and PCA's.
+    assert_eq!(html.matches("<svg ").count(), 7);
+    // Each loss on its own axis, titled by what it is.
+    let (mse, ssim) = (
+        std::fs::read_to_string(out_dir.join("loss.svg")).unwrap(),
+        std::fs::read_to_string(out_dir.join("loss_ssim.svg")).unwrap(),
+    );
+    assert!(mse.contains("Loss (MSE)") && mse.contains("modified-42") && !mse.contains("baseline-42"), "{mse}");
+    assert!(
+        ssim.contains("Loss (1 - SSIM)") && ssim.contains("baseline-42") && !ssim.contains("modified-42"),
+        "{ssim}"
+    );
     let lr_chart = std::fs::read_to_string(out_dir.join("lr.svg")).unwrap();
     assert_eq!(lr_chart.matches("<path d=\"M").count(), 2, "one rate line per run: {lr_chart}");
     let links = md_links(&md);
-    assert_eq!(links.len(), 9, "{links:?}");
+    assert_eq!(links.len(), 10, "{links:?}");
     for file in &links {
         assert!(out_dir.join(file).is_file(), "report.md links {file}, which was not written");
     }

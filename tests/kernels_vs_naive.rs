@@ -41,7 +41,8 @@ fn awkward_convs() -> Vec<(usize, ConvGeom)> {
     v
 }
 
-/// (name, geometry, is_transpose) for every conv layer of the baseline and modified models.
+/// (name, geometry) for every conv layer of the baseline and modified models (a transposed
+/// layer's geometry is that of the conv whose input gradient it is).
 fn real_convs() -> Vec<(&'static str, ConvGeom)> {
     let c = |h, ci, co, s| ConvGeom::new(h, h, ci, co, 3, s, Padding::Same).expect("geometry");
     let t = |h, ci, co, s| ConvGeom::transpose(h, h, ci, co, 3, s, Padding::Same).expect("geometry");

@@ -49,8 +49,9 @@ enum Command {
     Models,
     /// Train a model; writes best.safetensors, metrics.csv, report.json, reconstructions.png.
     Train(train::TrainArgs),
-    /// Random search over learning rate, batch size, patience and Adam beta1, scored on
-    /// validation SSIM; the best trial is then scored once on the test split.
+    /// Random search over learning rate, batch size, patience, Adam beta1, loss, the
+    /// learning-rate plateau patience and weight decay, scored on validation SSIM; the best
+    /// trial is then scored once on the test split.
     Tune(tune::TuneArgs),
     /// Mean SSIM (both definitions) and MSE of a checkpoint on a split.
     Eval(eval::EvalArgs),

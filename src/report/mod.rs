@@ -11,6 +11,7 @@ pub mod svg;
 
 use crate::data::{Dataset, Split, IMAGE_LEN, NUM_CLASSES};
 use crate::evaluate::{self, Images, Scores};
+use crate::loss::Loss;
 use crate::metrics::{self, Window};
 use crate::models::LATENT;
 use crate::sequential::Sequential;
@@ -37,6 +38,9 @@ struct Hyperparameters {
     /// The starting learning rate.
     #[serde(default)]
     lr: f32,
+    /// What the history's losses are (runs written before `--loss` existed trained on MSE).
+    #[serde(default)]
+    loss: Loss,
 }
 
 /// What the report reads from a run's report.json.
@@ -53,6 +57,11 @@ impl RunRecord {
     /// The seed the run's data split used.
     pub fn seed(&self) -> u64 {
         self.hyperparameters.seed
+    }
+
+    /// What `history`'s train and validation losses measure.
+    pub fn loss(&self) -> Loss {
+        self.hyperparameters.loss
     }
 
     /// The learning rate of epoch `e`: runs saved before the rate was recorded per epoch (0)

@@ -5,6 +5,7 @@
 use super::svg::{self, escape, Series, PALETTE};
 use super::{Analysis, Report, KNN_K, SAMPLE, WORST};
 use crate::data::IMAGE_LEN;
+use crate::loss::Loss;
 use crate::models::LATENT;
 use crate::picture;
 use crate::train::EpochStats;
@@ -195,25 +196,42 @@ fn summary(doc: &mut Doc, r: &Report) {
 
 fn curves(doc: &mut Doc, r: &Report) {
     doc.heading(2, "Training curves");
-    let mut loss = Vec::new();
     let mut ssim = Vec::new();
+    let pts = |h: &[EpochStats], f: fn(&EpochStats) -> f64| h.iter().map(|e| (e.epoch as f64, f(e))).collect();
     for (i, run) in r.runs.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let h = &run.record.history;
-        let pts = |f: fn(&EpochStats) -> f64| h.iter().map(|e| (e.epoch as f64, f(e))).collect::<Vec<_>>();
-        let name = &run.label;
-        loss.push(Series { name: format!("{name} train"), color, dashed: true, points: pts(|e| e.train_loss) });
-        loss.push(Series { name: format!("{name} val"), color, dashed: false, points: pts(|e| e.val_loss) });
-        ssim.push(Series { name: format!("{name} ssim"), color, dashed: false, points: pts(|e| e.val_ssim) });
+        let (color, h, name) = (PALETTE[i % PALETTE.len()], &run.record.history, &run.label);
+        ssim.push(Series { name: format!("{name} ssim"), color, dashed: false, points: pts(h, |e| e.val_ssim) });
         ssim.push(Series {
             name: format!("{name} uniform7"),
             color,
             dashed: true,
-            points: pts(|e| e.val_ssim_uniform7),
+            points: pts(h, |e| e.val_ssim_uniform7),
         });
     }
-    let chart = svg::line_chart("Loss (MSE) per epoch", "epoch", "loss (log scale)", &loss, true);
-    doc.svg("loss.svg", "loss curves", "Training (dashed) and validation (solid) loss per epoch, log scale.", chart);
+    // One chart per loss: an MSE and a 1 - SSIM are not on one scale.
+    for loss in Loss::ALL {
+        let mut series = Vec::new();
+        for (i, run) in r.runs.iter().enumerate().filter(|(_, run)| run.record.loss() == loss) {
+            let (color, h, name) = (PALETTE[i % PALETTE.len()], &run.record.history, &run.label);
+            series.push(Series {
+                name: format!("{name} train"),
+                color,
+                dashed: true,
+                points: pts(h, |e| e.train_loss),
+            });
+            series.push(Series { name: format!("{name} val"), color, dashed: false, points: pts(h, |e| e.val_loss) });
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let (what, file) = match loss {
+            Loss::Mse => ("MSE", "loss.svg"),
+            Loss::Ssim => ("1 - SSIM", "loss_ssim.svg"),
+        };
+        let chart = svg::line_chart(&format!("Loss ({what}) per epoch"), "epoch", "loss (log scale)", &series, true);
+        let caption = format!("Training (dashed) and validation (solid) loss ({what}) per epoch, log scale.");
+        doc.svg(file, &format!("{what} loss curves"), &caption, chart);
+    }
     let chart = svg::line_chart("Validation SSIM per epoch", "epoch", "SSIM", &ssim, false);
     let caption = "Validation SSIM per epoch: Gaussian ssim (solid), ssim_uniform7 (dashed).";
     doc.svg("val_ssim.svg", "validation SSIM curves", caption, chart);
