@@ -119,7 +119,7 @@ pub fn col2im(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// y[n,oh,ow,co] = b[co] + sum_{kh,kw,ci} xpad[n, oh*s+kh, ow*s+kw, ci] * w[kh,kw,ci,co]
+/// `y[n,oh,ow,co] = b[co] + sum_{kh,kw,ci} xpad[n, oh*s+kh, ow*s+kw, ci] * w[kh,kw,ci,co]`
 /// (no bias term when `b` is `None`). Overwrites `y`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
@@ -151,7 +151,7 @@ pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, 
         });
 }
 
-/// dx[n,ih,iw,ci] = sum over (oh,ow,kh,kw) reading (ih,iw) of dy[n,oh,ow,co] * w[kh,kw,ci,co].
+/// `dx[n,ih,iw,ci] = sum over (oh,ow,kh,kw) reading (ih,iw) of dy[n,oh,ow,co] * w[kh,kw,ci,co]`.
 /// Overwrites `dx`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
@@ -215,8 +215,8 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
         });
 }
 
-/// dw[kh,kw,ci,co] = sum_{n,oh,ow} xpad[n, oh*s+kh, ow*s+kw, ci] * dy[n,oh,ow,co] and, when
-/// given, db[co] = sum_{n,oh,ow} dy[n,oh,ow,co]. Overwrites `dw` and `db`. Partial sums of
+/// `dw[kh,kw,ci,co] = sum_{n,oh,ow} xpad[n, oh*s+kh, ow*s+kw, ci] * dy[n,oh,ow,co]` and, when
+/// given, `db[co] = sum_{n,oh,ow} dy[n,oh,ow,co]`. Overwrites `dw` and `db`. Partial sums of
 /// fixed groups of images are added in order, so the result does not depend on the threads.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.

@@ -17,7 +17,7 @@ pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
     conv2d::scratch_len(g, n)
 }
 
-/// full[n, i*s+kh, j*s+kw, o] += x[n,i,j,ci] * w[kh,kw,o,ci]; y = crop(full) + b.
+/// `full[n, i*s+kh, j*s+kw, o] += x[n,i,j,ci] * w[kh,kw,o,ci]`; y = crop(full) + b.
 /// Overwrites `y`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
@@ -28,7 +28,7 @@ pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut 
     y.par_chunks_mut(g.x_len()).for_each(|yi| simd::add_bias_rows(b, yi));
 }
 
-/// dx[n,i,j,ci] = sum_{kh,kw,o} dy_full[n, i*s+kh, j*s+kw, o] * w[kh,kw,o,ci]: a strided
+/// `dx[n,i,j,ci]` = sum_{kh,kw,o} `dy_full[n, i*s+kh, j*s+kw, o] * w[kh,kw,o,ci]`: a strided
 /// correlation of dy, i.e. a Conv2D forward. Overwrites `dx`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
@@ -36,8 +36,8 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
     conv2d::forward(g, n, dy, w, None, dx, scratch);
 }
 
-/// dw[kh,kw,o,ci] = sum_{n,i,j} x[n,i,j,ci] * dy_full[n, i*s+kh, j*s+kw, o] and
-/// db[o] = sum dy[..., o]. Overwrites `dw` and `db`.
+/// `dw[kh,kw,o,ci]` = sum_{n,i,j} `x[n,i,j,ci] * dy_full[n, i*s+kh, j*s+kw, o]` and
+/// `db[o]` = sum `dy[..., o]`. Overwrites `dw` and `db`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
 pub fn backward_weight(

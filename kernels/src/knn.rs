@@ -67,7 +67,7 @@ fn sq_norm(row: &[f32]) -> f32 {
     row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32
 }
 
-/// pred[i] = the majority label among the `k` train rows nearest test row i (ties as in the
+/// `pred[i]` = the majority label among the `k` train rows nearest test row i (ties as in the
 /// module docs). Overwrites `pred` `[n_test]`.
 /// # Panics
 /// If `train` is not `[train_labels.len(), d]`, `test` not `[pred.len(), d]`, `d == 0`, or

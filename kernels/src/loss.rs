@@ -1,7 +1,7 @@
 //! Training losses with their gradients:
 //! * [`mse`]: mean squared error over all elements, as Keras's `MeanSquaredError()` with its
 //!   default reduction: loss = sum (pred - target)² / N.
-//! * [`ssim`]: one minus the mean SSIM of each predicted image against its target, as the Keras
+//! * [`ssim()`]: one minus the mean SSIM of each predicted image against its target, as the Keras
 //!   loss `1 - tf.reduce_mean(tf.image.ssim(target, pred, max_val=1.0))` (Gaussian window).
 
 use crate::ssim::{self, Window};

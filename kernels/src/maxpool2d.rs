@@ -44,7 +44,7 @@ fn forward_image(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     }
 }
 
-/// y[n,oh,ow,c] = max over the window of x; argmax records the winner. Overwrites both.
+/// `y[n,oh,ow,c]` = max over the window of x; argmax records the winner. Overwrites both.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
 pub fn forward(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
@@ -60,7 +60,7 @@ pub fn forward(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u
         });
 }
 
-/// dx[winner of (n,oh,ow,c)] += dy[n,oh,ow,c], zero elsewhere. Overwrites `dx`.
+/// `dx[winner of (n,oh,ow,c)] += dy[n,oh,ow,c]`, zero elsewhere. Overwrites `dx`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
 pub fn backward_input(g: &PoolGeom, n: usize, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {

@@ -21,7 +21,7 @@ const ROW_BLOCK: usize = 256;
 /// Rows per parallel task when projecting or reconstructing.
 const PROJECT_ROWS: usize = 512;
 
-/// mean[j] = (1/n) sum_i x[i, j], accumulated in f64. Overwrites `mean` `[d]`.
+/// `mean[j]` = (1/n) sum_i `x[i, j]`, accumulated in f64. Overwrites `mean` `[d]`.
 /// # Panics
 /// If `x.len() != n * d`, `mean.len() != d` or `n == 0`.
 pub fn mean(x: &[f32], n: usize, d: usize, mean: &mut [f64]) {
@@ -39,7 +39,7 @@ pub fn mean(x: &[f32], n: usize, d: usize, mean: &mut [f64]) {
     }
 }
 
-/// cov[a, b] = 1/(n-1) sum_i (x[i,a] - mean[a]) (x[i,b] - mean[b]) (the sample covariance),
+/// `cov[a, b]` = 1/(n-1) sum_i (`x[i,a] - mean[a]`) (`x[i,b] - mean[b]`) (the sample covariance),
 /// through `gemm` on centred f32 blocks, parts summed in f64. Overwrites `cov` `[d, d]`.
 /// # Panics
 /// If a length disagrees with `n` and `d`, or `n < 2`.
@@ -157,7 +157,7 @@ fn check_project(n: usize, d: usize, k: usize, x: &[f32], mean: &[f32], componen
     assert_eq!(codes.len(), n * k, "pca: codes must be [n, k]");
 }
 
-/// codes[i, c] = sum_j (x[i, j] - mean[j]) components[c, j]. Overwrites `codes` `[n, k]`.
+/// `codes[i, c] = sum_j (x[i, j] - mean[j]) components[c, j]`. Overwrites `codes` `[n, k]`.
 /// # Panics
 /// If a length disagrees with `d` and `k`.
 pub fn project(x: &[f32], d: usize, mean: &[f32], components: &[f32], k: usize, codes: &mut [f32]) {
@@ -178,7 +178,7 @@ pub fn project(x: &[f32], d: usize, mean: &[f32], components: &[f32], k: usize, 
     });
 }
 
-/// out[i, j] = mean[j] + sum_c codes[i, c] components[c, j]. Overwrites `out` `[n, d]`.
+/// `out[i, j] = mean[j] + sum_c codes[i, c] components[c, j]`. Overwrites `out` `[n, d]`.
 /// # Panics
 /// If a length disagrees with `d` and `k`.
 pub fn reconstruct(codes: &[f32], k: usize, mean: &[f32], components: &[f32], d: usize, out: &mut [f32]) {

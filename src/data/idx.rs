@@ -1,6 +1,6 @@
 //! IDX files (the MNIST container format): a big-endian header `00 00 TYPE NDIMS`, then NDIMS
 //! big-endian `u32` dimensions, then the payload, row-major. Only unsigned-byte payloads are
-//! read: images `0x00000803` ([count, rows, cols]) and labels `0x00000801` ([count]).
+//! read: images `0x00000803` (`[count, rows, cols]`) and labels `0x00000801` (`[count]`).
 //! A file that starts with the gzip magic `1f 8b` is decompressed on the fly.
 //!
 //! Nothing here trusts the header: the payload is read through a reader bounded at the claimed
@@ -41,7 +41,7 @@ pub struct Images {
 pub enum IdxKind {
     /// `0x00000803`: u8, dims [count, rows, cols].
     Images,
-    /// `0x00000801`: u8, dims [count].
+    /// `0x00000801`: u8, dims `[count]`.
     Labels,
 }
 

@@ -39,7 +39,7 @@ pub struct DataOptions {
 pub struct Dataset {
     /// [n, 28, 28] u8.
     pub images: Vec<u8>,
-    /// [n], each in 0..=9.
+    /// `[n]`, each in 0..=9.
     pub labels: Vec<u8>,
     /// Where the data came from, for printing.
     pub origin: String,

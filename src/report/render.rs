@@ -1,5 +1,5 @@
 //! report.md and report.html from a [`Report`], written side by side by one walk through the
-//! sections ([`Doc`]), so the two always say the same. report.html is self-contained (SVG
+//! sections (`Doc`), so the two always say the same. report.html is self-contained (SVG
 //! inline, PNG as base64 data URIs); report.md links the image files returned beside it.
 
 use super::svg::{self, escape, Series, PALETTE};
