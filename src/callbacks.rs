@@ -1,8 +1,6 @@
 //! Keras's epoch-end callbacks on the validation loss: early stopping and the learning-rate
 //! schedule.
 
-use crate::train::TrainConfig;
-
 /// Keras `EarlyStopping(monitor="val_loss", mode="min", restore_best_weights=True)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EarlyStopping {
@@ -62,15 +60,10 @@ pub struct ReduceLrOnPlateau {
 }
 
 impl ReduceLrOnPlateau {
-    pub fn new(cfg: &TrainConfig) -> Self {
-        ReduceLrOnPlateau {
-            patience: cfg.reduce_lr_patience,
-            factor: cfg.reduce_lr_factor,
-            min_lr: cfg.min_lr,
-            min_delta: cfg.min_delta,
-            best: f64::INFINITY,
-            wait: 0,
-        }
+    /// Keras's `ReduceLROnPlateau(patience, factor, min_lr, min_delta)`; patience 0 never
+    /// changes the rate.
+    pub fn new(patience: usize, factor: f32, min_lr: f32, min_delta: f64) -> Self {
+        ReduceLrOnPlateau { patience, factor, min_lr, min_delta, best: f64::INFINITY, wait: 0 }
     }
 
     /// Records an epoch's validation loss; returns the reduced learning rate when `lr` must

@@ -8,9 +8,10 @@
 //!   weights (`best.<name>`), Adam's moments (`adam_m.<name>`, `adam_v.<name>`), and as JSON
 //!   metadata the configuration, the position in the run and the history.
 
+use crate::callbacks::EarlyStopping;
 use crate::models::{self, ModelKind};
 use crate::sequential::Sequential;
-use crate::train::{EarlyStopping, EpochStats, RunState, TrainConfig};
+use crate::train::{EpochStats, RunState, TrainConfig};
 use crate::{fsutil, Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};

@@ -10,8 +10,8 @@ use crate::profile::{Profile, Stage};
 use crate::sequential::Sequential;
 use crate::{Error, Result, Tensor};
 
-pub use crate::callbacks::{EarlyStopping, ReduceLrOnPlateau, Verdict};
-pub use crate::loss::Loss;
+use crate::callbacks::{EarlyStopping, ReduceLrOnPlateau, Verdict};
+use crate::loss::Loss;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -178,7 +178,7 @@ impl RunState {
             train_images: 0,
             adam: Adam::new(adam_cfg, model),
             stopper: EarlyStopping::new(cfg.patience, cfg.min_delta),
-            plateau: ReduceLrOnPlateau::new(cfg),
+            plateau: ReduceLrOnPlateau::new(cfg.reduce_lr_patience, cfg.reduce_lr_factor, cfg.min_lr, cfg.min_delta),
             history: Vec::new(),
             best_weights: snapshot(model),
             stopped_early: false,

@@ -4,8 +4,9 @@
 //! resumed, or extended with more trials, without changing the trials already run. Every trial
 //! trains from the same initial weights on the same split: only the sampled hyperparameters differ.
 
+use crate::loss::Loss;
 use crate::models::ModelKind;
-use crate::train::{default_reduce_lr_factor, EpochStats, Loss, TrainConfig, MAX_BATCH_SIZE};
+use crate::train::{default_reduce_lr_factor, EpochStats, TrainConfig, MAX_BATCH_SIZE};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

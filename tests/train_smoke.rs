@@ -1,10 +1,12 @@
 //! Training behaviour: each model overfits one batch, early stopping follows Keras on a
 //! scripted loss sequence, checkpoints round-trip bit-exactly and reject what they must.
 
+use autoencoder::callbacks::{EarlyStopping, ReduceLrOnPlateau, Verdict};
 use autoencoder::checkpoint::{self, CheckpointInfo};
+use autoencoder::loss::Loss;
 use autoencoder::models::{self, ModelKind};
 use autoencoder::optim::{Adam, AdamConfig};
-use autoencoder::train::{train_step, EarlyStopping, Loss, Verdict};
+use autoencoder::train::train_step;
 use autoencoder::Tensor;
 
 /// Smooth, garment-like synthetic images: a bright ellipse of random size and position.
@@ -70,7 +72,7 @@ fn early_stopping_follows_keras_on_a_scripted_sequence() {
 
 #[test]
 fn reduce_lr_on_plateau_follows_keras_on_a_scripted_sequence() {
-    use autoencoder::train::{ReduceLrOnPlateau, TrainConfig};
+    use autoencoder::train::TrainConfig;
     // patience 2, factor 0.5, min_lr 0.2, min_delta 0.01.
     let cfg = TrainConfig {
         reduce_lr_patience: 2,
@@ -79,7 +81,7 @@ fn reduce_lr_on_plateau_follows_keras_on_a_scripted_sequence() {
         min_delta: 0.01,
         ..TrainConfig::new(ModelKind::Modified)
     };
-    let mut plateau = ReduceLrOnPlateau::new(&cfg);
+    let mut plateau = ReduceLrOnPlateau::new(2, 0.5, 0.2, 0.01);
     let mut lr = 1.0f32;
     let script = [
         (1.00, 1.0),
@@ -113,7 +115,7 @@ fn reduce_lr_on_plateau_follows_keras_on_a_scripted_sequence() {
     assert_eq!((loaded.plateau.best, loaded.plateau.wait), (0.5, 1));
 
     // Patience 0: the rate never changes.
-    let mut off = ReduceLrOnPlateau::new(&TrainConfig::new(ModelKind::Modified));
+    let mut off = ReduceLrOnPlateau::new(0, 0.5, 0.0, 0.0);
     assert!((0..20).all(|_| off.update(1.0, 1e-3).is_none()));
 }
 

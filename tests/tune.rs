@@ -1,8 +1,9 @@
 //! The random search's sampling and its results table (the search end to end, with resume, is
 //! in tests/cli.rs).
 
+use autoencoder::loss::Loss;
 use autoencoder::models::ModelKind;
-use autoencoder::train::{EpochStats, Loss, TrainConfig};
+use autoencoder::train::{EpochStats, TrainConfig};
 use autoencoder::tune::{self, SearchSpace, TrialResult, TuneConfig};
 
 fn search(seed: u64, trials: usize) -> TuneConfig {

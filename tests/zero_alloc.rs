@@ -8,8 +8,9 @@
 //! with `ZERO_ALLOC_TRACE=1`: the first allocation inside a step prints its backtrace.
 
 use autoencoder::data::{self, Dataset};
+use autoencoder::loss::Loss;
 use autoencoder::models::ModelKind;
-use autoencoder::train::{self, Loss, Progress, TrainConfig};
+use autoencoder::train::{self, Progress, TrainConfig};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
