@@ -23,59 +23,93 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub struct TrainArgs {
     /// Continue the interrupted run in DIR exactly where it stopped, with the flags recorded
     /// there (only --threads and the data flags may be given again).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "loss", "epochs", "batch_size", "lr", "beta1", "weight_decay", "patience", "min_delta", "reduce_lr_patience", "reduce_lr_factor", "min_lr", "seed", "out", "force"])]
+    #[arg(long, value_name = "DIR", conflicts_with = "RunFlags")]
     pub resume: Option<PathBuf>,
-    /// Which autoencoder to train.
-    #[arg(long, default_value = "modified", value_parser = parse_model)]
-    pub model: ModelKind,
-    /// What training minimises and early stopping watches: mse, or ssim (1 − Gaussian SSIM,
-    /// the `tf.image.ssim` score itself).
-    #[arg(long, default_value = "mse", value_parser = parse_loss)]
-    pub loss: Loss,
-    /// Maximum number of epochs (early stopping may end sooner).
-    #[arg(long, default_value_t = 50)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
-    /// Adam's beta1 (decay of the first-moment average).
-    #[arg(long, default_value_t = 0.9)]
-    pub beta1: f32,
-    /// Decoupled weight decay, as Keras's `Adam(weight_decay=...)`: every step first shrinks
-    /// each weight by weight * wd * lr.
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
-    /// Epochs without a val_loss improvement before stopping.
-    #[arg(long, default_value_t = 5)]
-    pub patience: usize,
-    /// Smallest val_loss decrease that counts as an improvement.
-    #[arg(long, default_value_t = 0.0)]
-    pub min_delta: f64,
-    /// Epochs without a val_loss improvement before the learning rate is multiplied by
-    /// --reduce-lr-factor (Keras ReduceLROnPlateau); 0 keeps it constant.
-    #[arg(long, default_value_t = 0)]
-    pub reduce_lr_patience: usize,
-    #[arg(long, default_value_t = 0.5)]
-    pub reduce_lr_factor: f32,
-    /// Floor of the reduced learning rate.
-    #[arg(long, default_value_t = 0.0)]
-    pub min_lr: f32,
-    /// Seed of the split, the initial weights and the minibatch order.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub source: DataSource,
+}
+
+/// The defaults of `train`'s flags: `TrainConfig::new`'s, for the default model.
+fn defaults() -> TrainConfig {
+    TrainConfig::new(ModelKind::Modified)
+}
+
+/// What a new run is: every flag `--resume` refuses (it takes them from the run folder).
+/// Defaults come from `TrainConfig::new`, so they are written once.
+#[derive(clap::Args, Debug)]
+pub struct RunFlags {
+    /// Which autoencoder to train.
+    #[arg(long, default_value_t = defaults().model, value_parser = parse_model)]
+    pub model: ModelKind,
+    /// What training minimises and early stopping watches: mse, or ssim (1 − Gaussian SSIM,
+    /// the `tf.image.ssim` score itself).
+    #[arg(long, default_value_t = defaults().loss, value_parser = parse_loss)]
+    pub loss: Loss,
+    /// Maximum number of epochs (early stopping may end sooner).
+    #[arg(long, default_value_t = defaults().epochs)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = defaults().batch_size)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = defaults().lr)]
+    pub lr: f32,
+    /// Adam's beta1 (decay of the first-moment average).
+    #[arg(long, default_value_t = defaults().beta1)]
+    pub beta1: f32,
+    /// Decoupled weight decay, as Keras's `Adam(weight_decay=...)`: every step first shrinks
+    /// each weight by weight * wd * lr.
+    #[arg(long, default_value_t = defaults().weight_decay)]
+    pub weight_decay: f32,
+    /// Epochs without a val_loss improvement before stopping.
+    #[arg(long, default_value_t = defaults().patience)]
+    pub patience: usize,
+    /// Smallest val_loss decrease that counts as an improvement.
+    #[arg(long, default_value_t = defaults().min_delta)]
+    pub min_delta: f64,
+    /// Epochs without a val_loss improvement before the learning rate is multiplied by
+    /// --reduce-lr-factor (Keras ReduceLROnPlateau); 0 keeps it constant.
+    #[arg(long, default_value_t = defaults().reduce_lr_patience)]
+    pub reduce_lr_patience: usize,
+    #[arg(long, default_value_t = defaults().reduce_lr_factor)]
+    pub reduce_lr_factor: f32,
+    /// Floor of the reduced learning rate.
+    #[arg(long, default_value_t = defaults().min_lr)]
+    pub min_lr: f32,
+    /// Seed of the split, the initial weights and the minibatch order.
+    #[arg(long, default_value_t = defaults().seed)]
+    pub seed: u64,
     /// Run folder (default: runs/<model>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Overwrite an existing run in --out.
     #[arg(long)]
     pub force: bool,
+}
+
+impl RunFlags {
+    /// The configuration the flags describe.
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            loss: self.loss,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            beta1: self.beta1,
+            weight_decay: self.weight_decay,
+            patience: self.patience,
+            min_delta: self.min_delta,
+            reduce_lr_patience: self.reduce_lr_patience,
+            reduce_lr_factor: self.reduce_lr_factor,
+            min_lr: self.min_lr,
+            seed: self.seed,
+            ..TrainConfig::new(self.model)
+        }
+    }
 }
 
 pub fn parse_model(s: &str) -> Result<ModelKind, String> {
@@ -300,24 +334,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (cfg, dir.clone(), Some((model, state)), lock)
         }
         None => {
-            let cfg = TrainConfig {
-                loss: args.loss,
-                epochs: args.epochs,
-                batch_size: args.batch_size,
-                lr: args.lr,
-                beta1: args.beta1,
-                weight_decay: args.weight_decay,
-                patience: args.patience,
-                min_delta: args.min_delta,
-                reduce_lr_patience: args.reduce_lr_patience,
-                reduce_lr_factor: args.reduce_lr_factor,
-                min_lr: args.min_lr,
-                seed: args.seed,
-                ..TrainConfig::new(args.model)
-            };
+            let cfg = args.run.config();
             cfg.validate().context("hint: see `autoencoder train --help`")?;
-            let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(args.model.name()));
-            let lock = prepare_out(&out, args.force)?;
+            let out = args.run.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(cfg.model.name()));
+            let lock = prepare_out(&out, args.run.force)?;
             (cfg, out, None, lock)
         }
     };
@@ -432,4 +452,48 @@ pub fn finish_run(
         test.count
     );
     Ok(test)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    #[test]
+    fn the_flags_defaults_are_train_configs() {
+        let cli = Cli::try_parse_from(["train"]).unwrap();
+        assert_eq!(cli.args.run.config(), TrainConfig::new(ModelKind::Modified));
+        let cli = Cli::try_parse_from(["train", "--model", "baseline"]).unwrap();
+        assert_eq!(cli.args.run.config(), TrainConfig::new(ModelKind::Baseline));
+    }
+
+    #[test]
+    fn resume_refuses_every_run_flag_and_takes_threads_and_data_flags() {
+        use clap::{ArgAction, Args, Command};
+        let flags = RunFlags::augment_args(Command::new("flags"));
+        let mut refused = 0;
+        for arg in flags.get_arguments() {
+            let long = arg.get_long().expect("every run flag is a --flag");
+            let flag = match (arg.get_action(), long) {
+                (ArgAction::SetTrue, _) => format!("--{long}"),
+                (_, "model") => "--model=baseline".to_string(),
+                (_, "loss") => "--loss=ssim".to_string(),
+                _ => format!("--{long}=1"),
+            };
+            assert!(Cli::try_parse_from(["train", &flag]).is_ok(), "{flag} alone");
+            let err = Cli::try_parse_from(["train", "--resume", "d", &flag]).err();
+            assert_eq!(err.map(|e| e.kind()), Some(clap::error::ErrorKind::ArgumentConflict), "{flag} with --resume");
+            refused += 1;
+        }
+        assert_eq!(refused, 15);
+        for flag in ["--threads=1", "--data-dir=d", "--allow-custom-data", "--data-url=http://x"] {
+            assert!(Cli::try_parse_from(["train", "--resume", "d", flag]).is_ok(), "{flag} refused with --resume");
+        }
+    }
 }

@@ -20,52 +20,72 @@ pub struct TuneArgs {
     /// Continue the search in DIR where it stopped, with the settings recorded there; finished
     /// trials are not run again. Only --trials (to extend the search), --threads and the data
     /// flags may be given again.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "epochs", "seed", "out", "force", "lr_min", "lr_max", "batch_sizes", "patiences", "beta1s", "losses", "reduce_lr_patiences", "reduce_lr_factor", "weight_decays"])]
+    #[arg(long, value_name = "DIR", conflicts_with = "SearchFlags")]
     pub resume: Option<PathBuf>,
-    /// Which autoencoder to tune.
-    #[arg(long, default_value = "modified", value_parser = parse_model)]
-    pub model: ModelKind,
     /// Number of trials (hyperparameter samples).
     #[arg(long, required_unless_present = "resume")]
     pub trials: Option<usize>,
-    /// Maximum epochs of each trial (early stopping usually ends it sooner).
-    #[arg(long, default_value_t = 50)]
-    pub epochs: usize,
-    /// Seed of the sampling, the split, and every trial's initial weights and minibatch order.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Learning rates are drawn log-uniformly from [--lr-min, --lr-max].
-    #[arg(long, default_value_t = 1e-4)]
-    pub lr_min: f32,
-    #[arg(long, default_value_t = 3e-3)]
-    pub lr_max: f32,
-    /// Batch sizes to draw from (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
-    pub batch_sizes: Vec<usize>,
-    /// Early-stopping patiences to draw from (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "3,5,8")]
-    pub patiences: Vec<usize>,
-    /// Adam beta1 values to draw from (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "0.9,0.95")]
-    pub beta1s: Vec<f32>,
-    /// Training losses to draw from (comma-separated: mse, ssim; see `train --loss`).
-    #[arg(long, value_delimiter = ',', default_value = "mse", value_parser = parse_loss)]
-    pub losses: Vec<Loss>,
-    /// ReduceLROnPlateau patiences to draw from (comma-separated; 0: constant learning rate;
-    /// see `train --reduce-lr-patience`).
-    #[arg(long, value_delimiter = ',', default_value = "0")]
-    pub reduce_lr_patiences: Vec<usize>,
-    /// The factor of every trial's learning-rate reductions.
-    #[arg(long, default_value_t = 0.5)]
-    pub reduce_lr_factor: f32,
-    /// Adam weight decays to draw from (comma-separated; see `train --weight-decay`).
-    #[arg(long, value_delimiter = ',', default_value = "0")]
-    pub weight_decays: Vec<f32>,
+    #[command(flatten)]
+    pub search: SearchFlags,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub source: DataSource,
+    /// Print the trials the search would run (or, with --resume, the search's trials) and
+    /// exit: no training, nothing written.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The defaults of the search's flags: `SearchSpace::default()`'s, and `TrainConfig::new`'s
+/// epochs and seed.
+fn space() -> SearchSpace {
+    SearchSpace::default()
+}
+fn train_defaults() -> TrainConfig {
+    TrainConfig::new(ModelKind::Modified)
+}
+
+/// What a new search is: every flag `--resume` refuses (it reads them from tune.json).
+#[derive(clap::Args, Debug)]
+pub struct SearchFlags {
+    /// Which autoencoder to tune.
+    #[arg(long, default_value_t = train_defaults().model, value_parser = parse_model)]
+    pub model: ModelKind,
+    /// Maximum epochs of each trial (early stopping usually ends it sooner).
+    #[arg(long, default_value_t = train_defaults().epochs)]
+    pub epochs: usize,
+    /// Seed of the sampling, the split, and every trial's initial weights and minibatch order.
+    #[arg(long, default_value_t = train_defaults().seed)]
+    pub seed: u64,
+    /// Learning rates are drawn log-uniformly from [--lr-min, --lr-max].
+    #[arg(long, default_value_t = space().lr_min)]
+    pub lr_min: f32,
+    #[arg(long, default_value_t = space().lr_max)]
+    pub lr_max: f32,
+    /// Batch sizes to draw from (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = space().batch_sizes)]
+    pub batch_sizes: Vec<usize>,
+    /// Early-stopping patiences to draw from (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = space().patiences)]
+    pub patiences: Vec<usize>,
+    /// Adam beta1 values to draw from (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = space().beta1s)]
+    pub beta1s: Vec<f32>,
+    /// Training losses to draw from (comma-separated: mse, ssim; see `train --loss`).
+    #[arg(long, value_delimiter = ',', default_values_t = space().losses, value_parser = parse_loss)]
+    pub losses: Vec<Loss>,
+    /// ReduceLROnPlateau patiences to draw from (comma-separated; 0: constant learning rate;
+    /// see `train --reduce-lr-patience`).
+    #[arg(long, value_delimiter = ',', default_values_t = space().reduce_lr_patiences)]
+    pub reduce_lr_patiences: Vec<usize>,
+    /// The factor of every trial's learning-rate reductions.
+    #[arg(long, default_value_t = space().reduce_lr_factor)]
+    pub reduce_lr_factor: f32,
+    /// Adam weight decays to draw from (comma-separated; see `train --weight-decay`).
+    #[arg(long, value_delimiter = ',', default_values_t = space().weight_decays)]
+    pub weight_decays: Vec<f32>,
     /// Folder for the search: tune.json, trials.csv, trials.md, a folder per trial, and the
     /// best trial's best.safetensors, report.json and reconstructions.png.
     #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "dry_run"])]
@@ -73,10 +93,6 @@ pub struct TuneArgs {
     /// Overwrite an existing search in --out (its trial folders are deleted).
     #[arg(long)]
     pub force: bool,
-    /// Print the trials the search would run (or, with --resume, the search's trials) and
-    /// exit: no training, nothing written.
-    #[arg(long)]
-    pub dry_run: bool,
 }
 
 /// The search's settings, written when it starts and read by `--resume`.
@@ -112,21 +128,22 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 
 /// The search the flags describe.
 fn config_from_args(args: &TuneArgs) -> Result<TuneConfig> {
+    let f = &args.search;
     let cfg = TuneConfig {
-        model: args.model,
+        model: f.model,
         trials: args.trials.unwrap_or(1),
-        epochs: args.epochs,
-        seed: args.seed,
+        epochs: f.epochs,
+        seed: f.seed,
         space: SearchSpace {
-            lr_min: args.lr_min,
-            lr_max: args.lr_max,
-            batch_sizes: args.batch_sizes.clone(),
-            patiences: args.patiences.clone(),
-            beta1s: args.beta1s.clone(),
-            losses: args.losses.clone(),
-            reduce_lr_patiences: args.reduce_lr_patiences.clone(),
-            reduce_lr_factor: args.reduce_lr_factor,
-            weight_decays: args.weight_decays.clone(),
+            lr_min: f.lr_min,
+            lr_max: f.lr_max,
+            batch_sizes: f.batch_sizes.clone(),
+            patiences: f.patiences.clone(),
+            beta1s: f.beta1s.clone(),
+            losses: f.losses.clone(),
+            reduce_lr_patiences: f.reduce_lr_patiences.clone(),
+            reduce_lr_factor: f.reduce_lr_factor,
+            weight_decays: f.weight_decays.clone(),
         },
     };
     cfg.validate().context("hint: see `autoencoder tune --help`")?;
@@ -232,7 +249,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             );
             (dir.clone(), None)
         }
-        None => (args.out.clone().context("--out is required")?, Some(config_from_args(&args)?)),
+        None => (args.search.out.clone().context("--out is required")?, Some(config_from_args(&args)?)),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let _lock = lock_run(&out)?;
@@ -248,7 +265,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             }
             cfg
         }
-        Some(cfg) => start(cfg, args.force, &out)?,
+        Some(cfg) => start(cfg, args.search.force, &out)?,
     };
     let (data, split) = load_data(&args.source, cfg.seed)?;
     install_ctrl_c()?;
@@ -340,4 +357,49 @@ pub fn run(args: TuneArgs) -> Result<()> {
         bcfg.seed
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TuneArgs,
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_search_space_and_train_configs() {
+        let cli = Cli::try_parse_from(["tune", "--trials", "3", "--out", "x"]).unwrap();
+        let d = TrainConfig::new(ModelKind::Modified);
+        let want =
+            TuneConfig { model: d.model, trials: 3, epochs: d.epochs, seed: d.seed, space: SearchSpace::default() };
+        assert_eq!(config_from_args(&cli.args).unwrap(), want);
+    }
+
+    #[test]
+    fn resume_refuses_every_search_flag_and_takes_trials_threads_and_data_flags() {
+        use clap::{ArgAction, Args, Command};
+        let flags = SearchFlags::augment_args(Command::new("flags"));
+        let mut refused = 0;
+        for arg in flags.get_arguments() {
+            let long = arg.get_long().expect("every search flag is a --flag");
+            let flag = match (arg.get_action(), long) {
+                (ArgAction::SetTrue, _) => format!("--{long}"),
+                (_, "model") => "--model=baseline".to_string(),
+                (_, "losses") => "--losses=ssim".to_string(),
+                _ => format!("--{long}=1"),
+            };
+            assert!(Cli::try_parse_from(["tune", "--trials", "2", "--dry-run", &flag]).is_ok(), "{flag} alone");
+            let err = Cli::try_parse_from(["tune", "--resume", "d", &flag]).err();
+            assert_eq!(err.map(|e| e.kind()), Some(clap::error::ErrorKind::ArgumentConflict), "{flag} with --resume");
+            refused += 1;
+        }
+        assert_eq!(refused, 14);
+        for flag in ["--trials=9", "--threads=1", "--data-dir=d", "--allow-custom-data", "--dry-run"] {
+            assert!(Cli::try_parse_from(["tune", "--resume", "d", flag]).is_ok(), "{flag} refused with --resume");
+        }
+    }
 }
