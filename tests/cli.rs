@@ -328,6 +328,25 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let best = report["best_trial"].as_u64().unwrap();
     assert_eq!(best.to_string(), rows[0][0], "best_trial is not the top row");
     assert!(report["test"]["ssim"].as_f64().unwrap() > 0.0 && report["trials"].as_array().unwrap().len() == 3);
+    // Each trial folder is a run folder (not scored on test): report, compare and eval take it.
+    let trial = a.join("trial-001");
+    let t = trial.to_str().unwrap();
+    let trial_report: Value =
+        serde_json::from_str(&std::fs::read_to_string(trial.join("report.json")).unwrap()).unwrap();
+    assert!(trial_report["test"].is_null() && trial.join("reconstructions.png").is_file(), "{trial_report}");
+    let table = ok(&["compare", t, a.to_str().unwrap()]);
+    assert!(table.contains("- (trial)") && table.lines().count() == 4, "{table}");
+    let html = tmp.path().join("trial-report");
+    ok(&["report", t, "--out", html.to_str().unwrap(), "--data-dir", d, "--allow-custom-data"]);
+    assert!(html.join("report.html").is_file());
+    ok(&[
+        "eval",
+        "--checkpoint",
+        trial.join("best.safetensors").to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--allow-custom-data",
+    ]);
     assert!(report["search_wall_time_s"].as_f64().unwrap() >= report["wall_time_s"].as_f64().unwrap());
     assert!(
         weight_bits(&a.join("best.safetensors")) == weight_bits(&a.join(format!("trial-{best:03}/best.safetensors")))

@@ -30,16 +30,23 @@ pub fn run(args: CompareArgs) -> Result<()> {
         };
         let model = r["model"].as_str().with_context(|| format!("{}: missing `model`", path.display()))?;
         let reference = REFERENCE.iter().find(|(m, _)| *m == model).map_or("-".to_string(), |(_, v)| format!("{v:.4}"));
+        // A trial of `tune` is not scored on test (`"test": null`): dashes, not numbers.
+        let test = |key: &str, digits: usize| -> Result<String> {
+            if r["test"].is_null() {
+                return Ok("- (trial)".to_string());
+            }
+            Ok(format!("{:.digits$}", num(&r["test"][key], &format!("test.{key}"))?))
+        };
         outln!(
-            "| {} | {} | {} ({}) | {:.4} | {:.4} | {} | {:.6} | {:.0} | {:.0} s |",
+            "| {} | {} | {} ({}) | {} | {} | {} | {} | {:.0} | {:.0} s |",
             dir.display(),
             model,
             num(&r["epochs_run"], "epochs_run")?,
             num(&r["best_epoch"], "best_epoch")?,
-            num(&r["test"]["ssim"], "test.ssim")?,
-            num(&r["test"]["ssim_uniform7"], "test.ssim_uniform7")?,
+            test("ssim", 4)?,
+            test("ssim_uniform7", 4)?,
             reference,
-            num(&r["test"]["mse"], "test.mse")?,
+            test("mse", 6)?,
             num(&r["train_images_per_s"], "train_images_per_s")?,
             num(&r["wall_time_s"], "wall_time_s")?,
         );

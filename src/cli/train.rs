@@ -127,7 +127,8 @@ struct Report<'a> {
     epochs_run: usize,
     best_epoch: usize,
     stopped_early: bool,
-    test: Scores,
+    /// `None` for a trial of `tune`: a search scores only its best trial on test.
+    test: Option<Scores>,
     /// Epoch times summed (training and validation), over every invocation of a resumed run.
     wall_time_s: f64,
     train_images_per_s: f64,
@@ -415,15 +416,53 @@ pub fn finish_run(
     split: &Split,
     extra: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Scores> {
-    let mut model = outcome.model;
+    let mut outcome = outcome;
+    let test = evaluate::evaluate(&mut outcome.model, Images::Subset(data, &split.test))?;
+    write_run_files(out, cfg, threads, &mut outcome, data, &split.test, Some(test), extra)?;
+    outln!(
+        "{}: best epoch {} of {}; test SSIM {:.4} (gaussian, tf.image.ssim) / {:.4} (uniform7, skimage default), MSE {:.6} over {} images",
+        cfg.model,
+        outcome.best_epoch,
+        outcome.history.len(),
+        test.ssim,
+        test.ssim_uniform7,
+        test.mse,
+        test.count
+    );
+    Ok(test)
+}
 
-    let test = evaluate::evaluate(&mut model, Images::Subset(data, &split.test))?;
-    let shown = &split.test[..split.test.len().min(16)];
-    let recon = evaluate::reconstruct(&mut model, Images::Subset(data, shown))?;
+/// Makes a finished trial of `tune` a run folder like any other (`report`, `compare` and
+/// `eval` take it) without scoring it on test: its report.json has `"test": null`, and its
+/// reconstructions.png shows validation images.
+pub fn finish_trial(
+    out: &Path,
+    cfg: &TrainConfig,
+    threads: usize,
+    mut outcome: TrainOutcome,
+    data: &Dataset,
+    split: &Split,
+) -> Result<()> {
+    write_run_files(out, cfg, threads, &mut outcome, data, &split.val, None, &serde_json::Map::new())
+}
+
+/// reconstructions.png (the first 16 of `shown_from`) and report.json of a finished run.
+#[allow(clippy::too_many_arguments)]
+fn write_run_files(
+    out: &Path,
+    cfg: &TrainConfig,
+    threads: usize,
+    outcome: &mut TrainOutcome,
+    data: &Dataset,
+    shown_from: &[usize],
+    test: Option<Scores>,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    let shown = &shown_from[..shown_from.len().min(16)];
+    let recon = evaluate::reconstruct(&mut outcome.model, Images::Subset(data, shown))?;
     let mut originals = vec![0.0; recon.len()];
     data.fill_batch(shown, &mut originals);
     picture::write_grid_png(&out.join("reconstructions.png"), &originals, &recon, shown.len(), 28, 28, 4)?;
-
     let report = Report {
         model: cfg.model,
         hyperparameters: Hyper { config: cfg, threads },
@@ -441,17 +480,7 @@ pub fn finish_run(
     };
     let json = serde_json::to_string_pretty(&report)?;
     fsutil::write_bytes_atomic(&out.join("report.json"), json.as_bytes())?;
-    outln!(
-        "{}: best epoch {} of {}; test SSIM {:.4} (gaussian, tf.image.ssim) / {:.4} (uniform7, skimage default), MSE {:.6} over {} images",
-        cfg.model,
-        outcome.best_epoch,
-        outcome.history.len(),
-        test.ssim,
-        test.ssim_uniform7,
-        test.mse,
-        test.count
-    );
-    Ok(test)
+    Ok(())
 }
 
 #[cfg(test)]

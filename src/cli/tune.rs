@@ -4,7 +4,9 @@
 
 use super::common::{load_data, set_threads};
 use super::data::DataSource;
-use super::train::{finish_run, install_ctrl_c, load_run_state, lock_run, parse_loss, parse_model, train_in};
+use super::train::{
+    finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_loss, parse_model, train_in,
+};
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
 use autoencoder::loss::Loss;
@@ -300,7 +302,11 @@ pub fn run(args: TuneArgs) -> Result<()> {
         };
         outln!("trial {trial}/{}: {} -> {}", cfg.trials, describe(&tcfg), dir.display());
         let r = match train_in(&dir, &tcfg, resume, &data, &split, &hint) {
-            Ok(outcome) => TrialResult::new(trial, &tcfg, &outcome.history, outcome.best_epoch)?,
+            Ok(outcome) => {
+                let r = TrialResult::new(trial, &tcfg, &outcome.history, outcome.best_epoch)?;
+                finish_trial(&dir, &tcfg, threads, outcome, &data, &split)?;
+                r
+            }
             // A diverged trial is a result of the search, not the end of it.
             Err(e) => match e.downcast_ref::<Error>() {
                 Some(Error::Diverged { epoch, .. } | Error::NonFinite { epoch, .. }) => {
