@@ -5,7 +5,7 @@
 use autoencoder::loss::Loss;
 use autoencoder::models::{self, ModelKind};
 use autoencoder::optim::{Adam, AdamConfig};
-use autoencoder::train::train_step;
+use autoencoder::train::{train_step, StepBuffers};
 use autoencoder::Tensor;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
@@ -29,9 +29,9 @@ fn bench_train_step(c: &mut Criterion) {
     for kind in ModelKind::ALL {
         let mut model = models::build(kind, 42).expect("model builds");
         let mut adam = Adam::new(AdamConfig::default(), &model);
-        let mut dy = Tensor::default();
+        let mut bufs = StepBuffers::default();
         // On a pool thread, where `train` runs its steps (the CLI's `in_pool`).
-        let mut step = || rayon::scope(|_| train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut dy));
+        let mut step = || rayon::scope(|_| train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut bufs));
         group.bench_function(kind.name(), |b| b.iter(&mut step));
     }
     group.finish();

@@ -38,15 +38,23 @@ impl Loss {
     }
 
     /// The batch loss of `pred` against `target` (`[b, 28, 28, 1]`), writing d loss / d pred
-    /// into `dpred`.
-    pub fn forward_backward(self, pred: &[f32], target: &[f32], dpred: &mut [f32]) -> f64 {
+    /// into `dpred`; `scratch` is the loss's working memory, grown on first use and then
+    /// reused (so a training loop's steps allocate nothing).
+    pub fn forward_backward(self, pred: &[f32], target: &[f32], dpred: &mut [f32], scratch: &mut Vec<f64>) -> f64 {
         match self {
             Loss::Mse => {
                 let loss = kernels::loss::mse(pred, target);
                 kernels::loss::mse_backward(pred, target, dpred);
                 loss
             }
-            Loss::Ssim => kernels::loss::ssim(Window::Gaussian11, pred, target, INPUT_SHAPE[0], INPUT_SHAPE[1], dpred),
+            Loss::Ssim => {
+                let [h, w, _] = INPUT_SHAPE;
+                let len = kernels::loss::ssim_scratch_len(Window::Gaussian11, h, w);
+                if scratch.len() < len {
+                    scratch.resize(len, 0.0);
+                }
+                kernels::loss::ssim(Window::Gaussian11, pred, target, h, w, dpred, scratch)
+            }
         }
     }
 }

@@ -253,10 +253,19 @@ fn restore(model: &mut Sequential, weights: &[Vec<f32>]) {
     }
 }
 
+/// What a training step writes besides the model: the loss gradient and the loss's scratch,
+/// owned by the caller and reused from step to step.
+#[derive(Default)]
+pub struct StepBuffers {
+    /// d loss / d output, `[b, 28, 28, 1]`.
+    pub dy: Tensor,
+    loss_scratch: Vec<f64>,
+}
+
 /// One optimisation step on `batch` (the input is also the target): forward, `loss`, backward,
 /// Adam. Returns the batch loss; when it is not finite the weights are left untouched.
-pub fn train_step(model: &mut Sequential, adam: &mut Adam, loss: Loss, batch: &Tensor, dy: &mut Tensor) -> f64 {
-    train_step_timed(model, adam, loss, batch, dy, &mut Profile::off())
+pub fn train_step(model: &mut Sequential, adam: &mut Adam, loss: Loss, batch: &Tensor, bufs: &mut StepBuffers) -> f64 {
+    train_step_timed(model, adam, loss, batch, bufs, &mut Profile::off())
 }
 
 /// `train_step`, charging every pass to `profile` (`bench --layers`).
@@ -265,13 +274,14 @@ pub fn train_step_timed(
     adam: &mut Adam,
     loss: Loss,
     batch: &Tensor,
-    dy: &mut Tensor,
+    bufs: &mut StepBuffers,
     profile: &mut Profile,
 ) -> f64 {
     let y = model.forward_timed(batch, usize::MAX, profile);
     profile.enter(Stage::Loss);
+    let dy = &mut bufs.dy;
     dy.reshape_for(batch.batch(), &batch.shape()[1..]);
-    let value = loss.forward_backward(y.data(), batch.data(), dy.data_mut());
+    let value = loss.forward_backward(y.data(), batch.data(), dy.data_mut(), &mut bufs.loss_scratch);
     profile.lap(loss.name(), 0.0);
     if !value.is_finite() {
         return value;
@@ -322,7 +332,7 @@ pub fn train(
     };
     let mut order = split.train.clone();
     let mut batch = Tensor::default(); // [b, 28, 28, 1]
-    let mut dy = Tensor::default(); // [b, 28, 28, 1]
+    let mut bufs = StepBuffers::default();
     let steps = split.train.len().div_ceil(cfg.batch_size);
 
     while st.epoch < cfg.epochs && !st.stopped_early {
@@ -339,7 +349,7 @@ pub fn train(
         for (step, idx) in order.chunks(cfg.batch_size).enumerate().skip(first_step) {
             batch.reshape_for(idx.len(), &INPUT_SHAPE);
             data.fill_batch(idx, batch.data_mut());
-            let loss = train_step(&mut model, &mut st.adam, cfg.loss, &batch, &mut dy);
+            let loss = train_step(&mut model, &mut st.adam, cfg.loss, &batch, &mut bufs);
             if !loss.is_finite() {
                 return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
             }

@@ -289,7 +289,8 @@ proptest! {
             1.0 - total / n as f64
         };
         let mut dx = vec![0.0; x.len()];
-        let value = loss::ssim(window, &x, &y, h, w, &mut dx);
+        let mut scratch = vec![0.0; loss::ssim_scratch_len(window, h, w)];
+        let value = loss::ssim(window, &x, &y, h, w, &mut dx, &mut scratch);
         prop_assert!((value - naive_loss(&x)).abs() <= 1e-12, "loss {value} vs naive {}", naive_loss(&x));
         let step = 1.0 / 4096.0;
         let mut p = x.clone();

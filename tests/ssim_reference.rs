@@ -116,7 +116,8 @@ fn ssim_loss_is_one_minus_tf_ssim_on_the_reference_batch() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
         pool.install(|| {
             let mut da = vec![0.0f32; a.len()];
-            let loss = kernels::loss::ssim(Window::Gaussian11, &a, &b, h, w, &mut da);
+            let mut scratch = vec![0.0; kernels::loss::ssim_scratch_len(Window::Gaussian11, h, w)];
+            let loss = kernels::loss::ssim(Window::Gaussian11, &a, &b, h, w, &mut da, &mut scratch);
             (loss, da)
         })
     };

@@ -6,7 +6,7 @@ use autoencoder::checkpoint::{self, CheckpointInfo};
 use autoencoder::loss::Loss;
 use autoencoder::models::{self, ModelKind};
 use autoencoder::optim::{Adam, AdamConfig};
-use autoencoder::train::train_step;
+use autoencoder::train::{train_step, StepBuffers};
 use autoencoder::Tensor;
 
 /// Smooth, garment-like synthetic images: a bright ellipse of random size and position.
@@ -37,8 +37,9 @@ fn each_model_overfits_one_batch_under_each_loss() {
         for loss in Loss::ALL {
             let mut model = models::build(kind, 42).unwrap();
             let mut adam = Adam::new(AdamConfig::default(), &model);
-            let mut dy = Tensor::default();
-            let losses: Vec<f64> = (0..60).map(|_| train_step(&mut model, &mut adam, loss, &batch, &mut dy)).collect();
+            let mut bufs = StepBuffers::default();
+            let losses: Vec<f64> =
+                (0..60).map(|_| train_step(&mut model, &mut adam, loss, &batch, &mut bufs)).collect();
             let (first, last) = (losses[0], *losses.last().unwrap());
             assert!(losses.iter().all(|l| l.is_finite()), "{kind}, {loss}: {losses:?}");
             assert!(last < 0.3 * first, "{kind}, {loss}: loss went from {first} to {last} in 60 steps");

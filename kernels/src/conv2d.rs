@@ -82,7 +82,7 @@ fn check(g: &ConvGeom, n: usize, x: usize, w: usize, y: usize, scratch: usize) {
 
 /// cols[(oh*w_out + ow), (kh*k + kw)*c_in + ci] = xpad[oh*s + kh, ow*s + kw, ci] for one
 /// image. Overwrites `cols` (`[h_out * w_out, k * k * c_in]`).
-pub fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
+pub(crate) fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
     let (ci, pl) = (g.c_in, g.patch_len());
     for oh in 0..g.h_out {
         for ow in 0..g.w_out {
@@ -102,7 +102,7 @@ pub fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
 
 /// The adjoint of `im2col`: dx[r, c, ci] = sum of the patch entries that read it, dropping
 /// padding. Overwrites `dx` (`[h_in, w_in, c_in]`).
-pub fn col2im(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
+pub(crate) fn col2im(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
     let (ci, pl) = (g.c_in, g.patch_len());
     dx.fill(0.0);
     for oh in 0..g.h_out {

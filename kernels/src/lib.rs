@@ -18,7 +18,7 @@
 pub mod activation;
 pub mod adam;
 pub mod conv2d;
-pub mod conv_direct;
+mod conv_direct;
 pub mod conv_transpose2d;
 pub mod dense;
 pub mod eigen;
@@ -30,21 +30,21 @@ pub mod loss;
 pub mod maxpool2d;
 mod micro;
 pub mod pca;
-pub mod simd;
+mod simd;
 pub mod ssim;
 pub mod upsample2d;
 
 /// Images per parallel task. Fixed (not derived from the thread count) so that the order of
 /// floating-point sums, and therefore every result, is the same on any number of threads.
-pub const IMAGES_PER_TASK: usize = 4;
+pub(crate) const IMAGES_PER_TASK: usize = 4;
 
 /// Most tasks a convolution pass splits a batch into. Each task owns a scratch area, so this
 /// bounds the scratch (it does not grow with the batch) while leaving tasks enough to keep
 /// the threads balanced.
-pub const MAX_CONV_TASKS: usize = 8;
+pub(crate) const MAX_CONV_TASKS: usize = 8;
 
 /// Images per convolution task for a batch of `n`: a function of `n` alone, never of the
 /// thread count, so results stay bitwise repeatable.
-pub fn conv_task_images(n: usize) -> usize {
+pub(crate) fn conv_task_images(n: usize) -> usize {
     n.div_ceil(MAX_CONV_TASKS).max(IMAGES_PER_TASK)
 }

@@ -6,7 +6,6 @@
 
 use crate::ssim::{self, Window};
 use rayon::prelude::*;
-use std::cell::Cell;
 
 /// The loss, accumulated in f64 in a fixed order.
 /// # Panics
@@ -35,18 +34,26 @@ pub fn mse_backward(pred: &[f32], target: &[f32], dpred: &mut [f32]) {
 /// size depends on the batch alone, so the loss is bitwise the same on any number of threads.
 const SSIM_TASKS: usize = 16;
 
-thread_local! {
-    /// The calling thread's scratch for [`ssim`]'s tasks, grown once and then reused (a training
-    /// loop calls from one thread, so its steps allocate nothing).
-    static SSIM_SCRATCH: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+/// Scratch [`ssim`] needs for images of `h x w` under `window` (f64 values).
+pub fn ssim_scratch_len(window: Window, h: usize, w: usize) -> usize {
+    SSIM_TASKS * ssim::backward_scratch_len(window, h, w)
 }
 
 /// loss = 1 − (1/n) Σ_i SSIM(pred_i, target_i) over the `n` images `[h, w]` in the batch, and
 /// dpred = d loss / d pred (overwritten). SSIM is under `window`, in f64 (see `ssim::ssim`).
+/// `scratch` holds at least `ssim_scratch_len(window, h, w)` values (overwritten).
 /// # Panics
-/// If the slices differ in length or do not hold whole `h x w` images, or the window is larger
-/// than the images.
-pub fn ssim(window: Window, pred: &[f32], target: &[f32], h: usize, w: usize, dpred: &mut [f32]) -> f64 {
+/// If the slices differ in length or do not hold whole `h x w` images, the window is larger
+/// than the images, or `scratch` is too short.
+pub fn ssim(
+    window: Window,
+    pred: &[f32],
+    target: &[f32],
+    h: usize,
+    w: usize,
+    dpred: &mut [f32],
+    scratch: &mut [f64],
+) -> f64 {
     assert!(pred.len() == target.len() && target.len() == dpred.len(), "ssim loss: lengths");
     let hw = h * w;
     assert!(hw > 0 && pred.len().is_multiple_of(hw), "ssim loss: {} values are not whole {h}x{w} images", pred.len());
@@ -57,12 +64,10 @@ pub fn ssim(window: Window, pred: &[f32], target: &[f32], h: usize, w: usize, dp
     let chunk = n.div_ceil(SSIM_TASKS);
     let scale = -1.0 / n as f32;
     let task_len = ssim::backward_scratch_len(window, h, w);
-    // Taken out of the cell, not borrowed: a nested call finds it empty and allocates its own.
-    let mut scratch = SSIM_SCRATCH.take();
-    scratch.resize(SSIM_TASKS * task_len, 0.0);
+    assert!(scratch.len() >= SSIM_TASKS * task_len, "ssim loss: scratch too short");
     let mut sums = [0.0f64; SSIM_TASKS];
     sums.par_iter_mut()
-        .zip(scratch.par_chunks_mut(task_len))
+        .zip(scratch[..SSIM_TASKS * task_len].par_chunks_mut(task_len))
         .zip(pred.par_chunks(chunk * hw).zip(target.par_chunks(chunk * hw)).zip(dpred.par_chunks_mut(chunk * hw)))
         .for_each(|((sum, scratch), ((p, t), d))| {
             for ((pi, ti), di) in p.chunks_exact(hw).zip(t.chunks_exact(hw)).zip(d.chunks_exact_mut(hw)) {
@@ -70,6 +75,5 @@ pub fn ssim(window: Window, pred: &[f32], target: &[f32], h: usize, w: usize, dp
                 di.iter_mut().for_each(|v| *v *= scale);
             }
         });
-    SSIM_SCRATCH.set(scratch);
     1.0 - sums.iter().sum::<f64>() / n as f64
 }

@@ -124,19 +124,3 @@ pub fn sigmoid_grad(y: &[f32], dy: &[f32], dz: &mut [f32]) {
         *z = g * yv * (1.0 - yv);
     }
 }
-
-/// Sum of x * y (8 lanes, then the tail): the order is fixed, so the result is repeatable.
-pub fn dot(x: &[f32], y: &[f32]) -> f32 {
-    assert_eq!(x.len(), y.len());
-    let mut acc = f32x8::splat(0.0);
-    let mut xc = x.chunks_exact(8);
-    let mut yc = y.chunks_exact(8);
-    for (xx, yy) in (&mut xc).zip(&mut yc) {
-        acc = load(xx).mul_add(load(yy), acc);
-    }
-    let mut s = acc.reduce_add();
-    for (a, b) in xc.remainder().iter().zip(yc.remainder()) {
-        s += a * b;
-    }
-    s
-}

@@ -11,7 +11,7 @@ use autoencoder::models::{self, ModelKind, INPUT_SHAPE};
 use autoencoder::optim::{Adam, AdamConfig};
 use autoencoder::profile::{Profile, Stage};
 use autoencoder::sequential::Sequential;
-use autoencoder::train::{train_step, train_step_timed};
+use autoencoder::train::{train_step, train_step_timed, StepBuffers};
 use autoencoder::Tensor;
 use kernels::isa;
 use serde_json::json;
@@ -92,13 +92,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let mut model = models::build(args.model, 42)?;
         let mut adam = Adam::new(AdamConfig::default(), &model);
         let batch = Tensor::from_vec(&[args.batch_size, 28, 28, 1], pixels[..args.batch_size * IMAGE_LEN].to_vec());
-        let mut dy = Tensor::default();
+        let mut bufs = StepBuffers::default();
         for _ in 0..3 {
-            train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut dy);
+            train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut bufs);
         }
         let t = Instant::now();
         for _ in 0..args.steps {
-            train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut dy);
+            train_step(&mut model, &mut adam, Loss::Mse, &batch, &mut bufs);
         }
         let train_ips = (args.steps * args.batch_size) as f64 / t.elapsed().as_secs_f64();
 
@@ -106,7 +106,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         if args.layers {
             let mut profile = Profile::on();
             for _ in 0..args.steps {
-                train_step_timed(&mut model, &mut adam, Loss::Mse, &batch, &mut dy, &mut profile);
+                train_step_timed(&mut model, &mut adam, Loss::Mse, &batch, &mut bufs, &mut profile);
             }
             layers = layer_rows(&model, &profile, args.steps);
         }
