@@ -16,16 +16,7 @@ fn bench_train_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_step");
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(BATCH as u64));
-    let mut s = 0x9e37_79b9u32;
-    let pixels: Vec<f32> = (0..BATCH * 784)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 24) as f32
-        })
-        .collect();
-    let batch = Tensor::from_vec(&[BATCH, 28, 28, 1], pixels);
+    let batch = Tensor::from_vec(&[BATCH, 28, 28, 1], autoencoder::data::noise_images(BATCH, 0x9e37_79b9));
     for kind in ModelKind::ALL {
         let mut model = models::build(kind, 42).expect("model builds");
         let mut adam = Adam::new(AdamConfig::default(), &model);

@@ -3,27 +3,21 @@
 //! stride 1 and 2, wide (c_out % 8 == 0; blocks of 4, 2 and 1 vectors; channel counts that
 //! AVX-512 hands to AVX2) and narrow outputs, 'same' and 'valid', odd sizes. One test function, so switching the process-wide path races with nothing.
 
+mod common;
+
+use common::{assert_close, Rng, Tol};
 use kernels::geom::{ConvGeom, Padding};
 use kernels::isa::{set_kernel_path, KernelPath};
 use kernels::{conv2d, dense};
 
+/// Deterministic values in [-1, 1).
 fn values(len: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    Rng::new(seed as u64).vec(len)
 }
 
+/// Fast against naive, to 1e-4 absolute plus 1e-4 relative.
 fn close(what: &str, a: &[f32], b: &[f32]) {
-    assert_eq!(a.len(), b.len(), "{what}");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= 1e-4 + 1e-4 * y.abs(), "{what}[{i}]: fast {x}, naive {y}");
-    }
+    assert_close(what, "fast vs naive", a, b, Tol { abs: 1e-4, rel: 1e-4 });
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! SSIM against the reference values of tests/reference/ssim_cases.json (TensorFlow and
 //! scikit-image, float64), and the fast kernel against its naive twin on awkward sizes.
 
+mod common;
+
 use autoencoder::metrics::{mean_ssim, per_image_ssim, Window};
 use kernels::ssim::{ssim, ssim_naive};
 use serde_json::Value;
@@ -133,17 +135,9 @@ fn ssim_loss_is_one_minus_tf_ssim_on_the_reference_batch() {
     assert!(grad.iter().any(|&g| g != 0.0), "zero gradient");
 }
 
-/// A small deterministic generator (xorshift), so the test needs no RNG crate.
+/// Deterministic values in [0, 1).
 fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect()
+    common::Rng::new(seed).vec(len).iter().map(|v| 0.5 + 0.5 * v).collect()
 }
 
 #[test]

@@ -46,16 +46,7 @@ pub struct BenchArgs {
 /// The first `count` images of the data set (cycled if it is smaller), or seeded noise.
 fn bench_images(args: &BenchArgs, count: usize) -> Result<(Vec<f32>, String)> {
     if args.synthetic {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let px = (0..count * IMAGE_LEN)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect();
-        return Ok((px, "synthetic noise".to_string()));
+        return Ok((autoencoder::data::noise_images(count, 0x2545_f491_4f6c_dd1d), "synthetic noise".to_string()));
     }
     let d = args.data.load().map_err(|e| e.context("hint: `--synthetic` benchmarks on noise without the data"))?;
     let idx: Vec<usize> = (0..count).map(|i| i % d.len()).collect();

@@ -135,3 +135,17 @@ impl Dataset {
         sum as f64 / (indices.len() * IMAGE_LEN) as f64 / 255.0
     }
 }
+
+/// `count` images of seeded uniform noise in [0, 1) (xorshift64): stand-ins of the right shape
+/// for benchmarks on a machine without the data set (`bench --synthetic`, `benches/`).
+pub fn noise_images(count: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed | 1;
+    (0..count * IMAGE_LEN)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
