@@ -36,6 +36,10 @@ pub enum Error {
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
 
+    /// A model the ONNX export cannot write (a checkpoint that loaded but does not fit).
+    #[error("ONNX export: {0}")]
+    Onnx(String),
+
     /// An image smaller than the metric's window (SSIM needs the window to fit inside).
     #[error("{metric} needs images of at least {window}x{window} (its window), found {h}x{w}")]
     ImageTooSmall { metric: &'static str, window: usize, h: usize, w: usize },

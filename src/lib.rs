@@ -15,6 +15,7 @@ pub mod loss;
 pub mod metrics;
 pub mod models;
 pub mod npy;
+pub mod onnx;
 pub mod optim;
 pub mod picture;
 pub mod profile;

@@ -34,7 +34,7 @@ pub fn mse_backward(pred: &[f32], target: &[f32], dpred: &mut [f32]) {
 /// size depends on the batch alone, so the loss is bitwise the same on any number of threads.
 const SSIM_TASKS: usize = 16;
 
-/// Scratch [`ssim`] needs for images of `h x w` under `window` (f64 values).
+/// Scratch [`ssim()`] needs for images of `h x w` under `window` (f64 values).
 pub fn ssim_scratch_len(window: Window, h: usize, w: usize) -> usize {
     SSIM_TASKS * ssim::backward_scratch_len(window, h, w)
 }

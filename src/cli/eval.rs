@@ -143,11 +143,16 @@ pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
 pub struct EncodeArgs {
     #[arg(long, value_name = "FILE")]
     pub checkpoint: PathBuf,
-    /// Where to write the codes (N x 128 f32); labels go to the sibling FILE.labels.npy.
+    /// Where to write the codes (N x 128 f32); for a split, labels go to the sibling
+    /// FILE.labels.npy.
     #[arg(long, value_name = "FILE.npy")]
     pub out: PathBuf,
     #[arg(long, value_enum, default_value = "test")]
     pub split: SplitName,
+    /// Your own images instead of a split: .npy (f32 in [0,1] or u8; (N,28,28) or
+    /// (N,28,28,1)) or an IDX image file; no labels are written
+    #[arg(long, value_name = "FILE", conflicts_with = "split")]
+    pub input: Option<PathBuf>,
     /// Seed of the split (default: the one recorded in the checkpoint).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -163,6 +168,14 @@ fn labels_path(out: &Path) -> PathBuf {
 
 pub fn encode(args: EncodeArgs) -> Result<()> {
     let (mut model, info) = load_checkpoint(&args.checkpoint, None)?;
+    if let Some(path) = &args.input {
+        let px = read_user_images(path)?;
+        let n = px.len() / IMAGE_LEN;
+        let codes = evaluate::encode(&mut model, Images::Pixels(&px))?;
+        npy::write_f32(&args.out, &[n, models::LATENT], &codes).context("cannot write the codes")?;
+        outln!("wrote {} ({} x {} f32)", args.out.display(), n, models::LATENT);
+        return Ok(());
+    }
     let seed = args.seed.unwrap_or(info.seed);
     let (data, split) = load_data(&args.source, seed)?;
     warn_if_other_data(&args.checkpoint, &info, &data, seed);

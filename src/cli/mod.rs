@@ -20,6 +20,7 @@ mod common;
 mod compare;
 mod data;
 mod eval;
+mod export;
 mod models;
 mod report;
 mod ssim;
@@ -57,8 +58,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Originals above their reconstructions as a PNG grid, and/or reconstructions as .npy.
     Reconstruct(eval::ReconstructArgs),
-    /// The 128-number latent codes of a split as .npy (labels beside them).
+    /// The 128-number latent codes of a split (labels beside them), or of your own images, as .npy.
     Encode(eval::EncodeArgs),
+    /// A checkpoint as an ONNX file: the whole autoencoder, the encoder or the decoder.
+    Export(export::ExportArgs),
     /// The comparison table of several training runs.
     Compare(compare::CompareArgs),
     /// Training and inference throughput (images/s) of one model.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => eval::eval(a),
         Command::Reconstruct(a) => eval::reconstruct(a),
         Command::Encode(a) => eval::encode(a),
+        Command::Export(a) => export::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Ssim(a) => ssim::run(&a),
