@@ -49,46 +49,52 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// Takes `dir`'s lock, or fails naming the process that holds it.
-    pub fn acquire(dir: &Path) -> Result<RunLock> {
-        let path = dir.join(LOCK_FILE);
-        let host = host_name();
+    /// Creates `path` with O_EXCL holding `host pid start`: `None` if it exists.
+    fn create(path: &Path) -> Result<Option<RunLock>> {
         let me = format!(
-            "{host} {} {}\n",
+            "{} {} {}\n",
+            host_name(),
             std::process::id(),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
         );
-        for _ in 0..2 {
-            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    f.write_all(me.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| Error::io(&path, e))?;
-                    return Ok(RunLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(&path).unwrap_or_default();
-                    let mut fields = holder.split_whitespace();
-                    let (h, pid) = (fields.next().unwrap_or(""), fields.next().and_then(|p| p.parse::<u32>().ok()));
-                    let dead = h == host && pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-                    if !dead {
-                        return Err(Error::InvalidArgument {
-                            name: "run folder",
-                            expected: format!("no other process writing {}", dir.display()),
-                            found: format!(
-                                "{} held by `{}` (host pid start); if that process is gone, remove the file",
-                                path.display(),
-                                holder.trim()
-                            ),
-                        });
-                    }
-                    eprintln!(
-                        "note: {} was left by process {} of {h}, which is gone; taking it over",
-                        path.display(),
-                        pid.unwrap_or(0)
-                    );
-                    fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                }
-                Err(e) => return Err(Error::io(&path, e)),
+        match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(mut f) => {
+                f.write_all(me.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| Error::io(path, e))?;
+                Ok(Some(RunLock { path: path.to_path_buf() }))
             }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Takes `dir`'s lock, or fails naming the process that holds it.
+    pub fn acquire(dir: &Path) -> Result<RunLock> {
+        let path = dir.join(LOCK_FILE);
+        for _ in 0..2 {
+            if let Some(lock) = RunLock::create(&path)? {
+                return Ok(lock);
+            }
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let mut fields = holder.split_whitespace();
+            let (h, pid) = (fields.next().unwrap_or(""), fields.next().and_then(|p| p.parse::<u32>().ok()));
+            let dead = h == host_name() && pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+            if !dead {
+                return Err(Error::InvalidArgument {
+                    name: "run folder",
+                    expected: format!("no other process writing {}", dir.display()),
+                    found: format!(
+                        "{} held by `{}` (host pid start); if that process is gone, remove the file",
+                        path.display(),
+                        holder.trim()
+                    ),
+                });
+            }
+            eprintln!(
+                "note: {} was left by process {} of {h}, which is gone; taking it over",
+                path.display(),
+                pid.unwrap_or(0)
+            );
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
         Err(Error::InvalidArgument {
             name: "run folder",
@@ -102,6 +108,65 @@ impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// How a claim on a trial of a distributed search (`tune-worker`) was settled.
+pub enum Claim {
+    /// This process holds it (released when the value drops).
+    Held(RunLock),
+    /// A live holder has it, or is taking it over.
+    Busy(String),
+}
+
+/// Claims `dir` for this process, as `RunLock::acquire` does, but for a trial that workers on
+/// many hosts share: a claim whose holder is gone (same host, no such pid) or whose `progress`
+/// file (the trial's saved state) has not changed within `stale_after` of the claim's time is
+/// taken over. Only O_EXCL creates and removals: no `flock`, so it works on NFS. Two workers
+/// that both find a claim stale race for `DIR/lock.takeover` (O_EXCL); the loser backs off.
+pub fn claim(dir: &Path, stale_after: std::time::Duration, progress: &Path) -> Result<Claim> {
+    let path = dir.join(LOCK_FILE);
+    if let Some(lock) = RunLock::create(&path)? {
+        return Ok(Claim::Held(lock));
+    }
+    let holder = fs::read_to_string(&path).unwrap_or_default();
+    let mut fields = holder.split_whitespace();
+    let (host, pid, start) = (
+        fields.next().unwrap_or("").to_string(),
+        fields.next().and_then(|p| p.parse::<u32>().ok()),
+        fields.next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
+    );
+    let now = std::time::SystemTime::now();
+    let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let last = fs::metadata(progress).and_then(|m| m.modified()).map_or(start, |t| secs(t).max(start));
+    let dead = host == host_name() && pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+    let idle = secs(now).saturating_sub(last);
+    if !dead && idle <= stale_after.as_secs() {
+        return Ok(Claim::Busy(format!("{} (`{}`, last progress {idle} s ago)", path.display(), holder.trim())));
+    }
+    let marker = dir.join(format!("{LOCK_FILE}.takeover"));
+    let Some(taking) = RunLock::create(&marker)? else {
+        // Another worker is taking it over; a marker its taker left when killed expires.
+        let marker_age =
+            fs::metadata(&marker).and_then(|m| m.modified()).map_or(0, |t| secs(now).saturating_sub(secs(t)));
+        if marker_age > 60 {
+            let _ = fs::remove_file(&marker);
+        }
+        return Ok(Claim::Busy(format!("{} (being taken over)", path.display())));
+    };
+    // Still the stale claim we judged (not one a faster taker has just made)?
+    if fs::read_to_string(&path).unwrap_or_default() != holder {
+        return Ok(Claim::Busy(format!("{} (taken over by another worker)", path.display())));
+    }
+    eprintln!(
+        "note: taking over {} from `{}` ({}, last progress {idle} s ago)",
+        dir.display(),
+        holder.trim(),
+        if dead { "its process is gone" } else { "stale" }
+    );
+    let _ = fs::remove_file(&path);
+    let claimed = RunLock::create(&path)?;
+    drop(taking);
+    Ok(claimed.map_or_else(|| Claim::Busy(format!("{} (claimed meanwhile)", path.display())), Claim::Held))
 }
 
 /// Removes the temp files (`*.tmp`) a killed writer left in `dir`; call it holding the lock.

@@ -669,3 +669,97 @@ fn a_resumed_run_continues_on_its_own_data() {
         assert!(other_split.contains("warning"), "{cmd} on another split: {other_split}");
     }
 }
+
+/// A search spread over workers (`tune --plan`, `tune-worker`, `tune --finalize`) ends with the
+/// trials.csv (but for wall time) and the best.safetensors bytes of one `tune` process: with
+/// two workers at once, after a worker is SIGKILLed mid-trial (its claim taken over), and
+/// after a SIGTERM (state saved, claim released, exit 130).
+#[test]
+fn a_search_spread_over_workers_ends_as_one_process_does() {
+    let (tmp, data) = temp_with_data(write_data);
+    let d = data.to_str().unwrap();
+    let src = ["--data-dir", d, "--allow-custom-data"];
+    let reference = tmp.path().join("one");
+    ok(&as_strs(&tune_args(&reference, d, "3")));
+    let plan = |dir: &Path| {
+        let mut args = tune_args(dir, d, "3");
+        args.push("--plan".to_string());
+        let said = ok(&as_strs(&args));
+        assert!(said.contains("tune-worker") && dir.join("tune.json").is_file() && !dir.join("trial-001").exists());
+    };
+    let worker = |dir: &Path, how: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_autoencoder"))
+            .args([&["tune-worker", dir.to_str().unwrap(), "--threads", "1"][..], how, &src].concat())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let same_as_reference = |dir: &Path| {
+        ok(&[&["tune", "--finalize", dir.to_str().unwrap()][..], &src].concat());
+        assert_eq!(trials_without_time(dir), trials_without_time(&reference), "{}", dir.display());
+        let (a, b) = (
+            std::fs::read(dir.join("best.safetensors")).unwrap(),
+            std::fs::read(reference.join("best.safetensors")).unwrap(),
+        );
+        assert!(a == b, "{}: best.safetensors differs from one process's", dir.display());
+    };
+
+    // Two workers at once.
+    let two = tmp.path().join("two");
+    plan(&two);
+    let mut other = tune_args(&two, d, "4");
+    other.push("--plan".to_string());
+    assert!(fails(&as_strs(&other)).contains("different search"));
+    let err = fails(&[&["tune", "--finalize", two.to_str().unwrap()][..], &src].concat());
+    assert!(err.contains("3 of 3 trials are not finished: 1, 2, 3"), "{err}");
+    let (a, b) = (worker(&two, &["--claim"]), worker(&two, &["--claim"]));
+    for w in [a, b] {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    same_as_reference(&two);
+
+    // A worker SIGKILLed mid-trial: its dead claim is taken over and the trial continued.
+    let killed = tmp.path().join("killed");
+    plan(&killed);
+    let mut w = worker(&killed, &["--claim"]);
+    let state = killed.join("trial-001/state.safetensors");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !state.exists() {
+        assert!(std::time::Instant::now() < deadline, "no trial state after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    w.kill().unwrap();
+    w.wait().unwrap();
+    assert!(killed.join("trial-001/lock").exists(), "the killed worker's claim should be left behind");
+    let err = fails(&[&["tune", "--finalize", killed.to_str().unwrap(), "--partial"][..], &src].concat());
+    assert!(err.contains("not finished"), "--partial with nothing finished: {err}");
+    let out = worker(&killed, &["--claim"]).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("taking over"), "{stderr}");
+    same_as_reference(&killed);
+
+    // SIGTERM: the state is saved, the claim released, exit 130; another worker continues.
+    let term = tmp.path().join("term");
+    plan(&term);
+    let w = worker(&term, &["--trial", "2"]);
+    let state = term.join("trial-002/state.safetensors");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !state.exists() {
+        assert!(std::time::Instant::now() < deadline, "no trial state after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(Command::new("kill").args(["-TERM", &w.id().to_string()]).status().unwrap().success());
+    let out = w.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!term.join("trial-002/lock").exists(), "SIGTERM should release the claim");
+    let out = worker(&term, &["--trial", "1"]).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // --partial ranks what is finished (trial 1 alone) and scores it.
+    let partial = ok(&[&["tune", "--finalize", term.to_str().unwrap(), "--partial"][..], &src].concat());
+    assert!(partial.contains("best: trial 1"), "{partial}");
+    let out = worker(&term, &["--claim"]).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    same_as_reference(&term);
+}

@@ -54,6 +54,9 @@ enum Command {
     /// learning-rate plateau patience and weight decay, scored on validation SSIM; the best
     /// trial is then scored once on the test split.
     Tune(tune::TuneArgs),
+    /// Run trials of a planned search (`tune --plan`): one (--trial I, for job arrays) or,
+    /// with --claim, the next unclaimed one until none is left; many workers may share DIR.
+    TuneWorker(tune::WorkerArgs),
     /// Mean SSIM (both definitions) and MSE of a checkpoint on a split.
     Eval(eval::EvalArgs),
     /// Originals above their reconstructions as a PNG grid, and/or reconstructions as .npy.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Models => models::run(),
         Command::Train(a) => train::run(a),
         Command::Tune(a) => tune::run(a),
+        Command::TuneWorker(a) => tune::worker(a),
         Command::Eval(a) => eval::eval(a),
         Command::Reconstruct(a) => eval::reconstruct(a),
         Command::Encode(a) => eval::encode(a),
@@ -102,6 +106,8 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Stopped by Ctrl-C or SIGTERM with its state saved; the hint is printed already.
+        Err(e) if matches!(e.downcast_ref(), Some(autoencoder::Error::Interrupted { .. })) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

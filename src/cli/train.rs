@@ -240,8 +240,8 @@ pub fn load_run_state(dir: &Path, command: &str) -> Result<(TrainConfig, Sequent
 
 /// Trains `cfg` (or continues `resume`) in run folder `out`: a progress bar on a terminal, one
 /// line per epoch otherwise; after every epoch metrics.csv, best.safetensors, last.safetensors
-/// and state.safetensors are current. On Ctrl-C the state is saved and the process exits 130,
-/// printing `resume_hint` as the command that continues.
+/// and state.safetensors are current. On Ctrl-C (or SIGTERM) the state is saved, `resume_hint`
+/// printed as the command that continues, and `Error::Interrupted` returned (`main` exits 130).
 pub fn train_in(
     out: &Path,
     cfg: &TrainConfig,
@@ -309,12 +309,14 @@ pub fn train_in(
         Ok(())
     };
     match in_pool(|| train::train(cfg, data, split, resume, &INTERRUPT, &mut on)) {
-        Err(autoencoder::Error::Interrupted { epoch, step }) => {
+        // Returned, not exited on: the run lock (or a tune trial's claim) is released on the
+        // way out, and `main` exits 130.
+        Err(e @ autoencoder::Error::Interrupted { epoch, step }) => {
             eprintln!(
                 "interrupted at epoch {epoch}, step {step}; state saved in {}\nhint: continue with `{resume_hint}`",
                 out.display()
             );
-            std::process::exit(130);
+            Err(e.into())
         }
         other => Ok(other?),
     }

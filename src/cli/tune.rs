@@ -9,6 +9,7 @@ use super::train::{
 };
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
+use autoencoder::data::{Dataset, Split};
 use autoencoder::loss::Loss;
 use autoencoder::models::ModelKind;
 use autoencoder::train::{self, TrainConfig};
@@ -25,7 +26,7 @@ pub struct TuneArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "SearchFlags")]
     pub resume: Option<PathBuf>,
     /// Number of trials (hyperparameter samples).
-    #[arg(long, required_unless_present = "resume")]
+    #[arg(long, required_unless_present_any = ["resume", "finalize"])]
     pub trials: Option<usize>,
     #[command(flatten)]
     pub search: SearchFlags,
@@ -38,6 +39,56 @@ pub struct TuneArgs {
     /// exit: no training, nothing written.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the search (tune.json in --out) and nothing else, for `tune-worker`s to run and
+    /// `tune --finalize` to rank; an existing different plan is refused.
+    #[arg(long, conflicts_with_all = ["resume", "dry_run"])]
+    pub plan: bool,
+    /// Rank the finished trials of the search in DIR, write trials.csv / trials.md and score
+    /// the best once on test, as `tune` does at its end; unfinished trials are listed and the
+    /// exit status is non-zero, unless --partial.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["SearchFlags", "resume", "dry_run", "plan", "trials"])]
+    pub finalize: Option<PathBuf>,
+    /// With --finalize: rank the trials finished so far.
+    #[arg(long, requires = "finalize")]
+    pub partial: bool,
+}
+
+/// `autoencoder tune-worker`: runs trials of a planned search (`tune --plan`), alone or beside
+/// other workers on a shared folder.
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    /// The search folder (`tune --plan --out DIR`).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Run this trial (1-based; a Slurm array task passes $SLURM_ARRAY_TASK_ID, a Kubernetes
+    /// Indexed Job $JOB_COMPLETION_INDEX + 1).
+    #[arg(long, required_unless_present = "claim", conflicts_with = "claim")]
+    pub trial: Option<usize>,
+    /// Claim the next unfinished trial, run it, and repeat until none is left.
+    #[arg(long)]
+    pub claim: bool,
+    /// A claim whose trial's saved state has not advanced for this long (90s, 30m, 2h) is
+    /// taken over, and the trial continued from its last saved epoch.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub stale_after: std::time::Duration,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub source: DataSource,
+}
+
+/// `90s`, `30m`, `2h`, or plain seconds.
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let (number, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = number.parse().map_err(|_| format!("`{s}`: expected a duration such as 90s, 30m or 2h"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("`{s}`: unit must be s, m or h")),
+    };
+    n.checked_mul(scale).map(std::time::Duration::from_secs).ok_or_else(|| format!("`{s}`: too long"))
 }
 
 /// The defaults of the search's flags: `SearchSpace::default()`'s, and `TrainConfig::new`'s
@@ -90,7 +141,7 @@ pub struct SearchFlags {
     pub weight_decays: Vec<f32>,
     /// Folder for the search: tune.json, trials.csv, trials.md, a folder per trial, and the
     /// best trial's best.safetensors, report.json and reconstructions.png.
-    #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "dry_run"])]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "dry_run", "finalize"])]
     pub out: Option<PathBuf>,
     /// Overwrite an existing search in --out (its trial folders are deleted).
     #[arg(long)]
@@ -238,6 +289,12 @@ pub fn run(args: TuneArgs) -> Result<()> {
         }
         return Ok(());
     }
+    if let Some(dir) = &args.finalize {
+        return finalize_only(dir, &args);
+    }
+    if args.plan {
+        return plan(&args);
+    }
     // Before anything is written: a bad --threads must leave no search folder behind.
     let threads = set_threads(args.threads)?;
     // One writer per search folder, from before its tune.json is read or written; bad flags
@@ -282,72 +339,218 @@ pub fn run(args: TuneArgs) -> Result<()> {
         threads,
         out.display()
     );
-    let hint = format!("autoencoder tune --resume {}", out.display());
     let mut results = Vec::new();
     for trial in 1..=cfg.trials {
         let (tcfg, dir) = (cfg.trial(trial), trial_dir(&out, trial));
-        if let Some(r) = finished_trial(&dir, trial, &tcfg)? {
-            outln!("trial {trial}/{}: {} -- finished earlier: {}", cfg.trials, describe(&tcfg), summary(&r));
-            results.push(r);
-            write_tables(&out, &cfg, &results)?;
-            continue;
-        }
-        let resume = if dir.join("state.safetensors").exists() {
-            let (saved, model, state) = load_run_state(&dir, "tune")?;
-            anyhow::ensure!(saved == tcfg, "{} holds a trial of another search than {}", dir.display(), TUNE_FILE);
-            Some((model, state))
-        } else {
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            None
-        };
-        outln!("trial {trial}/{}: {} -> {}", cfg.trials, describe(&tcfg), dir.display());
-        let r = match train_in(&dir, &tcfg, resume, &data, &split, &hint) {
-            Ok(outcome) => {
-                let r = TrialResult::new(trial, &tcfg, &outcome.history, outcome.best_epoch)?;
-                finish_trial(&dir, &tcfg, threads, outcome, &data, &split)?;
+        let r = match finished_trial(&dir, trial, &tcfg)? {
+            Some(r) => {
+                outln!("trial {trial}/{}: {} -- finished earlier: {}", cfg.trials, describe(&tcfg), summary(&r));
                 r
             }
-            // A diverged trial is a result of the search, not the end of it.
-            Err(e) => match e.downcast_ref::<Error>() {
-                Some(Error::Diverged { epoch, .. } | Error::NonFinite { epoch, .. }) => {
-                    eprintln!("trial {trial}: {e:#}");
-                    let failure = format!("diverged in epoch {epoch}");
-                    // The epochs before the failed one, as saved after each of them.
-                    let saved = dir.join("state.safetensors").exists();
-                    let history = if saved { load_run_state(&dir, "tune")?.2.history } else { Vec::new() };
-                    TrialResult::failed(trial, &tcfg, &history, failure)
-                }
-                _ => return Err(e),
-            },
+            None => {
+                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                let _claim = lock_run(&dir)?;
+                run_trial(&out, &cfg, trial, threads, &data, &split)?
+            }
         };
-        write_json(&dir.join(RESULT_FILE), &r)?;
-        outln!("trial {trial}/{}: {}", cfg.trials, summary(&r));
         results.push(r);
         write_tables(&out, &cfg, &results)?;
     }
-    outln!("\n{}", tune::trials_markdown(&results));
+    finalize(&out, &cfg, &results, threads, &data, &split)
+}
 
-    // The best trial, by validation SSIM, is scored on the test split (and only it).
-    let top = tune::ranked(&results)[0];
+/// `tune --plan`: writes the search and nothing else.
+fn plan(args: &TuneArgs) -> Result<()> {
+    let cfg = config_from_args(args)?;
+    let out = args.search.out.clone().context("--out is required")?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let _lock = lock_run(&out)?;
+    if out.join(TUNE_FILE).exists() {
+        let planned = read_search(&out)?;
+        anyhow::ensure!(
+            planned == cfg,
+            "{} already holds a different search; pass --force with tune (not --plan) to replace it, or another --out",
+            out.display()
+        );
+        outln!("{} already holds this search", out.display());
+    } else {
+        write_json(&out.join(TUNE_FILE), &cfg)?;
+    }
+    outln!(
+        "planned {} trials of `{}` in {}: run `autoencoder tune-worker {} --claim` on each worker (or --trial I), then `autoencoder tune --finalize {}`",
+        cfg.trials,
+        cfg.model,
+        out.display(),
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `tune --finalize DIR [--partial]`: ranks what the workers finished.
+fn finalize_only(out: &Path, args: &TuneArgs) -> Result<()> {
+    let cfg = read_search(out).with_context(|| format!("cannot finalize {}: not a planned search", out.display()))?;
+    let threads = set_threads(args.threads)?;
+    let _lock = lock_run(out)?;
+    let mut results = Vec::new();
+    let mut unfinished = Vec::new();
+    for trial in 1..=cfg.trials {
+        match finished_trial(&trial_dir(out, trial), trial, &cfg.trial(trial))? {
+            Some(r) => results.push(r),
+            None => unfinished.push(trial.to_string()),
+        }
+    }
+    if !unfinished.is_empty() {
+        anyhow::ensure!(
+            args.partial && !results.is_empty(),
+            "{} of {} trials are not finished: {} (hint: wait for the workers, or --partial to rank the finished ones)",
+            unfinished.len(),
+            cfg.trials,
+            unfinished.join(", ")
+        );
+        eprintln!("note: ranking {} finished trials; not finished: {}", results.len(), unfinished.join(", "));
+    }
+    let (data, split) = load_data(&args.source, cfg.seed)?;
+    write_tables(out, &cfg, &results)?;
+    finalize(out, &cfg, &results, threads, &data, &split)
+}
+
+/// `autoencoder tune-worker DIR (--trial I | --claim)`.
+pub fn worker(args: WorkerArgs) -> Result<()> {
+    let out = &args.dir;
+    let cfg = read_search(out).with_context(|| {
+        format!("cannot work on {} (hint: make it with `autoencoder tune --plan --out DIR`)", out.display())
+    })?;
+    let threads = set_threads(args.threads)?;
+    let (data, split) = load_data(&args.source, cfg.seed)?;
+    install_ctrl_c()?;
+    // Claims `trial`, then runs it unless it is finished (checked again under the claim: another
+    // worker may have finished it meanwhile). Returns whether this worker ran it.
+    let work = |trial: usize| -> Result<Option<bool>> {
+        let dir = trial_dir(out, trial);
+        if finished_trial(&dir, trial, &cfg.trial(trial))?.is_some() {
+            return Ok(Some(false));
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        match fsutil::claim(&dir, args.stale_after, &dir.join("state.safetensors"))? {
+            fsutil::Claim::Busy(holder) => {
+                outln!("trial {trial}/{}: claimed by {holder}", cfg.trials);
+                Ok(None)
+            }
+            fsutil::Claim::Held(_claim) => {
+                if finished_trial(&dir, trial, &cfg.trial(trial))?.is_some() {
+                    return Ok(Some(false));
+                }
+                run_trial(out, &cfg, trial, threads, &data, &split)?;
+                Ok(Some(true))
+            }
+        }
+    };
+    if let Some(trial) = args.trial {
+        anyhow::ensure!(
+            (1..=cfg.trials).contains(&trial),
+            "--trial {trial}: the search has trials 1 to {}",
+            cfg.trials
+        );
+        return match work(trial)? {
+            Some(true) => Ok(()),
+            Some(false) => {
+                outln!("trial {trial}/{} is finished already", cfg.trials);
+                Ok(())
+            }
+            None => anyhow::bail!("trial {trial} is being run by another worker"),
+        };
+    }
+    // Passes over the trials in order until one runs nothing: a claim that went stale while
+    // this worker ran another trial is found by the next pass.
+    loop {
+        let mut ran = false;
+        for trial in 1..=cfg.trials {
+            ran |= work(trial)? == Some(true);
+        }
+        if !ran {
+            break;
+        }
+    }
+    outln!("no unclaimed trial left in {}", out.display());
+    Ok(())
+}
+
+/// Runs trial `trial` of `cfg` in its folder to the end (continuing its saved state), makes the
+/// folder a run folder and writes its result.json. The caller holds the trial's lock.
+fn run_trial(
+    out: &Path,
+    cfg: &TuneConfig,
+    trial: usize,
+    threads: usize,
+    data: &Dataset,
+    split: &Split,
+) -> Result<TrialResult> {
+    let (tcfg, dir) = (cfg.trial(trial), trial_dir(out, trial));
+    let resume = if dir.join("state.safetensors").exists() {
+        let (saved, model, state) = load_run_state(&dir, "tune")?;
+        anyhow::ensure!(saved == tcfg, "{} holds a trial of another search than {}", dir.display(), TUNE_FILE);
+        Some((model, state))
+    } else {
+        None
+    };
+    outln!("trial {trial}/{}: {} -> {}", cfg.trials, describe(&tcfg), dir.display());
+    let hint = format!("autoencoder tune --resume {} (or a tune-worker)", out.display());
+    let r = match train_in(&dir, &tcfg, resume, data, split, &hint) {
+        Ok(outcome) => {
+            let r = TrialResult::new(trial, &tcfg, &outcome.history, outcome.best_epoch)?;
+            finish_trial(&dir, &tcfg, threads, outcome, data, split)?;
+            r
+        }
+        // A diverged trial is a result of the search, not the end of it.
+        Err(e) => match e.downcast_ref::<Error>() {
+            Some(Error::Diverged { epoch, .. } | Error::NonFinite { epoch, .. }) => {
+                eprintln!("trial {trial}: {e:#}");
+                let failure = format!("diverged in epoch {epoch}");
+                // The epochs before the failed one, as saved after each of them.
+                let saved = dir.join("state.safetensors").exists();
+                let history = if saved { load_run_state(&dir, "tune")?.2.history } else { Vec::new() };
+                TrialResult::failed(trial, &tcfg, &history, failure)
+            }
+            _ => return Err(e),
+        },
+    };
+    write_json(&dir.join(RESULT_FILE), &r)?;
+    outln!("trial {trial}/{}: {}", cfg.trials, summary(&r));
+    Ok(r)
+}
+
+/// The end of a search: the table, then the best trial by validation SSIM scored once on the
+/// test split, its weights, report.json and reconstructions.png in `out`.
+fn finalize(
+    out: &Path,
+    cfg: &TuneConfig,
+    results: &[TrialResult],
+    threads: usize,
+    data: &Dataset,
+    split: &Split,
+) -> Result<()> {
+    outln!("\n{}", tune::trials_markdown(results));
+    let top = tune::ranked(results)[0];
     anyhow::ensure!(
         top.failure.is_none(),
         "every trial diverged; nothing to score on the test split (hint: lower --lr-max)"
     );
     let best = top.trial;
-    let (bcfg, model, state) = load_run_state(&trial_dir(&out, best), "tune")?;
+    let (bcfg, model, state) = load_run_state(&trial_dir(out, best), "tune")?;
     // The trial is finished, so `train` only restores its best weights.
-    let outcome = train::train(&bcfg, &data, &split, Some((model, state)), &AtomicBool::new(false), &mut |_| Ok(()))?;
+    let outcome = train::train(&bcfg, data, split, Some((model, state)), &AtomicBool::new(false), &mut |_| Ok(()))?;
     let data_digest = Some(data.digest(bcfg.seed));
     let info = CheckpointInfo { model: bcfg.model, epoch: outcome.best_epoch, seed: bcfg.seed, data_digest };
     checkpoint::save(&out.join("best.safetensors"), &outcome.model, &info)?;
     let mut extra = serde_json::Map::new();
     extra.insert("best_trial".into(), best.into());
-    extra.insert("search".into(), serde_json::to_value(&cfg)?);
-    extra.insert("trials".into(), serde_json::to_value(tune::ranked(&results))?);
+    extra.insert("search".into(), serde_json::to_value(cfg)?);
+    extra.insert("trials".into(), serde_json::to_value(tune::ranked(results))?);
     // `wall_time_s` and `train_images_per_s` are the best trial's; this is the whole search's.
     extra.insert("search_wall_time_s".into(), results.iter().map(|r| r.wall_time_s).sum::<f64>().into());
     outln!("best: trial {best} ({}); its test scores:", describe(&bcfg));
-    finish_run(&out, &bcfg, threads, outcome, &data, &split, &extra)?;
+    finish_run(out, &bcfg, threads, outcome, data, split, &extra)?;
     outln!(
         "reproduce it alone: autoencoder train --model {} --loss {} --lr {} --batch-size {} --patience {} --beta1 {} --weight-decay {} --reduce-lr-patience {} --reduce-lr-factor {} --epochs {} --seed {}",
         bcfg.model,
