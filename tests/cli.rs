@@ -3,33 +3,10 @@
 
 mod common;
 
-use autoencoder::data::idx;
-use common::{fails, ok, temp_with_data};
+use common::{fails, ok, temp_with_data, write_squares as write_data};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-/// 200 synthetic 28x28 images (a bright square whose size encodes the label) in IDX files.
-fn write_data(dir: &Path) {
-    let n = 200;
-    let mut pixels = vec![0u8; n * 784];
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    for (i, img) in pixels.chunks_mut(784).enumerate() {
-        let side = 6 + labels[i] as usize;
-        let off = 3 + i % 7;
-        for y in off..off + side {
-            for x in off..off + side {
-                img[y * 28 + x] = 150 + (i % 100) as u8;
-            }
-        }
-    }
-    let (tr, te) = (160, 40);
-    idx::write_images(&dir.join("train-images-idx3-ubyte"), 28, 28, &pixels[..tr * 784], false).unwrap();
-    idx::write_labels(&dir.join("train-labels-idx1-ubyte"), &labels[..tr], false).unwrap();
-    idx::write_images(&dir.join("t10k-images-idx3-ubyte.gz"), 28, 28, &pixels[tr * 784..(tr + te) * 784], true)
-        .unwrap();
-    idx::write_labels(&dir.join("t10k-labels-idx1-ubyte.gz"), &labels[tr..tr + te], true).unwrap();
-}
 
 #[test]
 fn every_subcommand_works_on_small_custom_data() {
@@ -719,6 +696,17 @@ fn a_search_spread_over_workers_ends_as_one_process_does() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     same_as_reference(&two);
+
+    // --trial I for every I, in a shuffled order.
+    let each = tmp.path().join("each");
+    plan(&each);
+    for trial in ["3", "1", "2"] {
+        let out = worker(&each, &["--trial", trial]).wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = worker(&each, &["--trial", "4"]).wait_with_output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("trials 1 to 3"));
+    same_as_reference(&each);
 
     // A worker SIGKILLed mid-trial: its dead claim is taken over and the trial continued.
     let killed = tmp.path().join("killed");

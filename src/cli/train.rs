@@ -32,6 +32,20 @@ pub struct TrainArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub source: DataSource,
+    /// Append one JSON object per epoch (epoch, train_loss, val_loss, val_ssim,
+    /// val_ssim_uniform7, lr, seconds) to FILE, flushed at once, for an external tuner to
+    /// follow the run; `-` writes them to stdout (and the epoch lines to stderr).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_jsonl: Option<PathBuf>,
+}
+
+/// One epoch as a line of `--metrics-jsonl`.
+fn metrics_json_line(s: &EpochStats) -> String {
+    // The rate as the f32 prints (0.001), not as its f64 widening (0.0010000000474974513).
+    let lr: f64 = s.lr.to_string().parse().unwrap_or(f64::NAN);
+    serde_json::json!({"epoch": s.epoch, "train_loss": s.train_loss, "val_loss": s.val_loss, "val_ssim": s.val_ssim,
+                       "val_ssim_uniform7": s.val_ssim_uniform7, "lr": lr, "seconds": s.seconds})
+    .to_string()
 }
 
 /// The defaults of `train`'s flags: `TrainConfig::new`'s, for the default model.
@@ -249,7 +263,19 @@ pub fn train_in(
     data: &Dataset,
     split: &Split,
     resume_hint: &str,
+    metrics_jsonl: Option<&Path>,
 ) -> Result<TrainOutcome> {
+    let to_stdout = metrics_jsonl.is_some_and(|p| p == Path::new("-"));
+    let mut jsonl = match metrics_jsonl.filter(|_| !to_stdout) {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open --metrics-jsonl {}", p.display()))?,
+        ),
+        None => None,
+    };
     let interactive = std::io::stdout().is_terminal();
     let mut bar: Option<ProgressBar> = None;
     let (best_path, csv_path) = (out.join("best.safetensors"), out.join("metrics.csv"));
@@ -290,8 +316,18 @@ pub fn train_in(
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
-                outln!("{}", epoch_line(stats));
+                if to_stdout {
+                    eprintln!("{}", epoch_line(stats));
+                    outln!("{}", metrics_json_line(stats));
+                } else {
+                    outln!("{}", epoch_line(stats));
+                }
                 let _ = std::io::stdout().flush();
+                if let Some(f) = jsonl.as_mut() {
+                    writeln!(f, "{}", metrics_json_line(stats))
+                        .and_then(|()| f.flush())
+                        .map_err(|e| autoencoder::Error::io(metrics_jsonl.unwrap_or(Path::new("-")), e))?;
+                }
                 fsutil::write_bytes_atomic(&csv_path, metrics_csv(&state.history).as_bytes())?;
                 if improved {
                     checkpoint::save(&best_path, model, &info(stats.epoch))?;
@@ -402,7 +438,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
 
     let hint = format!("autoencoder train --resume {}", out.display());
-    let outcome = train_in(&out, &cfg, resume, &data, &split, &hint)?;
+    let outcome = train_in(&out, &cfg, resume, &data, &split, &hint, args.metrics_jsonl.as_deref())?;
     finish_run(&out, &cfg, threads, outcome, &data, &split, &serde_json::Map::new())?;
     Ok(())
 }

@@ -496,7 +496,7 @@ fn run_trial(
     };
     outln!("trial {trial}/{}: {} -> {}", cfg.trials, describe(&tcfg), dir.display());
     let hint = format!("autoencoder tune --resume {} (or a tune-worker)", out.display());
-    let r = match train_in(&dir, &tcfg, resume, data, split, &hint) {
+    let r = match train_in(&dir, &tcfg, resume, data, split, &hint, None) {
         Ok(outcome) => {
             let r = TrialResult::new(trial, &tcfg, &outcome.history, outcome.best_epoch)?;
             finish_trial(&dir, &tcfg, threads, outcome, data, split)?;

@@ -182,6 +182,35 @@ pub fn case_name(case: &Value) -> &str {
 
 // ---------------------------------------------------------------- deterministic data
 
+/// 200 synthetic 28x28 images (a bright square whose size encodes the label) in IDX files.
+pub fn write_squares(dir: &std::path::Path) {
+    let n = 200;
+    let mut pixels = vec![0u8; n * 784];
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (i, img) in pixels.chunks_mut(784).enumerate() {
+        let side = 6 + labels[i] as usize;
+        let off = 3 + i % 7;
+        for y in off..off + side {
+            for x in off..off + side {
+                img[y * 28 + x] = 150 + (i % 100) as u8;
+            }
+        }
+    }
+    let (tr, te) = (160, 40);
+    autoencoder::data::idx::write_images(&dir.join("train-images-idx3-ubyte"), 28, 28, &pixels[..tr * 784], false)
+        .unwrap();
+    autoencoder::data::idx::write_labels(&dir.join("train-labels-idx1-ubyte"), &labels[..tr], false).unwrap();
+    autoencoder::data::idx::write_images(
+        &dir.join("t10k-images-idx3-ubyte.gz"),
+        28,
+        28,
+        &pixels[tr * 784..(tr + te) * 784],
+        true,
+    )
+    .unwrap();
+    autoencoder::data::idx::write_labels(&dir.join("t10k-labels-idx1-ubyte.gz"), &labels[tr..tr + te], true).unwrap();
+}
+
 /// SplitMix64: tiny, seedable, good enough for test data.
 pub struct Rng(u64);
 
