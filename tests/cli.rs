@@ -649,17 +649,24 @@ fn a_resumed_run_continues_on_its_own_data() {
 
 /// A search spread over workers (`tune --plan`, `tune-worker`, `tune --finalize`) ends with the
 /// trials.csv (but for wall time) and the best.safetensors bytes of one `tune` process: with
-/// two workers at once, after a worker is SIGKILLed mid-trial (its claim taken over), and
+/// three workers at once, after a worker is SIGKILLed mid-trial (its claim taken over), and
 /// after a SIGTERM (state saved, claim released, exit 130).
 #[test]
 fn a_search_spread_over_workers_ends_as_one_process_does() {
     let (tmp, data) = temp_with_data(write_data);
     let d = data.to_str().unwrap();
     let src = ["--data-dir", d, "--allow-custom-data"];
+    // Six trials of two epochs.
+    let search = |out: &Path, trials: &str| -> Vec<String> {
+        let mut args = tune_args(out, d, trials);
+        let at = args.iter().position(|a| a == "--epochs").unwrap();
+        args[at + 1] = "2".to_string();
+        args
+    };
     let reference = tmp.path().join("one");
-    ok(&as_strs(&tune_args(&reference, d, "3")));
+    ok(&as_strs(&search(&reference, "6")));
     let plan = |dir: &Path| {
-        let mut args = tune_args(dir, d, "3");
+        let mut args = search(dir, "6");
         args.push("--plan".to_string());
         let said = ok(&as_strs(&args));
         assert!(said.contains("tune-worker") && dir.join("tune.json").is_file() && !dir.join("trial-001").exists());
@@ -682,16 +689,16 @@ fn a_search_spread_over_workers_ends_as_one_process_does() {
         assert!(a == b, "{}: best.safetensors differs from one process's", dir.display());
     };
 
-    // Two workers at once.
-    let two = tmp.path().join("two");
+    // Three workers at once.
+    let two = tmp.path().join("three");
     plan(&two);
-    let mut other = tune_args(&two, d, "4");
+    let mut other = search(&two, "5");
     other.push("--plan".to_string());
     assert!(fails(&as_strs(&other)).contains("different search"));
     let err = fails(&[&["tune", "--finalize", two.to_str().unwrap()][..], &src].concat());
-    assert!(err.contains("3 of 3 trials are not finished: 1, 2, 3"), "{err}");
-    let (a, b) = (worker(&two, &["--claim"]), worker(&two, &["--claim"]));
-    for w in [a, b] {
+    assert!(err.contains("6 of 6 trials are not finished: 1, 2, 3, 4, 5, 6"), "{err}");
+    let workers = [worker(&two, &["--claim"]), worker(&two, &["--claim"]), worker(&two, &["--claim"])];
+    for w in workers {
         let out = w.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
@@ -700,12 +707,21 @@ fn a_search_spread_over_workers_ends_as_one_process_does() {
     // --trial I for every I, in a shuffled order.
     let each = tmp.path().join("each");
     plan(&each);
-    for trial in ["3", "1", "2"] {
-        let out = worker(&each, &["--trial", trial]).wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Trial 2 claimed by a worker of another host that has made no progress for 100 s: busy
+    // within the default --stale-after, taken over with a shorter one.
+    std::fs::create_dir_all(each.join("trial-002")).unwrap();
+    let long_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 100;
+    std::fs::write(each.join("trial-002/lock"), format!("other-host 4242 {long_ago}\n")).unwrap();
+    let out = worker(&each, &["--trial", "2"]).wait_with_output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("another worker"));
+    for trial in ["4", "1", "6", "3", "5", "2"] {
+        let out = worker(&each, &["--trial", trial, "--stale-after", "60s"]).wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stderr.contains("taking over"), trial == "2", "trial {trial}: {stderr}");
     }
-    let out = worker(&each, &["--trial", "4"]).wait_with_output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("trials 1 to 3"));
+    let out = worker(&each, &["--trial", "7"]).wait_with_output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("trials 1 to 6"));
     same_as_reference(&each);
 
     // A worker SIGKILLed mid-trial: its dead claim is taken over and the trial continued.
