@@ -98,3 +98,21 @@ impl SplitName {
         }
     }
 }
+
+/// For tests: one valid use of each flag of the clap group `A` (`--flag` or `--flag=value`).
+#[cfg(test)]
+pub fn flag_samples<A: clap::Args>() -> Vec<String> {
+    use clap::ArgAction;
+    let cmd = A::augment_args(clap::Command::new("flags"));
+    cmd.get_arguments()
+        .map(|arg| {
+            let long = arg.get_long().expect("every flag of the group is a --flag");
+            match (arg.get_action(), long) {
+                (ArgAction::SetTrue, _) => format!("--{long}"),
+                (_, "model") => "--model=baseline".to_string(),
+                (_, "loss" | "losses") => format!("--{long}=ssim"),
+                _ => format!("--{long}=1"),
+            }
+        })
+        .collect()
+}

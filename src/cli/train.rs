@@ -48,8 +48,8 @@ fn metrics_json_line(s: &EpochStats) -> String {
     .to_string()
 }
 
-/// The defaults of `train`'s flags: `TrainConfig::new`'s, for the default model.
-fn defaults() -> TrainConfig {
+/// The defaults of `train`'s (and `tune`'s) flags: `TrainConfig::new`'s, for the default model.
+pub fn defaults() -> TrainConfig {
     TrainConfig::new(ModelKind::Modified)
 }
 
@@ -542,23 +542,13 @@ mod tests {
 
     #[test]
     fn resume_refuses_every_run_flag_and_takes_threads_and_data_flags() {
-        use clap::{ArgAction, Args, Command};
-        let flags = RunFlags::augment_args(Command::new("flags"));
-        let mut refused = 0;
-        for arg in flags.get_arguments() {
-            let long = arg.get_long().expect("every run flag is a --flag");
-            let flag = match (arg.get_action(), long) {
-                (ArgAction::SetTrue, _) => format!("--{long}"),
-                (_, "model") => "--model=baseline".to_string(),
-                (_, "loss") => "--loss=ssim".to_string(),
-                _ => format!("--{long}=1"),
-            };
+        let flags = super::super::common::flag_samples::<RunFlags>();
+        assert_eq!(flags.len(), 15);
+        for flag in flags {
             assert!(Cli::try_parse_from(["train", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["train", "--resume", "d", &flag]).err();
             assert_eq!(err.map(|e| e.kind()), Some(clap::error::ErrorKind::ArgumentConflict), "{flag} with --resume");
-            refused += 1;
         }
-        assert_eq!(refused, 15);
         for flag in ["--threads=1", "--data-dir=d", "--allow-custom-data", "--data-url=http://x"] {
             assert!(Cli::try_parse_from(["train", "--resume", "d", flag]).is_ok(), "{flag} refused with --resume");
         }

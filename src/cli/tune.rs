@@ -5,7 +5,8 @@
 use super::common::{load_data, set_threads};
 use super::data::DataSource;
 use super::train::{
-    finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_loss, parse_model, train_in,
+    defaults as train_defaults, finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_loss,
+    parse_model, train_in,
 };
 use anyhow::{Context, Result};
 use autoencoder::checkpoint::{self, CheckpointInfo};
@@ -95,9 +96,6 @@ fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
 /// epochs and seed.
 fn space() -> SearchSpace {
     SearchSpace::default()
-}
-fn train_defaults() -> TrainConfig {
-    TrainConfig::new(ModelKind::Modified)
 }
 
 /// What a new search is: every flag `--resume` refuses (it reads them from tune.json).
@@ -590,23 +588,13 @@ mod tests {
 
     #[test]
     fn resume_refuses_every_search_flag_and_takes_trials_threads_and_data_flags() {
-        use clap::{ArgAction, Args, Command};
-        let flags = SearchFlags::augment_args(Command::new("flags"));
-        let mut refused = 0;
-        for arg in flags.get_arguments() {
-            let long = arg.get_long().expect("every search flag is a --flag");
-            let flag = match (arg.get_action(), long) {
-                (ArgAction::SetTrue, _) => format!("--{long}"),
-                (_, "model") => "--model=baseline".to_string(),
-                (_, "losses") => "--losses=ssim".to_string(),
-                _ => format!("--{long}=1"),
-            };
+        let flags = super::super::common::flag_samples::<SearchFlags>();
+        assert_eq!(flags.len(), 14);
+        for flag in flags {
             assert!(Cli::try_parse_from(["tune", "--trials", "2", "--dry-run", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["tune", "--resume", "d", &flag]).err();
             assert_eq!(err.map(|e| e.kind()), Some(clap::error::ErrorKind::ArgumentConflict), "{flag} with --resume");
-            refused += 1;
         }
-        assert_eq!(refused, 14);
         for flag in ["--trials=9", "--threads=1", "--data-dir=d", "--allow-custom-data", "--dry-run"] {
             assert!(Cli::try_parse_from(["tune", "--resume", "d", flag]).is_ok(), "{flag} refused with --resume");
         }
