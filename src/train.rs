@@ -126,6 +126,34 @@ pub struct EpochStats {
     pub lr: f32,
 }
 
+/// Validation `ssim_uniform7` levels whose first crossing `report.json` records: the
+/// reference notebook's test 0.918, then 0.925, 0.930 and 0.935.
+pub const MILESTONES: [f64; 4] = [0.918, 0.925, 0.930, 0.935];
+
+/// When a run first reached a validation `ssim_uniform7` level: the epoch, and the seconds of
+/// training and validation up to the end of it (`None` if never).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Milestone {
+    pub val_ssim_uniform7: f64,
+    pub epoch: Option<usize>,
+    pub wall_s: Option<f64>,
+}
+
+/// The `MILESTONES` of `history`.
+pub fn milestones(history: &[EpochStats]) -> Vec<Milestone> {
+    MILESTONES
+        .iter()
+        .map(|&level| {
+            let mut wall = 0.0;
+            let hit = history.iter().find_map(|e| {
+                wall += e.seconds;
+                (e.val_ssim_uniform7 >= level).then_some((e.epoch, wall))
+            });
+            Milestone { val_ssim_uniform7: level, epoch: hit.map(|h| h.0), wall_s: hit.map(|h| h.1) }
+        })
+        .collect()
+}
+
 /// Everything besides the current weights that a run needs to continue exactly where it
 /// stopped: saved after every epoch and on interrupt (see `checkpoint::save_state`).
 #[derive(Clone, Debug)]
@@ -413,4 +441,26 @@ pub fn train(
         images_per_s: st.train_images as f64 / st.train_secs.max(1e-9),
         history: st.history,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milestones_are_the_first_epochs_at_each_level_with_wall_time_so_far() {
+        let e = |epoch, u7, seconds| EpochStats {
+            epoch,
+            train_loss: 0.0,
+            val_loss: 0.0,
+            val_ssim: 0.0,
+            val_ssim_uniform7: u7,
+            seconds,
+            images_per_s: 0.0,
+            lr: 0.0,
+        };
+        let m = milestones(&[e(1, 0.90, 10.0), e(2, 0.926, 11.0), e(3, 0.92, 12.0), e(4, 0.931, 13.0)]);
+        let got: Vec<_> = m.iter().map(|m| (m.epoch, m.wall_s)).collect();
+        assert_eq!(got, [(Some(2), Some(21.0)), (Some(2), Some(21.0)), (Some(4), Some(46.0)), (None, None)]);
+    }
 }

@@ -595,6 +595,11 @@ fn a_resumed_run_continues_on_its_own_data() {
     };
     assert_eq!(report(&b)["test"]["count"], 20, "resumed on other data");
     assert_eq!(report(&b)["data_digest"], report(&a)["data_digest"]);
+    let milestones = report(&a)["milestones"].as_array().unwrap().clone();
+    let levels: Vec<f64> = milestones.iter().map(|m| m["val_ssim_uniform7"].as_f64().unwrap()).collect();
+    assert_eq!(levels, [0.918, 0.925, 0.930, 0.935]);
+    // 3 epochs on 160 images reach none of them.
+    assert!(milestones.iter().all(|m| m["epoch"].is_null() && m["wall_s"].is_null()), "{milestones:?}");
     assert!(weight_bits(&b.join("best.safetensors")) == weight_bits(&a.join("best.safetensors")));
 
     // Other data (one image changed): refused, naming both digests.

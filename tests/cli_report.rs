@@ -154,8 +154,9 @@ fn report_writes_well_formed_html_and_markdown_with_every_section() {
     assert!(!html.contains("src=\"") || html.matches("src=\"").count() == html.matches("src=\"data:").count());
     // reconstructions + one worst grid per run.
     assert_eq!(check_inline_pngs(&html), 3);
-    // MSE loss, 1 - SSIM loss, val SSIM, learning rate, one latent picture per run and PCA's.
-    assert_eq!(html.matches("<svg ").count(), 7);
+    // MSE loss, 1 - SSIM loss, val SSIM per epoch and per second, learning rate, one latent
+    // picture per run and PCA's.
+    assert_eq!(html.matches("<svg ").count(), 8);
     // Each loss on its own axis, titled by what it is.
     let (mse, ssim) = (
         std::fs::read_to_string(out_dir.join("loss.svg")).unwrap(),
@@ -169,7 +170,7 @@ fn report_writes_well_formed_html_and_markdown_with_every_section() {
     let lr_chart = std::fs::read_to_string(out_dir.join("lr.svg")).unwrap();
     assert_eq!(lr_chart.matches("<path d=\"M").count(), 2, "one rate line per run: {lr_chart}");
     let links = md_links(&md);
-    assert_eq!(links.len(), 10, "{links:?}");
+    assert_eq!(links.len(), 11, "{links:?}");
     for file in &links {
         assert!(out_dir.join(file).is_file(), "report.md links {file}, which was not written");
     }

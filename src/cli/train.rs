@@ -151,6 +151,9 @@ struct Report<'a> {
     kernel_path: &'static str,
     /// `Dataset::digest` of the data and split seed the run was scored on.
     data_digest: String,
+    /// The first epoch (and wall seconds) at which validation ssim_uniform7 reached each of
+    /// `train::MILESTONES`.
+    milestones: Vec<train::Milestone>,
     history: &'a [EpochStats],
     #[serde(flatten)]
     extra: &'a serde_json::Map<String, serde_json::Value>,
@@ -513,6 +516,7 @@ fn write_run_files(
         data: &data.origin,
         kernel_path: kernels::isa::kernel_path().name(),
         data_digest: data.digest(cfg.seed),
+        milestones: train::milestones(&outcome.history),
         history: &outcome.history,
         extra,
     };

@@ -235,6 +235,28 @@ fn curves(doc: &mut Doc, r: &Report) {
     let chart = svg::line_chart("Validation SSIM per epoch", "epoch", "SSIM", &ssim, false);
     let caption = "Validation SSIM per epoch: Gaussian ssim (solid), ssim_uniform7 (dashed).";
     doc.svg("val_ssim.svg", "validation SSIM curves", caption, chart);
+    // The same against the seconds spent (training and validation): what a user waits for.
+    let timed: Vec<Series> = r
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let mut wall = 0.0;
+            let points = run.record.history.iter().map(|e| {
+                wall += e.seconds;
+                (wall, e.val_ssim_uniform7)
+            });
+            Series {
+                name: run.label.clone(),
+                color: PALETTE[i % PALETTE.len()],
+                dashed: false,
+                points: points.collect(),
+            }
+        })
+        .collect();
+    let chart = svg::line_chart("Validation SSIM against wall time", "seconds", "ssim_uniform7", &timed, false);
+    let caption = "Validation ssim_uniform7 against the seconds of training and validation so far.";
+    doc.svg("val_ssim_time.svg", "validation SSIM against wall time", caption, chart);
 
     // Only when a schedule changed some run's rate (the steps in the curves above line up with
     // its reductions); a flat line would say nothing.
