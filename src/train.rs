@@ -42,10 +42,91 @@ pub struct TrainConfig {
     pub reduce_lr_patience: usize,
     #[serde(default = "default_reduce_lr_factor")]
     pub reduce_lr_factor: f32,
-    /// The learning rate is never reduced below this.
+    /// The learning rate is never reduced below this (and `cosine` and `onecycle` end there).
     #[serde(default)]
     pub min_lr: f32,
     pub seed: u64,
+    /// How the learning rate moves (absent from runs saved before: constant, or plateau when
+    /// `reduce_lr_patience` > 0).
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Epochs of linear warmup from 0 to `lr` at the start (for `onecycle`: its rising phase).
+    #[serde(default)]
+    pub warmup_epochs: usize,
+}
+
+/// The learning-rate schedule of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// `lr` throughout (after any warmup); with `reduce_lr_patience` > 0, as `plateau`.
+    #[default]
+    Constant,
+    /// Keras's ReduceLROnPlateau (`reduce_lr_patience`, `reduce_lr_factor`, `min_lr`).
+    Plateau,
+    /// After the warmup, a half cosine from `lr` down to `min_lr` at the last step of `epochs`.
+    Cosine,
+    /// Smith and Topin's one-cycle, beta1 not cycled: a half cosine up from `lr / 25` to `lr`
+    /// over the warmup (default 30% of the steps), then a half cosine down to `min_lr` at the
+    /// last step of `epochs`.
+    OneCycle,
+}
+
+impl Schedule {
+    pub const ALL: [Schedule; 4] = [Schedule::Constant, Schedule::Plateau, Schedule::Cosine, Schedule::OneCycle];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Plateau => "plateau",
+            Schedule::Cosine => "cosine",
+            Schedule::OneCycle => "onecycle",
+        }
+    }
+
+    /// The rate of step `t` (0-based, counted over the whole run) of `total`, for a run whose
+    /// current base rate is `base` (what ReduceLROnPlateau changed, for constant and plateau).
+    pub fn rate(self, cfg: &TrainConfig, base: f32, t: usize, total: usize, steps_per_epoch: usize) -> f32 {
+        let warm = cfg.warmup_epochs * steps_per_epoch;
+        let half_cos = |from: f64, to: f64, x: f64| to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * x).cos());
+        let (lr, min) = (f64::from(cfg.lr), f64::from(cfg.min_lr));
+        // Progress through a phase of `len` steps starting at `start`: 1 at its last step.
+        let progress = |start: usize, len: usize| if len <= 1 { 1.0 } else { (t - start) as f64 / (len - 1) as f64 };
+        let rate = match self {
+            Schedule::Constant | Schedule::Plateau => {
+                let ramp = if t < warm { (t + 1) as f64 / warm as f64 } else { 1.0 };
+                f64::from(base) * ramp
+            }
+            Schedule::Cosine if t < warm => lr * (t + 1) as f64 / warm as f64,
+            Schedule::Cosine => half_cos(lr, min, progress(warm, total - warm)),
+            Schedule::OneCycle => {
+                let rise = if warm > 0 { warm } else { (total * 3).div_ceil(10) };
+                if t < rise {
+                    half_cos(lr / 25.0, lr, progress(0, rise))
+                } else {
+                    half_cos(lr, min, progress(rise, total - rise))
+                }
+            }
+        };
+        rate as f32
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Schedule::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| Error::InvalidArgument {
+            name: "--schedule",
+            expected: "constant, plateau, cosine or onecycle".to_string(),
+            found: s.to_string(),
+        })
+    }
 }
 
 /// Halving, for configurations saved before the schedule existed and for new ones.
@@ -73,6 +154,8 @@ impl TrainConfig {
             reduce_lr_factor: default_reduce_lr_factor(),
             min_lr: 0.0,
             seed: 42,
+            schedule: Schedule::Constant,
+            warmup_epochs: 0,
         }
     }
 
@@ -104,6 +187,31 @@ impl TrainConfig {
         }
         if !(self.min_lr.is_finite() && self.min_lr >= 0.0) {
             return bad("--min-lr", "a number >= 0", self.min_lr.to_string());
+        }
+        let decays = matches!(self.schedule, Schedule::Cosine | Schedule::OneCycle);
+        if decays && self.reduce_lr_patience > 0 {
+            return bad(
+                "--reduce-lr-patience",
+                &format!("0 with --schedule {}", self.schedule),
+                self.reduce_lr_patience.to_string(),
+            );
+        }
+        if self.schedule == Schedule::Plateau && self.reduce_lr_patience == 0 {
+            return bad("--reduce-lr-patience", "at least 1 with --schedule plateau", "0".to_string());
+        }
+        if decays && self.min_lr > self.lr {
+            return bad(
+                "--min-lr",
+                &format!("at most --lr ({}) for a decaying schedule", self.lr),
+                self.min_lr.to_string(),
+            );
+        }
+        if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
+            return bad(
+                "--warmup-epochs",
+                &format!("fewer than --epochs ({})", self.epochs),
+                self.warmup_epochs.to_string(),
+            );
         }
         Ok(())
     }
@@ -362,6 +470,7 @@ pub fn train(
     let mut batch = Tensor::default(); // [b, 28, 28, 1]
     let mut bufs = StepBuffers::default();
     let steps = split.train.len().div_ceil(cfg.batch_size);
+    let mut last_rate = st.adam.config.lr;
 
     while st.epoch < cfg.epochs && !st.stopped_early {
         let epoch = st.epoch + 1;
@@ -377,7 +486,13 @@ pub fn train(
         for (step, idx) in order.chunks(cfg.batch_size).enumerate().skip(first_step) {
             batch.reshape_for(idx.len(), &INPUT_SHAPE);
             data.fill_batch(idx, batch.data_mut());
+            // This step's rate, from the run's position alone (so a resumed run gets the same);
+            // adam.config.lr keeps the base rate that ReduceLROnPlateau moves.
+            let base = st.adam.config.lr;
+            st.adam.config.lr = cfg.schedule.rate(cfg, base, st.epoch * steps + step, cfg.epochs * steps, steps);
+            last_rate = st.adam.config.lr;
             let loss = train_step(&mut model, &mut st.adam, cfg.loss, &batch, &mut bufs);
+            st.adam.config.lr = base;
             if !loss.is_finite() {
                 return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
             }
@@ -417,7 +532,8 @@ pub fn train(
             val_ssim_uniform7: val.ssim_uniform7,
             seconds: epoch_start.elapsed().as_secs_f64(),
             images_per_s: images as f64 / secs.max(1e-9),
-            lr: st.adam.config.lr,
+            // The rate of the epoch's last step.
+            lr: last_rate,
         });
         let verdict = st.stopper.update(epoch, val_loss);
         let improved = verdict == Verdict::Improved;
@@ -446,6 +562,33 @@ pub fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_warm_up_linearly_and_decay_to_min_lr_at_the_last_step() {
+        let cfg = |schedule, warmup_epochs| TrainConfig {
+            lr: 1e-3,
+            min_lr: 1e-5,
+            epochs: 4,
+            schedule,
+            warmup_epochs,
+            ..TrainConfig::new(ModelKind::Modified)
+        };
+        let (steps, total) = (10, 40);
+        let rates = |c: &TrainConfig| (0..total).map(|t| c.schedule.rate(c, c.lr, t, total, steps)).collect::<Vec<_>>();
+        let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * b.abs().max(1e-6);
+        // Constant: the base rate, bitwise (what runs before schedules did); warmup ramps to it.
+        assert!(rates(&cfg(Schedule::Constant, 0)).iter().all(|&r| r == 1e-3));
+        let warm = rates(&cfg(Schedule::Constant, 1));
+        assert!(close(warm[0], 1e-4) && close(warm[4], 5e-4) && warm[9] == 1e-3 && warm[39] == 1e-3, "{warm:?}");
+        // Cosine after one warmup epoch: lr at the first step after it, min_lr at the last.
+        let cos = rates(&cfg(Schedule::Cosine, 1));
+        assert!(close(cos[9], 1e-3) && close(cos[10], 1e-3) && close(cos[39], 1e-5), "{cos:?}");
+        assert!(cos[10..].windows(2).all(|w| w[1] <= w[0]), "cosine must not rise: {cos:?}");
+        // One-cycle: lr/25 up to lr over 30% of the steps (12), then down to min_lr.
+        let one = rates(&cfg(Schedule::OneCycle, 0));
+        assert!(close(one[0], 4e-5) && close(one[11], 1e-3) && close(one[39], 1e-5), "{one:?}");
+        assert!(one[..12].windows(2).all(|w| w[1] >= w[0]) && one[12..].windows(2).all(|w| w[1] <= w[0]));
+    }
 
     #[test]
     fn milestones_are_the_first_epochs_at_each_level_with_wall_time_so_far() {

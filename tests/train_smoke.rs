@@ -190,6 +190,58 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
     }
 }
 
+/// A run on a per-step schedule (cosine after a warmup epoch), interrupted mid-epoch, saved,
+/// loaded and resumed, ends bitwise as the uninterrupted run: the rate comes from the position.
+#[test]
+fn a_scheduled_run_resumes_bitwise() {
+    use autoencoder::data::{self, Dataset};
+    use autoencoder::train::{self, Progress, Schedule, TrainConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let images = blobs(120, 5);
+    let ds = Dataset {
+        images: images.data().iter().map(|&v| (v * 255.0).round() as u8).collect(),
+        labels: (0..120).map(|i| (i % 10) as u8).collect(),
+        origin: "synthetic".to_string(),
+    };
+    let split = data::split(ds.len(), 42);
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        schedule: Schedule::Cosine,
+        warmup_epochs: 1,
+        min_lr: 1e-5,
+        ..TrainConfig::new(ModelKind::Baseline)
+    };
+    let bits = |m: &autoencoder::sequential::Sequential| -> Vec<u32> {
+        m.params().flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits())).collect()
+    };
+    let whole = train::train(&cfg, &ds, &split, None, &AtomicBool::new(false), &mut |_| Ok(())).unwrap();
+    let rates: Vec<f32> = whole.history.iter().map(|e| e.lr).collect();
+    assert!(rates[0] > rates[1] && rates[1] > rates[2] && (rates[2] - 1e-5).abs() < 1e-9, "{rates:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.safetensors");
+    let stop = AtomicBool::new(false);
+    // Stopped at step 3 of epoch 2, on the cosine's way down.
+    let mut epoch_now = 0;
+    let err = train::train(&cfg, &ds, &split, None, &stop, &mut |p| {
+        match p {
+            Progress::EpochStart { epoch, .. } => epoch_now = epoch,
+            Progress::Step { step: 3, .. } if epoch_now == 2 => stop.store(true, Ordering::SeqCst),
+            Progress::Interrupted { model, state } => checkpoint::save_state(&path, &cfg, model, state).unwrap(),
+            _ => {}
+        }
+        Ok(())
+    });
+    assert!(matches!(err, Err(autoencoder::Error::Interrupted { .. })), "{:?}", err.err());
+    let (loaded, model, state) = checkpoint::load_state(&path).unwrap();
+    assert_eq!(loaded, cfg);
+    let resumed =
+        train::train(&cfg, &ds, &split, Some((model, state)), &AtomicBool::new(false), &mut |_| Ok(())).unwrap();
+    assert!(bits(&resumed.model) == bits(&whole.model), "the resumed scheduled run differs");
+    assert_eq!(resumed.history.iter().map(|e| e.lr).collect::<Vec<_>>(), rates);
+}
+
 mod bad_files {
     use autoencoder::checkpoint::{self, CheckpointInfo};
     use autoencoder::models::{self, ModelKind};

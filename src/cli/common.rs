@@ -111,6 +111,7 @@ pub fn flag_samples<A: clap::Args>() -> Vec<String> {
                 (ArgAction::SetTrue, _) => format!("--{long}"),
                 (_, "model") => "--model=baseline".to_string(),
                 (_, "loss" | "losses") => format!("--{long}=ssim"),
+                (_, "schedule") => "--schedule=cosine".to_string(),
                 _ => format!("--{long}=1"),
             }
         })

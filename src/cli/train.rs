@@ -12,7 +12,7 @@ use autoencoder::loss::Loss;
 use autoencoder::models::ModelKind;
 use autoencoder::picture;
 use autoencoder::sequential::Sequential;
-use autoencoder::train::{self, EpochStats, Progress, RunState, TrainConfig, TrainOutcome};
+use autoencoder::train::{self, EpochStats, Progress, RunState, Schedule, TrainConfig, TrainOutcome};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
@@ -91,9 +91,18 @@ pub struct RunFlags {
     pub reduce_lr_patience: usize,
     #[arg(long, default_value_t = defaults().reduce_lr_factor)]
     pub reduce_lr_factor: f32,
-    /// Floor of the reduced learning rate.
+    /// Floor of the reduced learning rate, and where cosine and onecycle end.
     #[arg(long, default_value_t = defaults().min_lr)]
     pub min_lr: f32,
+    /// How the learning rate moves: constant; plateau (--reduce-lr-patience epochs without
+    /// improvement multiply it by --reduce-lr-factor); cosine (down to --min-lr over exactly
+    /// --epochs, per step); onecycle (Smith and Topin's, beta1 not cycled: up from lr/25 over
+    /// the warmup, default 30% of the steps, then down to --min-lr).
+    #[arg(long, default_value_t = defaults().schedule, value_parser = parse_schedule)]
+    pub schedule: Schedule,
+    /// Epochs of linear warmup from 0 to --lr at the start (onecycle: its rising phase).
+    #[arg(long, default_value_t = defaults().warmup_epochs)]
+    pub warmup_epochs: usize,
     /// Seed of the split, the initial weights and the minibatch order.
     #[arg(long, default_value_t = defaults().seed)]
     pub seed: u64,
@@ -121,12 +130,18 @@ impl RunFlags {
             reduce_lr_factor: self.reduce_lr_factor,
             min_lr: self.min_lr,
             seed: self.seed,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup_epochs,
             ..TrainConfig::new(self.model)
         }
     }
 }
 
 pub fn parse_model(s: &str) -> Result<ModelKind, String> {
+    s.parse().map_err(|e: autoencoder::Error| e.to_string())
+}
+
+pub fn parse_schedule(s: &str) -> Result<Schedule, String> {
     s.parse().map_err(|e: autoencoder::Error| e.to_string())
 }
 
@@ -547,7 +562,7 @@ mod tests {
     #[test]
     fn resume_refuses_every_run_flag_and_takes_threads_and_data_flags() {
         let flags = super::super::common::flag_samples::<RunFlags>();
-        assert_eq!(flags.len(), 15);
+        assert_eq!(flags.len(), 17);
         for flag in flags {
             assert!(Cli::try_parse_from(["train", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["train", "--resume", "d", &flag]).err();
