@@ -30,6 +30,15 @@ fn blobs(n: usize, seed: u64) -> Tensor {
     Tensor::from_vec(&[n, 28, 28, 1], data)
 }
 
+/// `blobs` as a data set of 8-bit images with labels 0..9.
+fn blob_dataset(n: usize, seed: u64) -> autoencoder::data::Dataset {
+    autoencoder::data::Dataset {
+        images: blobs(n, seed).data().iter().map(|&v| (v * 255.0).round() as u8).collect(),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        origin: "synthetic".to_string(),
+    }
+}
+
 #[test]
 fn each_model_overfits_one_batch_under_each_loss() {
     let batch = blobs(8, 1);
@@ -164,14 +173,9 @@ fn checkpoint_round_trip_is_bit_exact_and_bad_files_are_clear_errors() {
 
 #[test]
 fn training_is_bitwise_identical_on_one_and_two_threads() {
-    use autoencoder::data::{self, Dataset};
+    use autoencoder::data;
     use autoencoder::train::{self, TrainConfig};
-    let images = blobs(120, 4);
-    let ds = Dataset {
-        images: images.data().iter().map(|&v| (v * 255.0).round() as u8).collect(),
-        labels: (0..120).map(|i| (i % 10) as u8).collect(),
-        origin: "synthetic".to_string(),
-    };
+    let ds = blob_dataset(120, 4);
     let split = data::split(ds.len(), 42);
     for kind in ModelKind::ALL {
         // Batch 10 is not a multiple of the 4-image task size, so a ragged last task is covered.
@@ -194,15 +198,10 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
 /// loaded and resumed, ends bitwise as the uninterrupted run: the rate comes from the position.
 #[test]
 fn a_scheduled_run_resumes_bitwise() {
-    use autoencoder::data::{self, Dataset};
+    use autoencoder::data;
     use autoencoder::train::{self, Progress, Schedule, TrainConfig};
     use std::sync::atomic::{AtomicBool, Ordering};
-    let images = blobs(120, 5);
-    let ds = Dataset {
-        images: images.data().iter().map(|&v| (v * 255.0).round() as u8).collect(),
-        labels: (0..120).map(|i| (i % 10) as u8).collect(),
-        origin: "synthetic".to_string(),
-    };
+    let ds = blob_dataset(120, 5);
     let split = data::split(ds.len(), 42);
     let cfg = TrainConfig {
         epochs: 3,
