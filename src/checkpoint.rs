@@ -128,9 +128,16 @@ fn read_into(path: &Path, st: &SafeTensors, name: &str, shape: &[usize], out: &m
 
 /// Writes the model's weights to `path` atomically.
 pub fn save(path: &Path, model: &Sequential, info: &CheckpointInfo) -> Result<()> {
+    let weights: Vec<&[f32]> = model.params().map(|(_, p)| &p.value[..]).collect();
+    save_weights(path, model, &weights, info)
+}
+
+/// Writes `weights` (one per parameter of `model`, in `Sequential::params` order: the best
+/// epoch's, say) as a checkpoint of `model` to `path` atomically.
+pub fn save_weights(path: &Path, model: &Sequential, weights: &[&[f32]], info: &CheckpointInfo) -> Result<()> {
     let names = param_names(model);
     let tensors: Vec<_> =
-        names.iter().zip(model.params()).map(|(n, (_, p))| (n.clone(), &p.value[..], &p.shape[..])).collect();
+        names.iter().zip(model.params()).zip(weights).map(|((n, (_, p)), w)| (n.clone(), *w, &p.shape[..])).collect();
     let mut metadata = HashMap::from([
         ("model".to_string(), info.model.name().to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
@@ -212,6 +219,9 @@ pub fn save_state(path: &Path, cfg: &TrainConfig, model: &Sequential, state: &Ru
         tensors.push((format!("best.{name}"), &state.best_weights[i][..], &p.shape[..]));
         tensors.push((format!("adam_m.{name}"), &state.adam.m[i][..], &p.shape[..]));
         tensors.push((format!("adam_v.{name}"), &state.adam.v[i][..], &p.shape[..]));
+        if let Some(ema) = state.ema_weights.get(i) {
+            tensors.push((format!("ema.{name}"), &ema[..], &p.shape[..]));
+        }
     }
     let meta = StateMeta {
         config: cfg.clone(),
@@ -299,6 +309,9 @@ pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
         read_into(path, &st, &format!("best.{name}"), &p.shape, &mut state.best_weights[i])?;
         read_into(path, &st, &format!("adam_m.{name}"), &p.shape, &mut state.adam.m[i])?;
         read_into(path, &st, &format!("adam_v.{name}"), &p.shape, &mut state.adam.v[i])?;
+        if let Some(ema) = state.ema_weights.get_mut(i) {
+            read_into(path, &st, &format!("ema.{name}"), &p.shape, ema)?;
+        }
     }
     state.epoch = meta.epoch;
     state.step = meta.step;

@@ -53,6 +53,10 @@ pub struct TrainConfig {
     /// Epochs of linear warmup from 0 to `lr` at the start (for `onecycle`: its rising phase).
     #[serde(default)]
     pub warmup_epochs: usize,
+    /// Decay of an exponential moving average of the weights (Polyak averaging) updated after
+    /// every step; validation, test and the saved best model use the average. 0: off.
+    #[serde(default)]
+    pub ema: f32,
 }
 
 /// The learning-rate schedule of a run.
@@ -156,6 +160,7 @@ impl TrainConfig {
             seed: 42,
             schedule: Schedule::Constant,
             warmup_epochs: 0,
+            ema: 0.0,
         }
     }
 
@@ -205,6 +210,9 @@ impl TrainConfig {
                 &format!("at most --lr ({}) for a decaying schedule", self.lr),
                 self.min_lr.to_string(),
             );
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return bad("--ema", "a decay in [0, 1) (0: off)", self.ema.to_string());
         }
         if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
             return bad(
@@ -282,6 +290,8 @@ pub struct RunState {
     pub history: Vec<EpochStats>,
     /// Weights of the best epoch so far, in `Sequential::params` order.
     pub best_weights: Vec<Vec<f32>>,
+    /// The moving average of the weights (`TrainConfig::ema` > 0; else empty).
+    pub ema_weights: Vec<Vec<f32>>,
     /// Early stopping has ended the run.
     pub stopped_early: bool,
     /// Loss of the run's very first batch, on the untrained model: an epoch whose mean training
@@ -317,6 +327,7 @@ impl RunState {
             plateau: ReduceLrOnPlateau::new(cfg.reduce_lr_patience, cfg.reduce_lr_factor, cfg.min_lr, cfg.min_delta),
             history: Vec::new(),
             best_weights: snapshot(model),
+            ema_weights: if cfg.ema > 0.0 { snapshot(model) } else { Vec::new() },
             stopped_early: false,
             initial_loss: f64::INFINITY,
             kernel_path: Some(kernels::isa::kernel_path().name().to_string()),
@@ -379,8 +390,31 @@ fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
+/// dst <- the model's weights (same shapes, no allocation).
+fn restore_into(dst: &mut [Vec<f32>], model: &Sequential) {
+    for (d, (_, p)) in dst.iter_mut().zip(model.params()) {
+        d.copy_from_slice(&p.value);
+    }
+}
+
 fn snapshot(model: &Sequential) -> Vec<Vec<f32>> {
     model.params().map(|(_, p)| p.value.clone()).collect()
+}
+
+/// ema <- decay ema + (1 - decay) w, for every parameter.
+fn update_ema(model: &Sequential, ema: &mut [Vec<f32>], decay: f32) {
+    for ((_, p), e) in model.params().zip(ema) {
+        for (e, &w) in e.iter_mut().zip(&p.value) {
+            *e = decay * *e + (1.0 - decay) * w;
+        }
+    }
+}
+
+/// Exchanges the model's weights with `other` (no copy, no allocation).
+fn swap_weights(model: &mut Sequential, other: &mut [Vec<f32>]) {
+    for (p, o) in model.params_mut().zip(other) {
+        std::mem::swap(&mut p.value, o);
+    }
 }
 
 fn restore(model: &mut Sequential, weights: &[Vec<f32>]) {
@@ -493,6 +527,9 @@ pub fn train(
             last_rate = st.adam.config.lr;
             let loss = train_step(&mut model, &mut st.adam, cfg.loss, &batch, &mut bufs);
             st.adam.config.lr = base;
+            if cfg.ema > 0.0 && loss.is_finite() {
+                update_ema(&model, &mut st.ema_weights, cfg.ema);
+            }
             if !loss.is_finite() {
                 return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
             }
@@ -519,7 +556,16 @@ pub fn train(
         st.train_secs += secs;
         st.train_images += images;
         on(Progress::Validating)?;
-        let val: Scores = evaluate(&mut model, Images::Subset(data, &split.val))?;
+        // With an average, validation and the best weights are the average's: swapped in for
+        // them, swapped back before the epoch ends.
+        if cfg.ema > 0.0 {
+            swap_weights(&mut model, &mut st.ema_weights);
+        }
+        let val = evaluate(&mut model, Images::Subset(data, &split.val));
+        if cfg.ema > 0.0 && val.is_err() {
+            swap_weights(&mut model, &mut st.ema_weights);
+        }
+        let val: Scores = val?;
         let val_loss = cfg.loss.of(&val);
         if !val_loss.is_finite() {
             return Err(Error::NonFinite { what: "validation loss", epoch, step: steps });
@@ -538,7 +584,10 @@ pub fn train(
         let verdict = st.stopper.update(epoch, val_loss);
         let improved = verdict == Verdict::Improved;
         if improved {
-            st.best_weights = snapshot(&model);
+            restore_into(&mut st.best_weights, &model);
+        }
+        if cfg.ema > 0.0 {
+            swap_weights(&mut model, &mut st.ema_weights);
         }
         st.stopped_early = verdict == Verdict::Stop;
         if let Some(lr) = st.plateau.update(val_loss, st.adam.config.lr) {

@@ -194,8 +194,9 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
     }
 }
 
-/// A run on a per-step schedule (cosine after a warmup epoch), interrupted mid-epoch, saved,
-/// loaded and resumed, ends bitwise as the uninterrupted run: the rate comes from the position.
+/// A run on a per-step schedule (cosine after a warmup epoch) with a moving average of the
+/// weights, interrupted mid-epoch, saved, loaded and resumed, ends bitwise as the
+/// uninterrupted run: the rate comes from the position, the average is in the state.
 #[test]
 fn a_scheduled_run_resumes_bitwise() {
     use autoencoder::data;
@@ -209,6 +210,7 @@ fn a_scheduled_run_resumes_bitwise() {
         schedule: Schedule::Cosine,
         warmup_epochs: 1,
         min_lr: 1e-5,
+        ema: 0.9,
         ..TrainConfig::new(ModelKind::Baseline)
     };
     let bits = |m: &autoencoder::sequential::Sequential| -> Vec<u32> {
@@ -239,6 +241,25 @@ fn a_scheduled_run_resumes_bitwise() {
         train::train(&cfg, &ds, &split, Some((model, state)), &AtomicBool::new(false), &mut |_| Ok(())).unwrap();
     assert!(bits(&resumed.model) == bits(&whole.model), "the resumed scheduled run differs");
     assert_eq!(resumed.history.iter().map(|e| e.lr).collect::<Vec<_>>(), rates);
+}
+
+/// With --ema, validation scores the average: a decay so close to 1 that the average barely
+/// leaves the initial weights scores as the untrained model does, while the trained weights
+/// score better.
+#[test]
+fn validation_scores_the_moving_average() {
+    use autoencoder::evaluate::{evaluate, Images};
+    use autoencoder::train::{self, TrainConfig};
+    use std::sync::atomic::AtomicBool;
+    let ds = blob_dataset(120, 6);
+    let split = autoencoder::data::split(ds.len(), 42);
+    let cfg = |ema| TrainConfig { epochs: 1, batch_size: 16, ema, ..TrainConfig::new(ModelKind::Baseline) };
+    let mut untrained = models::build(ModelKind::Baseline, 42).unwrap();
+    let initial = evaluate(&mut untrained, Images::Subset(&ds, &split.val)).unwrap().mse;
+    let run = |ema| train::train(&cfg(ema), &ds, &split, None, &AtomicBool::new(false), &mut |_| Ok(())).unwrap();
+    let (plain, averaged) = (run(0.0).history[0].val_loss, run(0.999_999).history[0].val_loss);
+    assert!((averaged - initial).abs() < 1e-4 * initial, "averaged {averaged} vs untrained {initial}");
+    assert!(plain < 0.9 * initial, "trained {plain} vs untrained {initial}");
 }
 
 mod bad_files {

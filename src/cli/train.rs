@@ -103,6 +103,10 @@ pub struct RunFlags {
     /// Epochs of linear warmup from 0 to --lr at the start (onecycle: its rising phase).
     #[arg(long, default_value_t = defaults().warmup_epochs)]
     pub warmup_epochs: usize,
+    /// Decay of an exponential moving average of the weights (e.g. 0.999), updated after every
+    /// step; validation, test and best.safetensors use the average; 0 is off.
+    #[arg(long, value_name = "DECAY", default_value_t = defaults().ema)]
+    pub ema: f32,
     /// Seed of the split, the initial weights and the minibatch order.
     #[arg(long, default_value_t = defaults().seed)]
     pub seed: u64,
@@ -132,6 +136,7 @@ impl RunFlags {
             seed: self.seed,
             schedule: self.schedule,
             warmup_epochs: self.warmup_epochs,
+            ema: self.ema,
             ..TrainConfig::new(self.model)
         }
     }
@@ -348,7 +353,9 @@ pub fn train_in(
                 }
                 fsutil::write_bytes_atomic(&csv_path, metrics_csv(&state.history).as_bytes())?;
                 if improved {
-                    checkpoint::save(&best_path, model, &info(stats.epoch))?;
+                    // The best epoch's weights (with --ema, the average's, not the model's).
+                    let best: Vec<&[f32]> = state.best_weights.iter().map(|w| &w[..]).collect();
+                    checkpoint::save_weights(&best_path, model, &best, &info(stats.epoch))?;
                 }
                 save_last(model, state)?;
             }
@@ -562,7 +569,7 @@ mod tests {
     #[test]
     fn resume_refuses_every_run_flag_and_takes_threads_and_data_flags() {
         let flags = super::super::common::flag_samples::<RunFlags>();
-        assert_eq!(flags.len(), 17);
+        assert_eq!(flags.len(), 18);
         for flag in flags {
             assert!(Cli::try_parse_from(["train", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["train", "--resume", "d", &flag]).err();
