@@ -74,25 +74,23 @@ impl RunLock {
             if let Some(lock) = RunLock::create(&path)? {
                 return Ok(lock);
             }
-            let holder = fs::read_to_string(&path).unwrap_or_default();
-            let mut fields = holder.split_whitespace();
-            let (h, pid) = (fields.next().unwrap_or(""), fields.next().and_then(|p| p.parse::<u32>().ok()));
-            let dead = h == host_name() && pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-            if !dead {
+            let holder = Holder::read(&path);
+            if !holder.is_gone() {
                 return Err(Error::InvalidArgument {
                     name: "run folder",
                     expected: format!("no other process writing {}", dir.display()),
                     found: format!(
                         "{} held by `{}` (host pid start); if that process is gone, remove the file",
                         path.display(),
-                        holder.trim()
+                        holder.text.trim()
                     ),
                 });
             }
             eprintln!(
-                "note: {} was left by process {} of {h}, which is gone; taking it over",
+                "note: {} was left by process {} of {}, which is gone; taking it over",
                 path.display(),
-                pid.unwrap_or(0)
+                holder.pid.unwrap_or(0),
+                holder.host
             );
             fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
@@ -107,6 +105,31 @@ impl RunLock {
 impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// What a lock file says of the process that made it: `host pid start` (`RunLock::create`).
+struct Holder {
+    text: String,
+    host: String,
+    pid: Option<u32>,
+    /// Seconds since the Unix epoch (0 if unreadable).
+    start: u64,
+}
+
+impl Holder {
+    fn read(path: &Path) -> Holder {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        let mut fields = text.split_whitespace();
+        let host = fields.next().unwrap_or("").to_string();
+        let pid = fields.next().and_then(|p| p.parse().ok());
+        let start = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        Holder { text, host, pid, start }
+    }
+
+    /// A process of this host that no longer exists.
+    fn is_gone(&self) -> bool {
+        self.host == host_name() && self.pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists())
     }
 }
 
@@ -128,20 +151,14 @@ pub fn claim(dir: &Path, stale_after: std::time::Duration, progress: &Path) -> R
     if let Some(lock) = RunLock::create(&path)? {
         return Ok(Claim::Held(lock));
     }
-    let holder = fs::read_to_string(&path).unwrap_or_default();
-    let mut fields = holder.split_whitespace();
-    let (host, pid, start) = (
-        fields.next().unwrap_or("").to_string(),
-        fields.next().and_then(|p| p.parse::<u32>().ok()),
-        fields.next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
-    );
+    let holder = Holder::read(&path);
     let now = std::time::SystemTime::now();
     let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let last = fs::metadata(progress).and_then(|m| m.modified()).map_or(start, |t| secs(t).max(start));
-    let dead = host == host_name() && pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+    let last = fs::metadata(progress).and_then(|m| m.modified()).map_or(holder.start, |t| secs(t).max(holder.start));
+    let dead = holder.is_gone();
     let idle = secs(now).saturating_sub(last);
     if !dead && idle <= stale_after.as_secs() {
-        return Ok(Claim::Busy(format!("{} (`{}`, last progress {idle} s ago)", path.display(), holder.trim())));
+        return Ok(Claim::Busy(format!("{} (`{}`, last progress {idle} s ago)", path.display(), holder.text.trim())));
     }
     let marker = dir.join(format!("{LOCK_FILE}.takeover"));
     let Some(taking) = RunLock::create(&marker)? else {
@@ -154,13 +171,13 @@ pub fn claim(dir: &Path, stale_after: std::time::Duration, progress: &Path) -> R
         return Ok(Claim::Busy(format!("{} (being taken over)", path.display())));
     };
     // Still the stale claim we judged (not one a faster taker has just made)?
-    if fs::read_to_string(&path).unwrap_or_default() != holder {
+    if fs::read_to_string(&path).unwrap_or_default() != holder.text {
         return Ok(Claim::Busy(format!("{} (taken over by another worker)", path.display())));
     }
     eprintln!(
         "note: taking over {} from `{}` ({}, last progress {idle} s ago)",
         dir.display(),
-        holder.trim(),
+        holder.text.trim(),
         if dead { "its process is gone" } else { "stale" }
     );
     let _ = fs::remove_file(&path);

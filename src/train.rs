@@ -390,8 +390,8 @@ fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
-/// dst <- the model's weights (same shapes, no allocation).
-fn restore_into(dst: &mut [Vec<f32>], model: &Sequential) {
+/// dst <- the model's weights (same shapes, no allocation): `restore`'s reverse.
+fn copy_weights(model: &Sequential, dst: &mut [Vec<f32>]) {
     for (d, (_, p)) in dst.iter_mut().zip(model.params()) {
         d.copy_from_slice(&p.value);
     }
@@ -504,7 +504,7 @@ pub fn train(
     let mut batch = Tensor::default(); // [b, 28, 28, 1]
     let mut bufs = StepBuffers::default();
     let steps = split.train.len().div_ceil(cfg.batch_size);
-    let mut last_rate = st.adam.config.lr;
+    let total_steps = cfg.epochs * steps;
 
     while st.epoch < cfg.epochs && !st.stopped_early {
         let epoch = st.epoch + 1;
@@ -523,8 +523,7 @@ pub fn train(
             // This step's rate, from the run's position alone (so a resumed run gets the same);
             // adam.config.lr keeps the base rate that ReduceLROnPlateau moves.
             let base = st.adam.config.lr;
-            st.adam.config.lr = cfg.schedule.rate(cfg, base, st.epoch * steps + step, cfg.epochs * steps, steps);
-            last_rate = st.adam.config.lr;
+            st.adam.config.lr = cfg.schedule.rate(cfg, base, st.epoch * steps + step, total_steps, steps);
             let loss = train_step(&mut model, &mut st.adam, cfg.loss, &batch, &mut bufs);
             st.adam.config.lr = base;
             if cfg.ema > 0.0 && loss.is_finite() {
@@ -579,12 +578,12 @@ pub fn train(
             seconds: epoch_start.elapsed().as_secs_f64(),
             images_per_s: images as f64 / secs.max(1e-9),
             // The rate of the epoch's last step.
-            lr: last_rate,
+            lr: cfg.schedule.rate(cfg, st.adam.config.lr, epoch * steps - 1, total_steps, steps),
         });
         let verdict = st.stopper.update(epoch, val_loss);
         let improved = verdict == Verdict::Improved;
         if improved {
-            restore_into(&mut st.best_weights, &model);
+            copy_weights(&model, &mut st.best_weights);
         }
         if cfg.ema > 0.0 {
             swap_weights(&mut model, &mut st.ema_weights);
