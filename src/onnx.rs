@@ -15,6 +15,7 @@ use crate::layers::{Activation, Param};
 use crate::models::{self, Spec, INPUT_SHAPE, LATENT};
 use crate::sequential::Sequential;
 use crate::{Error, Result};
+use kernels::conv_transpose2d;
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use prost::Message;
 
@@ -54,11 +55,12 @@ pub fn export(model: &Sequential, info: &CheckpointInfo, part: Part, layout: Lay
     // Parameters of the specs before the decoder, which the decoder skips.
     let encoder_params = specs[..=latent].iter().filter(|s| has_params(s)).count() * 2;
     let mut g = Graph::default();
-    let (range, mut params_at, input, mut shape) = match part {
+    let (range, mut params_at, input, input_shape) = match part {
         Part::Full => (0..specs.len(), 0, "images", INPUT_SHAPE.to_vec()),
         Part::Encoder => (0..latent + 1, 0, "images", INPUT_SHAPE.to_vec()),
         Part::Decoder => (latent + 1..specs.len(), encoder_params, "code", vec![LATENT]),
     };
+    let mut shape = input_shape.clone();
     let mut x = input.to_string();
     if shape.len() == 3 && layout == Layout::Nhwc {
         x = g.transpose(&x, &[0, 3, 1, 2]);
@@ -81,12 +83,10 @@ pub fn export(model: &Sequential, info: &CheckpointInfo, part: Part, layout: Lay
                 let w =
                     g.init(&reorder(&kernel.value, [k, k, cg.c_in, filters], [3, 2, 0, 1]), &[filters, cg.c_in, k, k]);
                 let b = g.init(&bias.value, &[filters]);
-                let bottom = ((cg.h_out - 1) * stride + k).saturating_sub(cg.h_in + cg.pad_top);
-                let right = ((cg.w_out - 1) * stride + k).saturating_sub(cg.w_in + cg.pad_left);
                 let attrs = vec![
                     ints("kernel_shape", &[k, k]),
                     ints("strides", &[stride, stride]),
-                    ints("pads", &[cg.pad_top, cg.pad_left, bottom, right]),
+                    ints("pads", &[cg.pad_top, cg.pad_left, cg.pad_bottom(), cg.pad_right()]),
                 ];
                 let y = g.node("Conv", &[&x, &w, &b], attrs);
                 x = g.activation(y, act);
@@ -98,8 +98,7 @@ pub fn export(model: &Sequential, info: &CheckpointInfo, part: Part, layout: Lay
                     .ok_or_else(|| Error::Onnx("transposed conv geometry".to_string()))?;
                 // cg is the conv whose input gradient this layer is: cg.h_out is the layer's
                 // input, cg.h_in its output; Keras crops the "full" output as the conv pads.
-                let (full_h, full_w) = ((cg.h_out - 1) * stride + k, (cg.w_out - 1) * stride + k);
-                let (top, left) = (full_h.saturating_sub(cg.h_in) / 2, full_w.saturating_sub(cg.w_in) / 2);
+                let (full_h, full_w, top, left) = conv_transpose2d::full_geom(&cg);
                 let (bottom, right) = (full_h.saturating_sub(cg.h_in + top), full_w.saturating_sub(cg.w_in + left));
                 let extra = [cg.h_in.saturating_sub(full_h), cg.w_in.saturating_sub(full_w)];
                 let w = g
@@ -171,7 +170,6 @@ pub fn export(model: &Sequential, info: &CheckpointInfo, part: Part, layout: Lay
         );
         ValueInfo::float(name, dims)
     };
-    let input_shape = if part == Part::Decoder { vec![LATENT] } else { INPUT_SHAPE.to_vec() };
     let graph = GraphProto {
         name: format!("{}_{}", info.model, part_name(part)),
         node: g.nodes,

@@ -56,7 +56,7 @@ pub fn backward_weight(
 }
 
 /// Sizes of the uncropped "full" output along each axis, and the crop at the top/left.
-fn full_geom(g: &ConvGeom) -> (usize, usize, usize, usize) {
+pub fn full_geom(g: &ConvGeom) -> (usize, usize, usize, usize) {
     let full_h = (g.h_out - 1) * g.stride + g.k;
     let full_w = (g.w_out - 1) * g.stride + g.k;
     let crop_top = full_h.saturating_sub(g.h_in) / 2;

@@ -24,9 +24,8 @@ const W_ROWS_PER_TASK: usize = 64;
 const KC: usize = 256;
 /// Run length of a tile in `gemm_acc` when the rows of its `a` are a page or more apart.
 const KB: usize = 32;
-/// Output features per block of `backward_input`'s transposed dy (`[DX_OB, ROWS_PER_TASK]`: its
-/// batch rows along the lanes; 16 KB
-/// on the stack, in L1 while every tile uses it).
+/// Output features per block of `backward_input`'s transposed dy (`[DX_OB, ROWS_PER_TASK]`, its
+/// batch rows along the lanes: 16 KB on the stack, in L1 while every tile uses it).
 const DX_OB: usize = 128;
 
 fn check(n: usize, c_in: usize, c_out: usize, x: usize, w: usize, y: usize) {
@@ -59,8 +58,8 @@ pub fn forward(n: usize, c_in: usize, c_out: usize, x: &[f32], w: &[f32], b: &[f
 }
 
 /// c[j, o] += sum_{p < k} a[j * a_j + p * a_k] * b[p * c_out + o] for j < rows, o < c_out, with
-/// `c` row-major `[rows, c_out]`: each 2-vector block of b's columns (from L1) serves every
-/// row tile, then scalar columns. Every element is one chain of multiply-adds in p order.
+/// `c` row-major `[rows, c_out]`: each block of b's columns (`micro::channel_blocks`, from L1)
+/// serves every row tile, then scalar columns. Every element is one chain of multiply-adds in p order.
 /// # Safety
 /// `S`'s instructions exist, and every index above is inside its buffer.
 #[inline(always)]

@@ -134,6 +134,15 @@ impl ConvGeom {
     pub fn macs(&self) -> usize {
         size(&[self.h_out, self.w_out, self.patch_len(), self.c_out])
     }
+    /// Rows of padding below the input: what the last window reaches past it (the odd extra
+    /// row of TensorFlow's 'same'; 0 for 'valid').
+    pub fn pad_bottom(&self) -> usize {
+        ((self.h_out - 1) * self.stride + self.k).saturating_sub(self.h_in + self.pad_top)
+    }
+    /// Columns of padding right of the input, as `pad_bottom`.
+    pub fn pad_right(&self) -> usize {
+        ((self.w_out - 1) * self.stride + self.k).saturating_sub(self.w_in + self.pad_left)
+    }
     /// Input row read by output row `oh` and kernel row `kh`, or `None` if it is padding.
     #[inline]
     pub fn in_row(&self, oh: usize, kh: usize) -> Option<usize> {

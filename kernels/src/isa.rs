@@ -66,7 +66,7 @@ impl KernelPath {
     /// except that AVX-512 hands channel counts that are not a multiple of its 16 lanes to
     /// AVX2 (the tiles need whole vectors; the models' 32, 64 and 128 all are).
     pub fn for_channels(self, channels: usize) -> Self {
-        if self == KernelPath::Avx512 && !channels.is_multiple_of(16) {
+        if self == KernelPath::Avx512 && !channels.is_multiple_of(self.lanes()) {
             KernelPath::Avx2
         } else {
             self
@@ -125,9 +125,10 @@ pub fn set_kernel_path(path: KernelPath) -> Result<(), String> {
 }
 
 /// `dispatch!(kernel(arg: Type, ...))` calls the generic `kernel::<S>(arg, ...)` for the
-/// chosen path's vector type `S`; `dispatch!(on path, kernel(...))` for a given path. The AVX2 call goes through a local `#[target_feature]`
-/// function that calls the `#[inline(always)]` kernel directly, so the kernel and the
-/// intrinsics it uses are inlined there and compiled for AVX2 + FMA (a closure in between
+/// chosen path's vector type `S`; `dispatch!(on path, kernel(...))` for a given path. Each
+/// vector path's call goes through a local `#[target_feature]` function that calls the
+/// `#[inline(always)]` kernel directly, so the kernel and the intrinsics it uses are inlined
+/// there and compiled for that instruction set (a closure in between
 /// is not inlined, and every intrinsic became a call: 100x slower). The kernel is an
 /// `unsafe fn` whose only requirement beyond its documented bounds is that `S`'s
 /// instructions exist, which the path guarantees.
