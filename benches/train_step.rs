@@ -2,9 +2,9 @@
 //! Training throughput of each model at batch 64 on seeded noise images, reported as
 //! images/s (criterion's elements/s). `autoencoder bench` measures the same on the real data.
 
-use autoencoder::loss::Loss;
 use autoencoder::models::{self, ModelKind};
-use autoencoder::optim::{Adam, AdamConfig};
+use autoencoder::train::loss::Loss;
+use autoencoder::train::optim::{Adam, AdamConfig};
 use autoencoder::train::{train_step, StepBuffers};
 use autoencoder::Tensor;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

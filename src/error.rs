@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything the library can fail with. Each variant's message names the file, field or flag
+/// and what was expected; the binary wraps it (`anyhow`) with a hint of what to do. Library code
+/// returns these instead of panicking on any input from outside (files, flags, data).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An operating-system error while reading or writing `path`. The cause is part of the

@@ -10,9 +10,9 @@
 //! Operators: Transpose, Conv, ConvTranspose, MaxPool, Resize (nearest, asymmetric, floor: as
 //! UpSampling2D), Reshape, Gemm, Relu, Sigmoid.
 
-use crate::checkpoint::CheckpointInfo;
 use crate::layers::{Activation, Param};
 use crate::models::{self, Spec, INPUT_SHAPE, LATENT};
+use crate::run::checkpoint::CheckpointInfo;
 use crate::sequential::Sequential;
 use crate::{Error, Result};
 use kernels::conv_transpose2d;

@@ -6,6 +6,12 @@ use crate::layers::{Layer, Param};
 use crate::profile::{Profile, Stage};
 use crate::Tensor;
 
+/// A model: layers in order, and the activations and gradients between them.
+///
+/// `forward` runs a batch through every layer and keeps each activation; `backward` (after a
+/// `forward` of the same batch) fills every parameter's gradient; the optimizer then reads
+/// `params_mut`. Buffers grow to the largest batch seen and are reused after it, which is what
+/// makes a training step allocation-free (`tests/zero_alloc.rs`).
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     shapes: Vec<Vec<usize>>, // per-image shape of acts[i]

@@ -1,6 +1,10 @@
 //! A minimal owned tensor: contiguous row-major `f32` data with a shape. Images are NHWC, the
 //! batch axis first, so one image or a run of images is a contiguous slice of `data`.
 
+/// An owned `f32` array with a shape: row-major, contiguous, NHWC for images.
+///
+/// It has no strides, views or broadcasting: layers work on `data()` slices and the kernels
+/// crate's shape arguments. Reshaping keeps the allocation (shapes have room for six axes).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,

@@ -38,6 +38,15 @@ fn every_subcommand_works_on_small_custom_data() {
     assert_eq!(report["model"], "modified");
     assert_eq!(report["hyperparameters"]["batch_size"], 16);
     assert_eq!(report["hyperparameters"]["loss"], "mse");
+    // The default recipe, named, and every value it set.
+    let hyper = &report["hyperparameters"];
+    assert_eq!(
+        (&hyper["recipe"], &hyper["schedule"], &hyper["ema"]),
+        (&"tuned".into(), &"cosine".into(), &0.999.into())
+    );
+    for k in ["lr", "beta1", "beta2", "epsilon", "weight_decay", "patience", "warmup_epochs", "min_lr", "epochs"] {
+        assert!(hyper[k].is_number(), "report.json's hyperparameters lack {k}");
+    }
     assert_eq!(report["test"]["count"], 20);
     for k in ["epochs_run", "best_epoch", "wall_time_s", "train_images_per_s"] {
         assert!(report[k].is_number(), "report.json lacks {k}");
@@ -89,7 +98,7 @@ fn every_subcommand_works_on_small_custom_data() {
         &src[..],
     ]
     .concat());
-    let set = autoencoder::npy::read_images(&npy).unwrap();
+    let set = autoencoder::run::npy::read_images(&npy).unwrap();
     assert_eq!((set.n, set.h, set.w), (5, 28, 28));
     assert!(png.is_file());
 
@@ -97,7 +106,7 @@ fn every_subcommand_works_on_small_custom_data() {
     let own = data.join("t10k-images-idx3-ubyte.gz");
     let npy2 = tmp.path().join("own.npy");
     ok(&["reconstruct", "--checkpoint", c, "--input", own.to_str().unwrap(), "--npy", npy2.to_str().unwrap()]);
-    assert_eq!(autoencoder::npy::read_images(&npy2).unwrap().n, 40);
+    assert_eq!(autoencoder::run::npy::read_images(&npy2).unwrap().n, 40);
 
     let codes = tmp.path().join("codes.npy");
     ok(&[&["encode", "--checkpoint", c, "--out", codes.to_str().unwrap()], &src[..]].concat());
@@ -121,6 +130,10 @@ fn bad_input_gives_a_clear_message_and_nonzero_exit() {
     assert!(err.contains("--weight-decay"), "{err}");
     let err = fails(&["train", "--reduce-lr-factor", "1.5"]);
     assert!(err.contains("--reduce-lr-factor"), "{err}");
+    let err = fails(&["train", "--recipe", "keras"]);
+    assert!(err.contains("keras") && err.contains("tuned or reference"), "{err}");
+    let err = fails(&["tune", "--trials", "2", "--out", "/nonexistent/tune", "--emas", "0.9,1.5"]);
+    assert!(err.contains("--emas"), "{err}");
     let err = fails(&["train", "--loss", "l1"]);
     assert!(err.contains("l1") && err.contains("mse or ssim"), "{err}");
     let err = fails(&["tune", "--trials", "2", "--out", "/nonexistent/tune", "--losses", "mse,huber"]);
@@ -141,7 +154,7 @@ fn as_strs(v: &[String]) -> Vec<&str> {
 
 /// Weights of a checkpoint, as bits.
 fn weight_bits(path: &Path) -> Vec<u32> {
-    let (model, _) = autoencoder::checkpoint::load(path, None).unwrap();
+    let (model, _) = autoencoder::run::checkpoint::load(path, None).unwrap();
     model.params().flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>()).collect()
 }
 
@@ -288,13 +301,13 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     assert_eq!(ok(&["tune", "--dry-run", "--resume", a.to_str().unwrap()]), listed);
     let csv = std::fs::read_to_string(a.join("trials.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(csv.lines().next().unwrap().split(',').count(), 15, "{csv}");
+    assert_eq!(csv.lines().next().unwrap().split(',').count(), 17, "{csv}");
     assert_eq!(rows.len(), 3, "{csv}");
     let val_ssim: Vec<f64> = rows.iter().map(|r| r[7].parse().unwrap()).collect();
     assert!(val_ssim.windows(2).all(|w| w[0] >= w[1]), "trials.csv not sorted by val_ssim:\n{csv}");
     for r in &rows {
         assert!(["16", "32"].contains(&r[2]) && ["3", "5", "8"].contains(&r[3]) && ["0.9", "0.95"].contains(&r[4]));
-        assert_eq!((r[11], r[12], r[13], r[14]), ("ok", "mse", "0", "0"), "{csv}");
+        assert_eq!((r[11], r[12], r[13], r[14], r[15], r[16]), ("ok", "mse", "0", "0", "constant", "0"), "{csv}");
         let lr: f64 = r[1].parse().unwrap();
         assert!((1e-4..=3e-3).contains(&lr), "lr {lr} outside the default range");
     }
@@ -368,7 +381,7 @@ fn tune_is_deterministic_and_a_killed_search_resumes_without_redoing_trials() {
     let err = fails(&as_strs(&diverging));
     assert!(err.contains("every trial diverged") && err.contains("--lr-max"), "{err}");
     let csv = std::fs::read_to_string(tmp.path().join("d/trials.csv")).unwrap();
-    assert_eq!(csv.lines().filter(|l| l.ends_with(",diverged in epoch 1,mse,0,0")).count(), 2, "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.ends_with(",diverged in epoch 1,mse,0,0,constant,0")).count(), 2, "{csv}");
 
     // Bad input.
     let err = fails(&as_strs(&tune_args(&a, d, "3")));
@@ -442,7 +455,7 @@ fn bench_reports_layers_peak_and_kernel_path() {
 /// never a panic while sampling, never `lr NaN`.
 #[test]
 fn invalid_tune_json_is_an_error_not_a_panic() {
-    use autoencoder::tune::{SearchSpace, TuneConfig};
+    use autoencoder::train::tune::{SearchSpace, TuneConfig};
     let valid = TuneConfig {
         model: autoencoder::models::ModelKind::Modified,
         trials: 2,

@@ -5,6 +5,9 @@
 mod common;
 
 use autoencoder::data::idx;
+use autoencoder::models::ModelKind;
+use autoencoder::run::{Hyperparameters, RunRecord};
+use autoencoder::train::TrainConfig;
 use base64::Engine as _;
 use common::{fails, ok, temp_with_data};
 use serde_json::Value;
@@ -192,9 +195,24 @@ fn report_refuses_bad_run_folders_with_a_clear_message() {
     assert!(err.contains("report.json") && err.contains("empty"), "{err}");
 
     // A report.json but no checkpoint.
-    let text =
-        r#"{"model": "modified", "hyperparameters": {"seed": 42}, "epochs_run": 1, "best_epoch": 1, "history": []}"#;
-    std::fs::write(empty.join("report.json"), text).unwrap();
+    let record = RunRecord {
+        model: ModelKind::Modified,
+        hyperparameters: Hyperparameters { config: TrainConfig::new(ModelKind::Modified), threads: 1 },
+        epochs_run: 1,
+        best_epoch: 1,
+        stopped_early: false,
+        test: None,
+        wall_time_s: 1.0,
+        train_images_per_s: 1.0,
+        data: "test".into(),
+        kernel_path: "portable".into(),
+        data_digest: String::new(),
+        milestones: Vec::new(),
+        history: Vec::new(),
+        extra: Default::default(),
+    };
+    record.write(&empty).unwrap();
+    assert_eq!(RunRecord::read(&empty).unwrap(), record, "report.json reads back as written");
     let err = fails(&["report", empty.to_str().unwrap(), "--out", o]);
     assert!(err.contains("best.safetensors"), "{err}");
 

@@ -1,6 +1,6 @@
 //! `autoencoder ssim`: runs the built binary on .npy files written by the library.
 
-use autoencoder::npy::{write_f32, write_u8};
+use autoencoder::run::npy::{write_f32, write_u8};
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -60,7 +60,7 @@ fn a_short_run_on_2000_real_images_clearly_raises_validation_ssim() {
         origin: full.origin,
     };
     let split = data::split(n, 42);
-    let cfg = TrainConfig { epochs: 4, batch_size: 32, patience: 10, ..TrainConfig::new(ModelKind::Modified) };
+    let cfg = TrainConfig { epochs: 4, batch_size: 32, patience: 10, ..TrainConfig::reference(ModelKind::Modified) };
     let out = train::train(&cfg, &ds, &split, None, &Default::default(), &mut |_| Ok(())).unwrap();
     let ssim: Vec<f64> = out.history.iter().map(|e| e.val_ssim).collect();
     let loss: Vec<f64> = out.history.iter().map(|e| e.val_loss).collect();

@@ -162,7 +162,7 @@ fn views_move_buffers_and_backward_restores_them() {
 /// Scoring no images (an empty split) is an error, not a count of 0 with SSIM 0.0.
 #[test]
 fn evaluating_no_images_is_an_error() {
-    use autoencoder::evaluate::{evaluate, Images};
+    use autoencoder::eval::{evaluate, Images};
     let mut model = autoencoder::models::build(autoencoder::models::ModelKind::Baseline, 1).unwrap();
     let err = evaluate(&mut model, Images::Pixels(&[])).unwrap_err().to_string();
     assert!(err.contains("at least one") && err.contains("empty"), "{err}");

@@ -1,6 +1,6 @@
 //! .npy reading and writing: round trips, accepted dtypes and shapes, clear errors, no panics.
 
-use autoencoder::npy::{parse_images, read_images, write_f32, write_u8, ImageSet};
+use autoencoder::run::npy::{parse_images, read_images, write_f32, write_u8, ImageSet};
 use autoencoder::Error;
 use proptest::prelude::*;
 use std::path::Path;

@@ -9,10 +9,10 @@
 
 mod common;
 
-use autoencoder::checkpoint::{self, CheckpointInfo};
 use autoencoder::data::{self, DataOptions, IMAGE_LEN};
 use autoencoder::models::{self, ModelKind, LATENT};
-use autoencoder::npy;
+use autoencoder::run::checkpoint::{self, CheckpointInfo};
+use autoencoder::run::npy;
 use common::{ok, Rng};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The PNG grid: decoded back with the png crate, size and pixels checked.
 
-use autoencoder::picture::{write_grid_png, SEPARATOR, SEPARATOR_LEVEL};
+use autoencoder::run::picture::{write_grid_png, SEPARATOR, SEPARATOR_LEVEL};
 
 fn decode(path: &std::path::Path) -> (u32, u32, png::ColorType, Vec<u8>) {
     let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());

@@ -3,7 +3,7 @@
 
 mod common;
 
-use autoencoder::metrics::{mean_ssim, per_image_ssim, Window};
+use autoencoder::eval::metrics::{mean_ssim, per_image_ssim, Window};
 use kernels::ssim::{ssim, ssim_naive};
 use serde_json::Value;
 

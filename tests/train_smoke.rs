@@ -1,11 +1,11 @@
 //! Training behaviour: each model overfits one batch, early stopping follows Keras on a
 //! scripted loss sequence, checkpoints round-trip bit-exactly and reject what they must.
 
-use autoencoder::callbacks::{EarlyStopping, ReduceLrOnPlateau, Verdict};
-use autoencoder::checkpoint::{self, CheckpointInfo};
-use autoencoder::loss::Loss;
 use autoencoder::models::{self, ModelKind};
-use autoencoder::optim::{Adam, AdamConfig};
+use autoencoder::run::checkpoint::{self, CheckpointInfo};
+use autoencoder::train::callbacks::{EarlyStopping, ReduceLrOnPlateau, Verdict};
+use autoencoder::train::loss::Loss;
+use autoencoder::train::optim::{Adam, AdamConfig};
 use autoencoder::train::{train_step, StepBuffers};
 use autoencoder::Tensor;
 
@@ -89,7 +89,7 @@ fn reduce_lr_on_plateau_follows_keras_on_a_scripted_sequence() {
         reduce_lr_factor: 0.5,
         min_lr: 0.2,
         min_delta: 0.01,
-        ..TrainConfig::new(ModelKind::Modified)
+        ..TrainConfig::reference(ModelKind::Modified)
     };
     let mut plateau = ReduceLrOnPlateau::new(2, 0.5, 0.2, 0.01);
     let mut lr = 1.0f32;
@@ -248,12 +248,12 @@ fn a_scheduled_run_resumes_bitwise() {
 /// score better.
 #[test]
 fn validation_scores_the_moving_average() {
-    use autoencoder::evaluate::{evaluate, Images};
+    use autoencoder::eval::{evaluate, Images};
     use autoencoder::train::{self, TrainConfig};
     use std::sync::atomic::AtomicBool;
     let ds = blob_dataset(120, 6);
     let split = autoencoder::data::split(ds.len(), 42);
-    let cfg = |ema| TrainConfig { epochs: 1, batch_size: 16, ema, ..TrainConfig::new(ModelKind::Baseline) };
+    let cfg = |ema| TrainConfig { epochs: 1, batch_size: 16, ema, ..TrainConfig::reference(ModelKind::Baseline) };
     let mut untrained = models::build(ModelKind::Baseline, 42).unwrap();
     let initial = evaluate(&mut untrained, Images::Subset(&ds, &split.val)).unwrap().mse;
     let run = |ema| train::train(&cfg(ema), &ds, &split, None, &AtomicBool::new(false), &mut |_| Ok(())).unwrap();
@@ -263,8 +263,8 @@ fn validation_scores_the_moving_average() {
 }
 
 mod bad_files {
-    use autoencoder::checkpoint::{self, CheckpointInfo};
     use autoencoder::models::{self, ModelKind};
+    use autoencoder::run::checkpoint::{self, CheckpointInfo};
     use proptest::prelude::*;
 
     /// A valid checkpoint's bytes, to damage (written once).
@@ -316,8 +316,8 @@ mod bad_files {
 fn a_failed_write_leaves_the_previous_file_whole() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metrics.csv");
-    autoencoder::fsutil::write_bytes_atomic(&path, b"old contents").unwrap();
-    let err = autoencoder::fsutil::write_atomic(&path, |w| {
+    autoencoder::run::fsutil::write_bytes_atomic(&path, b"old contents").unwrap();
+    let err = autoencoder::run::fsutil::write_atomic(&path, |w| {
         w.write_all(b"half of the new")?;
         Err(std::io::Error::other("disk full"))
     })
@@ -327,7 +327,7 @@ fn a_failed_write_leaves_the_previous_file_whole() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the temp file was left behind");
     // A folder that does not exist: a clear error naming the file.
     let missing = dir.path().join("no/such/dir/best.safetensors");
-    let err = autoencoder::fsutil::write_bytes_atomic(&missing, b"x").unwrap_err();
+    let err = autoencoder::run::fsutil::write_bytes_atomic(&missing, b"x").unwrap_err();
     assert!(err.to_string().contains("best.safetensors"), "{err}");
 }
 

@@ -1,10 +1,10 @@
 //! The random search's sampling and its results table (the search end to end, with resume, is
 //! in tests/cli.rs).
 
-use autoencoder::loss::Loss;
 use autoencoder::models::ModelKind;
-use autoencoder::train::{EpochStats, TrainConfig};
-use autoencoder::tune::{self, SearchSpace, TrialResult, TuneConfig};
+use autoencoder::train::loss::Loss;
+use autoencoder::train::tune::{self, SearchSpace, TrialResult, TuneConfig};
+use autoencoder::train::{EpochStats, Schedule, TrainConfig};
 
 fn search(seed: u64, trials: usize) -> TuneConfig {
     TuneConfig { model: ModelKind::Modified, trials, epochs: 20, seed, space: SearchSpace::default() }
@@ -31,21 +31,37 @@ fn the_loss_is_drawn_last_so_older_searches_draw_the_same_trials() {
     both.space.losses = vec![Loss::Mse, Loss::Ssim];
     both.space.reduce_lr_patiences = vec![0, 3];
     both.space.weight_decays = vec![0.0, 0.004];
-    let (mut ssim, mut reduced, mut decayed) = (0, 0, 0);
+    both.space.schedules = vec![Schedule::Constant, Schedule::Cosine];
+    both.space.emas = vec![0.0, 0.999];
+    let (mut ssim, mut reduced, mut decayed, mut cosine, mut averaged) = (0, 0, 0, 0, 0);
     for t in 1..=400 {
         let (a, b) = (old.trial(t), both.trial(t));
-        assert_eq!((a.loss, a.reduce_lr_patience, a.weight_decay), (Loss::Mse, 0, 0.0), "the default search");
-        let same_rest = TrainConfig { loss: a.loss, reduce_lr_patience: 0, weight_decay: 0.0, ..b.clone() };
+        let drawn = (a.loss, a.reduce_lr_patience, a.weight_decay, a.schedule, a.ema);
+        assert_eq!(drawn, (Loss::Mse, 0, 0.0, Schedule::Constant, 0.0), "the default search");
+        // What a search does not draw is the reference recipe's, whatever `train`'s defaults.
+        assert_eq!(a.recipe, autoencoder::train::Recipe::Reference);
+        let same_rest = TrainConfig {
+            loss: a.loss,
+            reduce_lr_patience: 0,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            ema: 0.0,
+            ..b.clone()
+        };
         assert_eq!(same_rest, a, "trial {t}: adding dimensions changed another draw");
         ssim += usize::from(b.loss == Loss::Ssim);
         reduced += usize::from(b.reduce_lr_patience == 3);
         decayed += usize::from(b.weight_decay == 0.004);
+        cosine += usize::from(b.schedule == Schedule::Cosine);
+        averaged += usize::from(b.ema == 0.999);
     }
-    let counts = [ssim, reduced, decayed];
+    let counts = [ssim, reduced, decayed, cosine, averaged];
     assert!(counts.iter().all(|n| (150..=250).contains(n)), "{counts:?} of 400");
-    // A tune.json written before these existed reads back as an MSE, constant-rate, no-decay search.
+    // A tune.json written before these existed reads back as an MSE, constant-rate, no-decay,
+    // no-average search.
     let mut json: serde_json::Value = serde_json::to_value(&old).unwrap();
-    for key in ["losses", "reduce_lr_patiences", "reduce_lr_factor", "weight_decays"] {
+    let added = ["losses", "reduce_lr_patiences", "reduce_lr_factor", "weight_decays", "schedules", "emas"];
+    for key in added.into_iter().chain(["warmup_epochs", "min_lr"]) {
         json["space"].as_object_mut().unwrap().remove(key);
     }
     assert_eq!(serde_json::from_value::<TuneConfig>(json).unwrap(), old);
@@ -96,6 +112,14 @@ fn bad_ranges_name_their_flag() {
     let mut s = search(1, 3);
     s.space.losses.clear();
     assert!(s.validate().unwrap_err().to_string().contains("--losses"));
+    let mut s = search(1, 3);
+    s.space.emas = vec![0.999, 1.0];
+    assert!(s.validate().unwrap_err().to_string().contains("--emas"));
+    // A pairing some trial would draw and could not train with.
+    let mut s = search(1, 3);
+    s.space.schedules = vec![Schedule::Constant, Schedule::Cosine];
+    s.space.reduce_lr_patiences = vec![0, 2];
+    assert!(s.validate().unwrap_err().to_string().contains("--reduce-lr-patience"));
     assert!(search(1, 0).validate().unwrap_err().to_string().contains("--trials"));
     assert!(search(1, 3).validate().is_ok());
 }
@@ -132,11 +156,11 @@ fn a_trial_is_scored_at_its_best_epoch_and_the_table_is_best_first() {
     let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((first[0], first[7]), ("2", "0.900000"), "{csv}");
     assert_eq!(csv.lines().count(), 6);
-    assert!(csv.lines().all(|l| l.split(',').count() == 15), "{csv}");
-    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1,mse,0,0"), "{csv}");
-    assert!(csv.lines().nth(1).unwrap().ends_with(",ok,mse,0,0"), "{csv}");
+    assert!(csv.lines().all(|l| l.split(',').count() == 17), "{csv}");
+    assert!(csv.lines().last().unwrap().ends_with(",,,,0.0,diverged in epoch 1,mse,0,0,constant,0"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",ok,mse,0,0,constant,0"), "{csv}");
     let md = tune::trials_markdown(&results);
     let widths: Vec<usize> = md.lines().map(|l| l.matches('|').count()).collect();
-    assert_eq!(widths, [16; 7], "every Markdown row has 15 cells:\n{md}");
+    assert_eq!(widths, [18; 7], "every Markdown row has 17 cells:\n{md}");
     assert!(md.lines().nth(2).unwrap().starts_with("| 2 |"), "{md}");
 }

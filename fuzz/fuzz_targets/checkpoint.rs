@@ -1,6 +1,6 @@
 //! Checkpoints and run states (safetensors): any file gives a model or an error, never a panic.
 #![no_main]
-use autoencoder::checkpoint;
+use autoencoder::run::checkpoint;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

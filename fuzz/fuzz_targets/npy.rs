@@ -1,6 +1,6 @@
 //! NumPy image arrays: any bytes give a value or an error, never a panic.
 #![no_main]
-use autoencoder::npy;
+use autoencoder::run::npy;
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

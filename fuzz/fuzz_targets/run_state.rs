@@ -1,7 +1,7 @@
 //! The run state's metadata (the JSON inside state.safetensors that `--resume` trusts): any
 //! text is accepted or refused naming the field, never a panic.
 #![no_main]
-use autoencoder::checkpoint;
+use autoencoder::run::checkpoint;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

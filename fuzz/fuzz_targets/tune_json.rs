@@ -1,7 +1,7 @@
 //! tune.json, as `tune --resume` and `--dry-run` read it: any bytes give a search or an error,
 //! and a search that validates draws every trial without a panic.
 #![no_main]
-use autoencoder::tune::TuneConfig;
+use autoencoder::train::tune::TuneConfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {

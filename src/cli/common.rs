@@ -4,8 +4,8 @@ use super::data::DataSource;
 use anyhow::{Context, Result};
 use autoencoder::data::{self, Dataset, Split};
 use autoencoder::models::ModelKind;
+use autoencoder::run::checkpoint::{self, CheckpointInfo};
 use autoencoder::sequential::Sequential;
-use autoencoder::{checkpoint, checkpoint::CheckpointInfo};
 use std::path::Path;
 
 /// Applies `AUTOENCODER_KERNELS` (`avx512`, `avx2` or `portable`), when set, to every kernel call of
@@ -111,7 +111,8 @@ pub fn flag_samples<A: clap::Args>() -> Vec<String> {
                 (ArgAction::SetTrue, _) => format!("--{long}"),
                 (_, "model") => "--model=baseline".to_string(),
                 (_, "loss" | "losses") => format!("--{long}=ssim"),
-                (_, "schedule") => "--schedule=cosine".to_string(),
+                (_, "schedule" | "schedules") => format!("--{long}=cosine"),
+                (_, "recipe") => "--recipe=reference".to_string(),
                 _ => format!("--{long}=1"),
             }
         })

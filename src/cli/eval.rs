@@ -5,8 +5,9 @@ use super::common::{load_checkpoint, load_data, warn_if_other_data, SplitName};
 use super::data::DataSource;
 use anyhow::{Context, Result};
 use autoencoder::data::{idx, IMAGE_LEN};
-use autoencoder::evaluate::{self, Images};
-use autoencoder::{models, npy, picture};
+use autoencoder::eval::{self, Images};
+use autoencoder::models;
+use autoencoder::run::{npy, picture};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +33,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let seed = args.seed.unwrap_or(info.seed);
     let (data, split) = load_data(&args.source, seed)?;
     warn_if_other_data(&args.checkpoint, &info, &data, seed);
-    let s = evaluate::evaluate(&mut model, Images::Subset(&data, args.split.indices(&split)))?;
+    let s = eval::evaluate(&mut model, Images::Subset(&data, args.split.indices(&split)))?;
     if args.json {
         let v = json!({"model": info.model, "split": args.split.name(), "count": s.count,
                        "ssim": s.ssim, "ssim_uniform7": s.ssim_uniform7, "mse": s.mse});
@@ -123,7 +124,7 @@ pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
     };
     anyhow::ensure!(!originals.is_empty(), "no images to reconstruct (hint: check --count and --input)");
     let n = originals.len() / IMAGE_LEN;
-    let recon = evaluate::reconstruct(&mut model, Images::Pixels(&originals))?;
+    let recon = eval::reconstruct(&mut model, Images::Pixels(&originals))?;
     let png = match (&args.png, &args.npy) {
         (None, None) => Some(PathBuf::from("reconstructions.png")),
         (p, _) => p.clone(),
@@ -171,7 +172,7 @@ pub fn encode(args: EncodeArgs) -> Result<()> {
     if let Some(path) = &args.input {
         let px = read_user_images(path)?;
         let n = px.len() / IMAGE_LEN;
-        let codes = evaluate::encode(&mut model, Images::Pixels(&px))?;
+        let codes = eval::encode(&mut model, Images::Pixels(&px))?;
         npy::write_f32(&args.out, &[n, models::LATENT], &codes).context("cannot write the codes")?;
         outln!("wrote {} ({} x {} f32)", args.out.display(), n, models::LATENT);
         return Ok(());
@@ -180,7 +181,7 @@ pub fn encode(args: EncodeArgs) -> Result<()> {
     let (data, split) = load_data(&args.source, seed)?;
     warn_if_other_data(&args.checkpoint, &info, &data, seed);
     let idx = args.split.indices(&split);
-    let codes = evaluate::encode(&mut model, Images::Subset(&data, idx))?;
+    let codes = eval::encode(&mut model, Images::Subset(&data, idx))?;
     let labels: Vec<u8> = idx.iter().map(|&i| data.labels[i]).collect();
     npy::write_f32(&args.out, &[idx.len(), models::LATENT], &codes).context("cannot write the codes")?;
     let lp = labels_path(&args.out);

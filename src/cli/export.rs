@@ -3,8 +3,8 @@
 
 use super::common::load_checkpoint;
 use anyhow::{Context, Result};
-use autoencoder::fsutil::write_bytes_atomic;
 use autoencoder::onnx::{self, Layout, Part};
+use autoencoder::run::fsutil::write_bytes_atomic;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]

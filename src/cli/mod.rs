@@ -48,11 +48,12 @@ enum Command {
     Data(data::DataArgs),
     /// Print every layer of both models: name, output shape, parameters, FLOPs.
     Models,
-    /// Train a model; writes best.safetensors, metrics.csv, report.json, reconstructions.png.
+    /// Train a model (by default with the tuned recipe: 20 epochs; `--recipe reference` is the
+    /// Keras notebook's); writes best.safetensors, metrics.csv, report.json, reconstructions.png.
     Train(train::TrainArgs),
     /// Random search over learning rate, batch size, patience, Adam beta1, loss, the
-    /// learning-rate plateau patience and weight decay, scored on validation SSIM; the best
-    /// trial is then scored once on the test split.
+    /// learning-rate plateau patience, weight decay, the schedule and the weights' moving
+    /// average, scored on validation SSIM; the best trial is then scored once on the test split.
     Tune(tune::TuneArgs),
     /// Run trials of a planned search (`tune --plan`): one (--trial I, for job arrays) or,
     /// with --claim, the next unclaimed one until none is left; many workers may share DIR.

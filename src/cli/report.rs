@@ -4,8 +4,9 @@
 use super::common::{load_checkpoint, load_data, set_threads};
 use super::data::DataSource;
 use anyhow::{Context, Result};
-use autoencoder::fsutil::write_bytes_atomic;
-use autoencoder::report::{self, render, Report, RunRecord, RunReport, Sets};
+use autoencoder::report::{self, render, Report, RunReport, Sets};
+use autoencoder::run::fsutil::write_bytes_atomic;
+use autoencoder::run::RunRecord;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -36,9 +37,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
         let record = RunRecord::read(dir).with_context(|| {
             format!("cannot read run folder {} (hint: pass folders written by `autoencoder train`)", dir.display())
         })?;
-        let (model, info) = load_checkpoint(&dir.join("best.safetensors"), None)?;
+        let (model, info) = load_checkpoint(&dir.join(autoencoder::run::BEST_FILE), None)?;
         anyhow::ensure!(
-            info.seed == record.seed() && info.model.name() == record.model,
+            info.seed == record.seed() && info.model == record.model,
             "{}: report.json (model {}, seed {}) disagrees with best.safetensors (model {}, seed {}) (hint: the folder mixes files of different runs)",
             dir.display(),
             record.model,

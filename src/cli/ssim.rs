@@ -1,8 +1,8 @@
 //! `autoencoder ssim A.npy B.npy [--json]`: mean SSIM between two image sets from any source.
 
 use anyhow::{anyhow, bail, Result};
-use autoencoder::metrics::{mean_ssim, Window};
-use autoencoder::npy::read_images;
+use autoencoder::eval::metrics::{mean_ssim, Window};
+use autoencoder::run::npy::read_images;
 use autoencoder::Error;
 use clap::Args;
 use std::path::PathBuf;

@@ -4,17 +4,19 @@
 use super::common::{in_pool, load_data, set_threads};
 use super::data::DataSource;
 use anyhow::{Context, Result};
-use autoencoder::checkpoint::{self, CheckpointInfo};
 use autoencoder::data::{DataRecord, Dataset, Split};
-use autoencoder::evaluate::{self, Images, Scores};
-use autoencoder::fsutil::{self, RunLock};
-use autoencoder::loss::Loss;
+use autoencoder::eval::{self, Images, Scores};
 use autoencoder::models::ModelKind;
-use autoencoder::picture;
+use autoencoder::run::checkpoint::{self, CheckpointInfo};
+use autoencoder::run::fsutil::{self, RunLock};
+use autoencoder::run::picture;
+use autoencoder::run::{
+    Hyperparameters, RunRecord, BEST_FILE, LAST_FILE, METRICS_FILE, RECONSTRUCTIONS_FILE, RUN_FILES, STATE_FILE,
+};
 use autoencoder::sequential::Sequential;
-use autoencoder::train::{self, EpochStats, Progress, RunState, Schedule, TrainConfig, TrainOutcome};
+use autoencoder::train::loss::Loss;
+use autoencoder::train::{self, EpochStats, Progress, Recipe, RunState, Schedule, TrainConfig, TrainOutcome};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -48,67 +50,71 @@ fn metrics_json_line(s: &EpochStats) -> String {
     .to_string()
 }
 
-/// The defaults of `train`'s (and `tune`'s) flags: `TrainConfig::new`'s, for the default model.
-pub fn defaults() -> TrainConfig {
-    TrainConfig::new(ModelKind::Modified)
-}
-
 /// What a new run is: every flag `--resume` refuses (it takes them from the run folder).
-/// Defaults come from `TrainConfig::new`, so they are written once.
+/// A value not given is the recipe's (`TrainConfig::recipe`), so each default is written once.
 #[derive(clap::Args, Debug)]
 pub struct RunFlags {
     /// Which autoencoder to train.
-    #[arg(long, default_value_t = defaults().model, value_parser = parse_model)]
+    #[arg(long, default_value_t = ModelKind::Modified, value_parser = parse_model)]
     pub model: ModelKind,
+    /// The values the other flags are laid over (each flag given replaces one).
+    #[arg(long, default_value_t = Recipe::Tuned, value_parser = parse_recipe, long_help = recipe_help())]
+    pub recipe: Recipe,
     /// What training minimises and early stopping watches: mse, or ssim (1 − Gaussian SSIM,
-    /// the `tf.image.ssim` score itself).
-    #[arg(long, default_value_t = defaults().loss, value_parser = parse_loss)]
-    pub loss: Loss,
-    /// Maximum number of epochs (early stopping may end sooner).
-    #[arg(long, default_value_t = defaults().epochs)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = defaults().batch_size)]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = defaults().lr)]
-    pub lr: f32,
-    /// Adam's beta1 (decay of the first-moment average).
-    #[arg(long, default_value_t = defaults().beta1)]
-    pub beta1: f32,
+    /// the `tf.image.ssim` score itself) [default: the recipe's].
+    #[arg(long, value_parser = parse_loss)]
+    pub loss: Option<Loss>,
+    /// Number of epochs (early stopping may end sooner) [default: the recipe's].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// [default: the recipe's]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate (the peak, for cosine and onecycle) [default: the recipe's].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Adam's beta1 (decay of the first-moment average) [default: the recipe's].
+    #[arg(long)]
+    pub beta1: Option<f32>,
     /// Decoupled weight decay, as Keras's `Adam(weight_decay=...)`: every step first shrinks
-    /// each weight by weight * wd * lr.
-    #[arg(long, default_value_t = defaults().weight_decay)]
-    pub weight_decay: f32,
-    /// Epochs without a val_loss improvement before stopping.
-    #[arg(long, default_value_t = defaults().patience)]
-    pub patience: usize,
-    /// Smallest val_loss decrease that counts as an improvement.
-    #[arg(long, default_value_t = defaults().min_delta)]
-    pub min_delta: f64,
+    /// each weight by weight * wd * lr [default: the recipe's].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Epochs without a val_loss improvement before stopping [default: the recipe's].
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Smallest val_loss decrease that counts as an improvement [default: the recipe's].
+    #[arg(long)]
+    pub min_delta: Option<f64>,
     /// Epochs without a val_loss improvement before the learning rate is multiplied by
-    /// --reduce-lr-factor (Keras ReduceLROnPlateau); 0 keeps it constant.
-    #[arg(long, default_value_t = defaults().reduce_lr_patience)]
-    pub reduce_lr_patience: usize,
-    #[arg(long, default_value_t = defaults().reduce_lr_factor)]
-    pub reduce_lr_factor: f32,
-    /// Floor of the reduced learning rate, and where cosine and onecycle end.
-    #[arg(long, default_value_t = defaults().min_lr)]
-    pub min_lr: f32,
+    /// --reduce-lr-factor (Keras ReduceLROnPlateau); 0 keeps it constant; without --schedule,
+    /// a patience > 0 selects --schedule plateau [default: the recipe's].
+    #[arg(long)]
+    pub reduce_lr_patience: Option<usize>,
+    /// [default: the recipe's]
+    #[arg(long)]
+    pub reduce_lr_factor: Option<f32>,
+    /// Floor of the reduced learning rate, and where cosine and onecycle end [default: the
+    /// recipe's].
+    #[arg(long)]
+    pub min_lr: Option<f32>,
     /// How the learning rate moves: constant; plateau (--reduce-lr-patience epochs without
     /// improvement multiply it by --reduce-lr-factor); cosine (down to --min-lr over exactly
     /// --epochs, per step); onecycle (Smith and Topin's, beta1 not cycled: up from lr/25 over
-    /// the warmup, default 30% of the steps, then down to --min-lr).
-    #[arg(long, default_value_t = defaults().schedule, value_parser = parse_schedule)]
-    pub schedule: Schedule,
-    /// Epochs of linear warmup from 0 to --lr at the start (onecycle: its rising phase).
-    #[arg(long, default_value_t = defaults().warmup_epochs)]
-    pub warmup_epochs: usize,
+    /// the warmup, default 30% of the steps, then down to --min-lr) [default: the recipe's].
+    #[arg(long, value_parser = parse_schedule)]
+    pub schedule: Option<Schedule>,
+    /// Epochs of linear warmup from 0 to --lr at the start (onecycle: its rising phase)
+    /// [default: the recipe's, shortened to fit in --epochs].
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
     /// Decay of an exponential moving average of the weights (e.g. 0.999), updated after every
-    /// step; validation, test and best.safetensors use the average; 0 is off.
-    #[arg(long, value_name = "DECAY", default_value_t = defaults().ema)]
-    pub ema: f32,
+    /// step; validation, test and best.safetensors use the average; 0 is off [default: the
+    /// recipe's].
+    #[arg(long, value_name = "DECAY")]
+    pub ema: Option<f32>,
     /// Seed of the split, the initial weights and the minibatch order.
-    #[arg(long, default_value_t = defaults().seed)]
+    #[arg(long, default_value_t = TrainConfig::new(ModelKind::Modified).seed)]
     pub seed: u64,
     /// Run folder (default: runs/<model>).
     #[arg(long, value_name = "DIR")]
@@ -118,28 +124,62 @@ pub struct RunFlags {
     pub force: bool,
 }
 
-impl RunFlags {
-    /// The configuration the flags describe.
-    pub fn config(&self) -> TrainConfig {
-        TrainConfig {
-            loss: self.loss,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr,
-            beta1: self.beta1,
-            weight_decay: self.weight_decay,
-            patience: self.patience,
-            min_delta: self.min_delta,
-            reduce_lr_patience: self.reduce_lr_patience,
-            reduce_lr_factor: self.reduce_lr_factor,
-            min_lr: self.min_lr,
-            seed: self.seed,
-            schedule: self.schedule,
-            warmup_epochs: self.warmup_epochs,
-            ema: self.ema,
-            ..TrainConfig::new(self.model)
-        }
+/// `--recipe`'s help: every value of each recipe, from `TrainConfig::recipe` itself.
+fn recipe_help() -> String {
+    let mut help = String::from(
+        "The values the other flags are laid over (each flag given replaces one); report.json \
+         records the recipe and every value.\n",
+    );
+    for recipe in Recipe::ALL {
+        let c = TrainConfig::recipe(ModelKind::Modified, recipe);
+        let what = match recipe {
+            Recipe::Tuned => "the best measured in at most 20 epochs, both models",
+            Recipe::Reference => "the reference Keras notebook's",
+        };
+        help += &format!("\n{recipe}: {what}: {}\n", c.value_flags());
     }
+    help
+}
+
+impl RunFlags {
+    /// The configuration the flags describe: the recipe's, with each flag given laid over it.
+    pub fn config(&self) -> TrainConfig {
+        let mut c = TrainConfig::recipe(self.model, self.recipe);
+        macro_rules! lay {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
+        }
+        lay!(
+            loss,
+            epochs,
+            batch_size,
+            lr,
+            beta1,
+            weight_decay,
+            patience,
+            min_delta,
+            reduce_lr_patience,
+            reduce_lr_factor,
+            min_lr,
+            schedule,
+            warmup_epochs,
+            ema
+        );
+        // A plateau patience asks for the plateau schedule unless a schedule is named, whatever
+        // the recipe's (the tuned recipe's cosine takes no patience).
+        if self.schedule.is_none() && self.reduce_lr_patience.is_some_and(|p| p > 0) {
+            c.schedule = Schedule::Plateau;
+        }
+        // The recipe's warmup fits inside a shorter run (`--epochs 1` trains without one).
+        if self.warmup_epochs.is_none() {
+            c.warmup_epochs = c.warmup_epochs.min(c.epochs.saturating_sub(1));
+        }
+        c.seed = self.seed;
+        c
+    }
+}
+
+pub fn parse_recipe(s: &str) -> Result<Recipe, String> {
+    s.parse().map_err(|e: autoencoder::Error| e.to_string())
 }
 
 pub fn parse_model(s: &str) -> Result<ModelKind, String> {
@@ -153,45 +193,6 @@ pub fn parse_schedule(s: &str) -> Result<Schedule, String> {
 pub fn parse_loss(s: &str) -> Result<Loss, String> {
     s.parse().map_err(|e: autoencoder::Error| e.to_string())
 }
-
-#[derive(Serialize)]
-struct Report<'a> {
-    model: ModelKind,
-    hyperparameters: Hyper<'a>,
-    epochs_run: usize,
-    best_epoch: usize,
-    stopped_early: bool,
-    /// `None` for a trial of `tune`: a search scores only its best trial on test.
-    test: Option<Scores>,
-    /// Epoch times summed (training and validation), over every invocation of a resumed run.
-    wall_time_s: f64,
-    train_images_per_s: f64,
-    data: &'a str,
-    /// The kernel path (`avx512`, `avx2`, `portable`) this invocation ran on.
-    kernel_path: &'static str,
-    /// `Dataset::digest` of the data and split seed the run was scored on.
-    data_digest: String,
-    /// The first epoch (and wall seconds) at which validation ssim_uniform7 reached each of
-    /// `train::MILESTONES`.
-    milestones: Vec<train::Milestone>,
-    history: &'a [EpochStats],
-    #[serde(flatten)]
-    extra: &'a serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Serialize)]
-struct Hyper<'a> {
-    #[serde(flatten)]
-    config: &'a TrainConfig,
-    threads: usize,
-}
-
-/// Everything `--resume` needs, rewritten after every epoch.
-const STATE_FILE: &str = "state.safetensors";
-
-/// The files a run writes; any of them present means a run is there.
-const RUN_FILES: [&str; 6] =
-    ["best.safetensors", "last.safetensors", STATE_FILE, "metrics.csv", "report.json", "reconstructions.png"];
 
 /// Makes `out` ready for a new run and takes its lock (held until the returned value drops):
 /// an old run there is refused without `force`, and with it removed before anything new is
@@ -301,8 +302,8 @@ pub fn train_in(
     };
     let interactive = std::io::stdout().is_terminal();
     let mut bar: Option<ProgressBar> = None;
-    let (best_path, csv_path) = (out.join("best.safetensors"), out.join("metrics.csv"));
-    let (last_path, state_path) = (out.join("last.safetensors"), out.join(STATE_FILE));
+    let (best_path, csv_path) = (out.join(BEST_FILE), out.join(METRICS_FILE));
+    let (last_path, state_path) = (out.join(LAST_FILE), out.join(STATE_FILE));
     let data_digest = Some(data.digest(cfg.seed));
     let info = |epoch| CheckpointInfo { model: cfg.model, epoch, seed: cfg.seed, data_digest: data_digest.clone() };
     // Every epoch leaves metrics.csv current, best.safetensors holding the best weights so far,
@@ -480,7 +481,7 @@ pub fn finish_run(
     extra: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Scores> {
     let mut outcome = outcome;
-    let test = evaluate::evaluate(&mut outcome.model, Images::Subset(data, &split.test))?;
+    let test = eval::evaluate(&mut outcome.model, Images::Subset(data, &split.test))?;
     write_run_files(out, cfg, threads, &mut outcome, data, &split.test, Some(test), extra)?;
     outln!(
         "{}: best epoch {} of {}; test SSIM {:.4} (gaussian, tf.image.ssim) / {:.4} (uniform7, skimage default), MSE {:.6} over {} images",
@@ -522,28 +523,27 @@ fn write_run_files(
     extra: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<()> {
     let shown = &shown_from[..shown_from.len().min(16)];
-    let recon = evaluate::reconstruct(&mut outcome.model, Images::Subset(data, shown))?;
+    let recon = eval::reconstruct(&mut outcome.model, Images::Subset(data, shown))?;
     let mut originals = vec![0.0; recon.len()];
     data.fill_batch(shown, &mut originals);
-    picture::write_grid_png(&out.join("reconstructions.png"), &originals, &recon, shown.len(), 28, 28, 4)?;
-    let report = Report {
+    picture::write_grid_png(&out.join(RECONSTRUCTIONS_FILE), &originals, &recon, shown.len(), 28, 28, 4)?;
+    let record = RunRecord {
         model: cfg.model,
-        hyperparameters: Hyper { config: cfg, threads },
+        hyperparameters: Hyperparameters { config: cfg.clone(), threads },
         epochs_run: outcome.history.len(),
         best_epoch: outcome.best_epoch,
         stopped_early: outcome.stopped_early,
         test,
         wall_time_s: outcome.history.iter().map(|s| s.seconds).sum(),
         train_images_per_s: outcome.images_per_s,
-        data: &data.origin,
-        kernel_path: kernels::isa::kernel_path().name(),
+        data: data.origin.clone(),
+        kernel_path: kernels::isa::kernel_path().name().to_string(),
         data_digest: data.digest(cfg.seed),
         milestones: train::milestones(&outcome.history),
-        history: &outcome.history,
-        extra,
+        history: outcome.history.clone(),
+        extra: extra.clone(),
     };
-    let json = serde_json::to_string_pretty(&report)?;
-    fsutil::write_bytes_atomic(&out.join("report.json"), json.as_bytes())?;
+    record.write(out)?;
     Ok(())
 }
 
@@ -559,17 +559,38 @@ mod tests {
     }
 
     #[test]
-    fn the_flags_defaults_are_train_configs() {
-        let cli = Cli::try_parse_from(["train"]).unwrap();
-        assert_eq!(cli.args.run.config(), TrainConfig::new(ModelKind::Modified));
-        let cli = Cli::try_parse_from(["train", "--model", "baseline"]).unwrap();
-        assert_eq!(cli.args.run.config(), TrainConfig::new(ModelKind::Baseline));
+    fn the_flags_defaults_are_the_recipes_and_each_flag_given_replaces_one_value() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["train"], args].concat()).unwrap().args.run.config();
+        assert_eq!(parse(&[]), TrainConfig::new(ModelKind::Modified));
+        assert_eq!(parse(&["--model", "baseline"]), TrainConfig::new(ModelKind::Baseline));
+        assert_eq!(parse(&[]).recipe, Recipe::Tuned);
+        let reference = parse(&["--recipe", "reference", "--model", "baseline"]);
+        assert_eq!(reference, TrainConfig::reference(ModelKind::Baseline));
+        assert_eq!((reference.batch_size, reference.lr, reference.epochs, reference.patience), (64, 1e-3, 50, 5));
+        assert_eq!((reference.schedule, reference.ema, reference.weight_decay), (Schedule::Constant, 0.0, 0.0));
+        let plateau = parse(&["--reduce-lr-patience", "2"]);
+        assert_eq!((plateau.schedule, plateau.reduce_lr_patience), (Schedule::Plateau, 2));
+        assert_eq!(parse(&["--reduce-lr-patience", "2", "--schedule", "cosine"]).schedule, Schedule::Cosine);
+        assert_eq!(parse(&["--epochs", "1"]).warmup_epochs, 0);
+        assert_eq!(
+            parse(&["--epochs", "1", "--warmup-epochs", "1"]).warmup_epochs,
+            1,
+            "given, it is kept (and refused)"
+        );
+        let laid = parse(&["--recipe", "reference", "--lr", "0.002", "--ema", "0.99", "--seed", "7"]);
+        let want = TrainConfig { lr: 0.002, ema: 0.99, seed: 7, ..TrainConfig::reference(ModelKind::Modified) };
+        assert_eq!(laid, want);
+        // The help lists every value of each recipe, from the recipe itself.
+        let help = recipe_help();
+        for recipe in Recipe::ALL {
+            assert!(help.contains(&TrainConfig::recipe(ModelKind::Modified, recipe).value_flags()), "{help}");
+        }
     }
 
     #[test]
     fn resume_refuses_every_run_flag_and_takes_threads_and_data_flags() {
         let flags = super::super::common::flag_samples::<RunFlags>();
-        assert_eq!(flags.len(), 18);
+        assert_eq!(flags.len(), 19);
         for flag in flags {
             assert!(Cli::try_parse_from(["train", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["train", "--resume", "d", &flag]).err();

@@ -5,17 +5,18 @@
 use super::common::{load_data, set_threads};
 use super::data::DataSource;
 use super::train::{
-    defaults as train_defaults, finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_loss,
-    parse_model, train_in,
+    finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_loss, parse_model, parse_schedule,
+    train_in,
 };
 use anyhow::{Context, Result};
-use autoencoder::checkpoint::{self, CheckpointInfo};
 use autoencoder::data::{Dataset, Split};
-use autoencoder::loss::Loss;
 use autoencoder::models::ModelKind;
-use autoencoder::train::{self, TrainConfig};
-use autoencoder::tune::{self, SearchSpace, TrialResult, TuneConfig};
-use autoencoder::{fsutil, Error};
+use autoencoder::run::checkpoint::{self, CheckpointInfo};
+use autoencoder::run::{fsutil, BEST_FILE, RECONSTRUCTIONS_FILE, REPORT_FILE, STATE_FILE};
+use autoencoder::train::loss::Loss;
+use autoencoder::train::tune::{self, SearchSpace, TrialResult, TuneConfig};
+use autoencoder::train::{self, Schedule, TrainConfig};
+use autoencoder::Error;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -92,10 +93,14 @@ fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
     n.checked_mul(scale).map(std::time::Duration::from_secs).ok_or_else(|| format!("`{s}`: too long"))
 }
 
-/// The defaults of the search's flags: `SearchSpace::default()`'s, and `TrainConfig::new`'s
-/// epochs and seed.
+/// The defaults of the search's flags: `SearchSpace::default()`'s, and the reference
+/// recipe's epochs and seed (what a trial does not draw is the reference recipe's).
 fn space() -> SearchSpace {
     SearchSpace::default()
+}
+
+fn train_defaults() -> TrainConfig {
+    TrainConfig::reference(ModelKind::Modified)
 }
 
 /// What a new search is: every flag `--resume` refuses (it reads them from tune.json).
@@ -137,6 +142,20 @@ pub struct SearchFlags {
     /// Adam weight decays to draw from (comma-separated; see `train --weight-decay`).
     #[arg(long, value_delimiter = ',', default_values_t = space().weight_decays)]
     pub weight_decays: Vec<f32>,
+    /// Learning-rate schedules to draw from (comma-separated: constant, plateau, cosine,
+    /// onecycle; see `train --schedule`).
+    #[arg(long, value_delimiter = ',', default_values_t = space().schedules, value_parser = parse_schedule)]
+    pub schedules: Vec<Schedule>,
+    /// Decays of the weights' moving average to draw from (comma-separated; 0: off; see
+    /// `train --ema`).
+    #[arg(long, value_delimiter = ',', default_values_t = space().emas)]
+    pub emas: Vec<f32>,
+    /// Every trial's epochs of warmup (see `train --warmup-epochs`).
+    #[arg(long, default_value_t = space().warmup_epochs)]
+    pub warmup_epochs: usize,
+    /// Every trial's floor of the learning rate, where cosine and onecycle end.
+    #[arg(long, default_value_t = space().min_lr)]
+    pub min_lr: f32,
     /// Folder for the search: tune.json, trials.csv, trials.md, a folder per trial, and the
     /// best trial's best.safetensors, report.json and reconstructions.png.
     #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "dry_run", "finalize"])]
@@ -195,6 +214,10 @@ fn config_from_args(args: &TuneArgs) -> Result<TuneConfig> {
             reduce_lr_patiences: f.reduce_lr_patiences.clone(),
             reduce_lr_factor: f.reduce_lr_factor,
             weight_decays: f.weight_decays.clone(),
+            schedules: f.schedules.clone(),
+            emas: f.emas.clone(),
+            warmup_epochs: f.warmup_epochs,
+            min_lr: f.min_lr,
         },
     };
     cfg.validate().context("hint: see `autoencoder tune --help`")?;
@@ -217,7 +240,7 @@ fn start(cfg: TuneConfig, force: bool, out: &Path) -> Result<TuneConfig> {
             }
         }
         // The old search's results, so none of them outlives it next to the new one's.
-        for file in ["trials.csv", "trials.md", "report.json", "best.safetensors", "reconstructions.png"] {
+        for file in ["trials.csv", "trials.md", REPORT_FILE, BEST_FILE, RECONSTRUCTIONS_FILE] {
             let path = out.join(file);
             if path.exists() {
                 std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
@@ -243,7 +266,9 @@ fn finished_trial(dir: &Path, trial: usize, cfg: &TrainConfig) -> Result<Option<
         && r.beta1 == cfg.beta1
         && r.loss == cfg.loss
         && r.reduce_lr_patience == cfg.reduce_lr_patience
-        && r.weight_decay == cfg.weight_decay;
+        && r.weight_decay == cfg.weight_decay
+        && r.schedule == cfg.schedule
+        && r.ema == cfg.ema;
     anyhow::ensure!(same, "{} holds a trial of another search than {}", path.display(), TUNE_FILE);
     Ok(Some(r))
 }
@@ -269,8 +294,16 @@ fn summary(r: &TrialResult) -> String {
 
 fn describe(cfg: &TrainConfig) -> String {
     format!(
-        "lr {}, batch {}, patience {}, beta1 {}, loss {}, reduce_lr_patience {}, weight_decay {}",
-        cfg.lr, cfg.batch_size, cfg.patience, cfg.beta1, cfg.loss, cfg.reduce_lr_patience, cfg.weight_decay
+        "lr {}, batch {}, patience {}, beta1 {}, loss {}, reduce_lr_patience {}, weight_decay {}, schedule {}, ema {}",
+        cfg.lr,
+        cfg.batch_size,
+        cfg.patience,
+        cfg.beta1,
+        cfg.loss,
+        cfg.reduce_lr_patience,
+        cfg.weight_decay,
+        cfg.schedule,
+        cfg.ema
     )
 }
 
@@ -430,7 +463,7 @@ pub fn worker(args: WorkerArgs) -> Result<()> {
             return Ok(Some(false));
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        match fsutil::claim(&dir, args.stale_after, &dir.join("state.safetensors"))? {
+        match fsutil::claim(&dir, args.stale_after, &dir.join(STATE_FILE))? {
             fsutil::Claim::Busy(holder) => {
                 outln!("trial {trial}/{}: claimed by {holder}", cfg.trials);
                 Ok(None)
@@ -485,7 +518,7 @@ fn run_trial(
     split: &Split,
 ) -> Result<TrialResult> {
     let (tcfg, dir) = (cfg.trial(trial), trial_dir(out, trial));
-    let resume = if dir.join("state.safetensors").exists() {
+    let resume = if dir.join(STATE_FILE).exists() {
         let (saved, model, state) = load_run_state(&dir, "tune")?;
         anyhow::ensure!(saved == tcfg, "{} holds a trial of another search than {}", dir.display(), TUNE_FILE);
         Some((model, state))
@@ -506,7 +539,7 @@ fn run_trial(
                 eprintln!("trial {trial}: {e:#}");
                 let failure = format!("diverged in epoch {epoch}");
                 // The epochs before the failed one, as saved after each of them.
-                let saved = dir.join("state.safetensors").exists();
+                let saved = dir.join(STATE_FILE).exists();
                 let history = if saved { load_run_state(&dir, "tune")?.2.history } else { Vec::new() };
                 TrialResult::failed(trial, &tcfg, &history, failure)
             }
@@ -540,7 +573,7 @@ fn finalize(
     let outcome = train::train(&bcfg, data, split, Some((model, state)), &AtomicBool::new(false), &mut |_| Ok(()))?;
     let data_digest = Some(data.digest(bcfg.seed));
     let info = CheckpointInfo { model: bcfg.model, epoch: outcome.best_epoch, seed: bcfg.seed, data_digest };
-    checkpoint::save(&out.join("best.safetensors"), &outcome.model, &info)?;
+    checkpoint::save(&out.join(BEST_FILE), &outcome.model, &info)?;
     let mut extra = serde_json::Map::new();
     extra.insert("best_trial".into(), best.into());
     extra.insert("search".into(), serde_json::to_value(cfg)?);
@@ -549,20 +582,7 @@ fn finalize(
     extra.insert("search_wall_time_s".into(), results.iter().map(|r| r.wall_time_s).sum::<f64>().into());
     outln!("best: trial {best} ({}); its test scores:", describe(&bcfg));
     finish_run(out, &bcfg, threads, outcome, data, split, &extra)?;
-    outln!(
-        "reproduce it alone: autoencoder train --model {} --loss {} --lr {} --batch-size {} --patience {} --beta1 {} --weight-decay {} --reduce-lr-patience {} --reduce-lr-factor {} --epochs {} --seed {}",
-        bcfg.model,
-        bcfg.loss,
-        bcfg.lr,
-        bcfg.batch_size,
-        bcfg.patience,
-        bcfg.beta1,
-        bcfg.weight_decay,
-        bcfg.reduce_lr_patience,
-        bcfg.reduce_lr_factor,
-        bcfg.epochs,
-        bcfg.seed
-    );
+    outln!("reproduce it alone: autoencoder train {}", bcfg.train_flags());
     Ok(())
 }
 
@@ -580,7 +600,7 @@ mod tests {
     #[test]
     fn the_flags_defaults_are_the_search_space_and_train_configs() {
         let cli = Cli::try_parse_from(["tune", "--trials", "3", "--out", "x"]).unwrap();
-        let d = TrainConfig::new(ModelKind::Modified);
+        let d = TrainConfig::reference(ModelKind::Modified);
         let want =
             TuneConfig { model: d.model, trials: 3, epochs: d.epochs, seed: d.seed, space: SearchSpace::default() };
         assert_eq!(config_from_args(&cli.args).unwrap(), want);
@@ -589,7 +609,7 @@ mod tests {
     #[test]
     fn resume_refuses_every_search_flag_and_takes_trials_threads_and_data_flags() {
         let flags = super::super::common::flag_samples::<SearchFlags>();
-        assert_eq!(flags.len(), 14);
+        assert_eq!(flags.len(), 18);
         for flag in flags {
             assert!(Cli::try_parse_from(["tune", "--trials", "2", "--dry-run", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["tune", "--resume", "d", &flag]).err();

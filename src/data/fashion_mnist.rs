@@ -14,7 +14,7 @@
 
 use super::idx::{self, IdxKind, Images, RawIdx};
 use super::{DataOptions, Dataset, IMAGE_SIDE};
-use crate::fsutil::write_bytes_atomic;
+use crate::run::fsutil::write_bytes_atomic;
 use crate::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;

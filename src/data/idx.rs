@@ -7,7 +7,7 @@
 //! size + 1 byte, so a header claiming 4 billion images in a 100-byte file, a truncated file and
 //! trailing bytes are all errors found before (or instead of) any large allocation.
 
-use crate::fsutil::write_atomic;
+use crate::run::fsutil::write_atomic;
 use crate::{Error, Result};
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 use flate2::bufread::MultiGzDecoder;

@@ -37,6 +37,16 @@ impl Param {
     }
 }
 
+/// One layer of a [`Sequential`](crate::sequential::Sequential) model, built for a fixed
+/// per-image input shape.
+///
+/// The contract a new layer keeps: `forward` and `backward` work on a whole batch (the first
+/// axis), overwrite their outputs (never accumulate), allocate nothing once the buffers have
+/// reached the largest batch, and give bitwise the same results on any number of threads.
+/// `backward` is called right after the `forward` of the same batch, with the same `x` and `y`,
+/// so a layer may keep what `forward` computed for it. Every layer is checked against Keras's
+/// outputs and gradients (`tests/keras_reference.rs`) and by finite differences
+/// (`tests/gradcheck.rs`).
 pub trait Layer: Send {
     /// The Keras-style instance name, e.g. `conv2d_1`; checkpoint tensors are `<name>.kernel`.
     fn name(&self) -> &str;

@@ -10,15 +10,13 @@ pub mod render;
 pub mod svg;
 
 use crate::data::{Dataset, Split, IMAGE_LEN, NUM_CLASSES};
-use crate::evaluate::{self, Images, Scores};
-use crate::loss::Loss;
-use crate::metrics::{self, Window};
+use crate::eval::metrics::{self, Window};
+use crate::eval::{self, Images, Scores};
 use crate::models::LATENT;
+use crate::run::RunRecord;
 use crate::sequential::Sequential;
-use crate::train::EpochStats;
 use crate::{Error, Result};
 use kernels::{knn, pca};
-use serde::Deserialize;
 use std::path::Path;
 
 /// Neighbours that vote in the k-NN accuracy.
@@ -31,63 +29,6 @@ pub const SAMPLE: usize = 16;
 /// Fashion-MNIST's class names, by label.
 pub const CLASS_NAMES: [&str; NUM_CLASSES] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
-
-#[derive(Clone, Debug, Deserialize)]
-struct Hyperparameters {
-    seed: u64,
-    /// The starting learning rate.
-    #[serde(default)]
-    lr: f32,
-    /// What the history's losses are (runs written before `--loss` existed trained on MSE).
-    #[serde(default)]
-    loss: Loss,
-}
-
-/// What the report reads from a run's report.json.
-#[derive(Clone, Debug, Deserialize)]
-pub struct RunRecord {
-    pub model: String,
-    hyperparameters: Hyperparameters,
-    pub epochs_run: usize,
-    pub best_epoch: usize,
-    pub history: Vec<EpochStats>,
-}
-
-impl RunRecord {
-    /// The seed the run's data split used.
-    pub fn seed(&self) -> u64 {
-        self.hyperparameters.seed
-    }
-
-    /// What `history`'s train and validation losses measure.
-    pub fn loss(&self) -> Loss {
-        self.hyperparameters.loss
-    }
-
-    /// The learning rate of epoch `e`: runs saved before the rate was recorded per epoch (0)
-    /// trained at a constant rate, their starting one.
-    pub fn lr(&self, e: &EpochStats) -> f32 {
-        if e.lr > 0.0 {
-            e.lr
-        } else {
-            self.hyperparameters.lr
-        }
-    }
-
-    /// Reads `dir/report.json`.
-    pub fn read(dir: &Path) -> Result<RunRecord> {
-        let path = dir.join("report.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Format {
-            path,
-            field: "report.json",
-            expected:
-                "the JSON `autoencoder train` writes (model, hyperparameters.seed, epochs_run, best_epoch, history)"
-                    .into(),
-            found: e.to_string(),
-        })
-    }
-}
 
 /// The train and test parts of the split, as pixels and labels.
 pub struct Sets {
@@ -202,8 +143,8 @@ fn check_sizes(sets: &Sets) -> Result<()> {
 /// over the train set (codes).
 pub fn analyse_model(model: &mut Sequential, sets: &Sets) -> Result<Analysis> {
     check_sizes(sets)?;
-    let (recon, test_codes) = evaluate::reconstruct_and_encode(model, Images::Pixels(&sets.test))?;
-    let train_codes = evaluate::encode(model, Images::Pixels(&sets.train))?;
+    let (recon, test_codes) = eval::reconstruct_and_encode(model, Images::Pixels(&sets.test))?;
+    let train_codes = eval::encode(model, Images::Pixels(&sets.train))?;
     analyse(sets, recon, &train_codes, &test_codes, LATENT)
 }
 

@@ -5,9 +5,9 @@
 use super::svg::{self, escape, Series, PALETTE};
 use super::{Analysis, Report, KNN_K, SAMPLE, WORST};
 use crate::data::IMAGE_LEN;
-use crate::loss::Loss;
 use crate::models::LATENT;
-use crate::picture;
+use crate::run::picture;
+use crate::train::loss::Loss;
 use crate::train::EpochStats;
 use crate::Result;
 use base64::Engine as _;
@@ -151,7 +151,7 @@ fn summary(doc: &mut Doc, r: &Report) {
         .map(|run| {
             let s = &run.analysis.scores;
             vec![
-                run.record.model.clone(),
+                run.record.model.to_string(),
                 run.dir.clone(),
                 format!("{} ({})", run.record.epochs_run, run.record.best_epoch),
                 f4(s.ssim),

@@ -1,19 +1,20 @@
 //! Running a model over a set of images: reconstruction scores (MSE, SSIM under both
 //! definitions), reconstructions and latent codes.
 
+pub mod metrics;
+
 use crate::data::{Dataset, IMAGE_LEN};
-use crate::metrics;
 use crate::models::{self, INPUT_SHAPE};
 use crate::sequential::Sequential;
 use crate::{Error, Result, Tensor};
 use kernels::ssim::Window;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Images per forward pass when only inferring. As large as a training batch, so evaluating
 /// during training does not grow the activation buffers.
 pub const EVAL_BATCH: usize = 64;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     pub count: usize,
     /// Mean over all pixels of (reconstruction - original)².

@@ -4,9 +4,9 @@
 //! resumed, or extended with more trials, without changing the trials already run. Every trial
 //! trains from the same initial weights on the same split: only the sampled hyperparameters differ.
 
-use crate::loss::Loss;
 use crate::models::ModelKind;
-use crate::train::{default_reduce_lr_factor, EpochStats, TrainConfig, MAX_BATCH_SIZE};
+use crate::train::loss::Loss;
+use crate::train::{default_reduce_lr_factor, EpochStats, Schedule, TrainConfig, MAX_BATCH_SIZE};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +32,21 @@ pub struct SearchSpace {
     /// Adam's decoupled weight decay.
     #[serde(default = "no_decay")]
     pub weight_decays: Vec<f32>,
+    /// Learning-rate schedules (`constant` with a reduce-lr patience > 0 is `plateau`).
+    #[serde(default = "constant_schedule")]
+    pub schedules: Vec<Schedule>,
+    /// Decays of the weights' moving average (0: off).
+    #[serde(default = "no_decay")]
+    pub emas: Vec<f32>,
+    /// Fixed for every trial: epochs of warmup, and the floor of the rate.
+    #[serde(default)]
+    pub warmup_epochs: usize,
+    #[serde(default)]
+    pub min_lr: f32,
+}
+
+fn constant_schedule() -> Vec<Schedule> {
+    vec![Schedule::Constant]
 }
 
 fn no_decay() -> Vec<f32> {
@@ -58,6 +73,10 @@ impl Default for SearchSpace {
             reduce_lr_patiences: constant_lr(),
             reduce_lr_factor: default_reduce_lr_factor(),
             weight_decays: no_decay(),
+            schedules: constant_schedule(),
+            emas: no_decay(),
+            warmup_epochs: 0,
+            min_lr: 0.0,
         }
     }
 }
@@ -109,7 +128,24 @@ impl TuneConfig {
         if s.weight_decays.is_empty() || s.weight_decays.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
             return bad("--weight-decays", "a list of values >= 0", format!("{:?}", s.weight_decays));
         }
-        self.trial(1).validate()
+        if s.schedules.is_empty() {
+            return bad(
+                "--schedules",
+                "a list of schedules (constant, plateau, cosine, onecycle)",
+                "nothing".to_string(),
+            );
+        }
+        if s.emas.is_empty() || s.emas.iter().any(|e| !(0.0..1.0).contains(e)) {
+            return bad("--emas", "a list of decays in [0, 1) (0: off)", format!("{:?}", s.emas));
+        }
+        // Every pairing a trial can draw (a cosine trial with a plateau patience, say) must run.
+        let first = self.trial(1);
+        for &schedule in &s.schedules {
+            for &reduce_lr_patience in &s.reduce_lr_patiences {
+                TrainConfig { schedule, reduce_lr_patience, ..first.clone() }.validate()?;
+            }
+        }
+        Ok(())
     }
 
     /// The training configuration of trial `trial` (1-based).
@@ -128,6 +164,8 @@ impl TuneConfig {
         let loss = s.losses[rng.random_range(0..s.losses.len())];
         let reduce_lr_patience = s.reduce_lr_patiences[rng.random_range(0..s.reduce_lr_patiences.len())];
         let weight_decay = s.weight_decays[rng.random_range(0..s.weight_decays.len())];
+        let schedule = s.schedules[rng.random_range(0..s.schedules.len())];
+        let ema = s.emas[rng.random_range(0..s.emas.len())];
         TrainConfig {
             weight_decay,
             loss,
@@ -139,7 +177,12 @@ impl TuneConfig {
             patience,
             beta1,
             seed: self.seed,
-            ..TrainConfig::new(self.model)
+            schedule,
+            ema,
+            warmup_epochs: s.warmup_epochs,
+            min_lr: s.min_lr,
+            // The values a search does not draw are Keras's, as they were before recipes.
+            ..TrainConfig::reference(self.model)
         }
     }
 }
@@ -168,6 +211,10 @@ pub struct TrialResult {
     pub reduce_lr_patience: usize,
     #[serde(default)]
     pub weight_decay: f32,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub ema: f32,
     /// Epochs completed (for a failed trial, before the one that failed).
     pub epochs_run: usize,
     pub best_epoch: usize,
@@ -214,6 +261,8 @@ impl TrialResult {
             loss: cfg.loss,
             reduce_lr_patience: cfg.reduce_lr_patience,
             weight_decay: cfg.weight_decay,
+            schedule: cfg.schedule,
+            ema: cfg.ema,
             epochs_run: history.len(),
             best_epoch: 0,
             val_ssim: None,
@@ -233,9 +282,9 @@ pub fn ranked(results: &[TrialResult]) -> Vec<&TrialResult> {
     order
 }
 
-/// `loss`, `reduce_lr_patience` and `weight_decay` came after the first twelve; they are last
-/// so that scripts reading columns by position keep working.
-const COLUMNS: [&str; 15] = [
+/// The columns after the first twelve came later; they are last so that scripts reading
+/// columns by position keep working.
+const COLUMNS: [&str; 17] = [
     "trial",
     "lr",
     "batch_size",
@@ -251,9 +300,11 @@ const COLUMNS: [&str; 15] = [
     "loss",
     "reduce_lr_patience",
     "weight_decay",
+    "schedule",
+    "ema",
 ];
 
-fn cells(r: &TrialResult) -> [String; 15] {
+fn cells(r: &TrialResult) -> [String; 17] {
     let score = |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
     [
         r.trial.to_string(),
@@ -271,6 +322,8 @@ fn cells(r: &TrialResult) -> [String; 15] {
         r.loss.to_string(),
         r.reduce_lr_patience.to_string(),
         r.weight_decay.to_string(),
+        r.schedule.to_string(),
+        r.ema.to_string(),
     ]
 }
 

@@ -11,7 +11,7 @@
 //!
 //! Writing: [`write_f32`] and [`write_u8`] write standard version-1.0 C-order files, atomically.
 
-use crate::fsutil::write_atomic;
+use crate::run::fsutil::write_atomic;
 use crate::{Error, Result};
 use npyz::{DType, NpyFile, Order, TypeChar, WriteOptions, WriterBuilder};
 use std::path::Path;

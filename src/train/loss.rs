@@ -2,7 +2,7 @@
 //! and the learning-rate schedule watch on the validation split. The numerics are
 //! `kernels::loss`.
 
-use crate::evaluate::Scores;
+use crate::eval::Scores;
 use crate::models::INPUT_SHAPE;
 use crate::{Error, Result};
 use kernels::ssim::Window;

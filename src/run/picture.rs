@@ -6,7 +6,7 @@
 //! [`SEPARATOR`] pixels of mid-grey (so black and white image borders both stay visible).
 //! Values are clipped to [0, 1] and mapped to 0..=255 (NaN shows as 0). 8-bit grayscale.
 
-use crate::fsutil::write_bytes_atomic;
+use crate::run::fsutil::write_bytes_atomic;
 use crate::{Error, Result};
 use std::path::Path;
 

@@ -8,11 +8,12 @@
 //!   weights (`best.<name>`), Adam's moments (`adam_m.<name>`, `adam_v.<name>`), and as JSON
 //!   metadata the configuration, the position in the run and the history.
 
-use crate::callbacks::EarlyStopping;
 use crate::models::{self, ModelKind};
+use crate::run::fsutil;
 use crate::sequential::Sequential;
+use crate::train::callbacks::EarlyStopping;
 use crate::train::{EpochStats, RunState, TrainConfig};
-use crate::{fsutil, Error, Result};
+use crate::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
