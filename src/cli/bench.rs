@@ -3,7 +3,7 @@
 
 use super::common::{in_pool, set_threads};
 use super::data::DataSource;
-use super::train::parse_model;
+use super::train::parse_named;
 use anyhow::Result;
 use autoencoder::data::IMAGE_LEN;
 use autoencoder::models::{self, ModelKind, INPUT_SHAPE};
@@ -19,7 +19,7 @@ use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    #[arg(long, default_value = "modified", value_parser = parse_model)]
+    #[arg(long, default_value = "modified", value_parser = parse_named::<ModelKind>)]
     pub model: ModelKind,
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,

@@ -55,14 +55,14 @@ fn metrics_json_line(s: &EpochStats) -> String {
 #[derive(clap::Args, Debug)]
 pub struct RunFlags {
     /// Which autoencoder to train.
-    #[arg(long, default_value_t = ModelKind::Modified, value_parser = parse_model)]
+    #[arg(long, default_value_t = ModelKind::Modified, value_parser = parse_named::<ModelKind>)]
     pub model: ModelKind,
     /// The values the other flags are laid over (each flag given replaces one).
-    #[arg(long, default_value_t = Recipe::Tuned, value_parser = parse_recipe, long_help = recipe_help())]
+    #[arg(long, default_value_t = Recipe::Tuned, value_parser = parse_named::<Recipe>, long_help = recipe_help())]
     pub recipe: Recipe,
     /// What training minimises and early stopping watches: mse, or ssim (1 − Gaussian SSIM,
     /// the `tf.image.ssim` score itself) [default: the recipe's].
-    #[arg(long, value_parser = parse_loss)]
+    #[arg(long, value_parser = parse_named::<Loss>)]
     pub loss: Option<Loss>,
     /// Number of epochs (early stopping may end sooner) [default: the recipe's].
     #[arg(long)]
@@ -102,7 +102,7 @@ pub struct RunFlags {
     /// improvement multiply it by --reduce-lr-factor); cosine (down to --min-lr over exactly
     /// --epochs, per step); onecycle (Smith and Topin's, beta1 not cycled: up from lr/25 over
     /// the warmup, default 30% of the steps, then down to --min-lr) [default: the recipe's].
-    #[arg(long, value_parser = parse_schedule)]
+    #[arg(long, value_parser = parse_named::<Schedule>)]
     pub schedule: Option<Schedule>,
     /// Epochs of linear warmup from 0 to --lr at the start (onecycle: its rising phase)
     /// [default: the recipe's, shortened to fit in --epochs].
@@ -178,19 +178,9 @@ impl RunFlags {
     }
 }
 
-pub fn parse_recipe(s: &str) -> Result<Recipe, String> {
-    s.parse().map_err(|e: autoencoder::Error| e.to_string())
-}
-
-pub fn parse_model(s: &str) -> Result<ModelKind, String> {
-    s.parse().map_err(|e: autoencoder::Error| e.to_string())
-}
-
-pub fn parse_schedule(s: &str) -> Result<Schedule, String> {
-    s.parse().map_err(|e: autoencoder::Error| e.to_string())
-}
-
-pub fn parse_loss(s: &str) -> Result<Loss, String> {
+/// A flag's value by name (`--model`, `--loss`, `--schedule`, `--recipe`), with the library's
+/// message naming the flag and the names it takes.
+pub fn parse_named<T: std::str::FromStr<Err = autoencoder::Error>>(s: &str) -> Result<T, String> {
     s.parse().map_err(|e: autoencoder::Error| e.to_string())
 }
 

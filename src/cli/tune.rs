@@ -4,10 +4,7 @@
 
 use super::common::{load_data, set_threads};
 use super::data::DataSource;
-use super::train::{
-    finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_loss, parse_model, parse_schedule,
-    train_in,
-};
+use super::train::{finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_named, train_in};
 use anyhow::{Context, Result};
 use autoencoder::data::{Dataset, Split};
 use autoencoder::models::ModelKind;
@@ -107,7 +104,7 @@ fn train_defaults() -> TrainConfig {
 #[derive(clap::Args, Debug)]
 pub struct SearchFlags {
     /// Which autoencoder to tune.
-    #[arg(long, default_value_t = train_defaults().model, value_parser = parse_model)]
+    #[arg(long, default_value_t = train_defaults().model, value_parser = parse_named::<ModelKind>)]
     pub model: ModelKind,
     /// Maximum epochs of each trial (early stopping usually ends it sooner).
     #[arg(long, default_value_t = train_defaults().epochs)]
@@ -130,7 +127,7 @@ pub struct SearchFlags {
     #[arg(long, value_delimiter = ',', default_values_t = space().beta1s)]
     pub beta1s: Vec<f32>,
     /// Training losses to draw from (comma-separated: mse, ssim; see `train --loss`).
-    #[arg(long, value_delimiter = ',', default_values_t = space().losses, value_parser = parse_loss)]
+    #[arg(long, value_delimiter = ',', default_values_t = space().losses, value_parser = parse_named::<Loss>)]
     pub losses: Vec<Loss>,
     /// ReduceLROnPlateau patiences to draw from (comma-separated; 0: constant learning rate;
     /// see `train --reduce-lr-patience`).
@@ -144,7 +141,7 @@ pub struct SearchFlags {
     pub weight_decays: Vec<f32>,
     /// Learning-rate schedules to draw from (comma-separated: constant, plateau, cosine,
     /// onecycle; see `train --schedule`).
-    #[arg(long, value_delimiter = ',', default_values_t = space().schedules, value_parser = parse_schedule)]
+    #[arg(long, value_delimiter = ',', default_values_t = space().schedules, value_parser = parse_named::<Schedule>)]
     pub schedules: Vec<Schedule>,
     /// Decays of the weights' moving average to draw from (comma-separated; 0: off; see
     /// `train --ema`).
