@@ -67,3 +67,12 @@ impl Error {
         Error::Io { path: path.into(), cause }
     }
 }
+
+/// "a", "a or b", "a, b or c": the names an `InvalidArgument` expects.
+pub fn one_of<const N: usize>(names: [&str; N]) -> String {
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}

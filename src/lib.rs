@@ -13,6 +13,29 @@
 //! * [`report`], [`onnx`], [`profile`]: the comparison report, ONNX export, the per-pass bench.
 #![forbid(unsafe_code)]
 
+/// `Display` and `FromStr` by name for an enum with an `ALL` array and a `name()`: the error
+/// names `$what` (the flag or field) and lists every name.
+macro_rules! by_name {
+    ($t:ty, $what:literal) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = crate::Error;
+            fn from_str(s: &str) -> crate::Result<Self> {
+                Self::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| crate::Error::InvalidArgument {
+                    name: $what,
+                    expected: crate::error::one_of(Self::ALL.map(|v| v.name())),
+                    found: s.to_string(),
+                })
+            }
+        }
+    };
+}
+
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -4,12 +4,10 @@
 
 use crate::layers::{glorot_uniform, Activation, Conv2D, Dense, Layer, MaxPooling2D, Padding, Reshape, UpSampling2D};
 use crate::sequential::Sequential;
-use crate::{Error, Result};
+use crate::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 
 use Activation::{Linear, Relu, Sigmoid};
 
@@ -38,22 +36,7 @@ impl ModelKind {
     }
 }
 
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ModelKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        ModelKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| Error::InvalidArgument {
-            name: "model",
-            expected: "baseline or modified".to_string(),
-            found: s.to_string(),
-        })
-    }
-}
+by_name!(ModelKind, "model");
 
 /// One layer of a model definition, in Keras's terms (padding 'same' throughout).
 #[derive(Clone, Debug)]

@@ -135,18 +135,34 @@ pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, 
         conv_direct::transpose_weights(g, w, wt);
     }
     let wt = &*wt;
-    y.par_chunks_mut(conv_task_images(n) * g.y_len())
-        .zip(x.par_chunks(conv_task_images(n) * g.x_len()))
-        .zip(rest.par_chunks_mut(task_scratch(g)))
-        .for_each(|((yt, xt), s)| {
-            let xp = &mut s[..conv_direct::padded_len(g)];
-            for (yi, xi) in yt.chunks_mut(g.y_len()).zip(xt.chunks(g.x_len())) {
-                conv_direct::pad_input(g, xi, xp);
-                if narrow {
-                    conv_direct::forward_narrow(g, xp, wt, b, yi);
-                } else {
-                    conv_direct::forward_tiled(g, xp, w, b, yi);
-                }
+    per_image(g, n, (y, g.y_len()), (x, g.x_len()), rest, |yi, xi, s| {
+        let xp = &mut s[..conv_direct::padded_len(g)];
+        conv_direct::pad_input(g, xi, xp);
+        if narrow {
+            conv_direct::forward_narrow(g, xp, wt, b, yi);
+        } else {
+            conv_direct::forward_tiled(g, xp, w, b, yi);
+        }
+    });
+}
+
+/// Runs `f(out image, its input image, the task's scratch)` for each of the `n` images, in
+/// parallel tasks of `conv_task_images(n)` images, each task on its own `task_scratch` part.
+fn per_image(
+    g: &ConvGeom,
+    n: usize,
+    (out, out_len): (&mut [f32], usize),
+    (inp, in_len): (&[f32], usize),
+    scratch: &mut [f32],
+    f: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+) {
+    let per_task = conv_task_images(n);
+    out.par_chunks_mut(per_task * out_len)
+        .zip(inp.par_chunks(per_task * in_len))
+        .zip(scratch.par_chunks_mut(task_scratch(g)))
+        .for_each(|((ot, it), s)| {
+            for (oi, ii) in ot.chunks_mut(out_len).zip(it.chunks(in_len)) {
+                f(oi, ii, s);
             }
         });
 }
@@ -168,20 +184,15 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
             conv_direct::transpose_weights(&gb, wf, wt);
         }
         let (wf, wt) = (&*wf, &*wt);
-        dx.par_chunks_mut(conv_task_images(n) * g.x_len())
-            .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))
-            .zip(rest.par_chunks_mut(task_scratch(g)))
-            .for_each(|((dxt, dyt), s)| {
-                let dyp = &mut s[..conv_direct::padded_len(&gb)];
-                for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                    conv_direct::pad_input(&gb, dyi, dyp);
-                    if narrow {
-                        conv_direct::forward_narrow(&gb, dyp, wt, None, dxi);
-                    } else {
-                        conv_direct::forward_tiled(&gb, dyp, wf, None, dxi);
-                    }
-                }
-            });
+        per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
+            let dyp = &mut s[..conv_direct::padded_len(&gb)];
+            conv_direct::pad_input(&gb, dyi, dyp);
+            if narrow {
+                conv_direct::forward_narrow(&gb, dyp, wt, None, dxi);
+            } else {
+                conv_direct::forward_tiled(&gb, dyp, wf, None, dxi);
+            }
+        });
         return;
     }
     if g.c_in.is_multiple_of(8) {
@@ -191,28 +202,17 @@ pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f
         conv_direct::transpose_taps(g, path, w, wt);
         let wt = &*wt;
         let (hpd, wpd) = conv_direct::strided_dy_dims(g);
-        dx.par_chunks_mut(conv_task_images(n) * g.x_len())
-            .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))
-            .zip(rest.par_chunks_mut(task_scratch(g)))
-            .for_each(|((dxt, dyt), s)| {
-                let dyp = &mut s[..hpd * wpd * g.c_out];
-                for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                    conv_direct::backward_input_strided(g, path, dyi, wt, dyp, dxi);
-                }
-            });
+        per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
+            conv_direct::backward_input_strided(g, path, dyi, wt, &mut s[..hpd * wpd * g.c_out], dxi);
+        });
         return;
     }
     let (p, pl) = (g.h_out * g.w_out, g.patch_len());
-    dx.par_chunks_mut(conv_task_images(n) * g.x_len())
-        .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))
-        .zip(rest.par_chunks_mut(task_scratch(g)))
-        .for_each(|((dxt, dyt), s)| {
-            let cols = &mut s[..g.cols_len()];
-            for (dxi, dyi) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                gemm(Mat::rows(dyi, p, g.c_out), Mat::t(w, g.c_out, pl), 0.0, cols);
-                col2im(g, cols, dxi);
-            }
-        });
+    per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
+        let cols = &mut s[..g.cols_len()];
+        gemm(Mat::rows(dyi, p, g.c_out), Mat::t(w, g.c_out, pl), 0.0, cols);
+        col2im(g, cols, dxi);
+    });
 }
 
 /// `dw[kh,kw,ci,co] = sum_{n,oh,ow} xpad[n, oh*s+kh, ow*s+kw, ci] * dy[n,oh,ow,co]` and, when

@@ -113,6 +113,7 @@ pub fn flag_samples<A: clap::Args>() -> Vec<String> {
                 (_, "loss" | "losses") => format!("--{long}=ssim"),
                 (_, "schedule" | "schedules") => format!("--{long}=cosine"),
                 (_, "recipe") => "--recipe=reference".to_string(),
+                (_, "monitor") => "--monitor=val_ssim".to_string(),
                 _ => format!("--{long}=1"),
             }
         })

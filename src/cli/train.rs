@@ -15,7 +15,7 @@ use autoencoder::run::{
 };
 use autoencoder::sequential::Sequential;
 use autoencoder::train::loss::Loss;
-use autoencoder::train::{self, EpochStats, Progress, Recipe, RunState, Schedule, TrainConfig, TrainOutcome};
+use autoencoder::train::{self, EpochStats, Monitor, Progress, Recipe, RunState, Schedule, TrainConfig, TrainOutcome};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -109,10 +109,15 @@ pub struct RunFlags {
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
     /// Decay of an exponential moving average of the weights (e.g. 0.999), updated after every
-    /// step; validation, test and best.safetensors use the average; 0 is off [default: the
-    /// recipe's].
+    /// step; early steps use min(DECAY, (1+t)/(10+t)) after t updates, so the average does not
+    /// carry the initial weights; validation, test and best.safetensors use the average; 0 is
+    /// off [default: the recipe's].
     #[arg(long, value_name = "DECAY")]
     pub ema: Option<f32>,
+    /// What early stopping, the restored best weights and --reduce-lr-patience follow:
+    /// val_loss (Keras's), val_ssim or val_ssim_uniform7 [default: the recipe's].
+    #[arg(long, value_parser = parse_named::<Monitor>)]
+    pub monitor: Option<Monitor>,
     /// Seed of the split, the initial weights and the minibatch order.
     #[arg(long, default_value_t = TrainConfig::new(ModelKind::Modified).seed)]
     pub seed: u64,
@@ -162,7 +167,8 @@ impl RunFlags {
             min_lr,
             schedule,
             warmup_epochs,
-            ema
+            ema,
+            monitor
         );
         // A plateau patience asks for the plateau schedule unless a schedule is named, whatever
         // the recipe's (the tuned recipe's cosine takes no patience).
@@ -580,7 +586,7 @@ mod tests {
     #[test]
     fn resume_refuses_every_run_flag_and_takes_threads_and_data_flags() {
         let flags = super::super::common::flag_samples::<RunFlags>();
-        assert_eq!(flags.len(), 19);
+        assert_eq!(flags.len(), 20);
         for flag in flags {
             assert!(Cli::try_parse_from(["train", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["train", "--resume", "d", &flag]).err();

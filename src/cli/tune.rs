@@ -12,7 +12,7 @@ use autoencoder::run::checkpoint::{self, CheckpointInfo};
 use autoencoder::run::{fsutil, BEST_FILE, RECONSTRUCTIONS_FILE, REPORT_FILE, STATE_FILE};
 use autoencoder::train::loss::Loss;
 use autoencoder::train::tune::{self, SearchSpace, TrialResult, TuneConfig};
-use autoencoder::train::{self, Schedule, TrainConfig};
+use autoencoder::train::{self, Monitor, Schedule, TrainConfig};
 use autoencoder::Error;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -153,6 +153,10 @@ pub struct SearchFlags {
     /// Every trial's floor of the learning rate, where cosine and onecycle end.
     #[arg(long, default_value_t = space().min_lr)]
     pub min_lr: f32,
+    /// What every trial's early stopping and best weights follow: val_loss, val_ssim or
+    /// val_ssim_uniform7 (see `train --monitor`).
+    #[arg(long, default_value_t = space().monitor, value_parser = parse_named::<Monitor>)]
+    pub monitor: Monitor,
     /// Folder for the search: tune.json, trials.csv, trials.md, a folder per trial, and the
     /// best trial's best.safetensors, report.json and reconstructions.png.
     #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "dry_run", "finalize"])]
@@ -215,6 +219,7 @@ fn config_from_args(args: &TuneArgs) -> Result<TuneConfig> {
             emas: f.emas.clone(),
             warmup_epochs: f.warmup_epochs,
             min_lr: f.min_lr,
+            monitor: f.monitor,
         },
     };
     cfg.validate().context("hint: see `autoencoder tune --help`")?;
@@ -606,7 +611,7 @@ mod tests {
     #[test]
     fn resume_refuses_every_search_flag_and_takes_trials_threads_and_data_flags() {
         let flags = super::super::common::flag_samples::<SearchFlags>();
-        assert_eq!(flags.len(), 18);
+        assert_eq!(flags.len(), 19);
         for flag in flags {
             assert!(Cli::try_parse_from(["tune", "--trials", "2", "--dry-run", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["tune", "--resume", "d", &flag]).err();

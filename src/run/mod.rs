@@ -107,13 +107,11 @@ impl RunRecord {
         })
     }
 
-    /// Writes `dir/report.json` atomically.
+    /// Writes `dir/report.json` atomically (a failure to serialise is one to write the file).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::InvalidArgument {
-            name: "report.json",
-            expected: "a record serde_json can write".into(),
-            found: e.to_string(),
-        })?;
-        fsutil::write_bytes_atomic(&dir.join(REPORT_FILE), json.as_bytes())
+        fsutil::write_atomic(&dir.join(REPORT_FILE), |w| {
+            serde_json::to_writer_pretty(&mut *w, self)?;
+            w.write_all(b"\n")
+        })
     }
 }

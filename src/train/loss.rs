@@ -4,7 +4,6 @@
 
 use crate::eval::Scores;
 use crate::models::INPUT_SHAPE;
-use crate::{Error, Result};
 use kernels::ssim::Window;
 use serde::{Deserialize, Serialize};
 
@@ -59,19 +58,4 @@ impl Loss {
     }
 }
 
-impl std::fmt::Display for Loss {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Loss {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Loss::ALL.into_iter().find(|l| l.name() == s).ok_or_else(|| Error::InvalidArgument {
-            name: "--loss",
-            expected: "mse or ssim".to_string(),
-            found: s.to_string(),
-        })
-    }
-}
+by_name!(Loss, "--loss");

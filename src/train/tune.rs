@@ -6,7 +6,7 @@
 
 use crate::models::ModelKind;
 use crate::train::loss::Loss;
-use crate::train::{default_reduce_lr_factor, EpochStats, Schedule, TrainConfig, MAX_BATCH_SIZE};
+use crate::train::{default_reduce_lr_factor, EpochStats, Monitor, Schedule, TrainConfig, MAX_BATCH_SIZE};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -43,6 +43,9 @@ pub struct SearchSpace {
     pub warmup_epochs: usize,
     #[serde(default)]
     pub min_lr: f32,
+    /// Fixed for every trial: what its early stopping and best weights follow.
+    #[serde(default)]
+    pub monitor: Monitor,
 }
 
 fn constant_schedule() -> Vec<Schedule> {
@@ -77,6 +80,7 @@ impl Default for SearchSpace {
             emas: no_decay(),
             warmup_epochs: 0,
             min_lr: 0.0,
+            monitor: Monitor::ValLoss,
         }
     }
 }
@@ -181,6 +185,7 @@ impl TuneConfig {
             ema,
             warmup_epochs: s.warmup_epochs,
             min_lr: s.min_lr,
+            monitor: s.monitor,
             // The values a search does not draw are Keras's, as they were before recipes.
             ..TrainConfig::reference(self.model)
         }
