@@ -176,6 +176,12 @@ pub fn fma_peak_gflops(all_threads: bool) -> f64 {
         KernelPath::Avx2 => unsafe { fma_loop_avx2(ITERS) },
         KernelPath::Portable => fma_loop_portable(ITERS),
     };
+    best_rate(all_threads, flops_per_thread, one)
+}
+
+/// GFLOP/s of `one` (doing `flops_per_thread`) run on one thread, or on every thread of the
+/// rayon pool at once: the best of 15 tries (see `fma_peak_gflops`).
+pub(crate) fn best_rate(all_threads: bool, flops_per_thread: f64, one: impl Fn() -> f32 + Sync) -> f64 {
     let threads = if all_threads { rayon::current_num_threads() } else { 1 };
     (0..15)
         .map(|_| {

@@ -9,7 +9,7 @@
 //!   Chunks do not depend on the thread count and partial sums are added in a fixed order, so
 //!   results are bitwise identical on 1 or many threads.
 //! * Every fast kernel has a `naive` twin in plain loops, always compiled, used as the oracle.
-//! * **unsafe** only in the register-tiled kernels (`micro`, `conv_direct`, `dense`), the
+//! * **unsafe** only in the register-tiled kernels (`micro`, `conv_direct`, `dense`, `bf16`), the
 //!   dispatcher (`isa`) and `gemm`, each block with its `SAFETY:` argument (a lint
 //!   below enforces it); every length those blocks rely on is computed in checked
 //!   arithmetic (`geom::size`) and checked once at the public entry.
@@ -17,6 +17,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod bf16;
 pub mod conv2d;
 mod conv_direct;
 pub mod conv_transpose2d;

@@ -13,7 +13,7 @@ use autoencoder::train::loss::Loss;
 use autoencoder::train::optim::{Adam, AdamConfig};
 use autoencoder::train::{train_step, train_step_timed, StepBuffers};
 use autoencoder::Tensor;
-use kernels::isa;
+use kernels::{bf16, isa};
 use serde_json::json;
 use std::time::Instant;
 
@@ -62,6 +62,9 @@ struct Measured {
     macs: usize,
     peak_1: f64,
     peak_n: f64,
+    /// `VDPBF16PS`'s peak on 1 and on every thread; `None` without AVX512-BF16.
+    bf16_peak_1: Option<f64>,
+    bf16_peak_n: Option<f64>,
     /// (layer, kind, pass, ms per step, GFLOP/s when the pass does multiply-adds).
     layers: Vec<(String, String, &'static str, f64, Option<f64>)>,
 }
@@ -80,6 +83,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Timed on a pool thread, where `train` runs its loop (see `in_pool`).
     let m = in_pool(|| -> Result<Measured> {
         let (peak_1, peak_n) = (isa::fma_peak_gflops(false), isa::fma_peak_gflops(true));
+        let (bf16_peak_1, bf16_peak_n) = (bf16::peak_gflops(false), bf16::peak_gflops(true));
         let mut model = models::build(args.model, 42)?;
         let mut adam = Adam::new(AdamConfig::default(), &model);
         let batch = Tensor::from_vec(&[args.batch_size, 28, 28, 1], pixels[..args.batch_size * IMAGE_LEN].to_vec());
@@ -112,7 +116,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             model.forward(&infer);
         }
         let infer_ips = (reps * INFER_BATCH) as f64 / t.elapsed().as_secs_f64();
-        Ok(Measured { train_ips, infer_ips, macs: model.macs(), peak_1, peak_n, layers })
+        Ok(Measured { train_ips, infer_ips, macs: model.macs(), peak_1, peak_n, bf16_peak_1, bf16_peak_n, layers })
     })?;
     // Training costs about three forward passes: forward, input gradient, weight gradient.
     let gflops_train = m.train_ips * 3.0 * 2.0 * m.macs as f64 / 1e9;
@@ -123,6 +127,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
             args.model, args.batch_size, threads, source, m.train_ips, gflops_train, 100.0 * gflops_train / m.peak_n, m.infer_ips
         );
         outln!("FMA peak, measured: {:.1} GFLOP/s on 1 thread, {:.1} on {threads}", m.peak_1, m.peak_n);
+        match (m.bf16_peak_1, m.bf16_peak_n) {
+            (Some(one), Some(all)) => {
+                outln!("bf16 pair multiply-add peak (VDPBF16PS), measured: {one:.1} GFLOP/s on 1 thread, {all:.1} on {threads}")
+            }
+            _ => outln!("bf16: this CPU has no AVX512-BF16"),
+        }
         if args.layers {
             print_layers(&m.layers, m.peak_n);
         }
@@ -130,6 +140,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut v = json!({"model": args.model, "batch_size": args.batch_size, "threads": threads,
                    "train_images_per_s": m.train_ips, "infer_images_per_s": m.infer_ips, "gflops_train": gflops_train,
                    "kernel_path": path.name(), "peak_gflops": m.peak_n, "peak_gflops_1thread": m.peak_1,
+                   "bf16_peak_gflops": m.bf16_peak_n, "bf16_peak_gflops_1thread": m.bf16_peak_1,
                    "data": source});
     if args.layers {
         v["layers"] = m

@@ -1,0 +1,149 @@
+//! bfloat16, the first step of mixed precision (issue 16): the conversion and the pair dot
+//! product of AVX512-BF16, each with the portable twin that defines it, and the machine's
+//! bf16 multiply-add peak beside the f32 one (`isa::fma_peak_gflops`).
+//!
+//! A bf16 is the upper half of an f32: 8 exponent bits and 8 significant bits. `VDPBF16PS`
+//! multiplies pairs of bf16 and adds both products to an f32 lane: twice the multiply-adds of an
+//! f32 FMA per instruction. The product of two bf16 is exact in f32 (8 + 8 significant bits), so
+//! the twins can match the instructions bit for bit; `tests/bf16.rs` checks that they do on
+//! every CPU that has the instructions.
+
+use crate::isa::KernelPath;
+
+/// Whether this CPU has AVX512-BF16 (`VCVTNE2PS2BF16`, `VDPBF16PS`).
+pub fn has_avx512_bf16() -> bool {
+    KernelPath::Avx512.is_supported() && std::arch::is_x86_feature_detected!("avx512bf16")
+}
+
+/// `x` rounded to the nearest bf16, ties to even, as `VCVTNE2PS2BF16` rounds: a NaN stays a
+/// NaN (made quiet), a value beyond the largest bf16 becomes an infinity, and a denormal input
+/// counts as zero (the instruction's DAZ).
+pub fn round(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return (bits >> 16) as u16 | 0x0040;
+    }
+    if bits & 0x7f80_0000 == 0 {
+        return (bits >> 16) as u16 & 0x8000;
+    }
+    // Adding 0x7fff, plus 1 when the kept part is odd, carries into the kept part exactly when
+    // the dropped half is above a tie, or a tie with an odd kept part.
+    let bias = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(bias) >> 16) as u16
+}
+
+/// The f32 a bf16 stands for (exact).
+pub fn widen(h: u16) -> f32 {
+    f32::from_bits(u32::from(h) << 16)
+}
+
+/// `dst[i] = round(src[i])`: on AVX512-BF16 with `VCVTNE2PS2BF16` 32 values at a time, else
+/// by `round`; the two give the same bits.
+/// # Panics
+/// If the lengths differ.
+pub fn round_slice(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len(), "bf16::round_slice: lengths");
+    let body = if has_avx512_bf16() {
+        // SAFETY: the CPU has AVX512-BF16 and AVX-512F (checked just above).
+        unsafe { round_avx512(src, dst) }
+    } else {
+        0
+    };
+    for (d, &s) in dst[body..].iter_mut().zip(&src[body..]) {
+        *d = round(s);
+    }
+}
+
+/// Rounds the largest multiple of 32 of `src`'s values into `dst`; returns how many.
+/// # Safety
+/// The CPU has AVX512-BF16 and AVX-512F; `dst` is as long as `src`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn round_avx512(src: &[f32], dst: &mut [u16]) -> usize {
+    use core::arch::x86_64::*;
+    let body = src.len() - src.len() % 32;
+    for i in (0..body).step_by(32) {
+        // SAFETY: i + 32 <= body <= both lengths; unaligned loads and stores.
+        unsafe {
+            let lo = _mm512_loadu_ps(src.as_ptr().add(i));
+            let hi = _mm512_loadu_ps(src.as_ptr().add(i + 16));
+            // The second operand fills the lower half of the result.
+            let packed = _mm512_cvtne2ps_pbh(hi, lo);
+            _mm512_storeu_si512(dst.as_mut_ptr().add(i).cast(), core::mem::transmute::<__m512bh, __m512i>(packed));
+        }
+    }
+    body
+}
+
+/// `acc[j] += a[2j] b[2j] + a[2j+1] b[2j+1]` for 16 lanes, as `VDPBF16PS` computes it on this
+/// CPU when it has the instruction (`pair_dot_acc_avx512`), else in portable code: each product
+/// exact, then added to the lane with one rounding each, the odd product first (the order
+/// Intel's pseudo-code gives), denormal inputs and results as zero.
+pub fn pair_dot_acc(acc: &mut [f32; 16], a: &[u16; 32], b: &[u16; 32]) {
+    if has_avx512_bf16() {
+        // SAFETY: the CPU has AVX512-BF16 and AVX-512F (checked just above).
+        unsafe { pair_dot_acc_avx512(acc, a, b) }
+    } else {
+        pair_dot_acc_portable(acc, a, b);
+    }
+}
+
+/// The portable twin of `VDPBF16PS` (see `pair_dot_acc`).
+pub fn pair_dot_acc_portable(acc: &mut [f32; 16], a: &[u16; 32], b: &[u16; 32]) {
+    let daz = |x: f32| if x.is_subnormal() { 0.0f32.copysign(x) } else { x };
+    for (j, lane) in acc.iter_mut().enumerate() {
+        let odd = widen(a[2 * j + 1]) * widen(b[2 * j + 1]);
+        let even = widen(a[2 * j]) * widen(b[2 * j]);
+        *lane = daz(daz(daz(*lane) + odd) + even);
+    }
+}
+
+/// `VDPBF16PS` on one vector.
+/// # Safety
+/// The CPU has AVX512-BF16 and AVX-512F.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub unsafe fn pair_dot_acc_avx512(acc: &mut [f32; 16], a: &[u16; 32], b: &[u16; 32]) {
+    use core::arch::x86_64::*;
+    // SAFETY: the arrays hold exactly one 512-bit vector each; unaligned loads and stores.
+    unsafe {
+        let va: __m512bh = core::mem::transmute(_mm512_loadu_si512(a.as_ptr().cast()));
+        let vb: __m512bh = core::mem::transmute(_mm512_loadu_si512(b.as_ptr().cast()));
+        let r = _mm512_dpbf16_ps(_mm512_loadu_ps(acc.as_ptr()), va, vb);
+        _mm512_storeu_ps(acc.as_mut_ptr(), r);
+    }
+}
+
+/// The machine's bf16 multiply-add peak in GFLOP/s (a multiply-add counts 2, as for f32): a
+/// register-only loop of 12 independent chains of `VDPBF16PS`, measured as
+/// `isa::fma_peak_gflops` is (one thread or every thread of the rayon pool, best of 15).
+/// `None` without AVX512-BF16.
+pub fn peak_gflops(all_threads: bool) -> Option<f64> {
+    const ITERS: u64 = 1 << 22;
+    if !has_avx512_bf16() {
+        return None;
+    }
+    // 12 chains x 32 multiply-adds x 2 flops per instruction.
+    let flops_per_thread = (ITERS * 12 * 64) as f64;
+    // SAFETY: the CPU has AVX512-BF16 and AVX-512F (checked above).
+    let one = || unsafe { dp_loop(ITERS) };
+    Some(crate::isa::best_rate(all_threads, flops_per_thread, one))
+}
+
+/// # Safety
+/// The CPU has AVX512-BF16 and AVX-512F.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn dp_loop(iters: u64) -> f32 {
+    use core::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); 12];
+    let a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.999), _mm512_set1_ps(0.999));
+    let b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-7), _mm512_set1_ps(1e-7));
+    for _ in 0..iters {
+        for c in acc.iter_mut() {
+            *c = _mm512_dpbf16_ps(*c, a, b);
+        }
+    }
+    let mut sum = _mm512_setzero_ps();
+    for c in acc {
+        sum = _mm512_add_ps(sum, c);
+    }
+    _mm512_reduce_add_ps(sum)
+}
