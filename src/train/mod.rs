@@ -225,8 +225,8 @@ impl TrainConfig {
             Recipe::Reference => reference,
             Recipe::Tuned => TrainConfig {
                 epochs: 20,
-                batch_size: 32,
-                lr: 1.5e-3,
+                batch_size: 16,
+                lr: 1.1e-3,
                 weight_decay: 0.15,
                 // A fixed budget: the patience only guards against a run that stops improving.
                 patience: 20,
