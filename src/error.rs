@@ -51,9 +51,9 @@ pub enum Error {
     #[error("interrupted at epoch {epoch}, step {step}; the run's state is saved")]
     Interrupted { epoch: usize, step: usize },
 
-    /// Training made the model worse than untrained: an epoch's mean loss rose above the first
-    /// batch's.
-    #[error("training diverged in epoch {epoch}: mean training loss {loss:.5} is above the untrained model's {initial:.5}; nothing of this epoch was saved (try a smaller --lr)")]
+    /// Training made the model worse than untrained: an epoch's mean loss rose well above the
+    /// first batch's (`train::DIVERGED_FACTOR`).
+    #[error("training diverged in epoch {epoch}: mean training loss {loss:.5} is far above the untrained model's {initial:.5}; nothing of this epoch was saved (try a smaller --lr)")]
     Diverged { epoch: usize, loss: f64, initial: f64 },
 
     /// Training produced a NaN or infinity.
