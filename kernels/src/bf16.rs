@@ -133,17 +133,7 @@ pub fn peak_gflops(all_threads: bool) -> Option<f64> {
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn dp_loop(iters: u64) -> f32 {
     use core::arch::x86_64::*;
-    let mut acc = [_mm512_setzero_ps(); 12];
     let a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.999), _mm512_set1_ps(0.999));
     let b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-7), _mm512_set1_ps(1e-7));
-    for _ in 0..iters {
-        for c in acc.iter_mut() {
-            *c = _mm512_dpbf16_ps(*c, a, b);
-        }
-    }
-    let mut sum = _mm512_setzero_ps();
-    for c in acc {
-        sum = _mm512_add_ps(sum, c);
-    }
-    _mm512_reduce_add_ps(sum)
+    crate::isa::chains_512!(iters, |c| _mm512_dpbf16_ps(*c, a, b))
 }

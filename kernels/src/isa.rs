@@ -196,22 +196,33 @@ pub(crate) fn best_rate(all_threads: bool, flops_per_thread: f64, one: impl Fn()
         .fold(0.0, f64::max)
 }
 
+/// 12 independent chains of `acc = $step` on 512-bit vectors for `$iters` rounds, summed so
+/// the work is not optimised away: the body of a peak loop. A macro rather than a function
+/// taking the step as a closure, whose intrinsics would not be inlined (see `dispatch!`).
+macro_rules! chains_512 {
+    ($iters:expr, |$c:ident| $step:expr) => {{
+        use core::arch::x86_64::*;
+        let mut acc = [_mm512_setzero_ps(); 12];
+        for _ in 0..$iters {
+            for $c in acc.iter_mut() {
+                *$c = $step;
+            }
+        }
+        let mut sum = _mm512_setzero_ps();
+        for c in acc {
+            sum = _mm512_add_ps(sum, c);
+        }
+        _mm512_reduce_add_ps(sum)
+    }};
+}
+pub(crate) use chains_512;
+
 /// As `fma_loop_avx2` on 16 lanes: half the iterations give the same multiply-adds.
 #[target_feature(enable = "avx512f")]
 unsafe fn fma_loop_avx512(iters: u64) -> f32 {
     use core::arch::x86_64::*;
-    let mut acc = [_mm512_setzero_ps(); 12];
     let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-    for _ in 0..iters {
-        for c in acc.iter_mut() {
-            *c = _mm512_fmadd_ps(*c, a, b);
-        }
-    }
-    let mut sum = _mm512_setzero_ps();
-    for c in acc {
-        sum = _mm512_add_ps(sum, c);
-    }
-    _mm512_reduce_add_ps(sum)
+    chains_512!(iters, |c| _mm512_fmadd_ps(*c, a, b))
 }
 
 #[target_feature(enable = "avx2,fma")]
