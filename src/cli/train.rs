@@ -80,13 +80,14 @@ pub struct RunFlags {
     /// each weight by weight * wd * lr [default: the recipe's].
     #[arg(long)]
     pub weight_decay: Option<f32>,
-    /// Epochs without a val_loss improvement before stopping [default: the recipe's].
+    /// Epochs without an improvement of --monitor before stopping [default: the recipe's].
     #[arg(long)]
     pub patience: Option<usize>,
-    /// Smallest val_loss decrease that counts as an improvement [default: the recipe's].
+    /// Smallest decrease of --monitor (an SSIM counted as 1 - SSIM) that counts as an
+    /// improvement [default: the recipe's].
     #[arg(long)]
     pub min_delta: Option<f64>,
-    /// Epochs without a val_loss improvement before the learning rate is multiplied by
+    /// Epochs without an improvement of --monitor before the learning rate is multiplied by
     /// --reduce-lr-factor (Keras ReduceLROnPlateau); 0 keeps it constant; without --schedule,
     /// a patience > 0 selects --schedule plateau [default: the recipe's].
     #[arg(long)]

@@ -1,7 +1,8 @@
 //! Keras's epoch-end callbacks on the validation loss: early stopping and the learning-rate
 //! schedule.
 
-/// Keras `EarlyStopping(monitor="val_loss", mode="min", restore_best_weights=True)`.
+/// Keras `EarlyStopping(mode="min", restore_best_weights=True)` on the monitored figure
+/// (`train::Monitor::of`: the validation loss, or 1 - a validation SSIM).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EarlyStopping {
     pub patience: usize,
@@ -27,7 +28,7 @@ impl EarlyStopping {
         EarlyStopping { patience, min_delta, best: f64::INFINITY, best_epoch: 0, wait: 0 }
     }
 
-    /// Records `epoch`'s validation loss. An improvement means val_loss < best - min_delta.
+    /// Records `epoch`'s monitored figure. An improvement means figure < best - min_delta.
     pub fn update(&mut self, epoch: usize, val_loss: f64) -> Verdict {
         if val_loss < self.best - self.min_delta {
             self.best = val_loss;
@@ -44,8 +45,8 @@ impl EarlyStopping {
     }
 }
 
-/// Keras `ReduceLROnPlateau(monitor="val_loss", mode="min", cooldown=0)`: after `patience`
-/// epochs without val_loss < best - min_delta, the learning rate is multiplied by `factor`
+/// Keras `ReduceLROnPlateau(mode="min", cooldown=0)` on the monitored figure: after `patience`
+/// epochs without figure < best - min_delta, the learning rate is multiplied by `factor`
 /// (not below `min_lr`) and the count starts again.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReduceLrOnPlateau {

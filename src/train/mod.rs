@@ -48,7 +48,7 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     pub patience: usize,
     pub min_delta: f64,
-    /// Epochs without a val_loss improvement before the learning rate is multiplied by
+    /// Epochs without an improvement of the monitored figure before the learning rate is multiplied by
     /// `reduce_lr_factor` (Keras `ReduceLROnPlateau`); 0 keeps it constant.
     #[serde(default)]
     pub reduce_lr_patience: usize,
@@ -84,8 +84,9 @@ pub struct TrainConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
-    /// The best measured within 20 epochs (see README's Results): batch 32, a cosine decay
-    /// after one warmup epoch, decoupled weight decay and a moving average of the weights.
+    /// The best measured within 20 epochs (see README's Recipes): batch 16, a cosine decay
+    /// after one warmup epoch, decoupled weight decay, a moving average of the weights, and
+    /// the epoch of best validation SSIM restored.
     Tuned,
     /// The reference Keras notebook's: Adam at a constant 1e-3, batch 64, up to 50 epochs with
     /// early stopping after 5 without a val_loss improvement.
@@ -673,12 +674,12 @@ pub fn train(
             data.fill_batch(idx, batch.data_mut());
             // This step's rate, from the run's position alone (so a resumed run gets the same);
             // adam.config.lr keeps the base rate that ReduceLROnPlateau moves.
-            let base = st.adam.config.lr;
-            st.adam.config.lr = cfg.schedule.rate(cfg, base, st.epoch * steps + step, total_steps, steps);
+            let (base, t) = (st.adam.config.lr, st.epoch * steps + step);
+            st.adam.config.lr = cfg.schedule.rate(cfg, base, t, total_steps, steps);
             let loss = train_step(&mut model, &mut st.adam, cfg.loss, &batch, &mut bufs);
             st.adam.config.lr = base;
             if cfg.ema > 0.0 && loss.is_finite() {
-                update_ema(&model, &mut st.ema_weights, ema_decay(cfg.ema, st.epoch * steps + step));
+                update_ema(&model, &mut st.ema_weights, ema_decay(cfg.ema, t));
             }
             if !loss.is_finite() {
                 return Err(Error::NonFinite { what: "loss", epoch, step: step + 1 });
