@@ -7,6 +7,7 @@
 
 use criterion::measurement::WallTime;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use kernels::bf16::Precision;
 use kernels::adam::{self, AdamConfig};
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::upsample2d::UpGeom;
@@ -89,7 +90,7 @@ fn bench_conv2d(c: &mut Criterion) {
         let mut d = bufs(&g);
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv2d::forward(&g, BATCH, &d.x, &d.w, Some(&d.b[..g.c_out]), &mut d.y, &mut d.s))
+            bn.iter(|| conv2d::forward(&g, BATCH, &d.x, &d.w, Some(&d.b[..g.c_out]), &mut d.y, &mut d.s, Precision::F32))
         });
     }
     // The naive twin at one shape, at batch 4 (it is slow); compare per-FLOP rates.
@@ -106,7 +107,7 @@ fn bench_conv2d(c: &mut Criterion) {
         let mut d = bufs(&g);
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv2d::backward_input(&g, BATCH, &d.y, &d.w, &mut d.x, &mut d.s))
+            bn.iter(|| conv2d::backward_input(&g, BATCH, &d.y, &d.w, &mut d.x, &mut d.s, Precision::F32))
         });
     }
     grp.finish();
@@ -130,7 +131,7 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
         let mut d = bufs(&g);
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv_transpose2d::forward(&g, BATCH, &d.y, &d.w, &d.b[..g.c_in], &mut d.x, &mut d.s))
+            bn.iter(|| conv_transpose2d::forward(&g, BATCH, &d.y, &d.w, &d.b[..g.c_in], &mut d.x, &mut d.s, Precision::F32))
         });
     }
     let g = convt_shapes()[0].1;
@@ -146,7 +147,7 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
         let mut d = bufs(&g);
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv_transpose2d::backward_input(&g, BATCH, &d.x, &d.w, &mut d.y, &mut d.s))
+            bn.iter(|| conv_transpose2d::backward_input(&g, BATCH, &d.x, &d.w, &mut d.y, &mut d.s, Precision::F32))
         });
     }
     grp.finish();

@@ -129,6 +129,13 @@ impl Sequential {
         self.params().map(|(_, p)| p.value.len()).sum()
     }
 
+    /// Runs every layer's multiply-add passes at `precision` from now on.
+    pub fn set_precision(&mut self, precision: kernels::bf16::Precision) {
+        for l in &mut self.layers {
+            l.set_precision(precision);
+        }
+    }
+
     /// Multiply-adds of one image's forward pass.
     pub fn macs(&self) -> usize {
         self.layers.iter().map(|l| l.macs()).sum()

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{assert_close, dot64, Rng, Tol};
+use kernels::bf16::Precision;
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::upsample2d::UpGeom;
 use kernels::{conv2d, conv_transpose2d, dense, maxpool2d, upsample2d};
@@ -60,8 +61,8 @@ fn conv2d_backward_input_is_the_adjoint_of_forward() {
         let (x, w, y) = (rng.vec(n * g.x_len()), rng.vec(g.w_len()), rng.vec(n * g.y_len()));
         let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
         let (mut ax, mut aty) = (vec![0.0; y.len()], vec![0.0; x.len()]);
-        conv2d::forward(&g, n, &x, &w, None, &mut ax, &mut s);
-        conv2d::backward_input(&g, n, &y, &w, &mut aty, &mut s);
+        conv2d::forward(&g, n, &x, &w, None, &mut ax, &mut s, Precision::F32);
+        conv2d::backward_input(&g, n, &y, &w, &mut aty, &mut s, Precision::F32);
         assert_adjoint(&name, dot64(&ax, &y), dot64(&x, &aty));
     }
 }
@@ -76,8 +77,8 @@ fn conv_transpose2d_backward_input_is_the_adjoint_of_forward() {
         let b = vec![0.0; g.c_in];
         let mut s = vec![0.0; conv_transpose2d::scratch_len(&g, n)];
         let (mut ax, mut aty) = (vec![0.0; y.len()], vec![0.0; x.len()]);
-        conv_transpose2d::forward(&g, n, &x, &w, &b, &mut ax, &mut s);
-        conv_transpose2d::backward_input(&g, n, &y, &w, &mut aty, &mut s);
+        conv_transpose2d::forward(&g, n, &x, &w, &b, &mut ax, &mut s, Precision::F32);
+        conv_transpose2d::backward_input(&g, n, &y, &w, &mut aty, &mut s, Precision::F32);
         assert_adjoint(&name, dot64(&ax, &y), dot64(&x, &aty));
     }
 }
@@ -92,8 +93,8 @@ fn conv2d_backward_input_equals_conv_transpose2d_forward() {
         let b = vec![0.0; g.c_in];
         let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
         let (mut dx, mut yt) = (vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()]);
-        conv2d::backward_input(&g, n, &dy, &w, &mut dx, &mut s);
-        conv_transpose2d::forward(&g, n, &dy, &w, &b, &mut yt, &mut s);
+        conv2d::backward_input(&g, n, &dy, &w, &mut dx, &mut s, Precision::F32);
+        conv_transpose2d::forward(&g, n, &dy, &w, &b, &mut yt, &mut s, Precision::F32);
         assert_close(&name, "fast: conv2d dx vs conv_transpose2d y", &dx, &yt, tol);
         let (mut dx_n, mut yt_n) = (vec![0.0; dx.len()], vec![0.0; dx.len()]);
         conv2d::backward_input_naive(&g, n, &dy, &w, &mut dx_n);

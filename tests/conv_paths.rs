@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{assert_close, Rng, Tol};
+use common::{assert_bitwise, assert_close, Rng, Tol};
+use kernels::bf16::Precision;
 use kernels::geom::{ConvGeom, Padding};
 use kernels::isa::{set_kernel_path, KernelPath};
 use kernels::{conv2d, dense};
@@ -24,10 +25,94 @@ fn close(what: &str, a: &[f32], b: &[f32]) {
 fn every_pass_matches_naive_on_each_path() {
     let paths = KernelPath::supported();
     assert!(paths.contains(&KernelPath::Portable), "the portable path runs everywhere");
+    let mut first_bf16: Vec<(String, Vec<f32>)> = Vec::new();
     for path in paths {
         set_kernel_path(path).expect("a supported path");
         conv_cases(path);
         dense_cases(path);
+        // bf16 gives the same bits on every path: natively (AVX-512 with AVX512-BF16) and
+        // emulated (every other path, and channel counts the native kernel does not take).
+        let bf16 = bf16_cases(path);
+        if first_bf16.is_empty() {
+            eprintln!("bf16 reference path: {path}, {}", kernels::bf16::mode_name());
+            first_bf16 = bf16;
+        } else {
+            for ((name, a), (_, b)) in bf16.iter().zip(&first_bf16) {
+                assert_bitwise(name, &format!("bf16 on {path} vs on {}", KernelPath::supported()[0]), a, b);
+            }
+        }
+    }
+}
+
+/// The bf16 forward and input gradient of the models' shapes and of the dispatch's edges
+/// (channel blocks of 4 + 1 vectors, 24 channels that AVX-512 emulates, an odd c_in and a
+/// strided input gradient that stay f32): each equal to the naive f32 conv of the
+/// bf16-rounded operands up to the order of the sums, and within bf16's bound of the f32
+/// result (each product off by at most 2^-8 of its size: two operands of 8 significant bits).
+/// Returns the bf16 results, for the comparison across paths.
+fn bf16_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
+    let q = |v: &[f32]| v.iter().map(|&x| kernels::bf16::quantize(x)).collect::<Vec<_>>();
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for (i, &(h, w, ci, co, s)) in [
+        (28, 28, 32, 32, 1),
+        (14, 14, 32, 64, 2),
+        (7, 7, 64, 128, 1),
+        (7, 7, 80, 96, 1),
+        (8, 9, 112, 80, 2),
+        (9, 7, 16, 24, 2),
+        (13, 11, 8, 8, 1),
+        (28, 28, 1, 32, 1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let g = ConvGeom::new(h, w, ci, co, 3, s, Padding::Same).unwrap();
+        let n = 5;
+        let x = values(n * g.x_len(), 900 + i as u32);
+        let wt = values(g.w_len(), 1000 + i as u32);
+        let b = values(co, 1100 + i as u32);
+        let dy = values(n * g.y_len(), 1200 + i as u32);
+        let mut scratch = vec![f32::NAN; conv2d::scratch_len(&g, n)];
+        let name = format!("{path} bf16 case {i} {h}x{w} {ci}->{co} s{s}");
+        let bf16 = ci % 2 == 0;
+
+        let (mut y, mut y_q, mut y_f, mut mag) = (vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()]);
+        conv2d::forward(&g, n, &x, &wt, Some(&b), &mut y, &mut scratch, Precision::Bf16);
+        let (xq, wq) = if bf16 { (q(&x), q(&wt)) } else { (x.clone(), wt.clone()) };
+        conv2d::forward_naive(&g, n, &xq, &wq, Some(&b), &mut y_q);
+        conv2d::forward_naive(&g, n, &x, &wt, Some(&b), &mut y_f);
+        conv2d::forward_naive(&g, n, &abs(&x), &abs(&wt), None, &mut mag);
+        close(&format!("{name} forward"), &y, &y_q);
+        within_bf16(&format!("{name} forward"), &y, &y_f, &mag);
+        if bf16 {
+            out.push((format!("{name} forward"), y));
+        }
+
+        let (mut dx, mut dx_q, mut dx_f, mut mag) = (vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()]);
+        conv2d::backward_input(&g, n, &dy, &wt, &mut dx, &mut scratch, Precision::Bf16);
+        // The stride-1 input gradient is a conv from c_out to c_in channels: its pairs need an
+        // even c_out, its tiles c_in in eights.
+        let bf16 = s == 1 && co % 2 == 0 && ci % 8 == 0;
+        let (dyq, wq) = if bf16 { (q(&dy), q(&wt)) } else { (dy.clone(), wt.clone()) };
+        conv2d::backward_input_naive(&g, n, &dyq, &wq, &mut dx_q);
+        conv2d::backward_input_naive(&g, n, &dy, &wt, &mut dx_f);
+        conv2d::backward_input_naive(&g, n, &abs(&dy), &abs(&wt), &mut mag);
+        close(&format!("{name} backward_input"), &dx, &dx_q);
+        within_bf16(&format!("{name} backward_input"), &dx, &dx_f, &mag);
+        // f32 passes may differ across paths (fused or not); bf16 ones may not.
+        if bf16 {
+            out.push((format!("{name} backward_input"), dx));
+        }
+    }
+    out
+}
+
+/// |a - f32| <= 2^-8 sum |terms| (+ f32 rounding) element by element.
+fn within_bf16(what: &str, a: &[f32], f32_result: &[f32], magnitude: &[f32]) {
+    for (i, ((&a, &e), &m)) in a.iter().zip(f32_result).zip(magnitude).enumerate() {
+        let bound = m * 2f32.powi(-8) + 1e-5 * (1.0 + m);
+        assert!((a - e).abs() <= bound, "{what}: element {i} is {a}, f32 gives {e}: off by more than bf16's {bound}");
     }
 }
 
@@ -123,12 +208,12 @@ fn conv_cases(path: KernelPath) {
         let name = format!("{path} case {i} {h}x{w} {ci}->{co} k{k} s{s} {p:?}");
 
         let (mut y, mut y0) = (vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()]);
-        conv2d::forward(&g, n, &x, &wt, Some(&b), &mut y, &mut scratch);
+        conv2d::forward(&g, n, &x, &wt, Some(&b), &mut y, &mut scratch, Precision::F32);
         conv2d::forward_naive(&g, n, &x, &wt, Some(&b), &mut y0);
         close(&format!("{name} forward"), &y, &y0);
 
         let (mut dx, mut dx0) = (vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()]);
-        conv2d::backward_input(&g, n, &dy, &wt, &mut dx, &mut scratch);
+        conv2d::backward_input(&g, n, &dy, &wt, &mut dx, &mut scratch, Precision::F32);
         conv2d::backward_input_naive(&g, n, &dy, &wt, &mut dx0);
         close(&format!("{name} backward_input"), &dx, &dx0);
 

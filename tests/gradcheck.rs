@@ -18,6 +18,7 @@
 mod common;
 
 use common::{dot64, Rng};
+use kernels::bf16::Precision;
 use kernels::activation::{self, Activation};
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::ssim::{ssim_naive, Window};
@@ -122,7 +123,7 @@ fn conv2d_case(
     let fwd = |p: &[Vec<f32>]| {
         let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
         let mut z = vec![0.0; n * g.y_len()];
-        conv2d::forward(&g, n, &p[0], &p[1], Some(&p[2]), &mut z, &mut s);
+        conv2d::forward(&g, n, &p[0], &p[1], Some(&p[2]), &mut z, &mut s, Precision::F32);
         z
     };
     let params = vec![x, wt, b];
@@ -135,7 +136,7 @@ fn conv2d_case(
     activation::backward(act, &y, &r, &mut dz);
     let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
     let (mut dx, mut dw, mut db) = (vec![0.0; params[0].len()], vec![0.0; g.w_len()], vec![0.0; co]);
-    conv2d::backward_input(&g, n, &dz, &params[1], &mut dx, &mut s);
+    conv2d::backward_input(&g, n, &dz, &params[1], &mut dx, &mut s, Precision::F32);
     conv2d::backward_weight(&g, n, &params[0], &dz, &mut dw, Some(&mut db), &mut s);
     let loss = |p: &[Vec<f32>]| {
         let mut y = fwd(p);
@@ -205,12 +206,12 @@ proptest! {
         let fwd = |p: &[Vec<f32>]| {
             let mut s = vec![0.0; conv_transpose2d::scratch_len(&g, n)];
             let mut y = vec![0.0; n * g.x_len()];
-            conv_transpose2d::forward(&g, n, &p[0], &p[1], &p[2], &mut y, &mut s);
+            conv_transpose2d::forward(&g, n, &p[0], &p[1], &p[2], &mut y, &mut s, Precision::F32);
             y
         };
         let mut s = vec![0.0; conv_transpose2d::scratch_len(&g, n)];
         let (mut dx, mut dw, mut db) = (vec![0.0; params[0].len()], vec![0.0; g.w_len()], vec![0.0; co]);
-        conv_transpose2d::backward_input(&g, n, &r, &params[1], &mut dx, &mut s);
+        conv_transpose2d::backward_input(&g, n, &r, &params[1], &mut dx, &mut s, Precision::F32);
         conv_transpose2d::backward_weight(&g, n, &params[0], &r, &mut dw, &mut db, &mut s);
         gradcheck(&params, &["x", "w", "b"], &[dx, dw, db], &|p| dot64(&fwd(p), &r), H_LINEAR, &mut rng)?;
     }

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{array, arrays, assert_close, case_name, dot64, number, Tol, FWD, GRAD};
+use kernels::bf16::Precision;
 use kernels::activation::{self, Activation};
 use kernels::adam::{self, AdamConfig};
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
@@ -54,11 +55,11 @@ fn conv2d_case(case: &Value) {
     let (xf, wf, bf, rf) = (x.f32(), w.f32(), b.f32(), r.f32());
     let mut scratch = vec![0.0; conv2d::scratch_len(&g, n)];
     let mut y = vec![0.0; n * g.y_len()];
-    conv2d::forward(&g, n, &xf, &wf, Some(&bf), &mut y, &mut scratch);
+    conv2d::forward(&g, n, &xf, &wf, Some(&bf), &mut y, &mut scratch, Precision::F32);
     assert_close(name, "output", &y, &array(case, "output").data, FWD);
     check_loss(case, &y, &rf);
     let mut dx = vec![0.0; xf.len()];
-    conv2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch);
+    conv2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch, Precision::F32);
     assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
     let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; c_out]);
     conv2d::backward_weight(&g, n, &xf, &rf, &mut dw, Some(&mut db), &mut scratch);
@@ -77,11 +78,11 @@ fn conv_transpose_case(case: &Value) {
     let (xf, wf, bf, rf) = (x.f32(), w.f32(), b.f32(), r.f32());
     let mut scratch = vec![0.0; conv_transpose2d::scratch_len(&g, n)];
     let mut y = vec![0.0; n * g.x_len()];
-    conv_transpose2d::forward(&g, n, &xf, &wf, &bf, &mut y, &mut scratch);
+    conv_transpose2d::forward(&g, n, &xf, &wf, &bf, &mut y, &mut scratch, Precision::F32);
     assert_close(name, "output", &y, &array(case, "output").data, FWD);
     check_loss(case, &y, &rf);
     let mut dx = vec![0.0; xf.len()];
-    conv_transpose2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch);
+    conv_transpose2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch, Precision::F32);
     assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
     let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; filters]);
     conv_transpose2d::backward_weight(&g, n, &xf, &rf, &mut dw, &mut db, &mut scratch);
@@ -210,10 +211,10 @@ fn composite_case(case: &Value) {
     let mut s2 = vec![0.0; conv_transpose2d::scratch_len(&g2, n)];
     // Forward: a1 [n, 4, 4, 3] (after ReLU), recon [n, 8, 8, 1] (after sigmoid).
     let mut a1 = vec![0.0; n * g1.y_len()];
-    conv2d::forward(&g1, n, &xf, &k1, Some(&b1), &mut a1, &mut s1);
+    conv2d::forward(&g1, n, &xf, &k1, Some(&b1), &mut a1, &mut s1, Precision::F32);
     activation::forward(Activation::Relu, &mut a1);
     let mut recon = vec![0.0; n * g2.x_len()];
-    conv_transpose2d::forward(&g2, n, &a1, &k2, &b2, &mut recon, &mut s2);
+    conv_transpose2d::forward(&g2, n, &a1, &k2, &b2, &mut recon, &mut s2, Precision::F32);
     activation::forward(Activation::Sigmoid, &mut recon);
     assert_close(name, "reconstruction", &recon, &array(case, "reconstruction").data, FWD);
     let l = loss::mse(&recon, &xf);
@@ -226,7 +227,7 @@ fn composite_case(case: &Value) {
     let (mut dk2, mut db2) = (vec![0.0; k2.len()], vec![0.0; b2.len()]);
     conv_transpose2d::backward_weight(&g2, n, &a1, &dz2, &mut dk2, &mut db2, &mut s2);
     let mut da1 = vec![0.0; a1.len()];
-    conv_transpose2d::backward_input(&g2, n, &dz2, &k2, &mut da1, &mut s2);
+    conv_transpose2d::backward_input(&g2, n, &dz2, &k2, &mut da1, &mut s2, Precision::F32);
     let mut dz1 = vec![0.0; a1.len()];
     activation::backward(Activation::Relu, &a1, &da1, &mut dz1);
     let (mut dk1, mut db1) = (vec![0.0; k1.len()], vec![0.0; b1.len()]);

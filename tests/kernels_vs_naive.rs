@@ -8,6 +8,7 @@
 mod common;
 
 use common::{assert_bitwise, assert_close, Rng, Tol};
+use kernels::bf16::Precision;
 use kernels::activation::{self, Activation};
 use kernels::adam::{self, AdamConfig};
 use kernels::gemm::{gemm, gemm_naive, Mat};
@@ -66,14 +67,14 @@ fn check_conv2d(name: &str, n: usize, g: &ConvGeom, rng: &mut Rng) {
     let dy = rng.vec(n * g.y_len());
     let mut s = vec![0.0; conv2d::scratch_len(g, n)];
     let (mut y, mut y_n) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-    conv2d::forward(g, n, &x, &w, Some(&b), &mut y, &mut s);
+    conv2d::forward(g, n, &x, &w, Some(&b), &mut y, &mut s, Precision::F32);
     conv2d::forward_naive(g, n, &x, &w, Some(&b), &mut y_n);
     assert_close(name, "conv2d forward", &y, &y_n, TOL);
-    conv2d::forward(g, n, &x, &w, None, &mut y, &mut s);
+    conv2d::forward(g, n, &x, &w, None, &mut y, &mut s, Precision::F32);
     conv2d::forward_naive(g, n, &x, &w, None, &mut y_n);
     assert_close(name, "conv2d forward (no bias)", &y, &y_n, TOL);
     let (mut dx, mut dx_n) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-    conv2d::backward_input(g, n, &dy, &w, &mut dx, &mut s);
+    conv2d::backward_input(g, n, &dy, &w, &mut dx, &mut s, Precision::F32);
     conv2d::backward_input_naive(g, n, &dy, &w, &mut dx_n);
     assert_close(name, "conv2d backward_input", &dx, &dx_n, TOL);
     let (mut dw, mut dw_n, mut db, mut db_n) =
@@ -97,11 +98,11 @@ fn check_conv_transpose2d(name: &str, n: usize, g: &ConvGeom, rng: &mut Rng) {
     let dy = rng.vec(n * g.x_len());
     let mut s = vec![0.0; conv_transpose2d::scratch_len(g, n)];
     let (mut y, mut y_n) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-    conv_transpose2d::forward(g, n, &x, &w, &b, &mut y, &mut s);
+    conv_transpose2d::forward(g, n, &x, &w, &b, &mut y, &mut s, Precision::F32);
     conv_transpose2d::forward_naive(g, n, &x, &w, &b, &mut y_n);
     assert_close(name, "conv_transpose2d forward", &y, &y_n, TOL);
     let (mut dx, mut dx_n) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-    conv_transpose2d::backward_input(g, n, &dy, &w, &mut dx, &mut s);
+    conv_transpose2d::backward_input(g, n, &dy, &w, &mut dx, &mut s, Precision::F32);
     conv_transpose2d::backward_input_naive(g, n, &dy, &w, &mut dx_n);
     assert_close(name, "conv_transpose2d backward_input", &dx, &dx_n, TOL);
     let (mut dw, mut dw_n, mut db, mut db_n) =

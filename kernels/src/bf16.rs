@@ -1,6 +1,13 @@
-//! bfloat16, the first step of mixed precision (issue 16): the conversion and the pair dot
-//! product of AVX512-BF16, each with the portable twin that defines it, and the machine's
-//! bf16 multiply-add peak beside the f32 one (`isa::fma_peak_gflops`).
+//! bfloat16 mixed precision (issue 16): the precision a pass runs at, the conversion and the
+//! pair dot product of AVX512-BF16, each with the portable twin that defines it, and the
+//! machine's bf16 multiply-add peak beside the f32 one (`isa::fma_peak_gflops`).
+//!
+//! In bf16 a pass rounds its two operands to bf16 and accumulates their products in f32. It
+//! runs natively (`VDPBF16PS`) where `native` says so, else emulated: the rounded operands
+//! go through the f32 kernels with each channel pair swapped, so every output is the same
+//! chain of additions `VDPBF16PS` makes (odd product, then even; each product is exact in
+//! f32, so an FMA adds it with the instruction's one rounding). The two agree bit for bit
+//! except where a denormal appears (the instruction flushes those to zero).
 //!
 //! A bf16 is the upper half of an f32: 8 exponent bits and 8 significant bits. `VDPBF16PS`
 //! multiplies pairs of bf16 and adds both products to an f32 lane: twice the multiply-adds of an
@@ -8,7 +15,69 @@
 //! the twins can match the instructions bit for bit; `tests/bf16.rs` checks that they do on
 //! every CPU that has the instructions.
 
-use crate::isa::KernelPath;
+use crate::isa::{kernel_path, KernelPath};
+
+/// The precision of the multiply-add passes (convolutions, dense layers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f32 operands and sums.
+    #[default]
+    F32,
+    /// bf16 operands, f32 sums (see the module doc).
+    Bf16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::Bf16];
+
+    /// The name `--precision`, `bench` and `report.json` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| format!("expected f32 or bf16, found {s}"))
+    }
+}
+
+/// Whether bf16 passes run natively: the kernels run on the AVX-512 path and the CPU has
+/// AVX512-BF16. Otherwise they are emulated (same results, f32 speed or a little slower).
+pub fn native() -> bool {
+    kernel_path() == KernelPath::Avx512 && has_avx512_bf16()
+}
+
+/// How bf16 passes run here, as `bench` and `report.json` name it: `native` or `emulated`.
+pub fn mode_name() -> &'static str {
+    if native() {
+        "native"
+    } else {
+        "emulated"
+    }
+}
+
+/// `buf` seen as twice as many bf16 slots: scratch for bf16 operands in an f32 work area.
+pub fn as_bf16(buf: &mut [f32]) -> &mut [u16] {
+    // SAFETY: u16 has a smaller alignment than f32 and every bit pattern is valid for both;
+    // the view covers exactly the same bytes and borrows `buf` mutably for its lifetime.
+    unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u16>(), buf.len() * 2) }
+}
+
+/// `x` rounded to bf16 and widened back: the value a bf16 operand stands for.
+pub fn quantize(x: f32) -> f32 {
+    widen(round(x))
+}
 
 /// Whether this CPU has AVX512-BF16 (`VCVTNE2PS2BF16`, `VDPBF16PS`).
 pub fn has_avx512_bf16() -> bool {

@@ -16,6 +16,7 @@
 //! `y [n, h_out, w_out, c_out]`; `scratch` holds `scratch_len(g, n)` floats.
 
 use crate::gemm::{gemm, Mat};
+use crate::bf16::{self, Precision};
 use crate::geom::{size, ConvGeom};
 use crate::{conv_direct, conv_task_images, simd};
 use rayon::prelude::*;
@@ -120,30 +121,90 @@ pub(crate) fn col2im(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
 }
 
 /// `y[n,oh,ow,co] = b[co] + sum_{kh,kw,ci} xpad[n, oh*s+kh, ow*s+kw, ci] * w[kh,kw,ci,co]`
-/// (no bias term when `b` is `None`). Overwrites `y`.
+/// (no bias term when `b` is `None`), the products at `precision` (bf16: see `bf16_route`).
+/// Overwrites `y`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
-pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], scratch: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     check(g, n, x.len(), w.len(), y.len(), scratch.len());
     if let Some(b) = b {
         assert_eq!(b.len(), g.c_out, "conv2d: b length");
     }
-    let (wt, rest) = scratch.split_at_mut(2 * g.w_len());
-    let wt = &mut wt[..g.w_len()];
-    let narrow = !g.c_out.is_multiple_of(8);
-    if narrow {
-        conv_direct::transpose_weights(g, w, wt);
-    }
-    let wt = &*wt;
-    per_image(g, n, (y, g.y_len()), (x, g.x_len()), rest, |yi, xi, s| {
-        let xp = &mut s[..conv_direct::padded_len(g)];
-        conv_direct::pad_input(g, xi, xp);
-        if narrow {
-            conv_direct::forward_narrow(g, xp, wt, b, yi);
-        } else {
-            conv_direct::forward_tiled(g, xp, w, b, yi);
+    let (shared, rest) = scratch.split_at_mut(2 * g.w_len());
+    direct(g, g, n, (y, g.y_len()), (x, g.x_len()), (w, &mut shared[..g.w_len()]), b, rest, precision);
+}
+
+/// How the direct conv `gd` runs at `precision`: `None` in f32, else `Some(native)` for bf16.
+/// bf16 needs pairs along the reduction axis (an even `c_in`) and the tiled kernel (`c_out %
+/// 8 == 0`); the other layers (the models' 1-channel ends, a tiny share of the work) stay f32.
+fn bf16_route(gd: &ConvGeom, precision: Precision) -> Option<bool> {
+    let tiled = gd.c_out.is_multiple_of(8) && gd.c_in.is_multiple_of(2);
+    (precision == Precision::Bf16 && tiled).then(|| bf16::native() && gd.c_out.is_multiple_of(16))
+}
+
+/// The direct convolution `gd` (a forward, or a stride-1 input gradient's flipped one) of
+/// each image of `inp` into `out`, in the tasks of `g`: the kernel `w [k, k, gd.c_in,
+/// gd.c_out]`, `work` (`w_len` floats) for its rearranged copy.
+#[allow(clippy::too_many_arguments)]
+fn direct(
+    g: &ConvGeom,
+    gd: &ConvGeom,
+    n: usize,
+    out: (&mut [f32], usize),
+    inp: (&[f32], usize),
+    (w, work): (&[f32], &mut [f32]),
+    b: Option<&[f32]>,
+    rest: &mut [f32],
+    precision: Precision,
+) {
+    let len = conv_direct::padded_len(gd);
+    match bf16_route(gd, precision) {
+        Some(true) => {
+            conv_direct::pack_weights_bf16(gd, w, &mut bf16::as_bf16(work)[..gd.w_len()]);
+            let wq = &bf16::as_bf16(work)[..gd.w_len()];
+            per_image(g, n, out, inp, rest, |yi, xi, s| {
+                let xq = &mut bf16::as_bf16(s)[..len];
+                conv_direct::pad_input_bf16(gd, xi, xq);
+                conv_direct::forward_tiled_bf16(gd, xq, wq, b, yi);
+            });
         }
-    });
+        Some(false) => {
+            conv_direct::quantize_swapped_weights(gd, w, work);
+            let we = &*work;
+            per_image(g, n, out, inp, rest, |yi, xi, s| {
+                let xp = &mut s[..len];
+                conv_direct::pad_input(gd, xi, xp);
+                conv_direct::quantize_swapped(xp);
+                conv_direct::forward_tiled(gd, xp, we, b, yi);
+            });
+        }
+        None => {
+            let narrow = !gd.c_out.is_multiple_of(8);
+            if narrow {
+                conv_direct::transpose_weights(gd, w, work);
+            }
+            let wt = &*work;
+            per_image(g, n, out, inp, rest, |yi, xi, s| {
+                let xp = &mut s[..len];
+                conv_direct::pad_input(gd, xi, xp);
+                if narrow {
+                    conv_direct::forward_narrow(gd, xp, wt, b, yi);
+                } else {
+                    conv_direct::forward_tiled(gd, xp, w, b, yi);
+                }
+            });
+        }
+    }
 }
 
 /// Runs `f(out image, its input image, the task's scratch)` for each of the `n` images, in
@@ -171,28 +232,23 @@ fn per_image(
 /// Overwrites `dx`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
-pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
+pub fn backward_input(
+    g: &ConvGeom,
+    n: usize,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     check(g, n, dx.len(), w.len(), dy.len(), scratch.len());
     let (shared, rest) = scratch.split_at_mut(2 * g.w_len());
     if g.stride == 1 {
         // dx = conv(dy) with the flipped kernel: the direct kernel, no col2im.
         let gb = conv_direct::backward_input_geom(g);
-        let (wf, wt) = shared.split_at_mut(g.w_len());
+        let (wf, work) = shared.split_at_mut(g.w_len());
         conv_direct::flip_weights(g, w, wf);
-        let narrow = !gb.c_out.is_multiple_of(8);
-        if narrow {
-            conv_direct::transpose_weights(&gb, wf, wt);
-        }
-        let (wf, wt) = (&*wf, &*wt);
-        per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
-            let dyp = &mut s[..conv_direct::padded_len(&gb)];
-            conv_direct::pad_input(&gb, dyi, dyp);
-            if narrow {
-                conv_direct::forward_narrow(&gb, dyp, wt, None, dxi);
-            } else {
-                conv_direct::forward_tiled(&gb, dyp, wf, None, dxi);
-            }
-        });
+        direct(g, &gb, n, (dx, g.x_len()), (dy, g.y_len()), (wf, work), None, rest, precision);
         return;
     }
     if g.c_in.is_multiple_of(8) {

@@ -6,9 +6,10 @@
 //! the bias in its prologue. Every public kernel checks its slice lengths, then runs on the
 //! path `isa` chose.
 
+use crate::bf16;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path, KernelPath};
-use crate::micro::{channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Simd, Tile};
+use crate::micro::{channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Avx512, Simd, Tile};
 
 /// Output pixels per block of `weight_grad_tiled_acc`.
 const PIXEL_BLOCK: usize = 64;
@@ -34,13 +35,63 @@ pub fn padded_dims(g: &ConvGeom) -> (usize, usize) {
 /// xp <- x placed at (pad_top, pad_left) in zeros. Rows/columns past the padded size (unused
 /// by 'valid' windows) are dropped.
 pub fn pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
+    pad_rows(g, x, xp, |src, dst| dst.copy_from_slice(src));
+}
+
+/// `pad_input` into bf16 (`xq`, `padded_len(g)` of them), each value rounded (`bf16::round`):
+/// the image operand of `forward_tiled_bf16`.
+pub fn pad_input_bf16(g: &ConvGeom, x: &[f32], xq: &mut [u16]) {
+    pad_rows(g, x, xq, bf16::round_slice);
+}
+
+/// `pad_input`'s placement of x's rows into zeros, each row written by `row(src, dst)`.
+fn pad_rows<T: Copy + Default>(g: &ConvGeom, x: &[f32], xp: &mut [T], row: impl Fn(&[f32], &mut [T])) {
     let (hp, wp) = padded_dims(g);
     let ci = g.c_in;
-    xp.fill(0.0);
+    xp.fill(T::default());
     for r in 0..g.h_in.min(hp.saturating_sub(g.pad_top)) {
         let cols = g.w_in.min(wp.saturating_sub(g.pad_left));
         let dst = ((r + g.pad_top) * wp + g.pad_left) * ci;
-        xp[dst..dst + cols * ci].copy_from_slice(&x[r * g.w_in * ci..][..cols * ci]);
+        row(&x[r * g.w_in * ci..][..cols * ci], &mut xp[dst..dst + cols * ci]);
+    }
+}
+
+/// The emulated bf16 operand (see `bf16`): every value rounded to bf16, and each pair
+/// (2i, 2i + 1) swapped so that an f32 kernel running in order adds the odd product first,
+/// as `VDPBF16PS` does. For a padded image with an even `c_in`, the pairs are its channel
+/// pairs.
+pub fn quantize_swapped(v: &mut [f32]) {
+    for pair in v.chunks_exact_mut(2) {
+        let (even, odd) = (bf16::quantize(pair[0]), bf16::quantize(pair[1]));
+        pair[0] = odd;
+        pair[1] = even;
+    }
+}
+
+/// The kernel of `forward_tiled_bf16` from `w [k, k, c_in, c_out]`: per tap and input
+/// channel pair, one pair per output channel, `wq[((t * c_in / 2 + i) * c_out + co) * 2 + e]
+/// = round(w[t][2i + e][co])`. Needs an even `c_in`. Overwrites `wq` (`w_len` of them).
+pub fn pack_weights_bf16(g: &ConvGeom, w: &[f32], wq: &mut [u16]) {
+    let (ci_n, co_n) = (g.c_in, g.c_out);
+    for (src, dst) in w.chunks_exact(ci_n * co_n).zip(wq.chunks_exact_mut(ci_n * co_n)) {
+        for ci in 0..ci_n {
+            for co in 0..co_n {
+                dst[((ci / 2) * co_n + co) * 2 + ci % 2] = bf16::round(src[ci * co_n + co]);
+            }
+        }
+    }
+}
+
+/// The kernel of the emulated bf16 forward from `w [k, k, c_in, c_out]`: rounded, with
+/// input channels 2i and 2i + 1 swapped to match `quantize_swapped`. Needs an even `c_in`.
+/// Overwrites `we`.
+pub fn quantize_swapped_weights(g: &ConvGeom, w: &[f32], we: &mut [f32]) {
+    let co_n = g.c_out;
+    // Row r = t * c_in + ci; with c_in even, r ^ 1 is channel ci ^ 1 of the same tap.
+    for (r, src) in w.chunks_exact(co_n).enumerate() {
+        for (d, &v) in we[(r ^ 1) * co_n..][..co_n].iter_mut().zip(src) {
+            *d = bf16::quantize(v);
+        }
     }
 }
 
@@ -163,6 +214,56 @@ unsafe fn forward_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], w: &[f32], b: Op
                         // padded image and the kernel: one run of k * c_in.
                         let a = core::array::from_fn(|j| window[j].add(kh * wp * ci_n));
                         t.run(a, 1, w.add(kh * k * ci_n * co_n + co0), co_n, k * ci_n);
+                    }
+                    t.store(c, co_n);
+                }))
+            }
+        }
+    }
+}
+
+/// `forward_tiled` in bf16, natively: `xq` the padded image from `pad_input_bf16`, `wq` the
+/// kernel from `pack_weights_bf16`. Needs `bf16::native()`, an even `c_in` and `c_out % 16
+/// == 0`. Each output is the chain of `VDPBF16PS` steps over its (kh, kw, channel pair)
+/// terms in order, which the emulation (`quantize_swapped` operands through `forward_tiled`)
+/// repeats. Overwrites `y`.
+pub fn forward_tiled_bf16(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32]>, y: &mut [f32]) {
+    assert!(bf16::native(), "conv_direct: native bf16 needs AVX512-BF16 on the AVX-512 path");
+    assert!(g.c_out.is_multiple_of(16) && g.c_in.is_multiple_of(2), "conv_direct: bf16 channel counts");
+    assert!(xq.len() >= padded_len(g) && wq.len() == g.w_len() && y.len() == g.y_len());
+    assert!(b.is_none_or(|b| b.len() == g.c_out), "conv_direct: bias length");
+    #[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
+    unsafe fn run(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32]>, y: &mut [f32]) {
+        forward_tiled_bf16_with(g, xq, wq, b, y)
+    }
+    // SAFETY: `native` (asserted) means the CPU has AVX512-BF16 and AVX-512F.
+    unsafe { run(g, xq, wq, b, y) }
+}
+
+/// # Safety
+/// As `forward_tiled_with`, and the CPU has AVX512-BF16. Pointers count u32 pairs: the
+/// padded image's pixel is `c_in / 2` of them, a kernel row's (kw, channel pair) run is
+/// `k * c_in / 2` pairs of `c_out` each.
+#[inline(always)]
+unsafe fn forward_tiled_bf16_with(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32]>, y: &mut [f32]) {
+    let (wp, k, s, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_out);
+    let pairs = g.c_in / 2;
+    let (xq, wq, yp) = (xq.as_ptr().cast::<u32>(), wq.as_ptr().cast::<u32>(), y.as_mut_ptr());
+    let rows_per_pass = if k * k * g.c_in <= SMALL_KERNEL { k } else { 1 };
+    for (co0, nv) in channel_blocks(co_n, KernelPath::Avx512) {
+        for kh0 in (0..k).step_by(rows_per_pass) {
+            for (p0, m, px) in pixel_chunks(g.h_out, g.w_out) {
+                with_rows!(m, M => with_nv!(Avx512, nv, NV => {
+                    let c = yp.add(p0 * co_n + co0);
+                    let mut t = match (kh0, b) {
+                        (0, Some(b)) => Tile::<Avx512, M, NV>::rows_of(b.as_ptr().add(co0)),
+                        (0, None) => Tile::<Avx512, M, NV>::zero(),
+                        _ => Tile::<Avx512, M, NV>::load(c, co_n),
+                    };
+                    let window: [*const u32; M] = core::array::from_fn(|j| xq.add((px[j].0 * s * wp + px[j].1 * s) * pairs));
+                    for kh in kh0..(kh0 + rows_per_pass).min(k) {
+                        let a = core::array::from_fn(|j| window[j].add(kh * wp * pairs));
+                        t.run_pairs(a, wq.add(kh * k * pairs * co_n + co0), co_n, k * pairs);
                     }
                     t.store(c, co_n);
                 }))

@@ -7,6 +7,7 @@
 //! Keras crops the odd extra row/column of the "full" output at the bottom/right, which is
 //! exactly the conv's 'same' padding, so the three passes are the conv's passes swapped.
 
+use crate::bf16::Precision;
 use crate::conv2d;
 use crate::geom::ConvGeom;
 use crate::simd;
@@ -21,9 +22,19 @@ pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
 /// Overwrites `y`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
-pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
-    conv2d::backward_input(g, n, x, w, y, scratch);
+    conv2d::backward_input(g, n, x, w, y, scratch, precision);
     // A memory-bound pass over the whole output: split by image so both threads share it.
     y.par_chunks_mut(g.x_len()).for_each(|yi| simd::add_bias_rows(b, yi));
 }
@@ -32,8 +43,16 @@ pub fn forward(g: &ConvGeom, n: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut 
 /// correlation of dy, i.e. a Conv2D forward. Overwrites `dx`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
-pub fn backward_input(g: &ConvGeom, n: usize, dy: &[f32], w: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
-    conv2d::forward(g, n, dy, w, None, dx, scratch);
+pub fn backward_input(
+    g: &ConvGeom,
+    n: usize,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
+    conv2d::forward(g, n, dy, w, None, dx, scratch, precision);
 }
 
 /// `dw[kh,kw,o,ci]` = sum_{n,i,j} `x[n,i,j,ci] * dy_full[n, i*s+kh, j*s+kw, o]` and

@@ -13,7 +13,8 @@ use autoencoder::train::loss::Loss;
 use autoencoder::train::optim::{Adam, AdamConfig};
 use autoencoder::train::{train_step, train_step_timed, StepBuffers};
 use autoencoder::Tensor;
-use kernels::{bf16, isa};
+use kernels::bf16::{self, Precision};
+use kernels::isa;
 use serde_json::json;
 use std::time::Instant;
 
@@ -36,6 +37,9 @@ pub struct BenchArgs {
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Precision of the convolutions' products: f32 or bf16 (see `train --precision`).
+    #[arg(long, default_value_t = Precision::F32, value_parser = parse_named::<Precision>)]
+    pub precision: Precision,
     #[command(flatten)]
     pub data: DataSource,
     /// Benchmark on seeded noise instead of the data set (for a machine without it).
@@ -85,6 +89,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let (peak_1, peak_n) = (isa::fma_peak_gflops(false), isa::fma_peak_gflops(true));
         let (bf16_peak_1, bf16_peak_n) = (bf16::peak_gflops(false), bf16::peak_gflops(true));
         let mut model = models::build(args.model, 42)?;
+        model.set_precision(args.precision);
         let mut adam = Adam::new(AdamConfig::default(), &model);
         let batch = Tensor::from_vec(&[args.batch_size, 28, 28, 1], pixels[..args.batch_size * IMAGE_LEN].to_vec());
         let mut bufs = StepBuffers::default();
@@ -121,9 +126,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Training costs about three forward passes: forward, input gradient, weight gradient.
     let gflops_train = m.train_ips * 3.0 * 2.0 * m.macs as f64 / 1e9;
     let path = isa::kernel_path();
+    let precision = match args.precision {
+        Precision::F32 => "f32".to_string(),
+        Precision::Bf16 => format!("bf16 ({})", bf16::mode_name()),
+    };
     if !args.json {
         outln!(
-            "{}: batch {}, {} threads, {}, kernels {path}: training {:.0} images/s ({:.1} GFLOP/s, {:.0}% of peak), inference (batch {INFER_BATCH}) {:.0} images/s",
+            "{}: batch {}, {} threads, {}, kernels {path}, {precision}: training {:.0} images/s ({:.1} GFLOP/s, {:.0}% of peak), inference (batch {INFER_BATCH}) {:.0} images/s",
             args.model, args.batch_size, threads, source, m.train_ips, gflops_train, 100.0 * gflops_train / m.peak_n, m.infer_ips
         );
         outln!("FMA peak, measured: {:.1} GFLOP/s on 1 thread, {:.1} on {threads}", m.peak_1, m.peak_n);
@@ -141,6 +150,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                    "train_images_per_s": m.train_ips, "infer_images_per_s": m.infer_ips, "gflops_train": gflops_train,
                    "kernel_path": path.name(), "peak_gflops": m.peak_n, "peak_gflops_1thread": m.peak_1,
                    "bf16_peak_gflops": m.bf16_peak_n, "bf16_peak_gflops_1thread": m.bf16_peak_1,
+                   "precision": args.precision.name(),
+                   "bf16_kernels": (args.precision == Precision::Bf16).then(bf16::mode_name),
                    "data": source});
     if args.layers {
         v["layers"] = m

@@ -15,6 +15,7 @@ use autoencoder::run::{
 };
 use autoencoder::sequential::Sequential;
 use autoencoder::train::loss::Loss;
+use kernels::bf16::Precision;
 use autoencoder::train::{self, EpochStats, Monitor, Progress, Recipe, RunState, Schedule, TrainConfig, TrainOutcome};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
@@ -119,6 +120,11 @@ pub struct RunFlags {
     /// val_loss (Keras's), val_ssim or val_ssim_uniform7 [default: the recipe's].
     #[arg(long, value_parser = parse_named::<Monitor>)]
     pub monitor: Option<Monitor>,
+    /// Precision of the convolutions' products: f32, or bf16 (operands rounded to bfloat16,
+    /// sums, weights, Adam and the loss in f32; native on AVX512-BF16, else emulated with the
+    /// same results) [default: f32]. A resumed run keeps its own.
+    #[arg(long, value_parser = parse_named::<Precision>)]
+    pub precision: Option<Precision>,
     /// Seed of the split, the initial weights and the minibatch order.
     #[arg(long, default_value_t = TrainConfig::new(ModelKind::Modified).seed)]
     pub seed: u64,
@@ -169,7 +175,8 @@ impl RunFlags {
             schedule,
             warmup_epochs,
             ema,
-            monitor
+            monitor,
+            precision
         );
         // A plateau patience asks for the plateau schedule unless a schedule is named, whatever
         // the recipe's (the tuned recipe's cosine takes no patience).
@@ -187,8 +194,8 @@ impl RunFlags {
 
 /// A flag's value by name (`--model`, `--loss`, `--schedule`, `--recipe`), with the library's
 /// message naming the flag and the names it takes.
-pub fn parse_named<T: std::str::FromStr<Err = autoencoder::Error>>(s: &str) -> Result<T, String> {
-    s.parse().map_err(|e: autoencoder::Error| e.to_string())
+pub fn parse_named<T: std::str::FromStr<Err: std::fmt::Display>>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|e: T::Err| e.to_string())
 }
 
 /// Makes `out` ready for a new run and takes its lock (held until the returned value drops):

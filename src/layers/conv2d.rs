@@ -6,6 +6,7 @@
 use super::{Activation, Layer, Padding, Param};
 use crate::profile::Profile;
 use crate::{Error, Result, Tensor};
+use kernels::bf16::Precision;
 use kernels::{activation, conv2d, conv_transpose2d, geom::ConvGeom};
 
 pub struct Conv2D {
@@ -18,6 +19,7 @@ pub struct Conv2D {
     params: [Param; 2],
     scratch: Vec<f32>,
     dz: Vec<f32>, // [n, h_out, w_out, c_out]: dL/d(pre-activation)
+    precision: Precision,
 }
 
 impl Conv2D {
@@ -82,6 +84,7 @@ impl Conv2D {
             params: [Param::zeros("kernel", &kernel), Param::zeros("bias", &[filters])],
             scratch: Vec::new(),
             dz: Vec::new(),
+            precision: Precision::F32,
         })
     }
 }
@@ -113,9 +116,9 @@ impl Layer for Conv2D {
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &self.params;
         if self.transpose {
-            conv_transpose2d::forward(g, n, x.data(), &w.value, &b.value, y.data_mut(), &mut self.scratch);
+            conv_transpose2d::forward(g, n, x.data(), &w.value, &b.value, y.data_mut(), &mut self.scratch, self.precision);
         } else {
-            conv2d::forward(g, n, x.data(), &w.value, Some(&b.value), y.data_mut(), &mut self.scratch);
+            conv2d::forward(g, n, x.data(), &w.value, Some(&b.value), y.data_mut(), &mut self.scratch, self.precision);
         }
         profile.lap("forward", flops);
         activation::forward(self.act, y.data_mut());
@@ -139,9 +142,9 @@ impl Layer for Conv2D {
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
             if self.transpose {
-                conv_transpose2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch);
+                conv_transpose2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch, self.precision);
             } else {
-                conv2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch);
+                conv2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch, self.precision);
             }
             profile.lap("input gradient", flops);
         }
@@ -154,5 +157,8 @@ impl Layer for Conv2D {
     }
     fn macs(&self) -> usize {
         self.geom.macs()
+    }
+    fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 }

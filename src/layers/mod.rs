@@ -76,6 +76,9 @@ pub trait Layer: Send {
     fn params_mut(&mut self) -> &mut [Param] {
         &mut []
     }
+    /// Runs the layer's multiply-add passes at `precision` from now on (`kernels::bf16`);
+    /// layers without such passes keep this default, which ignores it.
+    fn set_precision(&mut self, _precision: kernels::bf16::Precision) {}
     /// Multiply-adds of one image's forward pass.
     fn macs(&self) -> usize {
         0

@@ -13,6 +13,7 @@ use crate::models::{self, ModelKind, INPUT_SHAPE};
 use crate::profile::{Profile, Stage};
 use crate::sequential::Sequential;
 use crate::{Error, Result, Tensor};
+use kernels::bf16::Precision;
 use optim::{Adam, AdamConfig};
 
 use callbacks::{EarlyStopping, ReduceLrOnPlateau, Verdict};
@@ -78,6 +79,24 @@ pub struct TrainConfig {
     /// trained on Keras's, `reference`.
     #[serde(default = "Recipe::before_recipes")]
     pub recipe: Recipe,
+    /// The precision of the convolutions' products (`kernels::bf16`); absent from runs saved
+    /// before it could be chosen: f32.
+    #[serde(default, with = "precision_name")]
+    pub precision: Precision,
+}
+
+/// `Precision` in the run state and `report.json`, by its name (`f32`, `bf16`).
+mod precision_name {
+    use kernels::bf16::Precision;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Precision, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(p.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// A complete set of training values that `train`'s flags are laid over.
@@ -267,6 +286,7 @@ impl TrainConfig {
             ema: 0.0,
             monitor: Monitor::ValLoss,
             recipe: Recipe::Reference,
+            precision: Precision::F32,
         }
     }
 
@@ -281,7 +301,7 @@ impl TrainConfig {
         format!(
             "--loss {} --epochs {} --batch-size {} --lr {} --beta1 {} --weight-decay {} --patience {} \
              --min-delta {} --schedule {} --reduce-lr-patience {} --reduce-lr-factor {} --min-lr {} \
-             --warmup-epochs {} --ema {} --monitor {}",
+             --warmup-epochs {} --ema {} --monitor {} --precision {}",
             self.loss,
             self.epochs,
             self.batch_size,
@@ -296,7 +316,8 @@ impl TrainConfig {
             self.min_lr,
             self.warmup_epochs,
             self.ema,
-            self.monitor
+            self.monitor,
+            self.precision
         )
     }
 
@@ -652,6 +673,7 @@ pub fn train(
             (model, st)
         }
     };
+    model.set_precision(cfg.precision);
     let mut order = split.train.clone();
     let mut batch = Tensor::default(); // [b, 28, 28, 1]
     let mut bufs = StepBuffers::default();
