@@ -118,7 +118,7 @@ fn bench_conv2d(c: &mut Criterion) {
         let mut db = vec![0.0; g.c_out];
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv2d::backward_weight(&g, BATCH, &d.x, &d.y, &mut d.w, Some(&mut db), &mut d.s))
+            bn.iter(|| conv2d::backward_weight(&g, BATCH, &d.x, &d.y, &mut d.w, Some(&mut db), &mut d.s, Precision::F32))
         });
     }
     grp.finish();
@@ -158,7 +158,7 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
         let mut db = vec![0.0; g.c_in];
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv_transpose2d::backward_weight(&g, BATCH, &d.y, &d.x, &mut d.w, &mut db, &mut d.s))
+            bn.iter(|| conv_transpose2d::backward_weight(&g, BATCH, &d.y, &d.x, &mut d.w, &mut db, &mut d.s, Precision::F32))
         });
     }
     grp.finish();

@@ -44,7 +44,7 @@ fn every_pass_matches_naive_on_each_path() {
     }
 }
 
-/// The bf16 forward and input gradient of the models' shapes and of the dispatch's edges
+/// The bf16 forward, input gradient and weight gradient of the models' shapes and of the dispatch's edges
 /// (channel blocks of 4 + 1 vectors, 24 channels that AVX-512 emulates, an odd c_in and a
 /// strided input gradient that stay f32): each equal to the naive f32 conv of the
 /// bf16-rounded operands up to the order of the sums, and within bf16's bound of the f32
@@ -104,6 +104,18 @@ fn bf16_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
         if bf16 {
             out.push((format!("{name} backward_input"), dx));
         }
+
+        // The weight gradient pairs pixels: bf16 for any c_in (the tiles need c_out in eights).
+        let (mut dw, mut dw_q, mut dw_f, mut mag) = (vec![0.0; g.w_len()], vec![0.0; g.w_len()], vec![0.0; g.w_len()], vec![0.0; g.w_len()]);
+        let mut db = vec![0.0; co];
+        conv2d::backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut scratch, Precision::Bf16);
+        conv2d::backward_weight_naive(&g, n, &q(&x), &q(&dy), &mut dw_q, None);
+        conv2d::backward_weight_naive(&g, n, &x, &dy, &mut dw_f, None);
+        conv2d::backward_weight_naive(&g, n, &abs(&x), &abs(&dy), &mut mag, None);
+        let per_image = |v: &[f32]| v.iter().map(|x| x / n as f32).collect::<Vec<_>>();
+        close(&format!("{name} backward_weight"), &per_image(&dw), &per_image(&dw_q));
+        within_bf16(&format!("{name} backward_weight"), &dw, &dw_f, &mag);
+        out.push((format!("{name} backward_weight"), dw));
     }
     out
 }
@@ -219,7 +231,7 @@ fn conv_cases(path: KernelPath) {
 
         let (mut dw, mut dw0) = (vec![0.0; g.w_len()], vec![0.0; g.w_len()]);
         let (mut db, mut db0) = (vec![0.0; co], vec![0.0; co]);
-        conv2d::backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut scratch);
+        conv2d::backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut scratch, Precision::F32);
         conv2d::backward_weight_naive(&g, n, &x, &dy, &mut dw0, Some(&mut db0));
         close(&format!("{name} backward_weight"), &dw, &dw0);
         close(&format!("{name} db"), &db, &db0);

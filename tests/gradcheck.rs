@@ -137,7 +137,7 @@ fn conv2d_case(
     let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
     let (mut dx, mut dw, mut db) = (vec![0.0; params[0].len()], vec![0.0; g.w_len()], vec![0.0; co]);
     conv2d::backward_input(&g, n, &dz, &params[1], &mut dx, &mut s, Precision::F32);
-    conv2d::backward_weight(&g, n, &params[0], &dz, &mut dw, Some(&mut db), &mut s);
+    conv2d::backward_weight(&g, n, &params[0], &dz, &mut dw, Some(&mut db), &mut s, Precision::F32);
     let loss = |p: &[Vec<f32>]| {
         let mut y = fwd(p);
         activation::forward(act, &mut y);
@@ -212,7 +212,7 @@ proptest! {
         let mut s = vec![0.0; conv_transpose2d::scratch_len(&g, n)];
         let (mut dx, mut dw, mut db) = (vec![0.0; params[0].len()], vec![0.0; g.w_len()], vec![0.0; co]);
         conv_transpose2d::backward_input(&g, n, &r, &params[1], &mut dx, &mut s, Precision::F32);
-        conv_transpose2d::backward_weight(&g, n, &params[0], &r, &mut dw, &mut db, &mut s);
+        conv_transpose2d::backward_weight(&g, n, &params[0], &r, &mut dw, &mut db, &mut s, Precision::F32);
         gradcheck(&params, &["x", "w", "b"], &[dx, dw, db], &|p| dot64(&fwd(p), &r), H_LINEAR, &mut rng)?;
     }
 

@@ -62,7 +62,7 @@ fn conv2d_case(case: &Value) {
     conv2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch, Precision::F32);
     assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
     let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; c_out]);
-    conv2d::backward_weight(&g, n, &xf, &rf, &mut dw, Some(&mut db), &mut scratch);
+    conv2d::backward_weight(&g, n, &xf, &rf, &mut dw, Some(&mut db), &mut scratch, Precision::F32);
     assert_close(name, "grad_kernel", &dw, &array(case, "grad_kernel").data, GRAD);
     assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
 }
@@ -85,7 +85,7 @@ fn conv_transpose_case(case: &Value) {
     conv_transpose2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch, Precision::F32);
     assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
     let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; filters]);
-    conv_transpose2d::backward_weight(&g, n, &xf, &rf, &mut dw, &mut db, &mut scratch);
+    conv_transpose2d::backward_weight(&g, n, &xf, &rf, &mut dw, &mut db, &mut scratch, Precision::F32);
     assert_close(name, "grad_kernel", &dw, &array(case, "grad_kernel").data, GRAD);
     assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
 }
@@ -225,13 +225,13 @@ fn composite_case(case: &Value) {
     let mut dz2 = vec![0.0; recon.len()];
     activation::backward(Activation::Sigmoid, &recon, &d_recon, &mut dz2);
     let (mut dk2, mut db2) = (vec![0.0; k2.len()], vec![0.0; b2.len()]);
-    conv_transpose2d::backward_weight(&g2, n, &a1, &dz2, &mut dk2, &mut db2, &mut s2);
+    conv_transpose2d::backward_weight(&g2, n, &a1, &dz2, &mut dk2, &mut db2, &mut s2, Precision::F32);
     let mut da1 = vec![0.0; a1.len()];
     conv_transpose2d::backward_input(&g2, n, &dz2, &k2, &mut da1, &mut s2, Precision::F32);
     let mut dz1 = vec![0.0; a1.len()];
     activation::backward(Activation::Relu, &a1, &da1, &mut dz1);
     let (mut dk1, mut db1) = (vec![0.0; k1.len()], vec![0.0; b1.len()]);
-    conv2d::backward_weight(&g1, n, &xf, &dz1, &mut dk1, Some(&mut db1), &mut s1);
+    conv2d::backward_weight(&g1, n, &xf, &dz1, &mut dk1, Some(&mut db1), &mut s1, Precision::F32);
     // These gradients are ~1e-3, so the absolute part of GRAD would hide everything: tighten it.
     let tight = Tol { abs: 1e-6, rel: 1e-3 };
     assert_close(name, "grad_conv_kernel", &dk1, &array(case, "grad_conv_kernel").data, tight);

@@ -79,13 +79,13 @@ fn check_conv2d(name: &str, n: usize, g: &ConvGeom, rng: &mut Rng) {
     assert_close(name, "conv2d backward_input", &dx, &dx_n, TOL);
     let (mut dw, mut dw_n, mut db, mut db_n) =
         (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; b.len()]);
-    conv2d::backward_weight(g, n, &x, &dy, &mut dw, Some(&mut db), &mut s);
+    conv2d::backward_weight(g, n, &x, &dy, &mut dw, Some(&mut db), &mut s, Precision::F32);
     conv2d::backward_weight_naive(g, n, &x, &dy, &mut dw_n, Some(&mut db_n));
     assert_close(name, "conv2d backward_weight dw", &dw, &dw_n, TOL);
     assert_close(name, "conv2d backward_weight db", &db, &db_n, TOL);
     // Without db the dw must be the same.
     let mut dw2 = vec![0.0; w.len()];
-    conv2d::backward_weight(g, n, &x, &dy, &mut dw2, None, &mut s);
+    conv2d::backward_weight(g, n, &x, &dy, &mut dw2, None, &mut s, Precision::F32);
     assert_bitwise(name, "conv2d backward_weight dw with vs without db", &dw, &dw2);
 }
 
@@ -107,7 +107,7 @@ fn check_conv_transpose2d(name: &str, n: usize, g: &ConvGeom, rng: &mut Rng) {
     assert_close(name, "conv_transpose2d backward_input", &dx, &dx_n, TOL);
     let (mut dw, mut dw_n, mut db, mut db_n) =
         (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; b.len()]);
-    conv_transpose2d::backward_weight(g, n, &x, &dy, &mut dw, &mut db, &mut s);
+    conv_transpose2d::backward_weight(g, n, &x, &dy, &mut dw, &mut db, &mut s, Precision::F32);
     conv_transpose2d::backward_weight_naive(g, n, &x, &dy, &mut dw_n, &mut db_n);
     assert_close(name, "conv_transpose2d backward_weight dw", &dw, &dw_n, TOL);
     assert_close(name, "conv_transpose2d backward_weight db", &db, &db_n, TOL);
@@ -336,7 +336,7 @@ fn conv2d_backward_weight_is_bitwise_identical_on_1_and_2_threads() {
             pool.install(|| {
                 let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
                 let (mut dw, mut db) = (vec![0.0; g.w_len()], vec![0.0; g.c_out]);
-                conv2d::backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut s);
+                conv2d::backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut s, Precision::F32);
                 (dw, db)
             })
         };

@@ -74,6 +74,13 @@ pub fn as_bf16(buf: &mut [f32]) -> &mut [u16] {
     unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u16>(), buf.len() * 2) }
 }
 
+/// `buf` seen as u32 slots: packed bf16 pairs (the even element low) in an f32 work area.
+pub fn as_u32(buf: &mut [f32]) -> &mut [u32] {
+    // SAFETY: u32 and f32 have the same size and alignment and every bit pattern is valid
+    // for both; the view covers exactly `buf`'s bytes and borrows it mutably.
+    unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u32>(), buf.len()) }
+}
+
 /// `x` rounded to bf16 and widened back: the value a bf16 operand stands for.
 pub fn quantize(x: f32) -> f32 {
     widen(round(x))

@@ -61,7 +61,8 @@ fn task_scratch(g: &ConvGeom) -> usize {
         g.cols_len()
     };
     let weight = match weight_path(g) {
-        WeightPath::Direct => conv_direct::padded_len(g),
+        // The padded image (or its bf16 copy), then bf16's work area (or emulated dy).
+        WeightPath::Direct => conv_direct::padded_len(g) + conv_direct::bf16_weight_work_len(g).max(g.y_len()),
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
         WeightPath::Im2col => g.cols_len(),
     };
@@ -150,6 +151,12 @@ pub fn forward(
 fn bf16_route(gd: &ConvGeom, precision: Precision) -> Option<bool> {
     let tiled = gd.c_out.is_multiple_of(8) && gd.c_in.is_multiple_of(2);
     (precision == Precision::Bf16 && tiled).then(|| bf16::native() && gd.c_out.is_multiple_of(16))
+}
+
+/// How the weight gradient of `g` runs at `precision`, as `bf16_route` (pairs run along the
+/// pixels, so any `c_in`; the tiled kernel needs `c_out % 8 == 0`).
+fn bf16_weight_route(g: &ConvGeom, precision: Precision) -> Option<bool> {
+    (precision == Precision::Bf16 && g.c_out.is_multiple_of(8)).then(|| bf16::native() && g.c_out.is_multiple_of(16))
 }
 
 /// The direct convolution `gd` (a forward, or a stride-1 input gradient's flipped one) of
@@ -274,6 +281,7 @@ pub fn backward_input(
 /// `dw[kh,kw,ci,co] = sum_{n,oh,ow} xpad[n, oh*s+kh, ow*s+kw, ci] * dy[n,oh,ow,co]` and, when
 /// given, `db[co] = sum_{n,oh,ow} dy[n,oh,ow,co]`. Overwrites `dw` and `db`. Partial sums of
 /// fixed groups of images are added in order, so the result does not depend on the threads.
+/// In bf16 (`bf16_weight_route`) the products of x and dy take bf16 operands.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
 pub fn backward_weight(
@@ -284,6 +292,7 @@ pub fn backward_weight(
     dw: &mut [f32],
     mut db: Option<&mut [f32]>,
     scratch: &mut [f32],
+    precision: Precision,
 ) {
     check(g, n, x.len(), dw.len(), dy.len(), scratch.len());
     let ts = task_scratch(g);
@@ -299,18 +308,31 @@ pub fn backward_weight(
             dw_t.fill(0.0);
             db_t.fill(0.0);
             for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                match weight_path(g) {
-                    WeightPath::Direct => {
+                match (weight_path(g), bf16_weight_route(g, precision)) {
+                    (WeightPath::Direct, Some(true)) => {
+                        let (xq, rest) = work.split_at_mut(conv_direct::padded_len(g));
+                        let xq = &mut bf16::as_bf16(xq)[..conv_direct::padded_len(g)];
+                        conv_direct::pad_input_bf16(g, xi, xq);
+                        conv_direct::weight_grad_tiled_bf16_acc(g, xq, dyi, bf16::as_u32(rest), dw_t);
+                    }
+                    (WeightPath::Direct, Some(false)) => {
+                        let (xp, dye) = work.split_at_mut(conv_direct::padded_len(g));
+                        conv_direct::pad_input(g, xi, xp);
+                        xp.iter_mut().for_each(|v| *v = bf16::quantize(*v));
+                        conv_direct::quantize_swapped_rows(g, dyi, &mut dye[..g.y_len()]);
+                        conv_direct::weight_grad_tiled_acc(g, xp, &dye[..g.y_len()], dw_t, true);
+                    }
+                    (WeightPath::Direct, None) => {
                         let xp = &mut work[..conv_direct::padded_len(g)];
                         conv_direct::pad_input(g, xi, xp);
                         if g.c_out == 1 {
                             conv_direct::weight_grad_narrow_acc(g, xp, dyi, dw_t);
                         } else {
-                            conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t);
+                            conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t, false);
                         }
                     }
-                    WeightPath::Shifted => weight_grad_shifted_acc(g, xi, dyi, work, dw_t),
-                    WeightPath::Im2col => {
+                    (WeightPath::Shifted, _) => weight_grad_shifted_acc(g, xi, dyi, work, dw_t),
+                    (WeightPath::Im2col, _) => {
                         let cols = &mut work[..g.cols_len()];
                         im2col(g, xi, cols);
                         let p = g.h_out * g.w_out;

@@ -263,7 +263,7 @@ unsafe fn forward_tiled_bf16_with(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Optio
                     let window: [*const u32; M] = core::array::from_fn(|j| xq.add((px[j].0 * s * wp + px[j].1 * s) * pairs));
                     for kh in kh0..(kh0 + rows_per_pass).min(k) {
                         let a = core::array::from_fn(|j| window[j].add(kh * wp * pairs));
-                        t.run_pairs(a, wq.add(kh * k * pairs * co_n + co0), co_n, k * pairs);
+                        t.run_pairs(a, 1, wq.add(kh * k * pairs * co_n + co0), co_n, k * pairs);
                     }
                     t.store(c, co_n);
                 }))
@@ -327,17 +327,33 @@ unsafe fn forward_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], wt: &[f32], b: 
 /// for one padded image, any stride and `c_in`, `c_out % 8 == 0`: a GEMM whose rows are the
 /// `k * k * c_in` (kh, kw, ci) triples (K = the pixels), in tiles of up to 6 of them x 16
 /// output channels.
-pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+///
+/// With `swapped`, dy's rows come in pixel pairs swapped (`quantize_swapped_rows`) and the
+/// pixels are read in that order too, so each pair's odd product is added first: the emulated
+/// bf16 weight gradient, with `xp` and dy rounded to bf16.
+pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32], swapped: bool) {
     assert!(g.c_out.is_multiple_of(8), "conv_direct: tiled weight gradient needs c_out in eights");
     assert!(xp.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
     let path = kernel_path().for_channels(g.c_out);
-    dispatch!(on path, weight_grad_tiled_with(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]))
+    dispatch!(on path, weight_grad_tiled_with(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32], swapped: bool))
+}
+
+/// `dst` <- `dy [pixels, c_out]` rounded to bf16 with rows 2i and 2i + 1 swapped (an odd
+/// last row stays): dy for `weight_grad_tiled_acc`'s `swapped`.
+pub fn quantize_swapped_rows(g: &ConvGeom, dy: &[f32], dst: &mut [f32]) {
+    let (count, co_n) = (g.h_out * g.w_out, g.c_out);
+    for p in 0..count {
+        let to = if (p ^ 1) < count { p ^ 1 } else { p };
+        for (d, &v) in dst[to * co_n..][..co_n].iter_mut().zip(&dy[p * co_n..][..co_n]) {
+            *d = bf16::quantize(v);
+        }
+    }
 }
 
 /// # Safety
 /// As `forward_tiled_with`.
 #[inline(always)]
-unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
+unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32], swapped: bool) {
     let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
     // (kw, ci) pairs of one kernel row: contiguous in the padded image.
     let seg = k * ci_n;
@@ -352,7 +368,9 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
     for p0 in (0..count).step_by(PIXEL_BLOCK) {
         let len = PIXEL_BLOCK.min(count - p0);
         for (i, o) in windows.iter_mut().take(len).enumerate() {
-            let (oh, ow) = ((p0 + i) / g.w_out, (p0 + i) % g.w_out);
+            // PIXEL_BLOCK is even, so a block holds whole pairs (and an odd last pixel).
+            let p = if swapped && ((p0 + i) ^ 1) < count { (p0 + i) ^ 1 } else { p0 + i };
+            let (oh, ow) = (p / g.w_out, p % g.w_out);
             *o = (oh * s * wp + ow * s) * ci_n;
         }
         for (co0, nv) in channel_blocks(co_n, S::PATH) {
@@ -361,6 +379,86 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
                     let mut t = Tile::<S, M, NV>::zero();
                     let first: [*const f32; M] = core::array::from_fn(|j| xp.add(offset(r0 + j)));
                     t.run_offsets(first, &windows[..len], dy.add(p0 * co_n + co0), co_n);
+                    t.add_to(dwp.add(r0 * co_n + co0), co_n);
+                }))
+            }
+        }
+    }
+}
+
+/// Scratch (in u32 slots) of `weight_grad_tiled_bf16_acc`: one block's packed operands.
+pub fn bf16_weight_work_len(g: &ConvGeom) -> usize {
+    size(&[PIXEL_BLOCK / 2, g.k * g.k * g.c_in + g.c_out])
+}
+
+/// `weight_grad_tiled_acc` in bf16, natively: pairs run along the pixels. Per block of
+/// `PIXEL_BLOCK` pixels, `work` (`bf16_weight_work_len` u32) receives the image operand
+/// `[pixel pair][k * k * c_in]` (each entry the two pixels' values of one dw row, from `xq`,
+/// the padded image of `pad_input_bf16`) and dy rounded, `[pixel pair][c_out]`; an odd last
+/// pixel pairs with zeros. Needs `bf16::native()` and `c_out % 16 == 0`. Each dw entry gets
+/// the same chain per block as the emulation (`swapped`).
+pub fn weight_grad_tiled_bf16_acc(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [u32], dw: &mut [f32]) {
+    assert!(bf16::native(), "conv_direct: native bf16 needs AVX512-BF16 on the AVX-512 path");
+    assert!(g.c_out.is_multiple_of(16), "conv_direct: bf16 weight gradient needs c_out in sixteens");
+    assert!(xq.len() >= padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
+    assert!(work.len() >= bf16_weight_work_len(g), "conv_direct: bf16 weight gradient work area");
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+    unsafe fn run(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [u32], dw: &mut [f32]) {
+        weight_grad_tiled_bf16_with(g, xq, dy, work, dw)
+    }
+    // SAFETY: `native` (asserted) means the CPU has AVX512-BF16 and AVX-512F (BW comes with
+    // every AVX512-BF16 CPU: Cooper Lake, Sapphire Rapids, Zen 4).
+    unsafe { run(g, xq, dy, work, dw) }
+}
+
+/// # Safety
+/// As `forward_tiled_with`, and the CPU has AVX512-BF16 and AVX512-BW.
+#[inline(always)]
+unsafe fn weight_grad_tiled_bf16_with(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [u32], dw: &mut [f32]) {
+    use core::arch::x86_64::*;
+    let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
+    let (seg, rows) = (k * ci_n, k * k * ci_n);
+    let count = g.h_out * g.w_out;
+    let window = |p: usize| ((p / g.w_out) * s * wp + (p % g.w_out) * s) * ci_n;
+    let (img, dys) = work.split_at_mut((PIXEL_BLOCK / 2) * rows);
+    let dwp = dw.as_mut_ptr();
+    for p0 in (0..count).step_by(PIXEL_BLOCK) {
+        let len = PIXEL_BLOCK.min(count - p0);
+        let pairs = len.div_ceil(2);
+        for q in 0..pairs {
+            let (pa, pb) = (p0 + 2 * q, p0 + 2 * q + 1);
+            let (ra, rb) = (&xq[window(pa)..], (pb < count).then(|| &xq[window(pb)..]));
+            let out = &mut img[q * rows..][..rows];
+            // Dw row (kh, kw, ci) reads the window's kernel row kh at (kw, ci): one run of
+            // seg values per kernel row, interleaved 16 at a time.
+            for kh in 0..k {
+                let (a, o) = (&ra[kh * wp * ci_n..][..seg], &mut out[kh * seg..][..seg]);
+                let b = rb.map(|rb| &rb[kh * wp * ci_n..][..seg]);
+                let body = seg - seg % 16;
+                for i in (0..body).step_by(16) {
+                    let lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(a.as_ptr().add(i).cast()));
+                    let hi = match b {
+                        Some(b) => _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(b.as_ptr().add(i).cast())), 16),
+                        None => _mm512_setzero_si512(),
+                    };
+                    _mm512_storeu_si512(o.as_mut_ptr().add(i).cast(), _mm512_or_si512(lo, hi));
+                }
+                for i in body..seg {
+                    o[i] = u32::from(a[i]) | b.map_or(0, |b| u32::from(b[i]) << 16);
+                }
+            }
+            let d = &mut dys[q * co_n..][..co_n];
+            for (co, d) in d.iter_mut().enumerate() {
+                let hi = if pb < count { u32::from(crate::bf16::round(dy[pb * co_n + co])) << 16 } else { 0 };
+                *d = u32::from(crate::bf16::round(dy[pa * co_n + co])) | hi;
+            }
+        }
+        let (ip, dp) = (img.as_ptr(), dys.as_ptr());
+        for (co0, nv) in channel_blocks(co_n, KernelPath::Avx512) {
+            for (r0, m) in row_chunks(rows) {
+                with_rows!(m, M => with_nv!(Avx512, nv, NV => {
+                    let mut t = Tile::<Avx512, M, NV>::zero();
+                    t.run_pairs(core::array::from_fn(|j| ip.add(r0 + j)), rows, dp.add(co0), co_n, pairs);
                     t.add_to(dwp.add(r0 * co_n + co0), co_n);
                 }))
             }

@@ -67,9 +67,10 @@ pub fn backward_weight(
     dw: &mut [f32],
     db: &mut [f32],
     scratch: &mut [f32],
+    precision: Precision,
 ) {
     assert_eq!(db.len(), g.c_in, "conv_transpose2d: db length");
-    conv2d::backward_weight(g, n, dy, x, dw, None, scratch);
+    conv2d::backward_weight(g, n, dy, x, dw, None, scratch, precision);
     db.fill(0.0);
     simd::sum_rows_acc(dy, db);
 }

@@ -271,21 +271,21 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
 }
 
 impl<const M: usize, const NV: usize> Tile<Avx512, M, NV> {
-    /// `run` in bf16 pairs with `VDPBF16PS`: acc[j] += sum over k < len of the pair `a[j][k]`
+    /// `run` in bf16 pairs with `VDPBF16PS`: acc[j] += sum over k < len of the pair `a[j][k a_k]`
     /// (two bf16 in one u32, the even element low) times the `NV` vectors of 16 pairs at
     /// `b[k * b_k ..]`, lane l taking pair l: two multiply-adds per lane and step.
     /// # Safety
     /// The CPU has AVX512-BF16 besides AVX-512F; every pointer range read is in bounds (no
     /// alignment needed).
     #[inline(always)]
-    pub unsafe fn run_pairs(&mut self, a: [*const u32; M], b: *const u32, b_k: usize, len: usize) {
+    pub unsafe fn run_pairs(&mut self, a: [*const u32; M], a_k: usize, b: *const u32, b_k: usize, len: usize) {
         for k in 0..len {
             let mut bv = [_mm512_setzero_si512(); NV];
             for (v, bv) in bv.iter_mut().enumerate() {
                 *bv = _mm512_loadu_si512(b.add(k * b_k + 16 * v).cast());
             }
             for j in 0..M {
-                let x: __m512bh = core::mem::transmute(_mm512_set1_epi32(a[j].add(k).read_unaligned() as i32));
+                let x: __m512bh = core::mem::transmute(_mm512_set1_epi32(a[j].add(k * a_k).read_unaligned() as i32));
                 for v in 0..NV {
                     let w: __m512bh = core::mem::transmute(bv[v]);
                     self.acc[j][v] = _mm512_dpbf16_ps(self.acc[j][v], x, w);

@@ -134,9 +134,9 @@ impl Layer for Conv2D {
         let [w, b] = &mut self.params;
         let (scratch, dz) = (&mut self.scratch, &self.dz);
         if self.transpose {
-            conv_transpose2d::backward_weight(g, n, x.data(), dz, &mut w.grad, &mut b.grad, scratch);
+            conv_transpose2d::backward_weight(g, n, x.data(), dz, &mut w.grad, &mut b.grad, scratch, self.precision);
         } else {
-            conv2d::backward_weight(g, n, x.data(), dz, &mut w.grad, Some(&mut b.grad), scratch);
+            conv2d::backward_weight(g, n, x.data(), dz, &mut w.grad, Some(&mut b.grad), scratch, self.precision);
         }
         profile.lap("weight gradient", flops);
         if let Some(dx) = dx {
