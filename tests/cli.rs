@@ -44,6 +44,7 @@ fn every_subcommand_works_on_small_custom_data() {
         (&hyper["recipe"], &hyper["schedule"], &hyper["ema"]),
         (&"tuned".into(), &"cosine".into(), &0.999.into())
     );
+    assert_eq!(hyper["precision"], "f32");
     for k in ["lr", "beta1", "beta2", "epsilon", "weight_decay", "patience", "warmup_epochs", "min_lr", "epochs"] {
         assert!(hyper[k].is_number(), "report.json's hyperparameters lack {k}");
     }
@@ -52,16 +53,19 @@ fn every_subcommand_works_on_small_custom_data() {
         assert!(report[k].is_number(), "report.json lacks {k}");
     }
 
-    // Under --loss ssim, the loss early stopping watches is 1 - validation SSIM (Gaussian).
+    // Under --loss ssim, the loss early stopping watches is 1 - validation SSIM (Gaussian);
+    // in bf16, recorded as such.
     let ssim_dir = tmp.path().join("run-ssim");
     let out = ok(&[
-        &["train", "--loss", "ssim", "--epochs", "2", "--batch-size", "16", "--out", ssim_dir.to_str().unwrap()],
+        &["train", "--loss", "ssim", "--epochs", "2", "--batch-size", "16", "--out", ssim_dir.to_str().unwrap()][..],
+        &["--precision", "bf16"],
         &src[..],
     ]
     .concat());
-    assert!(out.contains("loss ssim"), "{out}");
+    assert!(out.contains("loss ssim") && out.contains("bf16 ("), "{out}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(ssim_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["hyperparameters"]["loss"], "ssim");
+    assert_eq!(report["hyperparameters"]["precision"], "bf16");
     for epoch in report["history"].as_array().unwrap() {
         let (val_loss, val_ssim) = (epoch["val_loss"].as_f64().unwrap(), epoch["val_ssim"].as_f64().unwrap());
         assert_eq!(val_loss, 1.0 - val_ssim, "{epoch}");
@@ -146,6 +150,8 @@ fn bad_input_gives_a_clear_message_and_nonzero_exit() {
     assert!(err.contains("report.json"), "{err}");
     let err = fails(&["bench", "--batch-size", "0"]);
     assert!(err.contains("--batch-size"), "{err}");
+    let err = fails(&["train", "--precision", "f16"]);
+    assert!(err.contains("--precision") && err.contains("expected f32 or bf16, found f16"), "{err}");
 }
 
 fn as_strs(v: &[String]) -> Vec<&str> {
@@ -438,6 +444,16 @@ fn bench_reports_layers_peak_and_kernel_path() {
     let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(v["kernel_path"], "portable");
     assert_eq!(v["data"], "synthetic noise");
+    assert!(v["precision"] == "f32" && v["bf16_kernels"].is_null(), "{v}");
+    // bf16 on the portable path is emulated; on the best path, native where the CPU has it.
+    let json = |out: std::process::Output| -> Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap()
+    };
+    let v = json(with_env("portable", &["--precision", "bf16"]));
+    assert!(v["precision"] == "bf16" && v["bf16_kernels"] == "emulated", "{v}");
+    let v = json(with_env(kernels::isa::KernelPath::best().name(), &["--precision", "bf16"]));
+    assert_eq!(v["bf16_kernels"], if kernels::bf16::has_avx512_bf16() { "native" } else { "emulated" }, "{v}");
     let out = with_env("sse9", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -45,8 +45,8 @@ fn every_pass_matches_naive_on_each_path() {
 }
 
 /// The bf16 forward, input gradient and weight gradient of the models' shapes and of the dispatch's edges
-/// (channel blocks of 4 + 1 vectors, 24 channels that AVX-512 emulates, an odd c_in and a
-/// strided input gradient that stay f32): each equal to the naive f32 conv of the
+/// (channel blocks of 4 + 1 vectors, 24 channels that AVX-512 emulates, strided input
+/// gradients, a 1-channel input that stays f32): each equal to the naive f32 conv of the
 /// bf16-rounded operands up to the order of the sums, and within bf16's bound of the f32
 /// result (each product off by at most 2^-8 of its size: two operands of 8 significant bits).
 /// Returns the bf16 results, for the comparison across paths.
@@ -61,6 +61,8 @@ fn bf16_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
         (7, 7, 80, 96, 1),
         (8, 9, 112, 80, 2),
         (9, 7, 16, 24, 2),
+        (13, 11, 24, 16, 2),
+        (28, 28, 64, 128, 2),
         (13, 11, 8, 8, 1),
         (28, 28, 1, 32, 1),
     ]
@@ -91,9 +93,9 @@ fn bf16_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
 
         let (mut dx, mut dx_q, mut dx_f, mut mag) = (vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()]);
         conv2d::backward_input(&g, n, &dy, &wt, &mut dx, &mut scratch, Precision::Bf16);
-        // The stride-1 input gradient is a conv from c_out to c_in channels: its pairs need an
-        // even c_out, its tiles c_in in eights.
-        let bf16 = s == 1 && co % 2 == 0 && ci % 8 == 0;
+        // The input gradient's pairs run along c_out, its tiles over c_in in eights (stride 1:
+        // a conv from c_out to c_in channels; larger strides: one per phase class).
+        let bf16 = co % 2 == 0 && ci % 8 == 0;
         let (dyq, wq) = if bf16 { (q(&dy), q(&wt)) } else { (dy.clone(), wt.clone()) };
         conv2d::backward_input_naive(&g, n, &dyq, &wq, &mut dx_q);
         conv2d::backward_input_naive(&g, n, &dy, &wt, &mut dx_f);

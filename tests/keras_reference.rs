@@ -3,6 +3,7 @@
 //! composite autoencoder. f32 kernels vs the stored f64 Keras values: forward within
 //! 1e-5 abs + 1e-4 rel, gradients within 1e-4 abs + 1e-3 rel. Each failure names its case; the
 //! test counts the cases it checked per op and fails on an unknown op or a short count.
+//! The convolutions run in bf16 too, within bf16's bound of the same values (`keras_close`).
 
 mod common;
 
@@ -54,17 +55,27 @@ fn conv2d_case(case: &Value) {
     assert_eq!(r.shape, [n, g.h_out, g.w_out, c_out], "{name}: output shape");
     let (xf, wf, bf, rf) = (x.f32(), w.f32(), b.f32(), r.f32());
     let mut scratch = vec![0.0; conv2d::scratch_len(&g, n)];
-    let mut y = vec![0.0; n * g.y_len()];
-    conv2d::forward(&g, n, &xf, &wf, Some(&bf), &mut y, &mut scratch, Precision::F32);
-    assert_close(name, "output", &y, &array(case, "output").data, FWD);
-    check_loss(case, &y, &rf);
-    let mut dx = vec![0.0; xf.len()];
-    conv2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch, Precision::F32);
-    assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
-    let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; c_out]);
-    conv2d::backward_weight(&g, n, &xf, &rf, &mut dw, Some(&mut db), &mut scratch, Precision::F32);
-    assert_close(name, "grad_kernel", &dw, &array(case, "grad_kernel").data, GRAD);
-    assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
+    // The sizes of each output's terms, for bf16's bound.
+    let (ax, aw, ar) = (abs(&xf), abs(&wf), abs(&rf));
+    let (mut my, mut mdx, mut mdw) = (vec![0.0; n * g.y_len()], vec![0.0; xf.len()], vec![0.0; wf.len()]);
+    conv2d::forward_naive(&g, n, &ax, &aw, None, &mut my);
+    conv2d::backward_input_naive(&g, n, &ar, &aw, &mut mdx);
+    conv2d::backward_weight_naive(&g, n, &ax, &ar, &mut mdw, None);
+    for p in Precision::ALL {
+        let mut y = vec![0.0; n * g.y_len()];
+        conv2d::forward(&g, n, &xf, &wf, Some(&bf), &mut y, &mut scratch, p);
+        keras_close(name, "output", p, &y, &array(case, "output").data, FWD, &my);
+        if p == Precision::F32 {
+            check_loss(case, &y, &rf);
+        }
+        let mut dx = vec![0.0; xf.len()];
+        conv2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch, p);
+        keras_close(name, "grad_input", p, &dx, &array(case, "grad_input").data, GRAD, &mdx);
+        let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; c_out]);
+        conv2d::backward_weight(&g, n, &xf, &rf, &mut dw, Some(&mut db), &mut scratch, p);
+        keras_close(name, "grad_kernel", p, &dw, &array(case, "grad_kernel").data, GRAD, &mdw);
+        assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
+    }
 }
 
 fn conv_transpose_case(case: &Value) {
@@ -77,17 +88,43 @@ fn conv_transpose_case(case: &Value) {
     assert_eq!(r.shape, [n, g.h_in, g.w_in, filters], "{name}: output shape");
     let (xf, wf, bf, rf) = (x.f32(), w.f32(), b.f32(), r.f32());
     let mut scratch = vec![0.0; conv_transpose2d::scratch_len(&g, n)];
-    let mut y = vec![0.0; n * g.x_len()];
-    conv_transpose2d::forward(&g, n, &xf, &wf, &bf, &mut y, &mut scratch, Precision::F32);
-    assert_close(name, "output", &y, &array(case, "output").data, FWD);
-    check_loss(case, &y, &rf);
-    let mut dx = vec![0.0; xf.len()];
-    conv_transpose2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch, Precision::F32);
-    assert_close(name, "grad_input", &dx, &array(case, "grad_input").data, GRAD);
-    let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; filters]);
-    conv_transpose2d::backward_weight(&g, n, &xf, &rf, &mut dw, &mut db, &mut scratch, Precision::F32);
-    assert_close(name, "grad_kernel", &dw, &array(case, "grad_kernel").data, GRAD);
-    assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
+    let (ax, aw, ar) = (abs(&xf), abs(&wf), abs(&rf));
+    let (mut my, mut mdx, mut mdw) = (vec![0.0; n * g.x_len()], vec![0.0; xf.len()], vec![0.0; wf.len()]);
+    conv_transpose2d::forward_naive(&g, n, &ax, &aw, &vec![0.0; filters], &mut my);
+    conv_transpose2d::backward_input_naive(&g, n, &ar, &aw, &mut mdx);
+    conv_transpose2d::backward_weight_naive(&g, n, &ax, &ar, &mut mdw, &mut vec![0.0; filters]);
+    for p in Precision::ALL {
+        let mut y = vec![0.0; n * g.x_len()];
+        conv_transpose2d::forward(&g, n, &xf, &wf, &bf, &mut y, &mut scratch, p);
+        keras_close(name, "output", p, &y, &array(case, "output").data, FWD, &my);
+        if p == Precision::F32 {
+            check_loss(case, &y, &rf);
+        }
+        let mut dx = vec![0.0; xf.len()];
+        conv_transpose2d::backward_input(&g, n, &rf, &wf, &mut dx, &mut scratch, p);
+        keras_close(name, "grad_input", p, &dx, &array(case, "grad_input").data, GRAD, &mdx);
+        let (mut dw, mut db) = (vec![0.0; wf.len()], vec![0.0; filters]);
+        conv_transpose2d::backward_weight(&g, n, &xf, &rf, &mut dw, &mut db, &mut scratch, p);
+        keras_close(name, "grad_kernel", p, &dw, &array(case, "grad_kernel").data, GRAD, &mdw);
+        assert_close(name, "grad_bias", &db, &array(case, "grad_bias").data, GRAD);
+    }
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// A pass against Keras's f64 value: within `tol` in f32; in bf16 also within bf16's bound,
+/// 2^-8 of the sum of the sizes of the output's terms (`magnitude`): each product of two
+/// operands with 8 significant bits is off by at most that share.
+fn keras_close(name: &str, what: &str, p: Precision, actual: &[f32], expected: &[f64], tol: Tol, magnitude: &[f32]) {
+    if p == Precision::F32 {
+        return assert_close(name, what, actual, expected, tol);
+    }
+    for (i, ((&a, &e), &m)) in actual.iter().zip(expected).zip(magnitude).enumerate() {
+        let bound = 2f64.powi(-8) * m as f64 + tol.abs + tol.rel * e.abs();
+        assert!((a as f64 - e).abs() <= bound, "{name}: bf16 {what}[{i}] = {a}, Keras {e}: off by more than {bound}");
+    }
 }
 
 fn maxpool_case(case: &Value) {

@@ -8,6 +8,7 @@ use autoencoder::train::loss::Loss;
 use autoencoder::train::optim::{Adam, AdamConfig};
 use autoencoder::train::{train_step, StepBuffers};
 use autoencoder::Tensor;
+use kernels::bf16::Precision;
 
 /// Smooth, garment-like synthetic images: a bright ellipse of random size and position.
 fn blobs(n: usize, seed: u64) -> Tensor {
@@ -177,9 +178,9 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
     use autoencoder::train::{self, TrainConfig};
     let ds = blob_dataset(120, 4);
     let split = data::split(ds.len(), 42);
-    for kind in ModelKind::ALL {
+    for (kind, precision) in ModelKind::ALL.into_iter().flat_map(|k| Precision::ALL.map(|p| (k, p))) {
         // Batch 10 is not a multiple of the 4-image task size, so a ragged last task is covered.
-        let cfg = TrainConfig { epochs: 2, batch_size: 10, ..TrainConfig::new(kind) };
+        let cfg = TrainConfig { epochs: 2, batch_size: 10, precision, ..TrainConfig::new(kind) };
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let out =
@@ -189,14 +190,21 @@ fn training_is_bitwise_identical_on_one_and_two_threads() {
             (weights, losses)
         };
         let one = run(1);
-        assert!(one == run(2), "{kind}: 1 and 2 threads differ");
-        assert!(one == run(2), "{kind}: two runs differ");
+        assert!(one == run(2), "{kind} {precision}: 1 and 2 threads differ");
+        assert!(one == run(2), "{kind} {precision}: two runs differ");
+        if precision == Precision::Bf16 {
+            let f32_run = { TrainConfig { precision: Precision::F32, ..cfg.clone() } };
+            let out = train::train(&f32_run, &ds, &split, None, &Default::default(), &mut |_| Ok(())).unwrap();
+            let weights: Vec<u32> = out.model.params().flat_map(|(_, p)| p.value.iter().map(|v| v.to_bits())).collect();
+            assert!(weights != one.0, "{kind}: bf16 trained exactly as f32: the precision was not applied");
+        }
     }
 }
 
 /// A run on a per-step schedule (cosine after a warmup epoch) with a moving average of the
 /// weights, interrupted mid-epoch, saved, loaded and resumed, ends bitwise as the
-/// uninterrupted run: the rate comes from the position, the average is in the state.
+/// uninterrupted run: the rate comes from the position, the average is in the state, and
+/// the precision is in the state's configuration.
 #[test]
 fn a_scheduled_run_resumes_bitwise() {
     use autoencoder::data;
@@ -204,6 +212,7 @@ fn a_scheduled_run_resumes_bitwise() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let ds = blob_dataset(120, 5);
     let split = data::split(ds.len(), 42);
+    // In bf16, so the state also carries the precision back (`loaded == cfg`).
     let cfg = TrainConfig {
         epochs: 3,
         batch_size: 16,
@@ -211,6 +220,7 @@ fn a_scheduled_run_resumes_bitwise() {
         warmup_epochs: 1,
         min_lr: 1e-5,
         ema: 0.9,
+        precision: Precision::Bf16,
         ..TrainConfig::new(ModelKind::Baseline)
     };
     let bits = |m: &autoencoder::sequential::Sequential| -> Vec<u32> {

@@ -27,6 +27,8 @@ def parse_args(doc):
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     p.add_argument("--steps", type=int, default=30, help="timed training steps (after 3 warm-up steps)")
     p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                   help="bf16: Keras's mixed_bfloat16 policy, PyTorch's bf16 autocast")
     p.add_argument("--data-dir", default=os.environ.get("FASHION_MNIST_DIR") or "/usr/share/datasets/fashion-mnist")
     a = p.parse_args()
     for name in ("batch_size", "steps", "threads"):
@@ -56,9 +58,9 @@ def report(args, threads, train_ips, infer_ips):
     gflops_train = train_ips * 3 * FORWARD_FLOPS[args.model] / 1e9
     if not args.json:
         print(
-            f"{args.model}: batch {args.batch_size}, {threads} threads, Fashion-MNIST: training {train_ips:.0f} "
+            f"{args.model}: batch {args.batch_size}, {threads} threads, {args.precision}, Fashion-MNIST: training {train_ips:.0f} "
             f"images/s ({gflops_train:.1f} GFLOP/s), inference (batch {INFER_BATCH}) {infer_ips:.0f} images/s"
         )
     print(json.dumps({"model": args.model, "batch_size": args.batch_size, "threads": threads,
                       "train_images_per_s": train_ips, "infer_images_per_s": infer_ips,
-                      "gflops_train": gflops_train}))
+                      "gflops_train": gflops_train, "precision": args.precision}))

@@ -3,6 +3,7 @@
 Run from the repository root:
     python benches/peers/keras_bench.py --model baseline --json
     python benches/peers/keras_bench.py --model modified --batch-size 64 --threads 8
+    python benches/peers/keras_bench.py --model modified --precision bf16
 
 Trains one fixed batch of real Fashion-MNIST images (Adam lr 1e-3, MSE, train_on_batch)
 for 3 warm-up + --steps timed steps, then times inference at batch 256, and prints
@@ -63,6 +64,9 @@ def main():
     import keras
 
     keras.utils.set_random_seed(42)
+    if args.precision == "bf16":
+        # bf16 compute with f32 variables, as Keras documents mixed precision.
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     pixels = load_images(args.data_dir, max(args.batch_size, INFER_BATCH))[..., None]  # NHWC
     model = build(keras, args.model)
     params = model.count_params()

@@ -2,10 +2,12 @@
 # Ours, Keras and PyTorch side by side on this machine: ROUNDS interleaved rounds (ours, Keras,
 # PyTorch, then the next model, then the next round), training at batch 64 and inference at
 # batch 256 on THREADS threads and the real data; prints the medians and ratios as a Markdown
-# table and as JSON, with the machine's FMA peak measured by `autoencoder bench`.
+# table and as JSON, with the machine's FMA peak measured by `autoencoder bench`. Each engine
+# runs in each of PRECISIONS: f32, and bf16 (ours `--precision bf16`, Keras's mixed_bfloat16
+# policy, PyTorch's bf16 autocast).
 #
-#   benches/peers/run.sh                 # 3 rounds, 2 threads
-#   ROUNDS=5 THREADS=1 benches/peers/run.sh
+#   benches/peers/run.sh                 # 3 rounds, 2 threads, f32 and bf16
+#   ROUNDS=5 THREADS=1 PRECISIONS=f32 benches/peers/run.sh
 #
 # Makes its own virtual environment (target/peers-venv, or $PEERS_VENV) with the pinned
 # versions of requirements.txt on first use. Run it on an otherwise idle machine.
@@ -13,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
+PRECISIONS=${PRECISIONS:-f32 bf16}
 VENV=${PEERS_VENV:-target/peers-venv}
 OUT=${PEERS_OUT:-target/peers}
 
@@ -33,9 +36,12 @@ tag() { # tag ENGINE ROUND: adds the engine and round to the JSON line on stdin
 for round in $(seq 1 "$ROUNDS"); do
   for model in baseline modified; do
     echo "round $round/$ROUNDS, $model" >&2
-    target/release/autoencoder bench --model "$model" --threads "$THREADS" --steps 30 --json | tag ours "$round" >> "$results"
-    "$VENV/bin/python" benches/peers/keras_bench.py --model "$model" --threads "$THREADS" --steps 30 --json | tag keras "$round" >> "$results"
-    "$VENV/bin/python" benches/peers/torch_bench.py --model "$model" --threads "$THREADS" --steps 30 --json | tag pytorch "$round" >> "$results"
+    for p in $PRECISIONS; do
+      flags=(--model "$model" --threads "$THREADS" --steps 30 --precision "$p" --json)
+      target/release/autoencoder bench "${flags[@]}" | tag ours "$round" >> "$results"
+      "$VENV/bin/python" benches/peers/keras_bench.py "${flags[@]}" | tag keras "$round" >> "$results"
+      "$VENV/bin/python" benches/peers/torch_bench.py "${flags[@]}" | tag pytorch "$round" >> "$results"
+    done
   done
 done
 "$VENV/bin/python" benches/peers/summarise.py "$results" | tee "$OUT/summary.md"

@@ -75,9 +75,13 @@ def main():
 
     batch = pixels[: args.batch_size].contiguous()
 
+    # bf16: autocast runs the convolutions and matmuls in bf16, the weights and Adam in f32.
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
     def train_step():
         opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(model(batch), batch)
+        with autocast():
+            loss = F.mse_loss(model(batch).float(), batch)
         loss.backward()
         opt.step()
 
@@ -92,7 +96,7 @@ def main():
     model.eval()
     infer = pixels[:INFER_BATCH].contiguous()
     reps = max(2, -(-args.steps // 4))  # max(2, ceil(steps / 4)), as in the Rust bench
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         model(infer)
         t = time.perf_counter()
         for _ in range(reps):

@@ -263,14 +263,30 @@ pub fn backward_input(
         return;
     }
     if g.c_in.is_multiple_of(8) {
-        // Strided: per phase class of dx, a direct correlation of dy (no im2col, no col2im).
+        // Strided: per phase class of dx, a direct correlation of dy (no im2col, no col2im);
+        // in bf16 its pairs run along c_out.
         let wt = &mut shared[..g.w_len()];
+        let (hpd, wpd) = conv_direct::strided_dy_dims(g);
+        let dyp_len = hpd * wpd * g.c_out;
+        let route = (precision == Precision::Bf16 && g.c_out.is_multiple_of(2))
+            .then(|| bf16::native() && g.c_in.is_multiple_of(16));
+        if route == Some(true) {
+            conv_direct::pack_taps_bf16(g, w, &mut bf16::as_bf16(wt)[..g.w_len()]);
+            let wq = &bf16::as_bf16(wt)[..g.w_len()];
+            per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
+                conv_direct::backward_input_strided_bf16(g, dyi, wq, &mut bf16::as_bf16(s)[..dyp_len], dxi);
+            });
+            return;
+        }
         let path = conv_direct::strided_path(g);
         conv_direct::transpose_taps(g, path, w, wt);
+        let emulate = route == Some(false);
+        if emulate {
+            conv_direct::quantize_swapped_taps(g, path, wt);
+        }
         let wt = &*wt;
-        let (hpd, wpd) = conv_direct::strided_dy_dims(g);
         per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
-            conv_direct::backward_input_strided(g, path, dyi, wt, &mut s[..hpd * wpd * g.c_out], dxi);
+            conv_direct::backward_input_strided(g, path, dyi, wt, &mut s[..dyp_len], dxi, emulate);
         });
         return;
     }

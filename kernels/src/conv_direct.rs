@@ -145,6 +145,17 @@ fn strided_pad(g: &ConvGeom) -> usize {
     (g.k - 1).div_ceil(g.stride)
 }
 
+/// dy placed in the zeros of `strided_dy_dims` (`strided_pad` rows and columns before it),
+/// each row written by `row(src, dst)`.
+fn pad_dy<T: Copy + Default>(g: &ConvGeom, dy: &[f32], dyp: &mut [T], row: impl Fn(&[f32], &mut [T])) {
+    let (hpd, wpd) = strided_dy_dims(g);
+    let (p, co_n) = (strided_pad(g), g.c_out);
+    dyp[..hpd * wpd * co_n].fill(T::default());
+    for (r, src) in dy.chunks_exact(g.w_out * co_n).enumerate() {
+        row(src, &mut dyp[((r + p) * wpd + p) * co_n..][..g.w_out * co_n]);
+    }
+}
+
 /// Size of the padded dy `backward_input_strided` needs: `[hpd, wpd, c_out]`.
 pub fn strided_dy_dims(g: &ConvGeom) -> (usize, usize) {
     let p = strided_pad(g);
@@ -535,16 +546,27 @@ unsafe fn narrow_block<S: Simd, const NV: usize>(
 /// (`stride` apart in dx, adjacent in dy) x 2 vectors of input channels. `dyp` is scratch of
 /// `strided_dy_dims`, `wt` the kernel from `transpose_taps` for `path`, which must be
 /// `strided_path(g)`; needs `c_in % 8 == 0`. Overwrites `dx` (`[h_in, w_in, c_in]`).
-pub fn backward_input_strided(g: &ConvGeom, path: KernelPath, dy: &[f32], wt: &[f32], dyp: &mut [f32], dx: &mut [f32]) {
+///
+/// With `emulate_bf16`, dy is rounded with its channel pairs swapped (`quantize_swapped`),
+/// for a kernel from `quantize_swapped_taps`: the emulated bf16 pass.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input_strided(
+    g: &ConvGeom,
+    path: KernelPath,
+    dy: &[f32],
+    wt: &[f32],
+    dyp: &mut [f32],
+    dx: &mut [f32],
+    emulate_bf16: bool,
+) {
     assert!(g.c_in.is_multiple_of(8), "conv_direct: strided input gradient needs c_in in eights");
     let (hpd, wpd) = strided_dy_dims(g);
     assert!(dyp.len() >= size(&[hpd, wpd, g.c_out]) && dy.len() == g.y_len() && dx.len() == g.x_len());
     assert!(wt.len() == g.w_len());
     assert_eq!(path, path.for_channels(g.c_in), "conv_direct: a path the strided input gradient can run");
-    let (p, co_n) = (strided_pad(g), g.c_out);
-    dyp[..hpd * wpd * co_n].fill(0.0);
-    for (r, row) in dy.chunks_exact(g.w_out * co_n).enumerate() {
-        dyp[((r + p) * wpd + p) * co_n..][..g.w_out * co_n].copy_from_slice(row);
+    pad_dy(g, dy, dyp, |src, dst| dst.copy_from_slice(src));
+    if emulate_bf16 {
+        quantize_swapped(&mut dyp[..hpd * wpd * g.c_out]);
     }
     let dyp = &*dyp;
     dispatch!(on path, backward_input_strided_with(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]))
@@ -554,38 +576,145 @@ pub fn backward_input_strided(g: &ConvGeom, path: KernelPath, dy: &[f32], wt: &[
 /// As `forward_tiled_with`; `strided_dy_dims` covers every tap of every dx pixel.
 #[inline(always)]
 unsafe fn backward_input_strided_with<S: Simd>(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]) {
-    let (s, p, k, ci_n, co_n) = (g.stride, strided_pad(g), g.k, g.c_in, g.c_out);
+    let (s, k, ci_n, co_n) = (g.stride, g.k, g.c_in, g.c_out);
     let wpd = strided_dy_dims(g).1;
     let (dyp, wt, dxp) = (dyp.as_ptr(), wt.as_ptr(), dx.as_mut_ptr());
-    for a in 0..s {
+    for c in strided_classes(g) {
+        // Per class and channel block, the taps' weights (at most 4 x c_out x 16) stay in
+        // L1 while every pixel of the class streams by, in tiles across its rows.
+        for (ci0, nv) in channel_blocks(ci_n, S::PATH) {
+            for (_, m, px) in pixel_chunks(c.rows, c.cols) {
+                with_rows!(m, M => with_nv!(S, nv, NV => {
+                    let mut t = Tile::<S, M, NV>::zero();
+                    for (th, kh) in (c.a..k).step_by(s).enumerate() {
+                        for (tw, kw) in (c.b..k).step_by(s).enumerate() {
+                            let at = core::array::from_fn(|j| dyp.add(c.dy_pixel(px[j], th, tw, wpd) * co_n));
+                            t.run(at, 1, wt.add((kh * k + kw) * co_n * ci_n + ci0 * co_n), S::LANES * NV, co_n);
+                        }
+                    }
+                    t.store_at(core::array::from_fn(|j| dxp.add(c.dx_pixel(g, px[j]) * ci_n + ci0)));
+                }))
+            }
+        }
+    }
+}
+
+/// One phase class of `backward_input_strided`: the dx pixels (ih0 + r s, iw0 + q s), r <
+/// rows, q < cols, which read dy through the taps kh = a + t s, kw = b + u s.
+struct StridedClass {
+    a: usize,
+    b: usize,
+    ih0: usize,
+    iw0: usize,
+    rows: usize,
+    cols: usize,
+    /// The padded dy pixel that (ih0, iw0) reads through tap (a, b).
+    oh0: usize,
+    ow0: usize,
+}
+
+impl StridedClass {
+    /// The padded dy pixel that the class's pixel (r, q) reads through its (th, tw)-th tap.
+    fn dy_pixel(&self, (r, q): (usize, usize), th: usize, tw: usize, wpd: usize) -> usize {
+        (self.oh0 + r - th) * wpd + self.ow0 + q - tw
+    }
+
+    /// The dx pixel of the class's pixel (r, q).
+    fn dx_pixel(&self, g: &ConvGeom, (r, q): (usize, usize)) -> usize {
+        (self.ih0 + r * g.stride) * g.w_in + self.iw0 + q * g.stride
+    }
+}
+
+/// The stride x stride phase classes of dx.
+fn strided_classes(g: &ConvGeom) -> impl Iterator<Item = StridedClass> + '_ {
+    let (s, p) = (g.stride, strided_pad(g));
+    (0..s).flat_map(move |a| {
         let ih0 = (a + s - g.pad_top % s) % s; // first dx row with (ih + pad_top) % s == a
         let rows = if ih0 < g.h_in { (g.h_in - ih0).div_ceil(s) } else { 0 };
-        // dy row (in the padded buffer) that dx row ih0 reads through tap kh = a; tap
-        // a + t s reads t rows above, and the class's r-th row r rows below.
+        // Tap a + t s reads t rows above, and the class's r-th row r rows below.
         let oh0 = (ih0 + g.pad_top - a) / s + p;
-        for bcls in 0..s {
-            let iw0 = (bcls + s - g.pad_left % s) % s;
+        (0..s).map(move |b| {
+            let iw0 = (b + s - g.pad_left % s) % s;
             let cols = if iw0 < g.w_in { (g.w_in - iw0).div_ceil(s) } else { 0 };
-            let ow0 = (iw0 + g.pad_left - bcls) / s + p;
-            // Per class and channel block, the taps' weights (at most 4 x c_out x 16) stay in
-            // L1 while every pixel of the class streams by, in tiles across its rows.
-            for (ci0, nv) in channel_blocks(ci_n, S::PATH) {
-                for (_, m, px) in pixel_chunks(rows, cols) {
-                    with_rows!(m, M => with_nv!(S, nv, NV => {
-                        let mut t = Tile::<S, M, NV>::zero();
-                        for (th, kh) in (a..k).step_by(s).enumerate() {
-                            for (tw, kw) in (bcls..k).step_by(s).enumerate() {
-                                let at = core::array::from_fn(|j| {
-                                    dyp.add(((oh0 + px[j].0 - th) * wpd + ow0 + px[j].1 - tw) * co_n)
-                                });
-                                t.run(at, 1, wt.add((kh * k + kw) * co_n * ci_n + ci0 * co_n), S::LANES * NV, co_n);
-                            }
+            let ow0 = (iw0 + g.pad_left - b) / s + p;
+            StridedClass { a, b, ih0, iw0, rows, cols, oh0, ow0 }
+        })
+    })
+}
+
+/// `backward_input_strided` in bf16, natively: `wq` from `pack_taps_bf16`, `dyq` scratch of
+/// `strided_dy_dims` bf16 for the rounded, padded dy. Needs `bf16::native()`, `c_in % 16 ==
+/// 0` and an even `c_out` (the pairs run along it). Overwrites `dx`.
+pub fn backward_input_strided_bf16(g: &ConvGeom, dy: &[f32], wq: &[u16], dyq: &mut [u16], dx: &mut [f32]) {
+    assert!(bf16::native(), "conv_direct: native bf16 needs AVX512-BF16 on the AVX-512 path");
+    assert!(g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(2), "conv_direct: bf16 channel counts");
+    let (hpd, wpd) = strided_dy_dims(g);
+    assert!(dyq.len() >= size(&[hpd, wpd, g.c_out]) && dy.len() == g.y_len() && dx.len() == g.x_len());
+    assert!(wq.len() == g.w_len());
+    pad_dy(g, dy, dyq, bf16::round_slice);
+    #[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
+    unsafe fn run(g: &ConvGeom, dyq: &[u16], wq: &[u16], dx: &mut [f32]) {
+        backward_input_strided_bf16_with(g, dyq, wq, dx)
+    }
+    // SAFETY: `native` (asserted) means the CPU has AVX512-BF16 and AVX-512F.
+    unsafe { run(g, dyq, wq, dx) }
+}
+
+/// # Safety
+/// As `backward_input_strided_with`, and the CPU has AVX512-BF16. Pointers count u32 pairs.
+#[inline(always)]
+unsafe fn backward_input_strided_bf16_with(g: &ConvGeom, dyq: &[u16], wq: &[u16], dx: &mut [f32]) {
+    let (s, k, ci_n, pairs) = (g.stride, g.k, g.c_in, g.c_out / 2);
+    let wpd = strided_dy_dims(g).1;
+    let (dyq, wq, dxp) = (dyq.as_ptr().cast::<u32>(), wq.as_ptr().cast::<u32>(), dx.as_mut_ptr());
+    for c in strided_classes(g) {
+        for (ci0, nv) in channel_blocks(ci_n, KernelPath::Avx512) {
+            for (_, m, px) in pixel_chunks(c.rows, c.cols) {
+                with_rows!(m, M => with_nv!(Avx512, nv, NV => {
+                    let mut t = Tile::<Avx512, M, NV>::zero();
+                    for (th, kh) in (c.a..k).step_by(s).enumerate() {
+                        for (tw, kw) in (c.b..k).step_by(s).enumerate() {
+                            let at = core::array::from_fn(|j| dyq.add(c.dy_pixel(px[j], th, tw, wpd) * pairs));
+                            t.run_pairs(at, 1, wq.add((kh * k + kw) * pairs * ci_n + ci0 * pairs), 16 * NV, pairs);
                         }
-                        t.store_at(core::array::from_fn(|j| {
-                            dxp.add(((ih0 + px[j].0 * s) * g.w_in + iw0 + px[j].1 * s) * ci_n + ci0)
-                        }));
-                    }))
+                    }
+                    t.store_at(core::array::from_fn(|j| dxp.add(c.dx_pixel(g, px[j]) * ci_n + ci0)));
+                }))
+            }
+        }
+    }
+}
+
+/// The kernel of `backward_input_strided_bf16`: per tap and AVX-512 block of input channels
+/// (`channel_blocks`, `width = 16 nv` from ci0), per pair i of output channels, one pair per
+/// input channel: `wq[tap][ci0 * c_out + (i * width + l) * 2 + e] = round(w[tap][ci0 +
+/// l][2i + e])`. Overwrites `wq`.
+pub fn pack_taps_bf16(g: &ConvGeom, w: &[f32], wq: &mut [u16]) {
+    let (ci_n, co_n) = (g.c_in, g.c_out);
+    for (src, dst) in w.chunks_exact(ci_n * co_n).zip(wq.chunks_exact_mut(ci_n * co_n)) {
+        for (ci0, nv) in channel_blocks(ci_n, KernelPath::Avx512) {
+            let width = 16 * nv;
+            for co in 0..co_n {
+                for l in 0..width {
+                    dst[ci0 * co_n + ((co / 2) * width + l) * 2 + co % 2] = bf16::round(src[(ci0 + l) * co_n + co]);
                 }
+            }
+        }
+    }
+}
+
+/// `transpose_taps`' kernel made the emulated bf16 operand: rounded, with output channels 2i
+/// and 2i + 1 swapped (to match dy's `quantize_swapped`). Needs an even `c_out`.
+pub fn quantize_swapped_taps(g: &ConvGeom, path: KernelPath, wt: &mut [f32]) {
+    let co_n = g.c_out;
+    for tap in wt.chunks_exact_mut(g.c_in * co_n) {
+        for (ci0, nv) in channel_blocks(g.c_in, path) {
+            // The block's rows, one per output channel, `width` long.
+            let width = path.lanes() * nv;
+            for pair in tap[ci0 * co_n..][..co_n * width].chunks_exact_mut(2 * width) {
+                let (even, odd) = pair.split_at_mut(width);
+                even.swap_with_slice(odd);
+                pair.iter_mut().for_each(|v| *v = bf16::quantize(*v));
             }
         }
     }

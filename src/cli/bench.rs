@@ -3,7 +3,7 @@
 
 use super::common::{in_pool, set_threads};
 use super::data::DataSource;
-use super::train::parse_named;
+use super::train::{parse_named, precision_label};
 use anyhow::Result;
 use autoencoder::data::IMAGE_LEN;
 use autoencoder::models::{self, ModelKind, INPUT_SHAPE};
@@ -126,10 +126,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Training costs about three forward passes: forward, input gradient, weight gradient.
     let gflops_train = m.train_ips * 3.0 * 2.0 * m.macs as f64 / 1e9;
     let path = isa::kernel_path();
-    let precision = match args.precision {
-        Precision::F32 => "f32".to_string(),
-        Precision::Bf16 => format!("bf16 ({})", bf16::mode_name()),
-    };
+    let precision = precision_label(args.precision);
     if !args.json {
         outln!(
             "{}: batch {}, {} threads, {}, kernels {path}, {precision}: training {:.0} images/s ({:.1} GFLOP/s, {:.0}% of peak), inference (batch {INFER_BATCH}) {:.0} images/s",

@@ -114,6 +114,7 @@ pub fn flag_samples<A: clap::Args>() -> Vec<String> {
                 (_, "schedule" | "schedules") => format!("--{long}=cosine"),
                 (_, "recipe") => "--recipe=reference".to_string(),
                 (_, "monitor") => "--monitor=val_ssim".to_string(),
+                (_, "precision") => "--precision=bf16".to_string(),
                 _ => format!("--{long}=1"),
             }
         })

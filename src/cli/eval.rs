@@ -3,11 +3,13 @@
 
 use super::common::{load_checkpoint, load_data, warn_if_other_data, SplitName};
 use super::data::DataSource;
+use super::train::parse_named;
 use anyhow::{Context, Result};
 use autoencoder::data::{idx, IMAGE_LEN};
 use autoencoder::eval::{self, Images};
 use autoencoder::models;
 use autoencoder::run::{npy, picture};
+use kernels::bf16::Precision;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -21,22 +23,27 @@ pub struct EvalArgs {
     /// Seed of the split (default: the one recorded in the checkpoint).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Print one JSON object: model, split, count, ssim, ssim_uniform7, mse.
+    /// Print one JSON object: model, split, count, ssim, ssim_uniform7, mse, precision.
     #[arg(long)]
     pub json: bool,
+    /// Precision of the convolutions' products: f32 or bf16 (see `train --precision`).
+    #[arg(long, default_value_t = Precision::F32, value_parser = parse_named::<Precision>)]
+    pub precision: Precision,
     #[command(flatten)]
     pub source: DataSource,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let (mut model, info) = load_checkpoint(&args.checkpoint, None)?;
+    model.set_precision(args.precision);
     let seed = args.seed.unwrap_or(info.seed);
     let (data, split) = load_data(&args.source, seed)?;
     warn_if_other_data(&args.checkpoint, &info, &data, seed);
     let s = eval::evaluate(&mut model, Images::Subset(&data, args.split.indices(&split)))?;
     if args.json {
         let v = json!({"model": info.model, "split": args.split.name(), "count": s.count,
-                       "ssim": s.ssim, "ssim_uniform7": s.ssim_uniform7, "mse": s.mse});
+                       "ssim": s.ssim, "ssim_uniform7": s.ssim_uniform7, "mse": s.mse,
+                       "precision": args.precision.name()});
         outln!("{v}");
     } else {
         outln!(
@@ -75,6 +82,9 @@ pub struct ReconstructArgs {
     /// Seed of the split (default: the one recorded in the checkpoint).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Precision of the convolutions' products: f32 or bf16 (see `train --precision`).
+    #[arg(long, default_value_t = Precision::F32, value_parser = parse_named::<Precision>)]
+    pub precision: Precision,
     #[command(flatten)]
     pub source: DataSource,
 }
@@ -104,6 +114,7 @@ fn read_user_images(path: &Path) -> Result<Vec<f32>> {
 
 pub fn reconstruct(args: ReconstructArgs) -> Result<()> {
     let (mut model, info) = load_checkpoint(&args.checkpoint, None)?;
+    model.set_precision(args.precision);
     let originals = match &args.input {
         Some(path) => {
             let mut px = read_user_images(path)?;
@@ -157,6 +168,9 @@ pub struct EncodeArgs {
     /// Seed of the split (default: the one recorded in the checkpoint).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Precision of the convolutions' products: f32 or bf16 (see `train --precision`).
+    #[arg(long, default_value_t = Precision::F32, value_parser = parse_named::<Precision>)]
+    pub precision: Precision,
     #[command(flatten)]
     pub source: DataSource,
 }
@@ -169,6 +183,7 @@ fn labels_path(out: &Path) -> PathBuf {
 
 pub fn encode(args: EncodeArgs) -> Result<()> {
     let (mut model, info) = load_checkpoint(&args.checkpoint, None)?;
+    model.set_precision(args.precision);
     if let Some(path) = &args.input {
         let px = read_user_images(path)?;
         let n = px.len() / IMAGE_LEN;

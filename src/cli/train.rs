@@ -262,6 +262,14 @@ pub fn install_ctrl_c() -> Result<()> {
     .context("cannot install the Ctrl-C handler")
 }
 
+/// "f32", or "bf16 (native)" / "bf16 (emulated)": how the run's products are computed here.
+pub fn precision_label(p: Precision) -> String {
+    match p {
+        Precision::F32 => p.name().to_string(),
+        Precision::Bf16 => format!("bf16 ({})", kernels::bf16::mode_name()),
+    }
+}
+
 /// Reads the state a run folder holds for `--resume` (`command` names the subcommand in the
 /// hint), warning when the run started on another kernel path than this process's.
 pub fn load_run_state(dir: &Path, command: &str) -> Result<(TrainConfig, Sequential, RunState)> {
@@ -454,7 +462,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         _ => String::new(),
     };
     outln!(
-        "training `{}` on {} ({} train / {} val / {} test), loss {}, batch {}, lr {}, {} threads -> {}{from}",
+        "training `{}` on {} ({} train / {} val / {} test), loss {}, batch {}, lr {}, {}, {} threads -> {}{from}",
         cfg.model,
         data.origin,
         split.train.len(),
@@ -463,6 +471,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         cfg.loss,
         cfg.batch_size,
         cfg.lr,
+        precision_label(cfg.precision),
         threads,
         out.display()
     );
@@ -594,7 +603,7 @@ mod tests {
     #[test]
     fn resume_refuses_every_run_flag_and_takes_threads_and_data_flags() {
         let flags = super::super::common::flag_samples::<RunFlags>();
-        assert_eq!(flags.len(), 20);
+        assert_eq!(flags.len(), 21);
         for flag in flags {
             assert!(Cli::try_parse_from(["train", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["train", "--resume", "d", &flag]).err();

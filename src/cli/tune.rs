@@ -14,6 +14,7 @@ use autoencoder::train::loss::Loss;
 use autoencoder::train::tune::{self, SearchSpace, TrialResult, TuneConfig};
 use autoencoder::train::{self, Monitor, Schedule, TrainConfig};
 use autoencoder::Error;
+use kernels::bf16::Precision;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -157,6 +158,10 @@ pub struct SearchFlags {
     /// val_ssim_uniform7 (see `train --monitor`).
     #[arg(long, default_value_t = space().monitor, value_parser = parse_named::<Monitor>)]
     pub monitor: Monitor,
+    /// Every trial's precision of the convolutions' products: f32 or bf16 (see `train
+    /// --precision`).
+    #[arg(long, default_value_t = space().precision, value_parser = parse_named::<Precision>)]
+    pub precision: Precision,
     /// Folder for the search: tune.json, trials.csv, trials.md, a folder per trial, and the
     /// best trial's best.safetensors, report.json and reconstructions.png.
     #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "dry_run", "finalize"])]
@@ -220,6 +225,7 @@ fn config_from_args(args: &TuneArgs) -> Result<TuneConfig> {
             warmup_epochs: f.warmup_epochs,
             min_lr: f.min_lr,
             monitor: f.monitor,
+            precision: f.precision,
         },
     };
     cfg.validate().context("hint: see `autoencoder tune --help`")?;
@@ -611,7 +617,7 @@ mod tests {
     #[test]
     fn resume_refuses_every_search_flag_and_takes_trials_threads_and_data_flags() {
         let flags = super::super::common::flag_samples::<SearchFlags>();
-        assert_eq!(flags.len(), 19);
+        assert_eq!(flags.len(), 20);
         for flag in flags {
             assert!(Cli::try_parse_from(["tune", "--trials", "2", "--dry-run", &flag]).is_ok(), "{flag} alone");
             let err = Cli::try_parse_from(["tune", "--resume", "d", &flag]).err();

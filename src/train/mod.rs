@@ -86,7 +86,7 @@ pub struct TrainConfig {
 }
 
 /// `Precision` in the run state and `report.json`, by its name (`f32`, `bf16`).
-mod precision_name {
+pub(crate) mod precision_name {
     use kernels::bf16::Precision;
     use serde::{Deserialize, Deserializer, Serializer};
 

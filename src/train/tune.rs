@@ -11,6 +11,7 @@ use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use kernels::bf16::Precision;
 
 /// The ranges a search samples from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,10 @@ pub struct SearchSpace {
     /// Fixed for every trial: what its early stopping and best weights follow.
     #[serde(default)]
     pub monitor: Monitor,
+    /// Fixed for every trial: the precision of the convolutions' products (absent from
+    /// searches saved before it could be chosen: f32).
+    #[serde(default, with = "super::precision_name")]
+    pub precision: Precision,
 }
 
 fn constant_schedule() -> Vec<Schedule> {
@@ -81,6 +86,7 @@ impl Default for SearchSpace {
             warmup_epochs: 0,
             min_lr: 0.0,
             monitor: Monitor::ValLoss,
+            precision: Precision::F32,
         }
     }
 }
@@ -186,6 +192,7 @@ impl TuneConfig {
             warmup_epochs: s.warmup_epochs,
             min_lr: s.min_lr,
             monitor: s.monitor,
+            precision: s.precision,
             // The values a search does not draw are Keras's, as they were before recipes.
             ..TrainConfig::reference(self.model)
         }
