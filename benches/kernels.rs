@@ -7,8 +7,8 @@
 
 use criterion::measurement::WallTime;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use kernels::bf16::Precision;
 use kernels::adam::{self, AdamConfig};
+use kernels::bf16::Precision;
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::upsample2d::UpGeom;
 use kernels::{conv2d, conv_transpose2d, dense, maxpool2d, upsample2d};
@@ -90,7 +90,9 @@ fn bench_conv2d(c: &mut Criterion) {
         let mut d = bufs(&g);
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv2d::forward(&g, BATCH, &d.x, &d.w, Some(&d.b[..g.c_out]), &mut d.y, &mut d.s, Precision::F32))
+            bn.iter(|| {
+                conv2d::forward(&g, BATCH, &d.x, &d.w, Some(&d.b[..g.c_out]), &mut d.y, &mut d.s, Precision::F32)
+            })
         });
     }
     // The naive twin at one shape, at batch 4 (it is slow); compare per-FLOP rates.
@@ -118,7 +120,9 @@ fn bench_conv2d(c: &mut Criterion) {
         let mut db = vec![0.0; g.c_out];
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv2d::backward_weight(&g, BATCH, &d.x, &d.y, &mut d.w, Some(&mut db), &mut d.s, Precision::F32))
+            bn.iter(|| {
+                conv2d::backward_weight(&g, BATCH, &d.x, &d.y, &mut d.w, Some(&mut db), &mut d.s, Precision::F32)
+            })
         });
     }
     grp.finish();
@@ -131,7 +135,9 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
         let mut d = bufs(&g);
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv_transpose2d::forward(&g, BATCH, &d.y, &d.w, &d.b[..g.c_in], &mut d.x, &mut d.s, Precision::F32))
+            bn.iter(|| {
+                conv_transpose2d::forward(&g, BATCH, &d.y, &d.w, &d.b[..g.c_in], &mut d.x, &mut d.s, Precision::F32)
+            })
         });
     }
     let g = convt_shapes()[0].1;
@@ -158,7 +164,9 @@ fn bench_conv_transpose2d(c: &mut Criterion) {
         let mut db = vec![0.0; g.c_in];
         grp.throughput(flops(&g));
         grp.bench_function(BenchmarkId::from_parameter(name), |bn| {
-            bn.iter(|| conv_transpose2d::backward_weight(&g, BATCH, &d.y, &d.x, &mut d.w, &mut db, &mut d.s, Precision::F32))
+            bn.iter(|| {
+                conv_transpose2d::backward_weight(&g, BATCH, &d.y, &d.x, &mut d.w, &mut db, &mut d.s, Precision::F32)
+            })
         });
     }
     grp.finish();

@@ -56,12 +56,25 @@ fn every_subcommand_works_on_small_custom_data() {
     // Under --loss ssim, the loss early stopping watches is 1 - validation SSIM (Gaussian);
     // in bf16, recorded as such.
     let ssim_dir = tmp.path().join("run-ssim");
-    let out = ok(&[
-        &["train", "--loss", "ssim", "--epochs", "2", "--batch-size", "16", "--out", ssim_dir.to_str().unwrap()][..],
-        &["--precision", "bf16"],
-        &src[..],
-    ]
-    .concat());
+    let out =
+        ok(
+            &[
+                &[
+                    "train",
+                    "--loss",
+                    "ssim",
+                    "--epochs",
+                    "2",
+                    "--batch-size",
+                    "16",
+                    "--out",
+                    ssim_dir.to_str().unwrap(),
+                ][..],
+                &["--precision", "bf16"],
+                &src[..],
+            ]
+            .concat(),
+        );
     assert!(out.contains("loss ssim") && out.contains("bf16 ("), "{out}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(ssim_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["hyperparameters"]["loss"], "ssim");

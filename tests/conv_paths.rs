@@ -79,7 +79,8 @@ fn bf16_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
         let name = format!("{path} bf16 case {i} {h}x{w} {ci}->{co} s{s}");
         let bf16 = ci % 2 == 0;
 
-        let (mut y, mut y_q, mut y_f, mut mag) = (vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()]);
+        let (mut y, mut y_q, mut y_f, mut mag) =
+            (vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()]);
         conv2d::forward(&g, n, &x, &wt, Some(&b), &mut y, &mut scratch, Precision::Bf16);
         let (xq, wq) = if bf16 { (q(&x), q(&wt)) } else { (x.clone(), wt.clone()) };
         conv2d::forward_naive(&g, n, &xq, &wq, Some(&b), &mut y_q);
@@ -91,7 +92,8 @@ fn bf16_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
             out.push((format!("{name} forward"), y));
         }
 
-        let (mut dx, mut dx_q, mut dx_f, mut mag) = (vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()]);
+        let (mut dx, mut dx_q, mut dx_f, mut mag) =
+            (vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()], vec![0.0; n * g.x_len()]);
         conv2d::backward_input(&g, n, &dy, &wt, &mut dx, &mut scratch, Precision::Bf16);
         // The input gradient's pairs run along c_out, its tiles over c_in in eights (stride 1:
         // a conv from c_out to c_in channels; larger strides: one per phase class).
@@ -109,7 +111,8 @@ fn bf16_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
 
         // The weight gradient pairs pixels; a 1-channel input stays f32 (see `bf16_weight_route`).
         let bf16 = ci % 2 == 0;
-        let (mut dw, mut dw_q, mut dw_f, mut mag) = (vec![0.0; g.w_len()], vec![0.0; g.w_len()], vec![0.0; g.w_len()], vec![0.0; g.w_len()]);
+        let (mut dw, mut dw_q, mut dw_f, mut mag) =
+            (vec![0.0; g.w_len()], vec![0.0; g.w_len()], vec![0.0; g.w_len()], vec![0.0; g.w_len()]);
         let mut db = vec![0.0; co];
         conv2d::backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut scratch, Precision::Bf16);
         let (xq, dyq) = if bf16 { (q(&x), q(&dy)) } else { (x.clone(), dy.clone()) };

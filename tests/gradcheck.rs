@@ -1,5 +1,6 @@
 //! Finite-difference gradient checks as proptest properties, one per layer op (and conv /
-//! dense followed by ReLU or sigmoid through `kernels::activation`).
+//! dense followed by ReLU or sigmoid through `kernels::activation`), and Conv2D's in bf16
+//! within bf16's bound (`conv2d_bf16_case`).
 //!
 //! Loss: L = sum(y * r) for a random r, with y computed in f32 by the fast kernel and the sum
 //! taken in f64. Each property runs 512 random cases and checks up to 16 random coordinates
@@ -18,8 +19,8 @@
 mod common;
 
 use common::{dot64, Rng};
-use kernels::bf16::Precision;
 use kernels::activation::{self, Activation};
+use kernels::bf16::Precision;
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::ssim::{ssim_naive, Window};
 use kernels::upsample2d::UpGeom;
@@ -46,6 +47,20 @@ fn gradcheck(
     h: f32,
     rng: &mut Rng,
 ) -> Result<(), TestCaseError> {
+    let none: Vec<Vec<f32>> = analytic.iter().map(|a| vec![0.0; a.len()]).collect();
+    gradcheck_within(params, names, analytic, &none, loss, h, rng)
+}
+
+/// `gradcheck` with an extra allowance per coordinate (`slack[k][i]`): bf16's bound.
+fn gradcheck_within(
+    params: &[Vec<f32>],
+    names: &[&str],
+    analytic: &[Vec<f32>],
+    slack: &[Vec<f32>],
+    loss: &dyn Fn(&[Vec<f32>]) -> f64,
+    h: f32,
+    rng: &mut Rng,
+) -> Result<(), TestCaseError> {
     let mut p = params.to_vec();
     for (k, name) in names.iter().enumerate() {
         let len = p[k].len();
@@ -65,8 +80,9 @@ fn gradcheck(
             let fd = (lp - lm) / (xp as f64 - xm as f64);
             let a = analytic[k][i] as f64;
             prop_assert!(
-                (a - fd).abs() <= 1e-3 + 1e-3 * fd.abs(),
-                "d{name}[{i}]: analytic {a} vs finite difference {fd}"
+                (a - fd).abs() <= 1e-3 + 1e-3 * fd.abs() + slack[k][i] as f64,
+                "d{name}[{i}]: analytic {a} vs finite difference {fd} (allowance {})",
+                slack[k][i]
             );
         }
     }
@@ -146,6 +162,42 @@ fn conv2d_case(
     gradcheck(&params, &["x", "w", "b"], &[dx, dw, db], &loss, h_step, &mut rng)
 }
 
+/// Conv2D's gradients in bf16 against central differences of the f32 loss: the bf16 passes
+/// compute the gradient with rounded operands, so each coordinate may differ from the exact
+/// one by bf16's bound, 2^-8 of the sum of its terms' sizes (two 8-bit significands).
+/// Channel counts the bf16 kernels take (c_out in eights, pairs along c_in and c_out).
+fn conv2d_bf16_case(
+    n: usize,
+    h: usize,
+    w: usize,
+    ci: usize,
+    co: usize,
+    s: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let g = ConvGeom::new(h, w, ci, co, 3, s, Padding::Same).expect("'same' always has an output");
+    let mut rng = Rng::new(seed);
+    let params = vec![rng.vec(n * g.x_len()), rng.vec(g.w_len()), rng.vec(co)];
+    let r = rng.vec(n * g.y_len());
+    let loss = |p: &[Vec<f32>]| {
+        let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
+        let mut y = vec![0.0; n * g.y_len()];
+        conv2d::forward(&g, n, &p[0], &p[1], Some(&p[2]), &mut y, &mut s, Precision::F32);
+        dot64(&y, &r)
+    };
+    let mut sc = vec![0.0; conv2d::scratch_len(&g, n)];
+    let (mut dx, mut dw, mut db) = (vec![0.0; params[0].len()], vec![0.0; g.w_len()], vec![0.0; co]);
+    conv2d::backward_input(&g, n, &r, &params[1], &mut dx, &mut sc, Precision::Bf16);
+    conv2d::backward_weight(&g, n, &params[0], &r, &mut dw, Some(&mut db), &mut sc, Precision::Bf16);
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+    let (mut sx, mut sw) = (vec![0.0; dx.len()], vec![0.0; dw.len()]);
+    conv2d::backward_input_naive(&g, n, &abs(&r), &abs(&params[1]), &mut sx);
+    conv2d::backward_weight_naive(&g, n, &abs(&params[0]), &abs(&r), &mut sw, None);
+    let bound = |v: Vec<f32>| v.iter().map(|m| m * 2f32.powi(-8)).collect::<Vec<_>>();
+    let slack = [bound(sx), bound(sw), vec![0.0; co]];
+    gradcheck_within(&params, &["x", "w", "b"], &[dx, dw, db], &slack, &loss, H_LINEAR, &mut rng)
+}
+
 fn dense_case(n: usize, ci: usize, co: usize, act: Activation, seed: u64) -> Result<(), TestCaseError> {
     let mut rng = Rng::new(seed);
     let params = vec![rng.vec(n * ci), rng.vec(ci * co), rng.vec(co)];
@@ -192,6 +244,13 @@ proptest! {
     fn conv2d_sigmoid_gradients(n in 1usize..=3, h in 1usize..=9, w in 1usize..=9, ci in 1usize..=5, co in 1usize..=5,
                                 k in 1usize..=3, s in 1usize..=2, same: bool, seed: u64) {
         conv2d_case(n, h, w, ci, co, k, s, same, Activation::Sigmoid, seed)?;
+    }
+
+    /// bf16 gradients on the shapes the bf16 kernels take.
+    #[test]
+    fn conv2d_bf16_gradients(n in 1usize..=2, h in 2usize..=9, w in 2usize..=9, ci in prop::sample::select(vec![2usize, 8, 16]),
+                             co in prop::sample::select(vec![8usize, 16, 32]), s in 1usize..=2, seed: u64) {
+        conv2d_bf16_case(n, h, w, ci, co, s, seed)?;
     }
 
     /// Conv2DTranspose from an h x w input with `ci` channels to `co` filters.

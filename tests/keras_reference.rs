@@ -8,9 +8,9 @@
 mod common;
 
 use common::{array, arrays, assert_close, case_name, dot64, number, Tol, FWD, GRAD};
-use kernels::bf16::Precision;
 use kernels::activation::{self, Activation};
 use kernels::adam::{self, AdamConfig};
+use kernels::bf16::Precision;
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::upsample2d::UpGeom;
 use kernels::{conv2d, conv_transpose2d, dense, loss, maxpool2d, upsample2d};

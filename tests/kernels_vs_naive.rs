@@ -8,9 +8,9 @@
 mod common;
 
 use common::{assert_bitwise, assert_close, Rng, Tol};
-use kernels::bf16::Precision;
 use kernels::activation::{self, Activation};
 use kernels::adam::{self, AdamConfig};
+use kernels::bf16::Precision;
 use kernels::gemm::{gemm, gemm_naive, Mat};
 use kernels::geom::{ConvGeom, Padding, PoolGeom};
 use kernels::upsample2d::UpGeom;

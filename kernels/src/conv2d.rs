@@ -15,8 +15,8 @@
 //! Buffers: `x [n, h_in, w_in, c_in]`, `w [k, k, c_in, c_out]`, `b [c_out]`,
 //! `y [n, h_out, w_out, c_out]`; `scratch` holds `scratch_len(g, n)` floats.
 
-use crate::gemm::{gemm, Mat};
 use crate::bf16::{self, Precision};
+use crate::gemm::{gemm, Mat};
 use crate::geom::{size, ConvGeom};
 use crate::{conv_direct, conv_task_images, simd};
 use rayon::prelude::*;
@@ -304,6 +304,7 @@ pub fn backward_input(
 /// In bf16 (`bf16_weight_route`) the products of x and dy take bf16 operands.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
+#[allow(clippy::too_many_arguments)]
 pub fn backward_weight(
     g: &ConvGeom,
     n: usize,

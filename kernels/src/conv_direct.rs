@@ -9,7 +9,9 @@
 use crate::bf16;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path, KernelPath};
-use crate::micro::{channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Avx512, Simd, Tile};
+use crate::micro::{
+    channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Avx512, Bf16Pairs, Operand, Simd, Tile, Values,
+};
 
 /// Output pixels per block of `weight_grad_tiled_acc`.
 const PIXEL_BLOCK: usize = 64;
@@ -192,23 +194,39 @@ pub fn forward_tiled(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: 
     assert!(xp.len() >= padded_len(g) && w.len() == g.w_len() && y.len() == g.y_len());
     assert!(b.is_none_or(|b| b.len() == g.c_out), "conv_direct: bias length");
     let path = kernel_path().for_channels(g.c_out);
-    dispatch!(on path, forward_tiled_with(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]))
+    dispatch!(on path, forward_tiled_f32(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]))
 }
 
 /// # Safety
 /// `S`'s instructions exist; the lengths are those `forward_tiled` checks. Every read is
 /// inside the padded image (`padded_dims` covers each window), every write inside `y`.
 #[inline(always)]
-unsafe fn forward_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
-    let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
-    let (xp, w, yp) = (xp.as_ptr(), w.as_ptr(), y.as_mut_ptr());
+unsafe fn forward_tiled_f32<S: Simd>(g: &ConvGeom, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    forward_tiled_with::<S, Values>(g, xp.as_ptr(), w.as_ptr(), b, y)
+}
+
+/// The direct convolution over `O`'s elements: `xp` the padded image and `w` the kernel
+/// (`[k, k, c_in / PER, c_out]` elements), so a pixel is `c_in / PER` elements.
+/// # Safety
+/// As `forward_tiled_f32` (for bf16: `forward_tiled_bf16`'s checks).
+#[inline(always)]
+unsafe fn forward_tiled_with<S: Simd, O: Operand<S>>(
+    g: &ConvGeom,
+    xp: *const O::E,
+    w: *const O::E,
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let (wp, k, s, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_out);
+    let unit = g.c_in / O::PER;
+    let yp = y.as_mut_ptr();
     // Per channel block and kernel row, its weights (k x c_in x 16: 24 KB at c_in = 128)
     // stay in L1 while every pixel tile uses them; the tiles' partial sums go through y,
     // which does not change them (each output is the same chain of FMAs in kh order). With
     // few input channels a kernel row is a short run and that round trip would cost more
     // than the multiply-adds: then all rows go in one pass. Tiles run over the image's pixels
     // in row-major order, across rows, so 7- and 14-wide rows get full tiles too.
-    let rows_per_pass = if k * k * ci_n <= SMALL_KERNEL { k } else { 1 };
+    let rows_per_pass = if k * k * g.c_in <= SMALL_KERNEL { k } else { 1 };
     for (co0, nv) in channel_blocks(co_n, S::PATH) {
         for kh0 in (0..k).step_by(rows_per_pass) {
             for (p0, m, px) in pixel_chunks(g.h_out, g.w_out) {
@@ -219,12 +237,12 @@ unsafe fn forward_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], w: &[f32], b: Op
                         (0, None) => Tile::<S, M, NV>::zero(),
                         _ => Tile::<S, M, NV>::load(c, co_n),
                     };
-                    let window: [*const f32; M] = core::array::from_fn(|j| xp.add((px[j].0 * s * wp + px[j].1 * s) * ci_n));
+                    let window: [*const O::E; M] = core::array::from_fn(|j| xp.add((px[j].0 * s * wp + px[j].1 * s) * unit));
                     for kh in kh0..(kh0 + rows_per_pass).min(k) {
                         // Along a kernel row the (kw, ci) pairs are contiguous in both the
                         // padded image and the kernel: one run of k * c_in.
-                        let a = core::array::from_fn(|j| window[j].add(kh * wp * ci_n));
-                        t.run(a, 1, w.add(kh * k * ci_n * co_n + co0), co_n, k * ci_n);
+                        let a = core::array::from_fn(|j| window[j].add(kh * wp * unit));
+                        O::run(&mut t, a, 1, w.add(kh * k * unit * co_n + co0), co_n, k * unit);
                     }
                     t.store(c, co_n);
                 }))
@@ -245,42 +263,11 @@ pub fn forward_tiled_bf16(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32]
     assert!(b.is_none_or(|b| b.len() == g.c_out), "conv_direct: bias length");
     #[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
     unsafe fn run(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32]>, y: &mut [f32]) {
-        forward_tiled_bf16_with(g, xq, wq, b, y)
+        // Pairs of bf16 read as u32 (unaligned loads).
+        forward_tiled_with::<Avx512, Bf16Pairs>(g, xq.as_ptr().cast(), wq.as_ptr().cast(), b, y)
     }
     // SAFETY: `native` (asserted) means the CPU has AVX512-BF16 and AVX-512F.
     unsafe { run(g, xq, wq, b, y) }
-}
-
-/// # Safety
-/// As `forward_tiled_with`, and the CPU has AVX512-BF16. Pointers count u32 pairs: the
-/// padded image's pixel is `c_in / 2` of them, a kernel row's (kw, channel pair) run is
-/// `k * c_in / 2` pairs of `c_out` each.
-#[inline(always)]
-unsafe fn forward_tiled_bf16_with(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32]>, y: &mut [f32]) {
-    let (wp, k, s, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_out);
-    let pairs = g.c_in / 2;
-    let (xq, wq, yp) = (xq.as_ptr().cast::<u32>(), wq.as_ptr().cast::<u32>(), y.as_mut_ptr());
-    let rows_per_pass = if k * k * g.c_in <= SMALL_KERNEL { k } else { 1 };
-    for (co0, nv) in channel_blocks(co_n, KernelPath::Avx512) {
-        for kh0 in (0..k).step_by(rows_per_pass) {
-            for (p0, m, px) in pixel_chunks(g.h_out, g.w_out) {
-                with_rows!(m, M => with_nv!(Avx512, nv, NV => {
-                    let c = yp.add(p0 * co_n + co0);
-                    let mut t = match (kh0, b) {
-                        (0, Some(b)) => Tile::<Avx512, M, NV>::rows_of(b.as_ptr().add(co0)),
-                        (0, None) => Tile::<Avx512, M, NV>::zero(),
-                        _ => Tile::<Avx512, M, NV>::load(c, co_n),
-                    };
-                    let window: [*const u32; M] = core::array::from_fn(|j| xq.add((px[j].0 * s * wp + px[j].1 * s) * pairs));
-                    for kh in kh0..(kh0 + rows_per_pass).min(k) {
-                        let a = core::array::from_fn(|j| window[j].add(kh * wp * pairs));
-                        t.run_pairs(a, 1, wq.add(kh * k * pairs * co_n + co0), co_n, k * pairs);
-                    }
-                    t.store(c, co_n);
-                }))
-            }
-        }
-    }
 }
 
 /// y = conv(xp) + b for one image with few output channels (any `c_out`): dot products of
@@ -294,7 +281,7 @@ pub fn forward_narrow(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y
 }
 
 /// # Safety
-/// As `forward_tiled_with`.
+/// As `forward_tiled_f32`.
 #[inline(always)]
 unsafe fn forward_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], wt: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
@@ -362,7 +349,7 @@ pub fn quantize_swapped_rows(g: &ConvGeom, dy: &[f32], dst: &mut [f32]) {
 }
 
 /// # Safety
-/// As `forward_tiled_with`.
+/// As `forward_tiled_f32`.
 #[inline(always)]
 unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32], swapped: bool) {
     let (wp, k, s, ci_n, co_n) = (padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
@@ -423,7 +410,7 @@ pub fn weight_grad_tiled_bf16_acc(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &m
 }
 
 /// # Safety
-/// As `forward_tiled_with`, and the CPU has AVX512-BF16 and AVX512-BW.
+/// As `forward_tiled_f32`, and the CPU has AVX512-BF16 and AVX512-BW.
 #[inline(always)]
 unsafe fn weight_grad_tiled_bf16_with(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [u32], dw: &mut [f32]) {
     use core::arch::x86_64::*;
@@ -449,7 +436,9 @@ unsafe fn weight_grad_tiled_bf16_with(g: &ConvGeom, xq: &[u16], dy: &[f32], work
                 for i in (0..body).step_by(16) {
                     let lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(a.as_ptr().add(i).cast()));
                     let hi = match b {
-                        Some(b) => _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(b.as_ptr().add(i).cast())), 16),
+                        Some(b) => {
+                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(b.as_ptr().add(i).cast())), 16)
+                        }
                         None => _mm512_setzero_si512(),
                     };
                     _mm512_storeu_si512(o.as_mut_ptr().add(i).cast(), _mm512_or_si512(lo, hi));
@@ -487,7 +476,7 @@ pub fn weight_grad_narrow_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f3
 }
 
 /// # Safety
-/// As `forward_tiled_with`.
+/// As `forward_tiled_f32`.
 #[inline(always)]
 unsafe fn weight_grad_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (wp, k, s, ci_n) = (padded_dims(g).1, g.k, g.stride, g.c_in);
@@ -521,7 +510,7 @@ unsafe fn weight_grad_narrow_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32],
 /// dw[kh, r0 .. r0 + 8 NV] += sum over pixels p of dy[p] * xp[window(p) + kh row, r0 ..] for
 /// `weight_grad_narrow_with`; returns the lanes done.
 /// # Safety
-/// As `forward_tiled_with`.
+/// As `forward_tiled_f32`.
 #[inline(always)]
 unsafe fn narrow_block<S: Simd, const NV: usize>(
     g: &ConvGeom,
@@ -569,16 +558,31 @@ pub fn backward_input_strided(
         quantize_swapped(&mut dyp[..hpd * wpd * g.c_out]);
     }
     let dyp = &*dyp;
-    dispatch!(on path, backward_input_strided_with(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]))
+    dispatch!(on path, backward_input_strided_f32(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]))
 }
 
 /// # Safety
-/// As `forward_tiled_with`; `strided_dy_dims` covers every tap of every dx pixel.
+/// As `forward_tiled_f32`; `strided_dy_dims` covers every tap of every dx pixel.
 #[inline(always)]
-unsafe fn backward_input_strided_with<S: Simd>(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]) {
-    let (s, k, ci_n, co_n) = (g.stride, g.k, g.c_in, g.c_out);
+unsafe fn backward_input_strided_f32<S: Simd>(g: &ConvGeom, dyp: &[f32], wt: &[f32], dx: &mut [f32]) {
+    backward_input_strided_with::<S, Values>(g, dyp.as_ptr(), wt.as_ptr(), dx)
+}
+
+/// The strided input gradient over `O`'s elements: a dy pixel is `c_out / PER` of them, and
+/// so is each channel block's row of a tap in `wt` (`transpose_taps` / `pack_taps_bf16`).
+/// # Safety
+/// As `backward_input_strided_f32` (for bf16: `backward_input_strided_bf16`'s checks).
+#[inline(always)]
+unsafe fn backward_input_strided_with<S: Simd, O: Operand<S>>(
+    g: &ConvGeom,
+    dyp: *const O::E,
+    wt: *const O::E,
+    dx: &mut [f32],
+) {
+    let (s, k, ci_n) = (g.stride, g.k, g.c_in);
+    let unit = g.c_out / O::PER;
     let wpd = strided_dy_dims(g).1;
-    let (dyp, wt, dxp) = (dyp.as_ptr(), wt.as_ptr(), dx.as_mut_ptr());
+    let dxp = dx.as_mut_ptr();
     for c in strided_classes(g) {
         // Per class and channel block, the taps' weights (at most 4 x c_out x 16) stay in
         // L1 while every pixel of the class streams by, in tiles across its rows.
@@ -588,8 +592,8 @@ unsafe fn backward_input_strided_with<S: Simd>(g: &ConvGeom, dyp: &[f32], wt: &[
                     let mut t = Tile::<S, M, NV>::zero();
                     for (th, kh) in (c.a..k).step_by(s).enumerate() {
                         for (tw, kw) in (c.b..k).step_by(s).enumerate() {
-                            let at = core::array::from_fn(|j| dyp.add(c.dy_pixel(px[j], th, tw, wpd) * co_n));
-                            t.run(at, 1, wt.add((kh * k + kw) * co_n * ci_n + ci0 * co_n), S::LANES * NV, co_n);
+                            let at = core::array::from_fn(|j| dyp.add(c.dy_pixel(px[j], th, tw, wpd) * unit));
+                            O::run(&mut t, at, 1, wt.add((kh * k + kw) * unit * ci_n + ci0 * unit), S::LANES * NV, unit);
                         }
                     }
                     t.store_at(core::array::from_fn(|j| dxp.add(c.dx_pixel(g, px[j]) * ci_n + ci0)));
@@ -654,35 +658,10 @@ pub fn backward_input_strided_bf16(g: &ConvGeom, dy: &[f32], wq: &[u16], dyq: &m
     pad_dy(g, dy, dyq, bf16::round_slice);
     #[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
     unsafe fn run(g: &ConvGeom, dyq: &[u16], wq: &[u16], dx: &mut [f32]) {
-        backward_input_strided_bf16_with(g, dyq, wq, dx)
+        backward_input_strided_with::<Avx512, Bf16Pairs>(g, dyq.as_ptr().cast(), wq.as_ptr().cast(), dx)
     }
     // SAFETY: `native` (asserted) means the CPU has AVX512-BF16 and AVX-512F.
     unsafe { run(g, dyq, wq, dx) }
-}
-
-/// # Safety
-/// As `backward_input_strided_with`, and the CPU has AVX512-BF16. Pointers count u32 pairs.
-#[inline(always)]
-unsafe fn backward_input_strided_bf16_with(g: &ConvGeom, dyq: &[u16], wq: &[u16], dx: &mut [f32]) {
-    let (s, k, ci_n, pairs) = (g.stride, g.k, g.c_in, g.c_out / 2);
-    let wpd = strided_dy_dims(g).1;
-    let (dyq, wq, dxp) = (dyq.as_ptr().cast::<u32>(), wq.as_ptr().cast::<u32>(), dx.as_mut_ptr());
-    for c in strided_classes(g) {
-        for (ci0, nv) in channel_blocks(ci_n, KernelPath::Avx512) {
-            for (_, m, px) in pixel_chunks(c.rows, c.cols) {
-                with_rows!(m, M => with_nv!(Avx512, nv, NV => {
-                    let mut t = Tile::<Avx512, M, NV>::zero();
-                    for (th, kh) in (c.a..k).step_by(s).enumerate() {
-                        for (tw, kw) in (c.b..k).step_by(s).enumerate() {
-                            let at = core::array::from_fn(|j| dyq.add(c.dy_pixel(px[j], th, tw, wpd) * pairs));
-                            t.run_pairs(at, 1, wq.add((kh * k + kw) * pairs * ci_n + ci0 * pairs), 16 * NV, pairs);
-                        }
-                    }
-                    t.store_at(core::array::from_fn(|j| dxp.add(c.dx_pixel(g, px[j]) * ci_n + ci0)));
-                }))
-            }
-        }
-    }
 }
 
 /// The kernel of `backward_input_strided_bf16`: per tap and AVX-512 block of input channels

@@ -59,6 +59,7 @@ pub fn backward_input(
 /// `db[o]` = sum `dy[..., o]`. Overwrites `dw` and `db`.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
+#[allow(clippy::too_many_arguments)]
 pub fn backward_weight(
     g: &ConvGeom,
     n: usize,

@@ -295,6 +295,63 @@ impl<const M: usize, const NV: usize> Tile<Avx512, M, NV> {
     }
 }
 
+/// What a tile's steps multiply: f32 values (`Values`: one FMA per lane and step) or bf16
+/// pairs (`Bf16Pairs`: one `VDPBF16PS`, two multiply-adds), so that one kernel body serves
+/// both precisions.
+pub(crate) trait Operand<S: Simd> {
+    /// What one step reads per row: an f32, or a u32 holding two bf16 (the even one low).
+    type E: Copy;
+    /// Values per element: a reduction over `c` channels takes `c / PER` steps.
+    const PER: usize;
+    /// `Tile::run` (or `run_pairs`) on these elements.
+    /// # Safety
+    /// As `Tile::run`; for `Bf16Pairs` the CPU has AVX512-BF16.
+    unsafe fn run<const M: usize, const NV: usize>(
+        t: &mut Tile<S, M, NV>,
+        a: [*const Self::E; M],
+        a_k: usize,
+        b: *const Self::E,
+        b_k: usize,
+        len: usize,
+    );
+}
+
+pub(crate) struct Values;
+
+impl<S: Simd> Operand<S> for Values {
+    type E = f32;
+    const PER: usize = 1;
+    #[inline(always)]
+    unsafe fn run<const M: usize, const NV: usize>(
+        t: &mut Tile<S, M, NV>,
+        a: [*const f32; M],
+        a_k: usize,
+        b: *const f32,
+        b_k: usize,
+        len: usize,
+    ) {
+        t.run(a, a_k, b, b_k, len)
+    }
+}
+
+pub(crate) struct Bf16Pairs;
+
+impl Operand<Avx512> for Bf16Pairs {
+    type E = u32;
+    const PER: usize = 2;
+    #[inline(always)]
+    unsafe fn run<const M: usize, const NV: usize>(
+        t: &mut Tile<Avx512, M, NV>,
+        a: [*const u32; M],
+        a_k: usize,
+        b: *const u32,
+        b_k: usize,
+        len: usize,
+    ) {
+        t.run_pairs(a, a_k, b, b_k, len)
+    }
+}
+
 /// Runs `$body` with `const $m: usize` bound to the runtime row count `$rows` (1 ..= MAX_M),
 /// so each tile height gets its own fully unrolled code.
 macro_rules! with_rows {

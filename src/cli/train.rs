@@ -15,9 +15,9 @@ use autoencoder::run::{
 };
 use autoencoder::sequential::Sequential;
 use autoencoder::train::loss::Loss;
-use kernels::bf16::Precision;
 use autoencoder::train::{self, EpochStats, Monitor, Progress, Recipe, RunState, Schedule, TrainConfig, TrainOutcome};
 use indicatif::{ProgressBar, ProgressStyle};
+use kernels::bf16::Precision;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

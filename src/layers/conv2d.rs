@@ -116,7 +116,16 @@ impl Layer for Conv2D {
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &self.params;
         if self.transpose {
-            conv_transpose2d::forward(g, n, x.data(), &w.value, &b.value, y.data_mut(), &mut self.scratch, self.precision);
+            conv_transpose2d::forward(
+                g,
+                n,
+                x.data(),
+                &w.value,
+                &b.value,
+                y.data_mut(),
+                &mut self.scratch,
+                self.precision,
+            );
         } else {
             conv2d::forward(g, n, x.data(), &w.value, Some(&b.value), y.data_mut(), &mut self.scratch, self.precision);
         }

@@ -8,10 +8,10 @@ use crate::models::ModelKind;
 use crate::train::loss::Loss;
 use crate::train::{default_reduce_lr_factor, EpochStats, Monitor, Schedule, TrainConfig, MAX_BATCH_SIZE};
 use crate::{Error, Result};
+use kernels::bf16::Precision;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use kernels::bf16::Precision;
 
 /// The ranges a search samples from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
