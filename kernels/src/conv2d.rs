@@ -145,22 +145,16 @@ pub fn forward(
     direct(g, g, n, (y, g.y_len()), (x, g.x_len()), (w, &mut shared[..g.w_len()]), b, rest, precision);
 }
 
-/// How the direct conv `gd` runs at `precision`: `None` in f32, else `Some(native)` for bf16.
-/// bf16 needs pairs along the reduction axis (an even `c_in`) and the tiled kernel (`c_out %
-/// 8 == 0`); the other layers (the models' 1-channel ends, a tiny share of the work) stay f32.
-fn bf16_route(gd: &ConvGeom, precision: Precision) -> Option<bool> {
-    let tiled = gd.c_out.is_multiple_of(8) && gd.c_in.is_multiple_of(2);
-    (precision == Precision::Bf16 && tiled).then(|| bf16::native() && gd.c_out.is_multiple_of(16))
-}
-
-/// How the weight gradient of `g` runs at `precision`, as `bf16_route`. Its pairs run along
-/// the pixels, so any `c_in` could; but with one input channel (the models' first conv, and
-/// the last Conv2DTranspose's gradient) packing the pairs cost more than the products gained
-/// (`bench --layers`: 0.15 -> 0.68 ms and 1.3 -> 7.3 ms), so those stay f32 as their other
-/// passes do: an even `c_in`, and `c_out % 8 == 0` for the tiles.
-fn bf16_weight_route(g: &ConvGeom, precision: Precision) -> Option<bool> {
-    let tiled = g.c_out.is_multiple_of(8) && g.c_in.is_multiple_of(2);
-    (precision == Precision::Bf16 && tiled).then(|| bf16::native() && g.c_out.is_multiple_of(16))
+/// How a pass runs at `precision`: `None` in f32, else `Some(native)` for bf16. bf16 needs
+/// pairs (an even count along `pairs`) and the tiled kernel (`tiles % 8 == 0`; natively, whole
+/// 16-lane vectors). Forward passes pair input channels and tile output channels; the strided
+/// input gradient the reverse. The weight gradient pairs pixels, so any `c_in` could; but with
+/// one input channel (the models' first conv, the last Conv2DTranspose's gradient) packing the
+/// pairs cost more than the products gained (`bench --layers`: 0.15 -> 0.68 ms and 1.3 -> 7.3
+/// ms), so it takes the forward's rule and those layers stay f32 in every pass.
+fn bf16_route(precision: Precision, pairs: usize, tiles: usize) -> Option<bool> {
+    let fits = pairs.is_multiple_of(2) && tiles.is_multiple_of(8);
+    (precision == Precision::Bf16 && fits).then(|| bf16::native() && tiles.is_multiple_of(16))
 }
 
 /// The direct convolution `gd` (a forward, or a stride-1 input gradient's flipped one) of
@@ -179,7 +173,7 @@ fn direct(
     precision: Precision,
 ) {
     let len = conv_direct::padded_len(gd);
-    match bf16_route(gd, precision) {
+    match bf16_route(precision, gd.c_in, gd.c_out) {
         Some(true) => {
             conv_direct::pack_weights_bf16(gd, w, &mut bf16::as_bf16(work)[..gd.w_len()]);
             let wq = &bf16::as_bf16(work)[..gd.w_len()];
@@ -268,8 +262,7 @@ pub fn backward_input(
         let wt = &mut shared[..g.w_len()];
         let (hpd, wpd) = conv_direct::strided_dy_dims(g);
         let dyp_len = hpd * wpd * g.c_out;
-        let route = (precision == Precision::Bf16 && g.c_out.is_multiple_of(2))
-            .then(|| bf16::native() && g.c_in.is_multiple_of(16));
+        let route = bf16_route(precision, g.c_out, g.c_in);
         if route == Some(true) {
             conv_direct::pack_taps_bf16(g, w, &mut bf16::as_bf16(wt)[..g.w_len()]);
             let wq = &bf16::as_bf16(wt)[..g.w_len()];
@@ -301,7 +294,7 @@ pub fn backward_input(
 /// `dw[kh,kw,ci,co] = sum_{n,oh,ow} xpad[n, oh*s+kh, ow*s+kw, ci] * dy[n,oh,ow,co]` and, when
 /// given, `db[co] = sum_{n,oh,ow} dy[n,oh,ow,co]`. Overwrites `dw` and `db`. Partial sums of
 /// fixed groups of images are added in order, so the result does not depend on the threads.
-/// In bf16 (`bf16_weight_route`) the products of x and dy take bf16 operands.
+/// In bf16 (`bf16_route`) the products of x and dy take bf16 operands.
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
 #[allow(clippy::too_many_arguments)]
@@ -329,7 +322,7 @@ pub fn backward_weight(
             dw_t.fill(0.0);
             db_t.fill(0.0);
             for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                match (weight_path(g), bf16_weight_route(g, precision)) {
+                match (weight_path(g), bf16_route(precision, g.c_in, g.c_out)) {
                     (WeightPath::Direct, Some(true)) => {
                         let (xq, rest) = work.split_at_mut(conv_direct::padded_len(g));
                         let xq = &mut bf16::as_bf16(xq)[..conv_direct::padded_len(g)];

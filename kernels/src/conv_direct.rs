@@ -63,11 +63,17 @@ fn pad_rows<T: Copy + Default>(g: &ConvGeom, x: &[f32], xp: &mut [T], row: impl 
 /// as `VDPBF16PS` does. For a padded image with an even `c_in`, the pairs are its channel
 /// pairs.
 pub fn quantize_swapped(v: &mut [f32]) {
-    for pair in v.chunks_exact_mut(2) {
-        let (even, odd) = (bf16::quantize(pair[0]), bf16::quantize(pair[1]));
-        pair[0] = odd;
-        pair[1] = even;
+    quantize_swapped_runs(v, 1);
+}
+
+/// `quantize_swapped` on pairs of runs: every value rounded to bf16, and runs 2i and 2i + 1
+/// (each `run` values) swapped; an odd last run stays where it is.
+fn quantize_swapped_runs(v: &mut [f32], run: usize) {
+    for pair in v.chunks_exact_mut(2 * run) {
+        let (even, odd) = pair.split_at_mut(run);
+        even.swap_with_slice(odd);
     }
+    v.iter_mut().for_each(|x| *x = bf16::quantize(*x));
 }
 
 /// The kernel of `forward_tiled_bf16` from `w [k, k, c_in, c_out]`: per tap and input
@@ -88,13 +94,10 @@ pub fn pack_weights_bf16(g: &ConvGeom, w: &[f32], wq: &mut [u16]) {
 /// input channels 2i and 2i + 1 swapped to match `quantize_swapped`. Needs an even `c_in`.
 /// Overwrites `we`.
 pub fn quantize_swapped_weights(g: &ConvGeom, w: &[f32], we: &mut [f32]) {
-    let co_n = g.c_out;
-    // Row r = t * c_in + ci; with c_in even, r ^ 1 is channel ci ^ 1 of the same tap.
-    for (r, src) in w.chunks_exact(co_n).enumerate() {
-        for (d, &v) in we[(r ^ 1) * co_n..][..co_n].iter_mut().zip(src) {
-            *d = bf16::quantize(v);
-        }
-    }
+    // Rows of c_out, one per (tap, input channel): with c_in even, pairs of rows are channel
+    // pairs of one tap.
+    we.copy_from_slice(w);
+    quantize_swapped_runs(we, g.c_out);
 }
 
 /// wt[co, kh, kw, ci] = w[kh, kw, ci, co]. Overwrites `wt`.
@@ -339,13 +342,8 @@ pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32
 /// `dst` <- `dy [pixels, c_out]` rounded to bf16 with rows 2i and 2i + 1 swapped (an odd
 /// last row stays): dy for `weight_grad_tiled_acc`'s `swapped`.
 pub fn quantize_swapped_rows(g: &ConvGeom, dy: &[f32], dst: &mut [f32]) {
-    let (count, co_n) = (g.h_out * g.w_out, g.c_out);
-    for p in 0..count {
-        let to = if (p ^ 1) < count { p ^ 1 } else { p };
-        for (d, &v) in dst[to * co_n..][..co_n].iter_mut().zip(&dy[p * co_n..][..co_n]) {
-            *d = bf16::quantize(v);
-        }
-    }
+    dst.copy_from_slice(dy);
+    quantize_swapped_runs(dst, g.c_out);
 }
 
 /// # Safety
@@ -702,11 +700,7 @@ pub fn quantize_swapped_taps(g: &ConvGeom, path: KernelPath, wt: &mut [f32]) {
         for (ci0, nv) in channel_blocks(g.c_in, path) {
             // The block's rows, one per output channel, `width` long.
             let width = path.lanes() * nv;
-            for pair in tap[ci0 * co_n..][..co_n * width].chunks_exact_mut(2 * width) {
-                let (even, odd) = pair.split_at_mut(width);
-                even.swap_with_slice(odd);
-                pair.iter_mut().for_each(|v| *v = bf16::quantize(*v));
-            }
+            quantize_swapped_runs(&mut tap[ci0 * co_n..][..co_n * width], width);
         }
     }
 }
