@@ -179,7 +179,9 @@ fn bench_dense(c: &mut Criterion) {
     for &(name, ci, co) in &shapes {
         let (x, w, b, mut y) = (data(BATCH * ci, 1), data(ci * co, 2), data(co, 3), vec![0.0; BATCH * co]);
         grp.throughput(fl(ci, co));
-        grp.bench_function(name, |bn| bn.iter(|| dense::forward(BATCH, ci, co, &x, &w, &b, &mut y)));
+        grp.bench_function(name, |bn| {
+            bn.iter(|| dense::forward(BATCH, ci, co, &x, &w, &b, &mut y, &mut [], Precision::F32))
+        });
     }
     let (ci, co) = (6272, 128);
     let (x, w, b, mut y) = (data(BATCH * ci, 1), data(ci * co, 2), data(co, 3), vec![0.0; BATCH * co]);
@@ -193,7 +195,9 @@ fn bench_dense(c: &mut Criterion) {
     for &(name, ci, co) in &shapes {
         let (dy, w, mut dx) = (data(BATCH * co, 1), data(ci * co, 2), vec![0.0; BATCH * ci]);
         grp.throughput(fl(ci, co));
-        grp.bench_function(name, |bn| bn.iter(|| dense::backward_input(BATCH, ci, co, &dy, &w, &mut dx)));
+        grp.bench_function(name, |bn| {
+            bn.iter(|| dense::backward_input(BATCH, ci, co, &dy, &w, &mut dx, &mut [], Precision::F32))
+        });
     }
     grp.finish();
 
@@ -201,7 +205,9 @@ fn bench_dense(c: &mut Criterion) {
     for &(name, ci, co) in &shapes {
         let (x, dy, mut dw, mut db) = (data(BATCH * ci, 1), data(BATCH * co, 2), vec![0.0; ci * co], vec![0.0; co]);
         grp.throughput(fl(ci, co));
-        grp.bench_function(name, |bn| bn.iter(|| dense::backward_weight(BATCH, ci, co, &x, &dy, &mut dw, &mut db)));
+        grp.bench_function(name, |bn| {
+            bn.iter(|| dense::backward_weight(BATCH, ci, co, &x, &dy, &mut dw, &mut db, &mut [], Precision::F32))
+        });
     }
     grp.finish();
 }

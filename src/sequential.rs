@@ -111,7 +111,7 @@ impl Sequential {
                 grads_hi[0].reshape_for(n, &self.shapes[i + 1]);
             } else {
                 let dx = (i > 0).then_some(&mut grads_lo[i]);
-                layer.backward_timed(&acts_lo[i], &acts_hi[0], &grads_hi[0], dx, profile);
+                layer.backward_timed(&acts_lo[i], &acts_hi[0], &mut grads_hi[0], dx, profile);
             }
         }
     }

@@ -111,8 +111,8 @@ fn dense_backward_input_is_the_adjoint_of_forward() {
         let (x, w, y) = (rng.vec(n * ci), rng.vec(ci * co), rng.vec(n * co));
         let b = vec![0.0; co];
         let (mut ax, mut aty) = (vec![0.0; y.len()], vec![0.0; x.len()]);
-        dense::forward(n, ci, co, &x, &w, &b, &mut ax);
-        dense::backward_input(n, ci, co, &y, &w, &mut aty);
+        dense::forward(n, ci, co, &x, &w, &b, &mut ax, &mut [], Precision::F32);
+        dense::backward_input(n, ci, co, &y, &w, &mut aty, &mut [], Precision::F32);
         assert_adjoint(&format!("dense n{n} {ci}->{co}"), dot64(&ax, &y), dot64(&x, &aty));
     }
 }

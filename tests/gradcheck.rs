@@ -1,6 +1,6 @@
 //! Finite-difference gradient checks as proptest properties, one per layer op (and conv /
-//! dense followed by ReLU or sigmoid through `kernels::activation`), and Conv2D's in bf16
-//! within bf16's bound (`conv2d_bf16_case`).
+//! dense followed by ReLU or sigmoid through `kernels::activation`), and Conv2D's and Dense's
+//! in bf16 within bf16's bound (`conv2d_bf16_case`, `dense_bf16_case`).
 //!
 //! Loss: L = sum(y * r) for a random r, with y computed in f32 by the fast kernel and the sum
 //! taken in f64. Each property runs 512 random cases and checks up to 16 random coordinates
@@ -148,8 +148,8 @@ fn conv2d_case(
     mask_kink(act, &z, &mut r, 4.0 * h_step);
     let mut y = z.clone();
     activation::forward(act, &mut y);
-    let mut dz = vec![0.0; y.len()];
-    activation::backward(act, &y, &r, &mut dz);
+    let mut dz = r.clone();
+    activation::backward(act, &y, &mut dz);
     let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
     let (mut dx, mut dw, mut db) = (vec![0.0; params[0].len()], vec![0.0; g.w_len()], vec![0.0; co]);
     conv2d::backward_input(&g, n, &dz, &params[1], &mut dx, &mut s, Precision::F32);
@@ -164,7 +164,8 @@ fn conv2d_case(
 
 /// Conv2D's gradients in bf16 against central differences of the f32 loss: the bf16 passes
 /// compute the gradient with rounded operands, so each coordinate may differ from the exact
-/// one by bf16's bound, 2^-8 of the sum of its terms' sizes (two 8-bit significands).
+/// one by bf16's bound, 2^-7 + 2^-16 of the sum of its terms' sizes (each of the two operands
+/// off by up to 2^-8 of its size).
 /// Channel counts the bf16 kernels take (c_out in eights, pairs along c_in and c_out).
 fn conv2d_bf16_case(
     n: usize,
@@ -193,7 +194,31 @@ fn conv2d_bf16_case(
     let (mut sx, mut sw) = (vec![0.0; dx.len()], vec![0.0; dw.len()]);
     conv2d::backward_input_naive(&g, n, &abs(&r), &abs(&params[1]), &mut sx);
     conv2d::backward_weight_naive(&g, n, &abs(&params[0]), &abs(&r), &mut sw, None);
-    let bound = |v: Vec<f32>| v.iter().map(|m| m * 2f32.powi(-8)).collect::<Vec<_>>();
+    let bound = |v: Vec<f32>| v.iter().map(|m| m * (2f32.powi(-7) + 2f32.powi(-16))).collect::<Vec<_>>();
+    let slack = [bound(sx), bound(sw), vec![0.0; co]];
+    gradcheck_within(&params, &["x", "w", "b"], &[dx, dw, db], &slack, &loss, H_LINEAR, &mut rng)
+}
+
+/// Dense's gradients in bf16, as `conv2d_bf16_case`: even feature counts (pairs along c_in
+/// and c_out), any batch (the weight gradient pairs batch rows, an odd last one with zero).
+fn dense_bf16_case(n: usize, ci: usize, co: usize, seed: u64) -> Result<(), TestCaseError> {
+    let mut rng = Rng::new(seed);
+    let params = vec![rng.vec(n * ci), rng.vec(ci * co), rng.vec(co)];
+    let r = rng.vec(n * co);
+    let loss = |p: &[Vec<f32>]| {
+        let mut y = vec![0.0; n * co];
+        dense::forward(n, ci, co, &p[0], &p[1], &p[2], &mut y, &mut [], Precision::F32);
+        dot64(&y, &r)
+    };
+    let mut sc = vec![0.0; dense::scratch_len(n, ci, co, Precision::Bf16)];
+    let (mut dx, mut dw, mut db) = (vec![0.0; n * ci], vec![0.0; ci * co], vec![0.0; co]);
+    dense::backward_input(n, ci, co, &r, &params[1], &mut dx, &mut sc, Precision::Bf16);
+    dense::backward_weight(n, ci, co, &params[0], &r, &mut dw, &mut db, &mut sc, Precision::Bf16);
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+    let (mut sx, mut sw) = (vec![0.0; dx.len()], vec![0.0; dw.len()]);
+    dense::backward_input_naive(n, ci, co, &abs(&r), &abs(&params[1]), &mut sx);
+    dense::backward_weight_naive(n, ci, co, &abs(&params[0]), &abs(&r), &mut sw, &mut vec![0.0; co]);
+    let bound = |v: Vec<f32>| v.iter().map(|m| m * (2f32.powi(-7) + 2f32.powi(-16))).collect::<Vec<_>>();
     let slack = [bound(sx), bound(sw), vec![0.0; co]];
     gradcheck_within(&params, &["x", "w", "b"], &[dx, dw, db], &slack, &loss, H_LINEAR, &mut rng)
 }
@@ -204,7 +229,7 @@ fn dense_case(n: usize, ci: usize, co: usize, act: Activation, seed: u64) -> Res
     let mut r = rng.vec(n * co);
     let fwd = |p: &[Vec<f32>]| {
         let mut z = vec![0.0; n * co];
-        dense::forward(n, ci, co, &p[0], &p[1], &p[2], &mut z);
+        dense::forward(n, ci, co, &p[0], &p[1], &p[2], &mut z, &mut [], Precision::F32);
         z
     };
     let z = fwd(&params);
@@ -212,11 +237,11 @@ fn dense_case(n: usize, ci: usize, co: usize, act: Activation, seed: u64) -> Res
     mask_kink(act, &z, &mut r, 4.0 * h_step);
     let mut y = z.clone();
     activation::forward(act, &mut y);
-    let mut dz = vec![0.0; y.len()];
-    activation::backward(act, &y, &r, &mut dz);
+    let mut dz = r.clone();
+    activation::backward(act, &y, &mut dz);
     let (mut dx, mut dw, mut db) = (vec![0.0; n * ci], vec![0.0; ci * co], vec![0.0; co]);
-    dense::backward_input(n, ci, co, &dz, &params[1], &mut dx);
-    dense::backward_weight(n, ci, co, &params[0], &dz, &mut dw, &mut db);
+    dense::backward_input(n, ci, co, &dz, &params[1], &mut dx, &mut [], Precision::F32);
+    dense::backward_weight(n, ci, co, &params[0], &dz, &mut dw, &mut db, &mut [], Precision::F32);
     let loss = |p: &[Vec<f32>]| {
         let mut y = fwd(p);
         activation::forward(act, &mut y);
@@ -326,6 +351,13 @@ proptest! {
     #[test]
     fn dense_relu_gradients(n in 1usize..=3, ci in 1usize..=40, co in 1usize..=12, seed: u64) {
         dense_case(n, ci, co, Activation::Relu, seed)?;
+    }
+
+    /// bf16 gradients: output widths in 16s (native where the CPU has AVX512-BF16) and not.
+    #[test]
+    fn dense_bf16_gradients(n in 1usize..=5, ci in prop::sample::select(vec![2usize, 8, 40]),
+                            co in prop::sample::select(vec![2usize, 16, 32]), seed: u64) {
+        dense_bf16_case(n, ci, co, seed)?;
     }
 
     #[test]

@@ -220,16 +220,16 @@ fn dense_fast_equals_naive() {
         let name = format!("dense n{n} {ci}->{co}");
         let (x, w, b, dy) = (rng.vec(n * ci), scaled(&mut rng, ci * co, ci), rng.vec(co), rng.vec(n * co));
         let (mut y, mut y_n) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
-        dense::forward(n, ci, co, &x, &w, &b, &mut y);
+        dense::forward(n, ci, co, &x, &w, &b, &mut y, &mut [], Precision::F32);
         dense::forward_naive(n, ci, co, &x, &w, &b, &mut y_n);
         assert_close(&name, "forward", &y, &y_n, TOL);
         let (mut dx, mut dx_n) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-        dense::backward_input(n, ci, co, &dy, &w, &mut dx);
+        dense::backward_input(n, ci, co, &dy, &w, &mut dx, &mut [], Precision::F32);
         dense::backward_input_naive(n, ci, co, &dy, &w, &mut dx_n);
         assert_close(&name, "backward_input", &dx, &dx_n, TOL);
         let (mut dw, mut dw_n, mut db, mut db_n) =
             (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; co], vec![0.0; co]);
-        dense::backward_weight(n, ci, co, &x, &dy, &mut dw, &mut db);
+        dense::backward_weight(n, ci, co, &x, &dy, &mut dw, &mut db, &mut [], Precision::F32);
         dense::backward_weight_naive(n, ci, co, &x, &dy, &mut dw_n, &mut db_n);
         assert_close(&name, "backward_weight dw", &dw, &dw_n, TOL);
         assert_close(&name, "backward_weight db", &db, &db_n, TOL);
@@ -250,9 +250,9 @@ fn activations_fast_equal_naive() {
             activation::forward(act, &mut y);
             activation::forward_naive(act, &mut y_n);
             assert_close(&name, "forward", &y, &y_n, Tol { abs: 1e-7, rel: 1e-6 });
-            let (mut dz, mut dz_n) = (vec![0.0; len], vec![0.0; len]);
-            activation::backward(act, &y, &dy, &mut dz);
-            activation::backward_naive(act, &y, &dy, &mut dz_n);
+            let (mut dz, mut dz_n) = (dy.clone(), dy.clone());
+            activation::backward(act, &y, &mut dz);
+            activation::backward_naive(act, &y, &mut dz_n);
             assert_close(&name, "backward", &dz, &dz_n, Tol { abs: 1e-7, rel: 1e-6 });
         }
     }

@@ -35,19 +35,18 @@ pub fn forward(act: Activation, y: &mut [f32]) {
     }
 }
 
-/// dz <- dy * act'(z), computed from the activation's output `y = act(z)`. Overwrites `dz`.
+/// dy <- dy * act'(z) in place (dL/dy becomes dL/dz), computed from the activation's output
+/// `y = act(z)`: no separate output array, whose writes cost as much as the pass's reads.
 /// # Panics
 /// If the slices differ in length.
-pub fn backward(act: Activation, y: &[f32], dy: &[f32], dz: &mut [f32]) {
-    assert!(y.len() == dy.len() && dy.len() == dz.len(), "activation: lengths");
-    let pass: fn(&[f32], &[f32], &mut [f32]) = match act {
-        Activation::Linear => |_, dy, dz| dz.copy_from_slice(dy),
+pub fn backward(act: Activation, y: &[f32], dy: &mut [f32]) {
+    assert_eq!(y.len(), dy.len(), "activation: lengths");
+    let pass: fn(&[f32], &mut [f32]) = match act {
+        Activation::Linear => return,
         Activation::Relu => simd::relu_mask,
         Activation::Sigmoid => simd::sigmoid_grad,
     };
-    dz.par_chunks_mut(CHUNK)
-        .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dz, (y, dy))| pass(y, dy, dz));
+    dy.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).for_each(|(dy, y)| pass(y, dy));
 }
 
 /// The naive twin of `forward`.
@@ -68,18 +67,18 @@ pub fn forward_naive(act: Activation, y: &mut [f32]) {
 }
 
 /// The naive twin of `backward`.
-pub fn backward_naive(act: Activation, y: &[f32], dy: &[f32], dz: &mut [f32]) {
-    for i in 0..dz.len() {
-        dz[i] = match act {
-            Activation::Linear => dy[i],
+pub fn backward_naive(act: Activation, y: &[f32], dy: &mut [f32]) {
+    for (d, &y) in dy.iter_mut().zip(y) {
+        *d = match act {
+            Activation::Linear => *d,
             Activation::Relu => {
-                if y[i] > 0.0 {
-                    dy[i]
+                if y > 0.0 {
+                    *d
                 } else {
                     0.0
                 }
             }
-            Activation::Sigmoid => dy[i] * y[i] * (1.0 - y[i]),
+            Activation::Sigmoid => *d * y * (1.0 - y),
         };
     }
 }

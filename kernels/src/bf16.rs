@@ -86,6 +86,70 @@ pub fn quantize(x: f32) -> f32 {
     widen(round(x))
 }
 
+/// The emulated bf16 operand of a pass whose pairs are runs of `run` values (`run` 1: adjacent
+/// values; `run` = a row's length: pairs of rows): every value rounded to bf16, and runs 2i and
+/// 2i + 1 swapped, so that an f32 kernel adding in order adds the odd product first, as
+/// `VDPBF16PS` does. An odd last run stays where it is.
+pub fn quantize_swapped_runs(v: &mut [f32], run: usize) {
+    for pair in v.chunks_exact_mut(2 * run) {
+        let (even, odd) = pair.split_at_mut(run);
+        even.swap_with_slice(odd);
+    }
+    v.iter_mut().for_each(|x| *x = quantize(*x));
+}
+
+/// The native bf16 operand of a pass whose pairs are pairs of rows of `m` (`[rows, cols]`,
+/// row-major): `out[q * cols + c]` holds `round(m[2q][c])` in its low half and `round(m[2q +
+/// 1][c])` in its high half; an odd last row pairs with zero. On AVX512-BF16 16 columns at a
+/// time (`VCVTNEPS2BF16`), else by `round`; the two give the same bits.
+/// # Panics
+/// If `m` is not whole rows of `cols` or `out` is not `rows.div_ceil(2) * cols` long.
+pub fn pack_row_pairs(m: &[f32], cols: usize, out: &mut [u32]) {
+    let rows = m.len().checked_div(cols).unwrap_or(0);
+    assert_eq!(m.len(), rows * cols, "bf16::pack_row_pairs: m is not whole rows");
+    assert_eq!(out.len(), rows.div_ceil(2) * cols, "bf16::pack_row_pairs: out length");
+    for (q, dst) in out.chunks_exact_mut(cols.max(1)).enumerate() {
+        let lo = &m[2 * q * cols..][..cols];
+        let hi = m.get((2 * q + 1) * cols..(2 * q + 2) * cols);
+        let body = if has_avx512_bf16() {
+            // SAFETY: the CPU has AVX512-BF16, AVX512-BW and AVX-512F (BW comes with every
+            // AVX512-BF16 CPU: Cooper Lake, Sapphire Rapids, Zen 4); the rows are `cols` long.
+            unsafe { pack_pair_avx512(lo, hi, dst) }
+        } else {
+            0
+        };
+        for c in body..cols {
+            dst[c] = u32::from(round(lo[c])) | hi.map_or(0, |h| u32::from(round(h[c])) << 16);
+        }
+    }
+}
+
+/// `pack_row_pairs` for one pair of rows, over the largest multiple of 16 of the columns;
+/// returns how many.
+/// # Safety
+/// The CPU has AVX512-BF16, AVX512-BW and AVX-512F; `lo`, `hi` (when given) and `dst` have one length.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn pack_pair_avx512(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) -> usize {
+    use core::arch::x86_64::*;
+    let body = dst.len() - dst.len() % 16;
+    for c in (0..body).step_by(16) {
+        // SAFETY: c + 16 <= body <= every length; unaligned loads and stores.
+        // (No closure for the repeated rounding: its intrinsics would not be inlined.)
+        unsafe {
+            let l: __m256i = core::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(lo.as_ptr().add(c))));
+            let h = match hi {
+                Some(hi) => {
+                    let h: __m256i = core::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(hi.as_ptr().add(c))));
+                    _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)
+                }
+                None => _mm512_setzero_si512(),
+            };
+            _mm512_storeu_si512(dst.as_mut_ptr().add(c).cast(), _mm512_or_si512(_mm512_cvtepu16_epi32(l), h));
+        }
+    }
+    body
+}
+
 /// Whether this CPU has AVX512-BF16 (`VCVTNE2PS2BF16`, `VDPBF16PS`).
 pub fn has_avx512_bf16() -> bool {
     KernelPath::Avx512.is_supported() && std::arch::is_x86_feature_detected!("avx512bf16")

@@ -63,17 +63,7 @@ fn pad_rows<T: Copy + Default>(g: &ConvGeom, x: &[f32], xp: &mut [T], row: impl 
 /// as `VDPBF16PS` does. For a padded image with an even `c_in`, the pairs are its channel
 /// pairs.
 pub fn quantize_swapped(v: &mut [f32]) {
-    quantize_swapped_runs(v, 1);
-}
-
-/// `quantize_swapped` on pairs of runs: every value rounded to bf16, and runs 2i and 2i + 1
-/// (each `run` values) swapped; an odd last run stays where it is.
-fn quantize_swapped_runs(v: &mut [f32], run: usize) {
-    for pair in v.chunks_exact_mut(2 * run) {
-        let (even, odd) = pair.split_at_mut(run);
-        even.swap_with_slice(odd);
-    }
-    v.iter_mut().for_each(|x| *x = bf16::quantize(*x));
+    bf16::quantize_swapped_runs(v, 1);
 }
 
 /// The kernel of `forward_tiled_bf16` from `w [k, k, c_in, c_out]`: per tap and input
@@ -97,7 +87,7 @@ pub fn quantize_swapped_weights(g: &ConvGeom, w: &[f32], we: &mut [f32]) {
     // Rows of c_out, one per (tap, input channel): with c_in even, pairs of rows are channel
     // pairs of one tap.
     we.copy_from_slice(w);
-    quantize_swapped_runs(we, g.c_out);
+    bf16::quantize_swapped_runs(we, g.c_out);
 }
 
 /// wt[co, kh, kw, ci] = w[kh, kw, ci, co]. Overwrites `wt`.
@@ -343,7 +333,7 @@ pub fn weight_grad_tiled_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], dw: &mut [f32
 /// last row stays): dy for `weight_grad_tiled_acc`'s `swapped`.
 pub fn quantize_swapped_rows(g: &ConvGeom, dy: &[f32], dst: &mut [f32]) {
     dst.copy_from_slice(dy);
-    quantize_swapped_runs(dst, g.c_out);
+    bf16::quantize_swapped_runs(dst, g.c_out);
 }
 
 /// # Safety
@@ -445,24 +435,10 @@ unsafe fn weight_grad_tiled_bf16_with(g: &ConvGeom, xq: &[u16], dy: &[f32], work
                     o[i] = u32::from(a[i]) | b.map_or(0, |b| u32::from(b[i]) << 16);
                 }
             }
-            // dy's two rows rounded (`VCVTNEPS2BF16`, as `bf16::round`) and interleaved, 16
-            // channels at a time (c_out % 16 == 0): a scalar loop here cost as much as the
-            // products for the 32-channel convolutions.
-            let (ya, yb) = (&dy[pa * co_n..][..co_n], (pb < count).then(|| &dy[pb * co_n..][..co_n]));
-            let d = &mut dys[q * co_n..][..co_n];
-            // (No closure for the repeated step: its intrinsics would not be inlined.)
-            for c0 in (0..co_n).step_by(16) {
-                let lo: __m256i = core::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(ya.as_ptr().add(c0))));
-                let hi = match yb {
-                    Some(yb) => {
-                        let h: __m256i = core::mem::transmute(_mm512_cvtneps_pbh(_mm512_loadu_ps(yb.as_ptr().add(c0))));
-                        _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)
-                    }
-                    None => _mm512_setzero_si512(),
-                };
-                _mm512_storeu_si512(d.as_mut_ptr().add(c0).cast(), _mm512_or_si512(_mm512_cvtepu16_epi32(lo), hi));
-            }
         }
+        // dy's pixel pairs rounded and interleaved 16 channels at a time (c_out % 16 == 0): a
+        // scalar loop here cost as much as the products for the 32-channel convolutions.
+        crate::bf16::pack_row_pairs(&dy[p0 * co_n..(p0 + len) * co_n], co_n, &mut dys[..pairs * co_n]);
         let (ip, dp) = (img.as_ptr(), dys.as_ptr());
         for (co0, nv) in channel_blocks(co_n, KernelPath::Avx512) {
             for (r0, m) in row_chunks(rows) {
@@ -700,7 +676,7 @@ pub fn quantize_swapped_taps(g: &ConvGeom, path: KernelPath, wt: &mut [f32]) {
         for (ci0, nv) in channel_blocks(g.c_in, path) {
             // The block's rows, one per output channel, `width` long.
             let width = path.lanes() * nv;
-            quantize_swapped_runs(&mut tap[ci0 * co_n..][..co_n * width], width);
+            bf16::quantize_swapped_runs(&mut tap[ci0 * co_n..][..co_n * width], width);
         }
     }
 }

@@ -1,16 +1,22 @@
 //! Dense (fully connected) layer over a batch: `x [n, c_in]`, `w [c_in, c_out]` (Keras
 //! layout), `b [c_out]`, `y [n, c_out]`.
 //!
-//! Register-tiled kernels (`micro::Tile`, 6 rows x 16 columns) that read their operands in
-//! place: no packing buffer, so a pass allocates nothing (a training step must not; see
+//! Register-tiled kernels (`micro::Tile`, 6 rows x 16 columns) that read their f32 operands
+//! in place: no packing buffer, so a pass allocates nothing (a training step must not; see
 //! tests/zero_alloc.rs). `forward` and `backward_weight` stream the inner dimension through
-//! the tiles; `backward_input` multiplies by wᵀ, whose inner dimension (c_out) is contiguous
-//! in both operands, so it keeps `3 x 4` dot products as 8-lane partial sums. Every output
-//! element is summed by one task in a fixed order, whatever the thread count.
+//! the tiles; `backward_input` multiplies by wᵀ with the batch along the vector lanes. Every
+//! output element is summed by one task in a fixed order, whatever the thread count.
+//!
+//! In bf16 (`crate::bf16`) the operands are rounded into the caller's scratch first, as bf16
+//! pairs along each pass's reduction axis (input features, output features, batch rows) for
+//! `VDPBF16PS`, or as swapped f32 values for the emulation, which then runs the f32 kernels.
 
+use crate::bf16::{self, Precision};
 use crate::geom::size;
 use crate::isa::dispatch;
-use crate::micro::{channel_blocks, row_chunks, with_nv, with_rows, Simd, Tile, MAX_M};
+use crate::micro::{
+    channel_blocks, row_chunks, with_nv, with_rows, Avx512, Bf16Pairs, Operand, Simd, Tile, Values, MAX_M,
+};
 use crate::simd;
 use rayon::prelude::*;
 
@@ -34,32 +40,103 @@ fn check(n: usize, c_in: usize, c_out: usize, x: usize, w: usize, y: usize) {
     assert_eq!(y, size(&[n, c_out]), "dense: y length");
 }
 
-/// y = x w + b. Overwrites `y`.
+/// How a pass runs at `precision`: `None` in f32, else `Some(native)` for bf16, as in
+/// `conv2d`. bf16 needs an even count along the pass's pairs (`pairs_fit`); natively, the
+/// tiles along the output columns need whole 16-lane vectors (`tiles % 16 == 0`). A pass that
+/// does not fit stays f32.
+fn bf16_route(precision: Precision, pairs_fit: bool, tiles: usize) -> Option<bool> {
+    (precision == Precision::Bf16 && pairs_fit).then(|| bf16::native() && tiles.is_multiple_of(16))
+}
+
+/// Scratch floats a pass over `n` rows needs at `precision`: none in f32; in bf16 room for both
+/// rounded operands (the emulation's f32 copies are the largest).
+pub fn scratch_len(n: usize, c_in: usize, c_out: usize, precision: Precision) -> usize {
+    match precision {
+        Precision::F32 => 0,
+        Precision::Bf16 => size(&[c_in, c_out]) + size(&[n.next_multiple_of(2), c_in + c_out]),
+    }
+}
+
+/// y = x w + b, the products at `precision` (bf16: pairs of input features; `scratch` holds
+/// `scratch_len`). Overwrites `y`.
 /// # Panics
-/// If a slice length disagrees with `n`, `c_in`, `c_out`.
-pub fn forward(n: usize, c_in: usize, c_out: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+/// If a slice length disagrees with `n`, `c_in`, `c_out`, or `scratch` is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    n: usize,
+    c_in: usize,
+    c_out: usize,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     check(n, c_in, c_out, x.len(), w.len(), y.len());
     assert_eq!(b.len(), c_out, "dense: b length");
+    assert!(scratch.len() >= scratch_len(n, c_in, c_out, precision), "dense: scratch too short");
     if n == 0 || c_out == 0 {
         return;
     }
-    y.par_chunks_mut(ROWS_PER_TASK * c_out).zip(x.par_chunks(ROWS_PER_TASK * c_in)).for_each(|(yt, xt)| {
+    match bf16_route(precision, c_in.is_multiple_of(2), c_out) {
+        None => forward_tasks(c_in, c_out, x, w, b, y, KC, |rows, k, a, bw, c| {
+            let (a_j, a_k) = (c_in, 1);
+            dispatch!(gemm_acc(rows: usize, k: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, bw: *const f32, c: *mut f32))
+        }),
+        Some(false) => {
+            let (xe, we) = scratch.split_at_mut(x.len());
+            let we = &mut we[..w.len()];
+            xe.copy_from_slice(x);
+            bf16::quantize_swapped_runs(xe, 1);
+            we.copy_from_slice(w);
+            bf16::quantize_swapped_runs(we, c_out);
+            forward(n, c_in, c_out, xe, we, b, y, &mut [], Precision::F32);
+        }
+        Some(true) => {
+            let (xq, wq) = scratch.split_at_mut(x.len() / 2);
+            bf16::round_slice(x, &mut bf16::as_bf16(xq)[..x.len()]);
+            let wq = &mut bf16::as_u32(wq)[..w.len() / 2];
+            bf16::pack_row_pairs(w, c_out, wq);
+            let xq = &bf16::as_u32(xq)[..x.len() / 2];
+            forward_tasks(c_in / 2, c_out, xq, wq, b, y, KC / 2, |rows, k, a, bw, c| {
+                // SAFETY: as for the f32 tiles (the pair arrays have the f32 ones' shape with
+                // half the inner dimension); `native` means the CPU has AVX512-BF16.
+                unsafe { gemm_acc_bf16(rows, k, c_out, a, c_in / 2, 1, bw, c) }
+            });
+        }
+    }
+}
+
+/// `forward`'s tasks over `x [n, k_len]` and `w [k_len, c_out]` (f32 values, or bf16 pairs
+/// with `k_len` pairs): each task's rows of y start from the bias, then `acc(rows, k, a, bw, c)`
+/// adds one block of `kc` inner steps at a time (a `[kc, 16]` slab of w stays in L1 while every
+/// row tile of the task uses it).
+#[allow(clippy::too_many_arguments)]
+fn forward_tasks<E: Sync>(
+    k_len: usize,
+    c_out: usize,
+    x: &[E],
+    w: &[E],
+    b: &[f32],
+    y: &mut [f32],
+    kc: usize,
+    acc: impl Fn(usize, usize, *const E, *const E, *mut f32) + Sync,
+) {
+    y.par_chunks_mut(ROWS_PER_TASK * c_out).zip(x.par_chunks(ROWS_PER_TASK * k_len)).for_each(|(yt, xt)| {
         let rows = yt.len() / c_out;
         simd::copy_rows(b, yt);
-        for k0 in (0..c_in).step_by(KC) {
-            let kc = KC.min(c_in - k0);
-            // SAFETY: rows x kc of xt from column k0, kc x c_out of w from row k0, and
-            // rows x c_out of yt are inside the slices `check` measured.
-            let (a, bw, c) = (xt[k0..].as_ptr(), w[k0 * c_out..].as_ptr(), yt.as_mut_ptr());
-            let (k, a_j, a_k) = (kc, c_in, 1);
-            dispatch!(gemm_acc(rows: usize, k: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, bw: *const f32, c: *mut f32))
+        for k0 in (0..k_len).step_by(kc) {
+            // SAFETY (of the pointers `acc` reads): rows x kc of xt from column k0, kc x c_out of
+            // w from row k0, and rows x c_out of yt are inside the slices `check` measured.
+            acc(rows, kc.min(k_len - k0), xt[k0..].as_ptr(), w[k0 * c_out..].as_ptr(), yt.as_mut_ptr());
         }
     });
 }
 
 /// c[j, o] += sum_{p < k} a[j * a_j + p * a_k] * b[p * c_out + o] for j < rows, o < c_out, with
-/// `c` row-major `[rows, c_out]`: each block of b's columns (`micro::channel_blocks`, from L1)
-/// serves every row tile, then scalar columns. Every element is one chain of multiply-adds in p order.
+/// `c` row-major `[rows, c_out]`: `gemm_tiles` over the whole vectors of columns, then scalar
+/// columns. Every element is one chain of multiply-adds in p order.
 /// # Safety
 /// `S`'s instructions exist, and every index above is inside its buffer.
 #[inline(always)]
@@ -75,25 +152,7 @@ unsafe fn gemm_acc<S: Simd>(
     c: *mut f32,
 ) {
     let vec_cols = c_out - c_out % S::LANES;
-    // When a step along k jumps a page or more in `a`, a tile's run would touch more pages
-    // than the TLB holds: cut it into runs of KB (the partial sums go through c, which does
-    // not change them). Not for b's rows far apart (a wide c_out): the extra passes over c
-    // would cost more (measured: 20 against 30-39 GFLOP/s for the 128 -> 6272 layer).
-    let kb = if a_k * 4 >= 4096 { KB } else { k.max(1) };
-    for p0 in (0..k).step_by(kb) {
-        let len = kb.min(k - p0);
-        let (a, b) = (a.add(p0 * a_k), b.add(p0 * c_out));
-        for (o0, nv) in channel_blocks(vec_cols, S::PATH) {
-            for (r0, m) in row_chunks(rows) {
-                with_rows!(m, M => with_nv!(S, nv, NV => {
-                    let cp = c.add(r0 * c_out + o0);
-                    let mut t = Tile::<S, M, NV>::load(cp, c_out);
-                    t.run(Tile::<S, M, NV>::rows(a.add(r0 * a_j), a_j), a_k, b.add(o0), c_out, len);
-                    t.store(cp, c_out);
-                }))
-            }
-        }
-    }
+    gemm_tiles::<S, Values>(rows, k, c_out, vec_cols, a, a_j, a_k, b, c);
     for o in vec_cols..c_out {
         for j in 0..rows {
             let cp = c.add(j * c_out + o);
@@ -106,11 +165,81 @@ unsafe fn gemm_acc<S: Simd>(
     }
 }
 
-/// dx = dy wᵀ. Overwrites `dx`.
+/// `gemm_acc` in bf16 pairs (`VDPBF16PS`): `a` and `b` hold pairs along p, `k` of them;
+/// `c_out % 16 == 0`.
+/// # Safety
+/// As `gemm_acc`, and the CPU has AVX512-BF16 besides AVX-512F.
+#[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_acc_bf16(
+    rows: usize,
+    k: usize,
+    c_out: usize,
+    a: *const u32,
+    a_j: usize,
+    a_k: usize,
+    b: *const u32,
+    c: *mut f32,
+) {
+    gemm_tiles::<Avx512, Bf16Pairs>(rows, k, c_out, c_out, a, a_j, a_k, b, c)
+}
+
+/// The tiles of `gemm_acc` over the first `vec_cols` columns (whole vectors), on elements `O`:
+/// each block of b's columns (`micro::channel_blocks`, from L1) serves every row tile.
+/// # Safety
+/// As `gemm_acc`; for `Bf16Pairs` the CPU has AVX512-BF16.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_tiles<S: Simd, O: Operand<S>>(
+    rows: usize,
+    k: usize,
+    c_out: usize,
+    vec_cols: usize,
+    a: *const O::E,
+    a_j: usize,
+    a_k: usize,
+    b: *const O::E,
+    c: *mut f32,
+) {
+    // When a step along k jumps a page or more in `a` (4-byte elements either way), a tile's
+    // run would touch more pages than the TLB holds: cut it into runs of KB (the partial sums
+    // go through c, which does not change them). Not for b's rows far apart (a wide c_out): the
+    // extra passes over c would cost more (measured: 20 against 30-39 GFLOP/s for the 128 ->
+    // 6272 layer).
+    let kb = if a_k * 4 >= 4096 { KB } else { k.max(1) };
+    for p0 in (0..k).step_by(kb) {
+        let len = kb.min(k - p0);
+        let (a, b) = (a.add(p0 * a_k), b.add(p0 * c_out));
+        for (o0, nv) in channel_blocks(vec_cols, S::PATH) {
+            for (r0, m) in row_chunks(rows) {
+                with_rows!(m, M => with_nv!(S, nv, NV => {
+                    let cp = c.add(r0 * c_out + o0);
+                    let mut t = Tile::<S, M, NV>::load(cp, c_out);
+                    O::run(&mut t, Tile::<S, M, NV>::rows(a.add(r0 * a_j), a_j), a_k, b.add(o0), c_out, len);
+                    t.store(cp, c_out);
+                }))
+            }
+        }
+    }
+}
+
+/// dx = dy wᵀ, the products at `precision` (bf16: pairs of output features; `scratch` holds
+/// `scratch_len`). Overwrites `dx`.
 /// # Panics
-/// If a slice length disagrees with `n`, `c_in`, `c_out`.
-pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+/// If a slice length disagrees with `n`, `c_in`, `c_out`, or `scratch` is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input(
+    n: usize,
+    c_in: usize,
+    c_out: usize,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     check(n, c_in, c_out, dx.len(), w.len(), dy.len());
+    assert!(scratch.len() >= scratch_len(n, c_in, c_out, precision), "dense: scratch too short");
     if n == 0 || c_in == 0 {
         return;
     }
@@ -118,30 +247,73 @@ pub fn backward_input(n: usize, c_in: usize, c_out: usize, dy: &[f32], w: &[f32]
     if c_out == 0 {
         return;
     }
-    dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * c_out)).for_each(|(dxt, dyt)| {
+    // The lanes run along the batch, so natively any c_out fits.
+    match bf16_route(precision, c_out.is_multiple_of(2), 16) {
+        None => transposed_tasks(
+            c_in,
+            c_out,
+            DX_OB,
+            dy,
+            w,
+            dx,
+            |rows, ob, a, b, c| dispatch!(transposed_acc(rows: usize, c_in: usize, c_out: usize, ob: usize, a: *const f32, b: *const f32, c: *mut f32)),
+        ),
+        Some(false) => {
+            let (dye, we) = scratch.split_at_mut(dy.len());
+            let we = &mut we[..w.len()];
+            dye.copy_from_slice(dy);
+            bf16::quantize_swapped_runs(dye, 1);
+            we.copy_from_slice(w);
+            bf16::quantize_swapped_runs(we, 1);
+            backward_input(n, c_in, c_out, dye, we, dx, &mut [], Precision::F32);
+        }
+        Some(true) => {
+            let (dyq, wq) = scratch.split_at_mut(dy.len() / 2);
+            bf16::round_slice(dy, &mut bf16::as_bf16(dyq)[..dy.len()]);
+            bf16::round_slice(w, &mut bf16::as_bf16(wq)[..w.len()]);
+            let (dyq, wq) = (&bf16::as_u32(dyq)[..dy.len() / 2], &bf16::as_u32(wq)[..w.len() / 2]);
+            transposed_tasks(c_in, c_out / 2, DX_OB / 2, dyq, wq, dx, |rows, ob, a, b, c| {
+                // SAFETY: as for the f32 tiles, with pairs along the output features; `native`
+                // means the CPU has AVX512-BF16.
+                unsafe { transposed_acc_bf16(rows, c_in, c_out / 2, ob, a, b, c) }
+            });
+        }
+    }
+}
+
+/// `backward_input`'s tasks over `dy [n, o_len]` and `w [c_in, o_len]` (f32 values, or bf16
+/// pairs with `o_len` pairs), `block` output features (or pairs) at a time: a block of dyᵀ holds
+/// the task's batch rows along its rows (zeros past `rows`), so the batch runs along the
+/// vector lanes, and `acc(rows, ob, a, b, c)` adds its products to the task's dx.
+fn transposed_tasks<E: Copy + Default + Sync>(
+    c_in: usize,
+    o_len: usize,
+    block: usize,
+    dy: &[E],
+    w: &[E],
+    dx: &mut [f32],
+    acc: impl Fn(usize, usize, *const E, *const E, *mut f32) + Sync,
+) {
+    dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * o_len)).for_each(|(dxt, dyt)| {
         let rows = dxt.len() / c_in;
-        // A block of dyᵀ: output feature o's row holds the task's batch rows (zeros past
-        // `rows`), so the batch runs along the vector lanes.
-        let mut dy_t = [0.0f32; DX_OB * ROWS_PER_TASK];
-        for o0 in (0..c_out).step_by(DX_OB) {
-            let ob = DX_OB.min(c_out - o0);
+        let mut dy_t = [E::default(); DX_OB * ROWS_PER_TASK];
+        for o0 in (0..o_len).step_by(block) {
+            let ob = block.min(o_len - o0);
             for (o, row) in dy_t.chunks_exact_mut(ROWS_PER_TASK).take(ob).enumerate() {
                 for (r, v) in row.iter_mut().enumerate() {
-                    *v = if r < rows { dyt[r * c_out + o0 + o] } else { 0.0 };
+                    *v = if r < rows { dyt[r * o_len + o0 + o] } else { E::default() };
                 }
             }
-            // SAFETY: c_in rows of w from column o0, ob long (c_out apart); ob x ROWS_PER_TASK of
-            // dy_t; rows x c_in of dxt: inside the slices `check` measured.
-            let (a, b, c) = (w[o0..].as_ptr(), dy_t.as_ptr(), dxt.as_mut_ptr());
-            dispatch!(transposed_acc(rows: usize, c_in: usize, c_out: usize, ob: usize, a: *const f32, b: *const f32, c: *mut f32))
+            // SAFETY (of the pointers `acc` reads): c_in rows of w from column o0, ob long
+            // (o_len apart); ob x ROWS_PER_TASK of dy_t; rows x c_in of dxt: inside the slices
+            // `check` measured.
+            acc(rows, ob, w[o0..].as_ptr(), dy_t.as_ptr(), dxt.as_mut_ptr());
         }
     });
 }
 
 /// c[r * cols + i] += sum over o < ob of a[i * ld + o] * b[o * ROWS_PER_TASK + r], for r < rows,
-/// i < cols: tiles of up to 6 input features (rows of w, broadcast) x the batch rows (lanes
-/// of dyᵀ), each added to c as columns. No horizontal sums: the dot products of length
-/// c_out that this replaced spent more time summing lanes than multiplying (23% of peak).
+/// i < cols: `transposed_tiles` on f32 values.
 /// # Safety
 /// `S`'s instructions exist, and every index above is inside its buffer.
 #[inline(always)]
@@ -154,12 +326,46 @@ unsafe fn transposed_acc<S: Simd>(
     b: *const f32,
     c: *mut f32,
 ) {
+    transposed_tiles::<S, Values>(rows, cols, ld, ob, a, b, c)
+}
+
+/// `transposed_acc` in bf16 pairs (`VDPBF16PS`): `a` and `b` hold pairs along o, `ob` of them.
+/// # Safety
+/// As `transposed_acc`, and the CPU has AVX512-BF16 besides AVX-512F.
+#[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
+unsafe fn transposed_acc_bf16(
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    ob: usize,
+    a: *const u32,
+    b: *const u32,
+    c: *mut f32,
+) {
+    transposed_tiles::<Avx512, Bf16Pairs>(rows, cols, ld, ob, a, b, c)
+}
+
+/// The tiles of `transposed_acc`: up to 6 input features (rows of w, broadcast) x the batch
+/// rows (lanes of dyᵀ), each added to c as columns. No horizontal sums: the dot products of
+/// length c_out that this replaced spent more time summing lanes than multiplying (23% of peak).
+/// # Safety
+/// As `transposed_acc`; for `Bf16Pairs` the CPU has AVX512-BF16.
+#[inline(always)]
+unsafe fn transposed_tiles<S: Simd, O: Operand<S>>(
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    ob: usize,
+    a: *const O::E,
+    b: *const O::E,
+    c: *mut f32,
+) {
     let mut out = [0.0f32; MAX_M * ROWS_PER_TASK];
     for (i0, m) in row_chunks(cols) {
         for (r0, nv) in channel_blocks(ROWS_PER_TASK, S::PATH).take_while(|&(r0, _)| r0 < rows) {
             with_rows!(m, M => with_nv!(S, nv, NV => {
                 let mut t = Tile::<S, M, NV>::zero();
-                t.run(Tile::<S, M, NV>::rows(a.add(i0 * ld), ld), 1, b.add(r0), ROWS_PER_TASK, ob);
+                O::run(&mut t, Tile::<S, M, NV>::rows(a.add(i0 * ld), ld), 1, b.add(r0), ROWS_PER_TASK, ob);
                 t.store(out.as_mut_ptr(), ROWS_PER_TASK);
                 for j in 0..M {
                     for l in 0..(rows - r0).min(NV * S::LANES) {
@@ -171,27 +377,81 @@ unsafe fn transposed_acc<S: Simd>(
     }
 }
 
-/// dw = xᵀ dy and db = the column sums of dy. Overwrites `dw` and `db`. Each element of dw is
-/// computed whole by one task, so the result does not depend on the threads.
+/// dw = xᵀ dy and db = the column sums of dy, the products at `precision` (bf16: pairs of
+/// batch rows, an odd last row paired with zero; `scratch` holds `scratch_len`; db stays f32).
+/// Overwrites `dw` and `db`. Each element of dw is computed whole by one task, so the result
+/// does not depend on the threads.
 /// # Panics
-/// If a slice length disagrees with `n`, `c_in`, `c_out`.
-pub fn backward_weight(n: usize, c_in: usize, c_out: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32]) {
+/// If a slice length disagrees with `n`, `c_in`, `c_out`, or `scratch` is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight(
+    n: usize,
+    c_in: usize,
+    c_out: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     check(n, c_in, c_out, x.len(), dw.len(), dy.len());
     assert_eq!(db.len(), c_out, "dense: db length");
+    assert!(scratch.len() >= scratch_len(n, c_in, c_out, precision), "dense: scratch too short");
     if c_in > 0 && c_out > 0 {
-        dw.par_chunks_mut(W_ROWS_PER_TASK * c_out).enumerate().for_each(|(t, dwt)| {
-            let (i0, rows) = (t * W_ROWS_PER_TASK, dwt.len() / c_out);
-            dwt.fill(0.0);
-            // Rows i0.. of xᵀ: row j, column p is x[p, i0 + j].
-            // SAFETY: x[p * c_in + i0 + j] for p < n, j < rows, dy's n x c_out and dwt's
-            // rows x c_out are inside the slices `check` measured.
-            let (a, b, c) = (x[i0..].as_ptr(), dy.as_ptr(), dwt.as_mut_ptr());
-            let (a_j, a_k) = (1, c_in);
-            dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32))
-        });
+        match bf16_route(precision, true, c_out) {
+            None => weight_tasks(n, c_in, c_out, x, dy, dw, |rows, a, b, c| {
+                let (a_j, a_k) = (1, c_in);
+                dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32))
+            }),
+            Some(false) => {
+                let (xe, dye) = scratch.split_at_mut(x.len());
+                let dye = &mut dye[..dy.len()];
+                xe.copy_from_slice(x);
+                bf16::quantize_swapped_runs(xe, c_in);
+                dye.copy_from_slice(dy);
+                bf16::quantize_swapped_runs(dye, c_out);
+                // (db, from the rounded dy here, is summed again from dy below.)
+                backward_weight(n, c_in, c_out, xe, dye, dw, db, &mut [], Precision::F32);
+            }
+            Some(true) => {
+                let pairs = n.div_ceil(2);
+                let (xq, dyq) = scratch.split_at_mut(pairs * c_in);
+                let (xq, dyq) = (bf16::as_u32(xq), &mut bf16::as_u32(dyq)[..pairs * c_out]);
+                bf16::pack_row_pairs(x, c_in, xq);
+                bf16::pack_row_pairs(dy, c_out, dyq);
+                weight_tasks(pairs, c_in, c_out, &*xq, &*dyq, dw, |rows, a, b, c| {
+                    // SAFETY: as for the f32 tiles, with pairs of batch rows; `native` means
+                    // the CPU has AVX512-BF16.
+                    unsafe { gemm_acc_bf16(rows, pairs, c_out, a, 1, c_in, b, c) }
+                });
+            }
+        }
     }
     db.fill(0.0);
     simd::sum_rows_acc(dy, db);
+}
+
+/// `backward_weight`'s tasks over `x [k_len, c_in]` and `dy [k_len, c_out]` (f32 values, or
+/// bf16 pairs of batch rows, `k_len` of them): each task zeroes its rows of dw and `acc(rows,
+/// a, b, c)` adds rows `i0..` of xᵀ dy (row j, column p of xᵀ is x[p, i0 + j]).
+fn weight_tasks<E: Sync>(
+    k_len: usize,
+    c_in: usize,
+    c_out: usize,
+    x: &[E],
+    dy: &[E],
+    dw: &mut [f32],
+    acc: impl Fn(usize, *const E, *const E, *mut f32) + Sync,
+) {
+    debug_assert!(x.len() == k_len * c_in && dy.len() == k_len * c_out);
+    dw.par_chunks_mut(W_ROWS_PER_TASK * c_out).enumerate().for_each(|(t, dwt)| {
+        let (i0, rows) = (t * W_ROWS_PER_TASK, dwt.len() / c_out);
+        dwt.fill(0.0);
+        // SAFETY (of the pointers `acc` reads): x[p * c_in + i0 + j] for p < k_len, j < rows,
+        // dy's k_len x c_out and dwt's rows x c_out are inside the slices `check` measured.
+        acc(rows, x[i0..].as_ptr(), dy.as_ptr(), dwt.as_mut_ptr());
+    });
 }
 
 /// The naive twin of `forward`.
@@ -252,6 +512,6 @@ mod tests {
         // n * c_in = 2^64 wraps to 0, so empty slices passed the length checks unchecked, and
         // the tiles then read 2^62 rows of x.
         let (mut dw, mut db) = ([0.0; 16], [0.0; 4]);
-        super::backward_weight(1 << 62, 4, 4, &[], &[], &mut dw, &mut db);
+        super::backward_weight(1 << 62, 4, 4, &[], &[], &mut dw, &mut db, &mut [], super::Precision::F32);
     }
 }

@@ -234,7 +234,7 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
 
     /// Row pointers `base + j * step` for `run`.
     #[inline(always)]
-    pub fn rows(base: *const f32, step: usize) -> [*const f32; M] {
+    pub fn rows<E>(base: *const E, step: usize) -> [*const E; M] {
         core::array::from_fn(|j| base.wrapping_add(j * step))
     }
 

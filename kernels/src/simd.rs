@@ -91,36 +91,34 @@ pub fn relu_inplace(x: &mut [f32]) {
     }
 }
 
-/// dz <- dy where y > 0, else 0 (ReLU's gradient is 0 at exactly 0, as in TensorFlow).
-pub fn relu_mask(y: &[f32], dy: &[f32], dz: &mut [f32]) {
-    assert!(y.len() == dy.len() && dy.len() == dz.len());
+/// d <- d where y > 0, else 0, in place (ReLU's gradient is 0 at exactly 0, as in TensorFlow).
+pub fn relu_mask(y: &[f32], d: &mut [f32]) {
+    assert_eq!(y.len(), d.len());
     let zero = f32x8::splat(0.0);
-    let mut zc = dz.chunks_exact_mut(8);
+    let mut dc = d.chunks_exact_mut(8);
     let mut yc = y.chunks_exact(8);
-    let mut gc = dy.chunks_exact(8);
-    for ((zz, yy), gg) in (&mut zc).zip(&mut yc).zip(&mut gc) {
+    for (dd, yy) in (&mut dc).zip(&mut yc) {
         let mask = load(yy).cmp_gt(zero);
-        store(load(gg) & mask, zz);
+        store(load(dd) & mask, dd);
     }
-    let tail = zc.into_remainder().iter_mut().zip(yc.remainder()).zip(gc.remainder());
-    for ((z, &yv), &g) in tail {
-        *z = if yv > 0.0 { g } else { 0.0 };
+    for (v, &yv) in dc.into_remainder().iter_mut().zip(yc.remainder()) {
+        if yv <= 0.0 || yv.is_nan() {
+            *v = 0.0;
+        }
     }
 }
 
-/// dz <- dy * y * (1 - y): the sigmoid's gradient from its output y.
-pub fn sigmoid_grad(y: &[f32], dy: &[f32], dz: &mut [f32]) {
-    assert!(y.len() == dy.len() && dy.len() == dz.len());
+/// d <- d * y * (1 - y) in place: the sigmoid's gradient from its output y.
+pub fn sigmoid_grad(y: &[f32], d: &mut [f32]) {
+    assert_eq!(y.len(), d.len());
     let one = f32x8::splat(1.0);
-    let mut zc = dz.chunks_exact_mut(8);
+    let mut dc = d.chunks_exact_mut(8);
     let mut yc = y.chunks_exact(8);
-    let mut gc = dy.chunks_exact(8);
-    for ((zz, yy), gg) in (&mut zc).zip(&mut yc).zip(&mut gc) {
+    for (dd, yy) in (&mut dc).zip(&mut yc) {
         let yv = load(yy);
-        store(load(gg) * yv * (one - yv), zz);
+        store(load(dd) * yv * (one - yv), dd);
     }
-    let tail = zc.into_remainder().iter_mut().zip(yc.remainder()).zip(gc.remainder());
-    for ((z, &yv), &g) in tail {
-        *z = g * yv * (1.0 - yv);
+    for (v, &yv) in dc.into_remainder().iter_mut().zip(yc.remainder()) {
+        *v = *v * yv * (1.0 - yv);
     }
 }

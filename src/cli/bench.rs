@@ -37,7 +37,8 @@ pub struct BenchArgs {
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
-    /// Precision of the convolutions' products: f32 or bf16 (see `train --precision`).
+    /// Precision of the convolutions' and dense layers' products: f32 or bf16 (see `train
+    /// --precision`).
     #[arg(long, default_value_t = Precision::F32, value_parser = parse_named::<Precision>)]
     pub precision: Precision,
     #[command(flatten)]

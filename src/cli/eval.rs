@@ -26,7 +26,8 @@ pub struct EvalArgs {
     /// Print one JSON object: model, split, count, ssim, ssim_uniform7, mse, precision.
     #[arg(long)]
     pub json: bool,
-    /// Precision of the convolutions' products: f32 or bf16 (see `train --precision`).
+    /// Precision of the convolutions' and dense layers' products: f32 or bf16 (see `train
+    /// --precision`).
     #[arg(long, default_value_t = Precision::F32, value_parser = parse_named::<Precision>)]
     pub precision: Precision,
     #[command(flatten)]
@@ -82,7 +83,8 @@ pub struct ReconstructArgs {
     /// Seed of the split (default: the one recorded in the checkpoint).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Precision of the convolutions' products: f32 or bf16 (see `train --precision`).
+    /// Precision of the convolutions' and dense layers' products: f32 or bf16 (see `train
+    /// --precision`).
     #[arg(long, default_value_t = Precision::F32, value_parser = parse_named::<Precision>)]
     pub precision: Precision,
     #[command(flatten)]
@@ -168,7 +170,8 @@ pub struct EncodeArgs {
     /// Seed of the split (default: the one recorded in the checkpoint).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Precision of the convolutions' products: f32 or bf16 (see `train --precision`).
+    /// Precision of the convolutions' and dense layers' products: f32 or bf16 (see `train
+    /// --precision`).
     #[arg(long, default_value_t = Precision::F32, value_parser = parse_named::<Precision>)]
     pub precision: Precision,
     #[command(flatten)]

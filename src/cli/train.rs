@@ -120,9 +120,9 @@ pub struct RunFlags {
     /// val_loss (Keras's), val_ssim or val_ssim_uniform7 [default: the recipe's].
     #[arg(long, value_parser = parse_named::<Monitor>)]
     pub monitor: Option<Monitor>,
-    /// Precision of the convolutions' products: f32, or bf16 (operands rounded to bfloat16,
-    /// sums, weights, Adam and the loss in f32; native on AVX512-BF16, else emulated with the
-    /// same results) [default: f32]. A resumed run keeps its own.
+    /// Precision of the convolutions' and dense layers' products: f32, or bf16 (operands
+    /// rounded to bfloat16, sums, weights, Adam and the loss in f32; native on AVX512-BF16,
+    /// else emulated with the same results) [default: f32]. A resumed run keeps its own.
     #[arg(long, value_parser = parse_named::<Precision>)]
     pub precision: Option<Precision>,
     /// Seed of the split, the initial weights and the minibatch order.

@@ -158,8 +158,8 @@ pub struct SearchFlags {
     /// val_ssim_uniform7 (see `train --monitor`).
     #[arg(long, default_value_t = space().monitor, value_parser = parse_named::<Monitor>)]
     pub monitor: Monitor,
-    /// Every trial's precision of the convolutions' products: f32 or bf16 (see `train
-    /// --precision`).
+    /// Every trial's precision of the convolutions' and dense layers' products: f32 or bf16
+    /// (see `train --precision`).
     #[arg(long, default_value_t = space().precision, value_parser = parse_named::<Precision>)]
     pub precision: Precision,
     /// Folder for the search: tune.json, trials.csv, trials.md, a folder per trial, and the

@@ -18,7 +18,6 @@ pub struct Conv2D {
     out_shape: [usize; 3],
     params: [Param; 2],
     scratch: Vec<f32>,
-    dz: Vec<f32>, // [n, h_out, w_out, c_out]: dL/d(pre-activation)
     precision: Precision,
 }
 
@@ -83,7 +82,6 @@ impl Conv2D {
             out_shape,
             params: [Param::zeros("kernel", &kernel), Param::zeros("bias", &[filters])],
             scratch: Vec::new(),
-            dz: Vec::new(),
             precision: Precision::F32,
         })
     }
@@ -106,7 +104,7 @@ impl Layer for Conv2D {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor) {
         self.forward_timed(x, y, &mut Profile::off());
     }
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         self.backward_timed(x, y, dy, dx, &mut Profile::off());
     }
     fn forward_timed(&mut self, x: &Tensor, y: &mut Tensor, profile: &mut Profile) {
@@ -133,15 +131,22 @@ impl Layer for Conv2D {
         activation::forward(self.act, y.data_mut());
         profile.lap("activation", 0.0);
     }
-    fn backward_timed(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>, profile: &mut Profile) {
+    fn backward_timed(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        dy: &mut Tensor,
+        dx: Option<&mut Tensor>,
+        profile: &mut Profile,
+    ) {
         let (g, n) = (&self.geom, x.batch());
         let flops = 2.0 * (n * g.macs()) as f64;
-        self.dz.resize(dy.data().len(), 0.0);
-        activation::backward(self.act, y.data(), dy.data(), &mut self.dz);
+        activation::backward(self.act, y.data(), dy.data_mut());
+        let dz = dy.data();
         profile.lap("activation gradient", 0.0);
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &mut self.params;
-        let (scratch, dz) = (&mut self.scratch, &self.dz);
+        let scratch = &mut self.scratch;
         if self.transpose {
             conv_transpose2d::backward_weight(g, n, x.data(), dz, &mut w.grad, &mut b.grad, scratch, self.precision);
         } else {

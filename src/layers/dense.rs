@@ -4,6 +4,7 @@
 use super::{Activation, Layer, Param};
 use crate::profile::Profile;
 use crate::{Error, Result, Tensor};
+use kernels::bf16::Precision;
 use kernels::{activation, dense};
 
 pub struct Dense {
@@ -12,7 +13,8 @@ pub struct Dense {
     act: Activation,
     out_shape: [usize; 1],
     params: [Param; 2],
-    dz: Vec<f32>, // [n, units]: dL/d(pre-activation)
+    scratch: Vec<f32>,
+    precision: Precision,
 }
 
 impl Dense {
@@ -34,7 +36,8 @@ impl Dense {
             act,
             out_shape: [units],
             params: [Param::zeros("kernel", &[c_in, units]), Param::zeros("bias", &[units])],
-            dz: Vec::new(),
+            scratch: Vec::new(),
+            precision: Precision::F32,
         })
     }
 }
@@ -52,30 +55,41 @@ impl Layer for Dense {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor) {
         self.forward_timed(x, y, &mut Profile::off());
     }
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         self.backward_timed(x, y, dy, dx, &mut Profile::off());
     }
     fn forward_timed(&mut self, x: &Tensor, y: &mut Tensor, profile: &mut Profile) {
         let (n, units) = (x.batch(), self.out_shape[0]);
         y.reshape_for(n, &self.out_shape);
         let [w, b] = &self.params;
-        dense::forward(n, self.c_in, units, x.data(), &w.value, &b.value, y.data_mut());
+        self.scratch.resize(dense::scratch_len(n, self.c_in, units, self.precision), 0.0);
+        let (scratch, precision) = (&mut self.scratch, self.precision);
+        dense::forward(n, self.c_in, units, x.data(), &w.value, &b.value, y.data_mut(), scratch, precision);
         profile.lap("forward", 2.0 * (n * self.c_in * units) as f64);
         activation::forward(self.act, y.data_mut());
         profile.lap("activation", 0.0);
     }
-    fn backward_timed(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>, profile: &mut Profile) {
+    fn backward_timed(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        dy: &mut Tensor,
+        dx: Option<&mut Tensor>,
+        profile: &mut Profile,
+    ) {
         let (n, units) = (x.batch(), self.out_shape[0]);
         let flops = 2.0 * (n * self.c_in * units) as f64;
-        self.dz.resize(dy.data().len(), 0.0);
-        activation::backward(self.act, y.data(), dy.data(), &mut self.dz);
+        activation::backward(self.act, y.data(), dy.data_mut());
+        let dz = dy.data();
         profile.lap("activation gradient", 0.0);
         let [w, b] = &mut self.params;
-        dense::backward_weight(n, self.c_in, units, x.data(), &self.dz, &mut w.grad, &mut b.grad);
+        self.scratch.resize(dense::scratch_len(n, self.c_in, units, self.precision), 0.0);
+        let (scratch, precision) = (&mut self.scratch, self.precision);
+        dense::backward_weight(n, self.c_in, units, x.data(), dz, &mut w.grad, &mut b.grad, scratch, precision);
         profile.lap("weight gradient", flops);
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
-            dense::backward_input(n, self.c_in, units, &self.dz, &w.value, dx.data_mut());
+            dense::backward_input(n, self.c_in, units, dz, &w.value, dx.data_mut(), scratch, precision);
             profile.lap("input gradient", flops);
         }
     }
@@ -87,5 +101,8 @@ impl Layer for Dense {
     }
     fn macs(&self) -> usize {
         self.c_in * self.out_shape[0]
+    }
+    fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 }

@@ -48,7 +48,7 @@ impl Layer for MaxPooling2D {
         self.argmax.resize(y.data().len(), 0);
         maxpool2d::forward(&self.geom, n, x.data(), y.data_mut(), &mut self.argmax);
     }
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {
             let n = x.batch();
             dx.reshape_for(n, &x.shape()[1..]);

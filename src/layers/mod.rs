@@ -57,8 +57,9 @@ pub trait Layer: Send {
     /// y = layer(x) for a batch `x [n, input_shape...]`; resizes and overwrites `y`.
     fn forward(&mut self, x: &Tensor, y: &mut Tensor);
     /// Given x, y = forward(x) and dy = dL/dy, overwrites the parameter gradients and, when
-    /// asked, `dx` = dL/dx.
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+    /// asked, `dx` = dL/dx. `dy` is this step's alone: a layer may overwrite it (a fused
+    /// activation turns it into dL/d(pre-activation) in place).
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>);
     /// `forward`, charging its passes to `profile` (`bench --layers`). Layers made of one
     /// pass keep this default.
     fn forward_timed(&mut self, x: &Tensor, y: &mut Tensor, profile: &mut Profile) {
@@ -66,7 +67,14 @@ pub trait Layer: Send {
         profile.lap("forward", 0.0);
     }
     /// `backward`, charging its passes to `profile`.
-    fn backward_timed(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>, profile: &mut Profile) {
+    fn backward_timed(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        dy: &mut Tensor,
+        dx: Option<&mut Tensor>,
+        profile: &mut Profile,
+    ) {
         self.backward(x, y, dy, dx);
         profile.lap("input gradient", 0.0);
     }

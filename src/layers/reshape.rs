@@ -47,7 +47,7 @@ impl Layer for Reshape {
         y.reshape_for(x.batch(), &self.out_shape);
         y.data_mut().copy_from_slice(x.data());
     }
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {
             dx.reshape_for(x.batch(), &x.shape()[1..]);
             dx.data_mut().copy_from_slice(dy.data());

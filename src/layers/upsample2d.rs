@@ -41,7 +41,7 @@ impl Layer for UpSampling2D {
         y.reshape_for(n, &self.out_shape);
         upsample2d::forward(&self.geom, n, x.data(), y.data_mut());
     }
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {
             let n = x.batch();
             dx.reshape_for(n, &x.shape()[1..]);
