@@ -108,10 +108,11 @@ pub fn pack_row_pairs(m: &[f32], cols: usize, out: &mut [u32]) {
     let rows = m.len().checked_div(cols).unwrap_or(0);
     assert_eq!(m.len(), rows * cols, "bf16::pack_row_pairs: m is not whole rows");
     assert_eq!(out.len(), rows.div_ceil(2) * cols, "bf16::pack_row_pairs: out length");
+    let native = has_avx512_bf16();
     for (q, dst) in out.chunks_exact_mut(cols.max(1)).enumerate() {
         let lo = &m[2 * q * cols..][..cols];
         let hi = m.get((2 * q + 1) * cols..(2 * q + 2) * cols);
-        let body = if has_avx512_bf16() {
+        let body = if native {
             // SAFETY: the CPU has AVX512-BF16, AVX512-BW and AVX-512F (BW comes with every
             // AVX512-BF16 CPU: Cooper Lake, Sapphire Rapids, Zen 4); the rows are `cols` long.
             unsafe { pack_pair_avx512(lo, hi, dst) }

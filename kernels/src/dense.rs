@@ -399,11 +399,12 @@ pub fn backward_weight(
     assert_eq!(db.len(), c_out, "dense: db length");
     assert!(scratch.len() >= scratch_len(n, c_in, c_out, precision), "dense: scratch too short");
     if c_in > 0 && c_out > 0 {
+        let f32_tiles = |rows, a, b, c| {
+            let (a_j, a_k) = (1, c_in);
+            dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32))
+        };
         match bf16_route(precision, true, c_out) {
-            None => weight_tasks(n, c_in, c_out, x, dy, dw, |rows, a, b, c| {
-                let (a_j, a_k) = (1, c_in);
-                dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32))
-            }),
+            None => weight_tasks(n, c_in, c_out, x, dy, dw, f32_tiles),
             Some(false) => {
                 let (xe, dye) = scratch.split_at_mut(x.len());
                 let dye = &mut dye[..dy.len()];
@@ -411,8 +412,7 @@ pub fn backward_weight(
                 bf16::quantize_swapped_runs(xe, c_in);
                 dye.copy_from_slice(dy);
                 bf16::quantize_swapped_runs(dye, c_out);
-                // (db, from the rounded dy here, is summed again from dy below.)
-                backward_weight(n, c_in, c_out, xe, dye, dw, db, &mut [], Precision::F32);
+                weight_tasks(n, c_in, c_out, xe, dye, dw, f32_tiles);
             }
             Some(true) => {
                 let pairs = n.div_ceil(2);
