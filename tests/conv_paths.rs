@@ -6,10 +6,11 @@
 mod common;
 
 use common::{assert_bitwise, assert_close, Rng, Tol};
+use kernels::activation::{self, Activation};
 use kernels::bf16::Precision;
 use kernels::geom::{ConvGeom, Padding};
 use kernels::isa::{set_kernel_path, KernelPath};
-use kernels::{conv2d, dense};
+use kernels::{conv2d, conv_transpose2d, dense};
 
 /// Deterministic values in [-1, 1).
 fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -28,6 +29,7 @@ fn every_pass_matches_naive_on_each_path() {
     let mut first_bf16: Vec<(String, Vec<f32>)> = Vec::new();
     for path in paths {
         set_kernel_path(path).expect("a supported path");
+        fused_activation_cases(path);
         conv_cases(path);
         dense_cases(path);
         // bf16 gives the same bits on every path: natively (AVX-512 with AVX512-BF16) and
@@ -249,6 +251,53 @@ fn dense_cases(path: KernelPath) {
             &db.iter().map(|v| v / n as f32).collect::<Vec<_>>(),
             &db0.iter().map(|v| v / n as f32).collect::<Vec<_>>(),
         );
+    }
+}
+
+/// The layers' forward passes with the activation applied per image as it is computed
+/// (`forward_act`, and Conv2DTranspose's bias with it) give the same bits as the pass
+/// followed by `activation::forward` over the batch, in f32 and bf16: the models' shapes, a
+/// narrow output, and images whose length is not a whole number of vectors.
+fn fused_activation_cases(path: KernelPath) {
+    let cases = [
+        // (h, w, c_in, c_out, stride, transpose, activation)
+        (28, 28, 32, 32, 1, false, Activation::Relu),
+        (28, 28, 32, 1, 1, false, Activation::Sigmoid),
+        (28, 28, 1, 32, 2, false, Activation::Relu),
+        (7, 7, 128, 64, 2, true, Activation::Relu),
+        (14, 14, 64, 1, 2, true, Activation::Sigmoid),
+        (5, 3, 3, 5, 1, false, Activation::Relu),
+        (3, 5, 8, 3, 2, true, Activation::Relu),
+    ];
+    for (i, &(h, w, ci, co, s, transpose, act)) in cases.iter().enumerate() {
+        let g = if transpose {
+            ConvGeom::transpose(h, w, ci, co, 3, s, Padding::Same)
+        } else {
+            ConvGeom::new(h, w, ci, co, 3, s, Padding::Same)
+        }
+        .unwrap();
+        let n = 3;
+        // A transposed layer reads the conv's output shape and writes its input shape.
+        let (in_len, out_len, bias) =
+            if transpose { (g.y_len(), g.x_len(), g.c_in) } else { (g.x_len(), g.y_len(), g.c_out) };
+        let x = values(n * in_len, 1500 + i as u32);
+        let wt = values(g.w_len(), 1600 + i as u32);
+        let b = values(bias, 1700 + i as u32);
+        let mut scratch = vec![f32::NAN; conv2d::scratch_len(&g, n)];
+        for p in Precision::ALL {
+            let (mut fused, mut apart) = (vec![0.0; n * out_len], vec![0.0; n * out_len]);
+            if transpose {
+                conv_transpose2d::forward_act(&g, n, &x, &wt, &b, act, &mut fused, &mut scratch, p);
+                conv_transpose2d::forward(&g, n, &x, &wt, &b, &mut apart, &mut scratch, p);
+            } else {
+                conv2d::forward_act(&g, n, &x, &wt, Some(&b), act, &mut fused, &mut scratch, p);
+                conv2d::forward(&g, n, &x, &wt, Some(&b), &mut apart, &mut scratch, p);
+            }
+            activation::forward(act, &mut apart);
+            let name = format!("{path} {p} fused {act:?} case {i} {h}x{w} {ci}->{co} s{s} transpose {transpose}");
+            assert!(apart.iter().any(|&v| v == 0.0 || act != Activation::Relu), "{name}: no value clipped");
+            assert_bitwise(&name, "forward_act vs forward + activation::forward", &fused, &apart);
+        }
     }
 }
 

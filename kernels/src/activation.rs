@@ -26,12 +26,20 @@ pub fn sigmoid(z: f32) -> f32 {
     }
 }
 
-/// y <- act(y). Overwrites `y`.
+/// y <- act(y), on the rayon pool. Overwrites `y`.
 pub fn forward(act: Activation, y: &mut [f32]) {
+    if act != Activation::Linear {
+        y.par_chunks_mut(CHUNK).for_each(|c| apply(act, c));
+    }
+}
+
+/// `forward` on the calling thread, for a pass that applies it per image while the image is
+/// still in cache (inside its own parallel tasks); elementwise, so the same bits as `forward`.
+pub fn apply(act: Activation, y: &mut [f32]) {
     match act {
         Activation::Linear => {}
-        Activation::Relu => y.par_chunks_mut(CHUNK).for_each(simd::relu_inplace),
-        Activation::Sigmoid => y.par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|v| *v = sigmoid(*v))),
+        Activation::Relu => simd::relu_inplace(y),
+        Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
     }
 }
 

@@ -125,6 +125,36 @@ pub fn pack_row_pairs(m: &[f32], cols: usize, out: &mut [u32]) {
     }
 }
 
+/// Values per rayon task of the `_par` conversions: 128 KB of f32, so a 6272 x 128 kernel
+/// splits into 25 tasks and a pass's whole-operand rounding runs on every core.
+const PAR_CHUNK: usize = 1 << 15;
+
+/// `round_slice` on the rayon pool in fixed chunks (the same bits): for an operand a pass
+/// rounds whole before its parallel tasks (never call it inside one).
+/// # Panics
+/// If the lengths differ.
+pub fn round_slice_par(src: &[f32], dst: &mut [u16]) {
+    use rayon::prelude::*;
+    assert_eq!(src.len(), dst.len(), "bf16::round_slice_par: lengths");
+    src.par_chunks(PAR_CHUNK).zip(dst.par_chunks_mut(PAR_CHUNK)).for_each(|(s, d)| round_slice(s, d));
+}
+
+/// `pack_row_pairs` on the rayon pool, whole row pairs per task (the same bits), as
+/// `round_slice_par`.
+/// # Panics
+/// As `pack_row_pairs`.
+pub fn pack_row_pairs_par(m: &[f32], cols: usize, out: &mut [u32]) {
+    use rayon::prelude::*;
+    if cols == 0 {
+        return pack_row_pairs(m, cols, out);
+    }
+    let rows = m.len() / cols;
+    assert_eq!(m.len(), rows * cols, "bf16::pack_row_pairs: m is not whole rows");
+    assert_eq!(out.len(), rows.div_ceil(2) * cols, "bf16::pack_row_pairs: out length");
+    let pairs = (PAR_CHUNK / (2 * cols)).max(1);
+    m.par_chunks(2 * pairs * cols).zip(out.par_chunks_mut(pairs * cols)).for_each(|(m, o)| pack_row_pairs(m, cols, o));
+}
+
 /// `pack_row_pairs` for one pair of rows, over the largest multiple of 16 of the columns;
 /// returns how many.
 /// # Safety

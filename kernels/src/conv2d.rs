@@ -15,6 +15,7 @@
 //! Buffers: `x [n, h_in, w_in, c_in]`, `w [k, k, c_in, c_out]`, `b [c_out]`,
 //! `y [n, h_out, w_out, c_out]`; `scratch` holds `scratch_len(g, n)` floats.
 
+use crate::activation::{self, Activation};
 use crate::bf16::{self, Precision};
 use crate::gemm::{gemm, Mat};
 use crate::geom::{size, ConvGeom};
@@ -137,12 +138,51 @@ pub fn forward(
     scratch: &mut [f32],
     precision: Precision,
 ) {
+    forward_act(g, n, x, w, b, Activation::Linear, y, scratch, precision);
+}
+
+/// `forward`, then `act` on each output image while it is still in cache: the same bits as
+/// `forward` followed by `activation::forward`, without a pass over the whole batch.
+/// # Panics
+/// As `forward`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_act(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     check(g, n, x.len(), w.len(), y.len(), scratch.len());
     if let Some(b) = b {
         assert_eq!(b.len(), g.c_out, "conv2d: b length");
     }
     let (shared, rest) = scratch.split_at_mut(2 * g.w_len());
-    direct(g, g, n, (y, g.y_len()), (x, g.x_len()), (w, &mut shared[..g.w_len()]), b, rest, precision);
+    let post = Epilogue { bias: None, act };
+    direct(g, g, n, (y, g.y_len()), (x, g.x_len()), (w, &mut shared[..g.w_len()]), b, post, rest, precision);
+}
+
+/// What a pass does to each output image right after computing it, while the image is in
+/// cache: add a bias (Conv2DTranspose's, whose kernel pass has none), then an activation.
+#[derive(Clone, Copy)]
+pub(crate) struct Epilogue<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub act: Activation,
+}
+
+impl Epilogue<'_> {
+    const NONE: Epilogue<'static> = Epilogue { bias: None, act: Activation::Linear };
+
+    fn apply(&self, y: &mut [f32]) {
+        if let Some(b) = self.bias {
+            simd::add_bias_rows(b, y);
+        }
+        activation::apply(self.act, y);
+    }
 }
 
 /// How a pass runs at `precision`: `None` in f32, else `Some(native)` for bf16. bf16 needs
@@ -159,7 +199,7 @@ fn bf16_route(precision: Precision, pairs: usize, tiles: usize) -> Option<bool> 
 
 /// The direct convolution `gd` (a forward, or a stride-1 input gradient's flipped one) of
 /// each image of `inp` into `out`, in the tasks of `g`: the kernel `w [k, k, gd.c_in,
-/// gd.c_out]`, `work` (`w_len` floats) for its rearranged copy.
+/// gd.c_out]`, `work` (`w_len` floats) for its rearranged copy; `post` on each output image.
 #[allow(clippy::too_many_arguments)]
 fn direct(
     g: &ConvGeom,
@@ -169,6 +209,7 @@ fn direct(
     inp: (&[f32], usize),
     (w, work): (&[f32], &mut [f32]),
     b: Option<&[f32]>,
+    post: Epilogue,
     rest: &mut [f32],
     precision: Precision,
 ) {
@@ -177,7 +218,7 @@ fn direct(
         Some(true) => {
             conv_direct::pack_weights_bf16(gd, w, &mut bf16::as_bf16(work)[..gd.w_len()]);
             let wq = &bf16::as_bf16(work)[..gd.w_len()];
-            per_image(g, n, out, inp, rest, |yi, xi, s| {
+            per_image(g, n, out, inp, rest, post, |yi, xi, s| {
                 let xq = &mut bf16::as_bf16(s)[..len];
                 conv_direct::pad_input_bf16(gd, xi, xq);
                 conv_direct::forward_tiled_bf16(gd, xq, wq, b, yi);
@@ -186,7 +227,7 @@ fn direct(
         Some(false) => {
             conv_direct::quantize_swapped_weights(gd, w, work);
             let we = &*work;
-            per_image(g, n, out, inp, rest, |yi, xi, s| {
+            per_image(g, n, out, inp, rest, post, |yi, xi, s| {
                 let xp = &mut s[..len];
                 conv_direct::pad_input(gd, xi, xp);
                 conv_direct::quantize_swapped(xp);
@@ -199,7 +240,7 @@ fn direct(
                 conv_direct::transpose_weights(gd, w, work);
             }
             let wt = &*work;
-            per_image(g, n, out, inp, rest, |yi, xi, s| {
+            per_image(g, n, out, inp, rest, post, |yi, xi, s| {
                 let xp = &mut s[..len];
                 conv_direct::pad_input(gd, xi, xp);
                 if narrow {
@@ -212,14 +253,16 @@ fn direct(
     }
 }
 
-/// Runs `f(out image, its input image, the task's scratch)` for each of the `n` images, in
-/// parallel tasks of `conv_task_images(n)` images, each task on its own `task_scratch` part.
+/// Runs `f(out image, its input image, the task's scratch)`, then `post` on the out image, for
+/// each of the `n` images, in parallel tasks of `conv_task_images(n)` images, each task on
+/// its own `task_scratch` part.
 fn per_image(
     g: &ConvGeom,
     n: usize,
     (out, out_len): (&mut [f32], usize),
     (inp, in_len): (&[f32], usize),
     scratch: &mut [f32],
+    post: Epilogue,
     f: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
 ) {
     let per_task = conv_task_images(n);
@@ -229,6 +272,7 @@ fn per_image(
         .for_each(|((ot, it), s)| {
             for (oi, ii) in ot.chunks_mut(out_len).zip(it.chunks(in_len)) {
                 f(oi, ii, s);
+                post.apply(oi);
             }
         });
 }
@@ -246,6 +290,21 @@ pub fn backward_input(
     scratch: &mut [f32],
     precision: Precision,
 ) {
+    backward_input_then(g, n, dy, w, dx, scratch, precision, Epilogue::NONE);
+}
+
+/// `backward_input`, then `post` on each image of dx (Conv2DTranspose's forward pass).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_input_then(
+    g: &ConvGeom,
+    n: usize,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+    post: Epilogue,
+) {
     check(g, n, dx.len(), w.len(), dy.len(), scratch.len());
     let (shared, rest) = scratch.split_at_mut(2 * g.w_len());
     if g.stride == 1 {
@@ -253,7 +312,7 @@ pub fn backward_input(
         let gb = conv_direct::backward_input_geom(g);
         let (wf, work) = shared.split_at_mut(g.w_len());
         conv_direct::flip_weights(g, w, wf);
-        direct(g, &gb, n, (dx, g.x_len()), (dy, g.y_len()), (wf, work), None, rest, precision);
+        direct(g, &gb, n, (dx, g.x_len()), (dy, g.y_len()), (wf, work), None, post, rest, precision);
         return;
     }
     if g.c_in.is_multiple_of(8) {
@@ -266,7 +325,7 @@ pub fn backward_input(
         if route == Some(true) {
             conv_direct::pack_taps_bf16(g, w, &mut bf16::as_bf16(wt)[..g.w_len()]);
             let wq = &bf16::as_bf16(wt)[..g.w_len()];
-            per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
+            per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, post, |dxi, dyi, s| {
                 conv_direct::backward_input_strided_bf16(g, dyi, wq, &mut bf16::as_bf16(s)[..dyp_len], dxi);
             });
             return;
@@ -278,13 +337,13 @@ pub fn backward_input(
             conv_direct::quantize_swapped_taps(g, path, wt);
         }
         let wt = &*wt;
-        per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
+        per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, post, |dxi, dyi, s| {
             conv_direct::backward_input_strided(g, path, dyi, wt, &mut s[..dyp_len], dxi, emulate);
         });
         return;
     }
     let (p, pl) = (g.h_out * g.w_out, g.patch_len());
-    per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, |dxi, dyi, s| {
+    per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, post, |dxi, dyi, s| {
         let cols = &mut s[..g.cols_len()];
         gemm(Mat::rows(dyi, p, g.c_out), Mat::t(w, g.c_out, pl), 0.0, cols);
         col2im(g, cols, dxi);

@@ -7,11 +7,11 @@
 //! Keras crops the odd extra row/column of the "full" output at the bottom/right, which is
 //! exactly the conv's 'same' padding, so the three passes are the conv's passes swapped.
 
+use crate::activation::Activation;
 use crate::bf16::Precision;
 use crate::conv2d;
 use crate::geom::ConvGeom;
 use crate::simd;
-use rayon::prelude::*;
 
 /// Scratch floats any pass over `n` images needs.
 pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
@@ -33,10 +33,27 @@ pub fn forward(
     scratch: &mut [f32],
     precision: Precision,
 ) {
+    forward_act(g, n, x, w, b, Activation::Linear, y, scratch, precision);
+}
+
+/// `forward`, then `act`, both the bias and `act` applied to each output image while it is
+/// still in cache: the same bits as `forward` followed by `activation::forward`.
+/// # Panics
+/// As `forward`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_act(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    act: Activation,
+    y: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
-    conv2d::backward_input(g, n, x, w, y, scratch, precision);
-    // A memory-bound pass over the whole output: split by image so both threads share it.
-    y.par_chunks_mut(g.x_len()).for_each(|yi| simd::add_bias_rows(b, yi));
+    conv2d::backward_input_then(g, n, x, w, y, scratch, precision, conv2d::Epilogue { bias: Some(b), act });
 }
 
 /// `dx[n,i,j,ci]` = sum_{kh,kw,o} `dy_full[n, i*s+kh, j*s+kw, o] * w[kh,kw,o,ci]`: a strided

@@ -7,7 +7,7 @@
 //! the tiles; `backward_input` multiplies by wᵀ with the batch along the vector lanes. Every
 //! output element is summed by one task in a fixed order, whatever the thread count.
 //!
-//! In bf16 (`crate::bf16`) the operands are rounded into the caller's scratch first, as bf16
+//! In bf16 (`crate::bf16`) the operands are rounded into the caller's scratch first (on every core), as bf16
 //! pairs along each pass's reduction axis (input features, output features, batch rows) for
 //! `VDPBF16PS`, or as swapped f32 values for the emulation, which then runs the f32 kernels.
 
@@ -95,9 +95,9 @@ pub fn forward(
         }
         Some(true) => {
             let (xq, wq) = scratch.split_at_mut(x.len() / 2);
-            bf16::round_slice(x, &mut bf16::as_bf16(xq)[..x.len()]);
+            bf16::round_slice_par(x, &mut bf16::as_bf16(xq)[..x.len()]);
             let wq = &mut bf16::as_u32(wq)[..w.len() / 2];
-            bf16::pack_row_pairs(w, c_out, wq);
+            bf16::pack_row_pairs_par(w, c_out, wq);
             let xq = &bf16::as_u32(xq)[..x.len() / 2];
             forward_tasks(c_in / 2, c_out, xq, wq, b, y, KC / 2, |rows, k, a, bw, c| {
                 // SAFETY: as for the f32 tiles (the pair arrays have the f32 ones' shape with
@@ -269,8 +269,8 @@ pub fn backward_input(
         }
         Some(true) => {
             let (dyq, wq) = scratch.split_at_mut(dy.len() / 2);
-            bf16::round_slice(dy, &mut bf16::as_bf16(dyq)[..dy.len()]);
-            bf16::round_slice(w, &mut bf16::as_bf16(wq)[..w.len()]);
+            bf16::round_slice_par(dy, &mut bf16::as_bf16(dyq)[..dy.len()]);
+            bf16::round_slice_par(w, &mut bf16::as_bf16(wq)[..w.len()]);
             let (dyq, wq) = (&bf16::as_u32(dyq)[..dy.len() / 2], &bf16::as_u32(wq)[..w.len() / 2]);
             transposed_tasks(c_in, c_out / 2, DX_OB / 2, dyq, wq, dx, |rows, ob, a, b, c| {
                 // SAFETY: as for the f32 tiles, with pairs along the output features; `native`
@@ -418,8 +418,8 @@ pub fn backward_weight(
                 let pairs = n.div_ceil(2);
                 let (xq, dyq) = scratch.split_at_mut(pairs * c_in);
                 let (xq, dyq) = (bf16::as_u32(xq), &mut bf16::as_u32(dyq)[..pairs * c_out]);
-                bf16::pack_row_pairs(x, c_in, xq);
-                bf16::pack_row_pairs(dy, c_out, dyq);
+                bf16::pack_row_pairs_par(x, c_in, xq);
+                bf16::pack_row_pairs_par(dy, c_out, dyq);
                 weight_tasks(pairs, c_in, c_out, &*xq, &*dyq, dw, |rows, a, b, c| {
                     // SAFETY: as for the f32 tiles, with pairs of batch rows; `native` means
                     // the CPU has AVX512-BF16.

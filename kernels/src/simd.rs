@@ -86,8 +86,10 @@ pub fn relu_inplace(x: &mut [f32]) {
     for xx in &mut xc {
         store(load(xx).max(zero), xx);
     }
+    // As the vector max(x, 0) lanes do (`0 < x ? x : 0`: NaN and -0 give +0), so that the
+    // result does not depend on where a slice's vector body ends.
     for v in xc.into_remainder() {
-        *v = v.max(0.0);
+        *v = if *v > 0.0 { *v } else { 0.0 };
     }
 }
 

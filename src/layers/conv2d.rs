@@ -113,23 +113,14 @@ impl Layer for Conv2D {
         y.reshape_for(n, &self.out_shape);
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &self.params;
+        // The activation runs on each output image as the kernel finishes it (`forward_act`).
+        let (x, act, y, scratch, p) = (x.data(), self.act, y.data_mut(), &mut self.scratch, self.precision);
         if self.transpose {
-            conv_transpose2d::forward(
-                g,
-                n,
-                x.data(),
-                &w.value,
-                &b.value,
-                y.data_mut(),
-                &mut self.scratch,
-                self.precision,
-            );
+            conv_transpose2d::forward_act(g, n, x, &w.value, &b.value, act, y, scratch, p);
         } else {
-            conv2d::forward(g, n, x.data(), &w.value, Some(&b.value), y.data_mut(), &mut self.scratch, self.precision);
+            conv2d::forward_act(g, n, x, &w.value, Some(&b.value), act, y, scratch, p);
         }
         profile.lap("forward", flops);
-        activation::forward(self.act, y.data_mut());
-        profile.lap("activation", 0.0);
     }
     fn backward_timed(
         &mut self,
