@@ -2,7 +2,7 @@
 //! calls each layer's backward in exact reverse order. All buffers are owned here and reused,
 //! so steps after the first (largest) batch do not allocate.
 
-use crate::layers::{Layer, Param};
+use crate::layers::{Activation, Layer, Param};
 use crate::profile::{Profile, Stage};
 use crate::Tensor;
 
@@ -21,7 +21,15 @@ pub struct Sequential {
 
 impl Sequential {
     /// Layers already built for chained shapes (see `models`), taking `input_shape` per image.
-    pub fn new(layers: Vec<Box<dyn Layer>>, input_shape: &[usize]) -> Self {
+    pub fn new(mut layers: Vec<Box<dyn Layer>>, input_shape: &[usize]) -> Self {
+        // Where a layer can apply the activation gradient of the layer before it inside its
+        // own input-gradient pass, that pass over the whole batch goes (`Layer::fuse_input_activation`).
+        for i in 1..layers.len() {
+            let act = layers[i - 1].activation();
+            if act != Activation::Linear && layers[i].fuse_input_activation(act) {
+                layers[i - 1].receive_pre_activation_gradient();
+            }
+        }
         let slots = layers.len() + 1;
         let mut shapes = vec![input_shape.to_vec()];
         shapes.extend(layers.iter().map(|l| l.output_shape().to_vec()));

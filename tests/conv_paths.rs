@@ -255,9 +255,11 @@ fn dense_cases(path: KernelPath) {
 }
 
 /// The layers' forward passes with the activation applied per image as it is computed
-/// (`forward_act`, and Conv2DTranspose's bias with it) give the same bits as the pass
-/// followed by `activation::forward` over the batch, in f32 and bf16: the models' shapes, a
-/// narrow output, and images whose length is not a whole number of vectors.
+/// (`forward_act`, and Conv2DTranspose's bias with it), and their input gradients with the
+/// previous layer's activation gradient applied the same way (`backward_input_act`), give the
+/// same bits as the pass followed by `activation::forward` (`backward`) over the batch, in
+/// f32 and bf16: the models' shapes, a narrow output, and images whose length is not a whole
+/// number of vectors.
 fn fused_activation_cases(path: KernelPath) {
     let cases = [
         // (h, w, c_in, c_out, stride, transpose, activation)
@@ -297,6 +299,23 @@ fn fused_activation_cases(path: KernelPath) {
             let name = format!("{path} {p} fused {act:?} case {i} {h}x{w} {ci}->{co} s{s} transpose {transpose}");
             assert!(apart.iter().any(|&v| v == 0.0 || act != Activation::Relu), "{name}: no value clipped");
             assert_bitwise(&name, "forward_act vs forward + activation::forward", &fused, &apart);
+
+            // The input gradient times the gradient of the activation that made the input
+            // (`backward_input_act`), against the two passes.
+            let mut x_act = x.clone();
+            activation::forward(act, &mut x_act);
+            let dy = values(n * out_len, 1800 + i as u32);
+            let (mut fused, mut apart) = (vec![0.0; n * in_len], vec![0.0; n * in_len]);
+            if transpose {
+                conv_transpose2d::backward_input_act(&g, n, &dy, &wt, &mut fused, &mut scratch, p, act, &x_act);
+                conv_transpose2d::backward_input(&g, n, &dy, &wt, &mut apart, &mut scratch, p);
+            } else {
+                conv2d::backward_input_act(&g, n, &dy, &wt, &mut fused, &mut scratch, p, act, &x_act);
+                conv2d::backward_input(&g, n, &dy, &wt, &mut apart, &mut scratch, p);
+            }
+            activation::backward(act, &x_act, &mut apart);
+            assert!(apart.iter().any(|&v| v == 0.0 || act != Activation::Relu), "{name}: no gradient masked");
+            assert_bitwise(&name, "backward_input_act vs backward_input + activation::backward", &fused, &apart);
         }
     }
 }

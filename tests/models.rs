@@ -89,8 +89,11 @@ fn loss(m: &mut autoencoder::sequential::Sequential, x: &Tensor, r: &[f32]) -> f
 fn sequential_gradients_match_finite_differences() {
     // A small model with every layer kind, both views, and smooth activations: ReLU kinks make
     // finite differences through a whole model unreliable (ReLU is checked per layer, away from
-    // its kink, in gradcheck.rs).
+    // its kink, in gradcheck.rs). A convolution after a convolution (and after a transposed
+    // one) applies the earlier layer's activation gradient in its input-gradient pass
+    // (`Layer::fuse_input_activation`).
     let specs = [
+        Spec::Conv2D { filters: 3, k: 3, stride: 1, act: Sigmoid },
         Spec::Conv2D { filters: 3, k: 3, stride: 1, act: Sigmoid },
         Spec::MaxPooling2D { pool: 2 },
         Spec::Flatten,
@@ -98,7 +101,7 @@ fn sequential_gradients_match_finite_differences() {
         Spec::Dense { units: 48, act: Linear },
         Spec::Reshape { shape: [4, 4, 3] },
         Spec::UpSampling2D { factor: 2 },
-        Spec::Conv2DTranspose { filters: 2, k: 3, stride: 2, act: Linear },
+        Spec::Conv2DTranspose { filters: 2, k: 3, stride: 2, act: Sigmoid },
         Spec::Conv2D { filters: 1, k: 3, stride: 2, act: Sigmoid },
     ];
     let mut m = models::build_specs(&specs, &[8, 8, 1], 3).unwrap();

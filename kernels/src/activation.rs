@@ -49,12 +49,21 @@ pub fn apply(act: Activation, y: &mut [f32]) {
 /// If the slices differ in length.
 pub fn backward(act: Activation, y: &[f32], dy: &mut [f32]) {
     assert_eq!(y.len(), dy.len(), "activation: lengths");
-    let pass: fn(&[f32], &mut [f32]) = match act {
-        Activation::Linear => return,
-        Activation::Relu => simd::relu_mask,
-        Activation::Sigmoid => simd::sigmoid_grad,
-    };
-    dy.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).for_each(|(dy, y)| pass(y, dy));
+    if act != Activation::Linear {
+        dy.par_chunks_mut(CHUNK).zip(y.par_chunks(CHUNK)).for_each(|(dy, y)| backward_apply(act, y, dy));
+    }
+}
+
+/// `backward` on the calling thread (see `apply`): the same bits.
+/// # Panics
+/// If the slices differ in length.
+pub fn backward_apply(act: Activation, y: &[f32], dy: &mut [f32]) {
+    assert_eq!(y.len(), dy.len(), "activation: lengths");
+    match act {
+        Activation::Linear => {}
+        Activation::Relu => simd::relu_mask(y, dy),
+        Activation::Sigmoid => simd::sigmoid_grad(y, dy),
+    }
 }
 
 /// The naive twin of `forward`.

@@ -157,31 +157,53 @@ pub fn forward_act(
     scratch: &mut [f32],
     precision: Precision,
 ) {
+    forward_then(g, n, x, w, b, y, scratch, precision, Epilogue { act, ..Epilogue::NONE });
+}
+
+/// `forward`, then `post` on each output image (Conv2DTranspose's input gradient).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_then(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+    post: Epilogue,
+) {
     check(g, n, x.len(), w.len(), y.len(), scratch.len());
     if let Some(b) = b {
         assert_eq!(b.len(), g.c_out, "conv2d: b length");
     }
     let (shared, rest) = scratch.split_at_mut(2 * g.w_len());
-    let post = Epilogue { bias: None, act };
     direct(g, g, n, (y, g.y_len()), (x, g.x_len()), (w, &mut shared[..g.w_len()]), b, post, rest, precision);
 }
 
 /// What a pass does to each output image right after computing it, while the image is in
-/// cache: add a bias (Conv2DTranspose's, whose kernel pass has none), then an activation.
+/// cache: add a bias (Conv2DTranspose's, whose kernel pass has none), then an activation; or,
+/// for an input gradient, multiply by the gradient of the activation whose outputs `grad_of`
+/// holds (the layer's input batch: the layer before it then skips that pass).
 #[derive(Clone, Copy)]
 pub(crate) struct Epilogue<'a> {
     pub bias: Option<&'a [f32]>,
     pub act: Activation,
+    pub grad_of: Option<(Activation, &'a [f32])>,
 }
 
 impl Epilogue<'_> {
-    const NONE: Epilogue<'static> = Epilogue { bias: None, act: Activation::Linear };
+    pub const NONE: Epilogue<'static> = Epilogue { bias: None, act: Activation::Linear, grad_of: None };
 
-    fn apply(&self, y: &mut [f32]) {
+    /// On output image number `image` of the batch, `y`.
+    fn apply(&self, y: &mut [f32], image: usize) {
         if let Some(b) = self.bias {
             simd::add_bias_rows(b, y);
         }
         activation::apply(self.act, y);
+        if let Some((act, outputs)) = self.grad_of {
+            activation::backward_apply(act, &outputs[image * y.len()..][..y.len()], y);
+        }
     }
 }
 
@@ -269,10 +291,11 @@ fn per_image(
     out.par_chunks_mut(per_task * out_len)
         .zip(inp.par_chunks(per_task * in_len))
         .zip(scratch.par_chunks_mut(task_scratch(g)))
-        .for_each(|((ot, it), s)| {
-            for (oi, ii) in ot.chunks_mut(out_len).zip(it.chunks(in_len)) {
+        .enumerate()
+        .for_each(|(task, ((ot, it), s))| {
+            for (i, (oi, ii)) in ot.chunks_mut(out_len).zip(it.chunks(in_len)).enumerate() {
                 f(oi, ii, s);
-                post.apply(oi);
+                post.apply(oi, task * per_task + i);
             }
         });
 }
@@ -291,6 +314,28 @@ pub fn backward_input(
     precision: Precision,
 ) {
     backward_input_then(g, n, dy, w, dx, scratch, precision, Epilogue::NONE);
+}
+
+/// `backward_input`, then dx multiplied by the gradient of `act` at `x = act(z)` (the layer's
+/// input, the output of the layer before) on each image while it is in cache: the same bits
+/// as `backward_input` followed by `activation::backward(act, x, dx)`, so dx is dL/dz.
+/// # Panics
+/// As `backward_input`, or if `x` is not as long as `dx`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input_act(
+    g: &ConvGeom,
+    n: usize,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+    act: Activation,
+    x: &[f32],
+) {
+    assert_eq!(x.len(), dx.len(), "conv2d: x length");
+    let post = Epilogue { grad_of: Some((act, x)), ..Epilogue::NONE };
+    backward_input_then(g, n, dy, w, dx, scratch, precision, post);
 }
 
 /// `backward_input`, then `post` on each image of dx (Conv2DTranspose's forward pass).

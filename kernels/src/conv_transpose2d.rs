@@ -53,7 +53,8 @@ pub fn forward_act(
     precision: Precision,
 ) {
     assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
-    conv2d::backward_input_then(g, n, x, w, y, scratch, precision, conv2d::Epilogue { bias: Some(b), act });
+    let post = conv2d::Epilogue { bias: Some(b), act, ..conv2d::Epilogue::NONE };
+    conv2d::backward_input_then(g, n, x, w, y, scratch, precision, post);
 }
 
 /// `dx[n,i,j,ci]` = sum_{kh,kw,o} `dy_full[n, i*s+kh, j*s+kw, o] * w[kh,kw,o,ci]`: a strided
@@ -70,6 +71,27 @@ pub fn backward_input(
     precision: Precision,
 ) {
     conv2d::forward(g, n, dy, w, None, dx, scratch, precision);
+}
+
+/// `backward_input`, then dx multiplied by the gradient of `act` at `x = act(z)` per image, as
+/// `conv2d::backward_input_act`.
+/// # Panics
+/// As `backward_input`, or if `x` is not as long as `dx`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input_act(
+    g: &ConvGeom,
+    n: usize,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+    act: Activation,
+    x: &[f32],
+) {
+    assert_eq!(x.len(), dx.len(), "conv_transpose2d: x length");
+    let post = conv2d::Epilogue { grad_of: Some((act, x)), ..conv2d::Epilogue::NONE };
+    conv2d::forward_then(g, n, dy, w, None, dx, scratch, precision, post);
 }
 
 /// `dw[kh,kw,o,ci]` = sum_{n,i,j} `x[n,i,j,ci] * dy_full[n, i*s+kh, j*s+kw, o]` and

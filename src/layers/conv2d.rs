@@ -19,6 +19,11 @@ pub struct Conv2D {
     params: [Param; 2],
     scratch: Vec<f32>,
     precision: Precision,
+    /// The activation whose output this layer's input is, when its gradient is applied inside
+    /// the input-gradient pass (`Layer::fuse_input_activation`); else `Linear`.
+    input_act: Activation,
+    /// Whether `backward`'s dy arrives as dL/dz already (the next layer applied `act`'s gradient).
+    dy_is_pre_activation: bool,
 }
 
 impl Conv2D {
@@ -83,6 +88,8 @@ impl Conv2D {
             params: [Param::zeros("kernel", &kernel), Param::zeros("bias", &[filters])],
             scratch: Vec::new(),
             precision: Precision::F32,
+            input_act: Activation::Linear,
+            dy_is_pre_activation: false,
         })
     }
 }
@@ -132,9 +139,11 @@ impl Layer for Conv2D {
     ) {
         let (g, n) = (&self.geom, x.batch());
         let flops = 2.0 * (n * g.macs()) as f64;
-        activation::backward(self.act, y.data(), dy.data_mut());
+        if !self.dy_is_pre_activation {
+            activation::backward(self.act, y.data(), dy.data_mut());
+            profile.lap("activation gradient", 0.0);
+        }
         let dz = dy.data();
-        profile.lap("activation gradient", 0.0);
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &mut self.params;
         let scratch = &mut self.scratch;
@@ -146,10 +155,11 @@ impl Layer for Conv2D {
         profile.lap("weight gradient", flops);
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
+            let (dx, p, act) = (dx.data_mut(), self.precision, self.input_act);
             if self.transpose {
-                conv_transpose2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch, self.precision);
+                conv_transpose2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data());
             } else {
-                conv2d::backward_input(g, n, dz, &w.value, dx.data_mut(), scratch, self.precision);
+                conv2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data());
             }
             profile.lap("input gradient", flops);
         }
@@ -165,5 +175,15 @@ impl Layer for Conv2D {
     }
     fn set_precision(&mut self, precision: Precision) {
         self.precision = precision;
+    }
+    fn activation(&self) -> Activation {
+        self.act
+    }
+    fn fuse_input_activation(&mut self, act: Activation) -> bool {
+        self.input_act = act;
+        true
+    }
+    fn receive_pre_activation_gradient(&mut self) {
+        self.dy_is_pre_activation = true;
     }
 }

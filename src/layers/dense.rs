@@ -102,6 +102,9 @@ impl Layer for Dense {
     fn macs(&self) -> usize {
         self.c_in * self.out_shape[0]
     }
+    fn activation(&self) -> Activation {
+        self.act
+    }
     fn set_precision(&mut self, precision: Precision) {
         self.precision = precision;
     }

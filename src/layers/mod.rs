@@ -95,6 +95,24 @@ pub trait Layer: Send {
     fn is_view(&self) -> bool {
         false
     }
+    /// The activation fused into the layer's output (`y = act(z)`), `Linear` if none.
+    fn activation(&self) -> Activation {
+        Activation::Linear
+    }
+    /// Asks the layer to multiply its input gradient by the gradient of `act`, the activation
+    /// whose output its input is, inside its input-gradient pass (image by image, while dx is
+    /// in cache); true if it will. `Sequential::new` then tells the layer before it, whose
+    /// `backward` receives dL/dz and skips its own activation-gradient pass
+    /// (`receive_pre_activation_gradient`). The default declines.
+    fn fuse_input_activation(&mut self, _act: Activation) -> bool {
+        false
+    }
+    /// From now on the `dy` of `backward` is already the gradient of the pre-activation (the
+    /// next layer applied this layer's activation gradient). Only called on a layer whose
+    /// next layer accepted `fuse_input_activation`.
+    fn receive_pre_activation_gradient(&mut self) {
+        unreachable!("{} has no activation gradient to hand over", self.name())
+    }
 }
 
 /// Glorot-uniform initialisation as Keras does it: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
