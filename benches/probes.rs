@@ -1,0 +1,158 @@
+//! Probes of where a pass's time goes, as README's Performance section quotes them:
+//! `cargo bench --bench probes` (add `-- 1` for one thread).
+//!
+//! * `tile`: the bf16 register tile of the convolutions (6 rows x 2 vectors, 12 `VDPBF16PS`
+//!   per step of 6 broadcasts and 2 loads) alone, its operands in L1, against the
+//!   `VDPBF16PS` peak: what the core can do with that instruction mix, with and without a
+//!   tile's stores and restart every 32 steps. Needs AVX512-BF16.
+//! * `fused`: the conv passes with the activation applied per image inside them
+//!   (`forward_act`, `backward_input_act`) against the pass followed by the activation's own
+//!   pass over the batch, interleaved, batch 64, medians of 15.
+
+use core::arch::x86_64::*;
+use kernels::activation::{self, Activation};
+use kernels::bf16::Precision;
+use kernels::geom::{ConvGeom, Padding};
+use kernels::{conv2d, conv_transpose2d};
+use std::time::Instant;
+
+/// 12 accumulators, `steps` rank-2 steps over `a` (6 pairs per step) and `b` (32 pairs per
+/// step), `reps` times; with `restart`, the accumulators are added to memory and zeroed
+/// before each repetition, as a kernel's tile does.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn tile(a: &[u32], b: &[u32], steps: usize, reps: usize, restart: bool, out: &mut [f32]) {
+    let mut acc = [_mm512_setzero_ps(); 12];
+    assert!(a.len() >= 6 * steps && b.len() >= 32 * steps && out.len() >= 12 * 16 * 48);
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for rep in 0..reps {
+        if restart {
+            let o = out.as_mut_ptr().add((rep % 48) * 12 * 16);
+            for (i, a) in acc.iter_mut().enumerate() {
+                let p = o.add(i * 16);
+                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *a));
+                *a = _mm512_setzero_ps();
+            }
+        }
+        for k in 0..steps {
+            let b0: __m512bh = core::mem::transmute(_mm512_loadu_si512(bp.add(k * 32).cast()));
+            let b1: __m512bh = core::mem::transmute(_mm512_loadu_si512(bp.add(k * 32 + 16).cast()));
+            for j in 0..6 {
+                let x: __m512bh = core::mem::transmute(_mm512_set1_epi32(*ap.add(k * 6 + j) as i32));
+                acc[2 * j] = _mm512_dpbf16_ps(acc[2 * j], x, b0);
+                acc[2 * j + 1] = _mm512_dpbf16_ps(acc[2 * j + 1], x, b1);
+            }
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        _mm512_storeu_ps(out.as_mut_ptr().add(i * 16), *a);
+    }
+}
+
+fn probe_tile() {
+    if !kernels::bf16::has_avx512_bf16() {
+        println!("tile: no AVX512-BF16 here");
+        return;
+    }
+    let peak = kernels::bf16::peak_gflops(false).expect("AVX512-BF16");
+    let (steps, reps) = (32, 20_000);
+    let a: Vec<u32> = (0..steps * 6).map(|i| 0x3f80_3f80 + (i as u32 % 7)).collect();
+    let b: Vec<u32> = (0..steps * 32).map(|i| 0x3c00_3c00 + (i as u32 % 5)).collect();
+    let mut out = vec![0.0f32; 12 * 16 * 48];
+    for restart in [false, true] {
+        let best = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                // SAFETY: the CPU has AVX512-BF16 (checked above); the lengths are asserted.
+                unsafe { tile(&a, &b, steps, reps, restart, &mut out) };
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min);
+        let gflops = (reps * steps * 12 * 64) as f64 / best / 1e9;
+        println!(
+            "tile 6x2 bf16, restart every {steps} steps: {restart}: {gflops:.0} GFLOP/s of a {peak:.0} peak (1 thread)"
+        );
+    }
+    std::hint::black_box(&out);
+}
+
+/// Medians of 15 interleaved runs of `pass(false)` (apart) and `pass(true)` (fused), in ms.
+fn median(pass: &mut dyn FnMut(bool)) -> (f64, f64) {
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..15 {
+        for (fused, t) in times.iter_mut().enumerate() {
+            let start = Instant::now();
+            pass(fused == 1);
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let [a, b] = times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[7]
+    });
+    (a, b)
+}
+
+fn probe_fused() {
+    let n = 64;
+    let values = |len: usize, seed: u64| -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    };
+    let relu = Activation::Relu;
+    let shapes = [
+        ("conv 28x28 32->32", ConvGeom::new(28, 28, 32, 32, 3, 1, Padding::Same).unwrap(), false),
+        ("convT 14->28 128->64", ConvGeom::transpose(14, 14, 128, 64, 3, 2, Padding::Same).unwrap(), true),
+    ];
+    for (name, g, transpose) in shapes {
+        // A transposed layer reads the conv's output shape and writes its input shape.
+        let (in_len, out_len, bias) =
+            if transpose { (g.y_len(), g.x_len(), g.c_in) } else { (g.x_len(), g.y_len(), g.c_out) };
+        let (x, w, b, dy) = (values(n * in_len, 1), values(g.w_len(), 2), values(bias, 3), values(n * out_len, 4));
+        let mut x_act = x.clone();
+        activation::forward(relu, &mut x_act);
+        let (mut y, mut dx) = (vec![0.0; n * out_len], vec![0.0; n * in_len]);
+        let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
+        for p in Precision::ALL {
+            let (apart, fused) = median(&mut |fused| match (transpose, fused) {
+                (true, true) => conv_transpose2d::forward_act(&g, n, &x, &w, &b, relu, &mut y, &mut s, p),
+                (false, true) => conv2d::forward_act(&g, n, &x, &w, Some(&b), relu, &mut y, &mut s, p),
+                (true, false) => {
+                    conv_transpose2d::forward(&g, n, &x, &w, &b, &mut y, &mut s, p);
+                    activation::forward(relu, &mut y);
+                }
+                (false, false) => {
+                    conv2d::forward(&g, n, &x, &w, Some(&b), &mut y, &mut s, p);
+                    activation::forward(relu, &mut y);
+                }
+            });
+            println!("{name} {p} forward + ReLU: two passes {apart:.3} ms, fused {fused:.3} ms");
+            let (apart, fused) = median(&mut |fused| match (transpose, fused) {
+                (true, true) => conv_transpose2d::backward_input_act(&g, n, &dy, &w, &mut dx, &mut s, p, relu, &x_act),
+                (false, true) => conv2d::backward_input_act(&g, n, &dy, &w, &mut dx, &mut s, p, relu, &x_act),
+                (true, false) => {
+                    conv_transpose2d::backward_input(&g, n, &dy, &w, &mut dx, &mut s, p);
+                    activation::backward(relu, &x_act, &mut dx);
+                }
+                (false, false) => {
+                    conv2d::backward_input(&g, n, &dy, &w, &mut dx, &mut s, p);
+                    activation::backward(relu, &x_act, &mut dx);
+                }
+            });
+            println!("{name} {p} input gradient + ReLU mask: two passes {apart:.3} ms, fused {fused:.3} ms");
+        }
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a bare number is the thread count.
+    let threads = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(2);
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("the rayon pool");
+    println!("{threads} threads");
+    probe_tile();
+    probe_fused();
+}
