@@ -5,6 +5,9 @@
 //! shape, for the speed-up ratio. Measurement is kept short (10 samples, 2 s) because the
 //! machine is shared; treat the figures as ratios.
 
+mod common;
+
+use common::data;
 use criterion::measurement::WallTime;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use kernels::adam::{self, AdamConfig};
@@ -15,19 +18,6 @@ use kernels::{conv2d, conv_transpose2d, dense, maxpool2d, upsample2d};
 use std::time::Duration;
 
 const BATCH: usize = 64;
-
-/// Deterministic data in [-1, 1) without an RNG dependency.
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 fn conv(h: usize, ci: usize, co: usize, s: usize) -> ConvGeom {
     ConvGeom::new(h, h, ci, co, 3, s, Padding::Same).expect("geometry")

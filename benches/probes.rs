@@ -9,6 +9,9 @@
 //!   (`forward_act`, `backward_input_act`) against the pass followed by the activation's own
 //!   pass over the batch, interleaved, batch 64, medians of 15.
 
+mod common;
+
+use common::data;
 use core::arch::x86_64::*;
 use kernels::activation::{self, Activation};
 use kernels::bf16::Precision;
@@ -94,15 +97,6 @@ fn median(pass: &mut dyn FnMut(bool)) -> (f64, f64) {
 
 fn probe_fused() {
     let n = 64;
-    let values = |len: usize, seed: u64| -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
-    };
     let relu = Activation::Relu;
     let shapes = [
         ("conv 28x28 32->32", ConvGeom::new(28, 28, 32, 32, 3, 1, Padding::Same).unwrap(), false),
@@ -112,7 +106,7 @@ fn probe_fused() {
         // A transposed layer reads the conv's output shape and writes its input shape.
         let (in_len, out_len, bias) =
             if transpose { (g.y_len(), g.x_len(), g.c_in) } else { (g.x_len(), g.y_len(), g.c_out) };
-        let (x, w, b, dy) = (values(n * in_len, 1), values(g.w_len(), 2), values(bias, 3), values(n * out_len, 4));
+        let (x, w, b, dy) = (data(n * in_len, 1), data(g.w_len(), 2), data(bias, 3), data(n * out_len, 4));
         let mut x_act = x.clone();
         activation::forward(relu, &mut x_act);
         let (mut y, mut dx) = (vec![0.0; n * out_len], vec![0.0; n * in_len]);

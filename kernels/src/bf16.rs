@@ -105,9 +105,7 @@ pub fn quantize_swapped_runs(v: &mut [f32], run: usize) {
 /// # Panics
 /// If `m` is not whole rows of `cols` or `out` is not `rows.div_ceil(2) * cols` long.
 pub fn pack_row_pairs(m: &[f32], cols: usize, out: &mut [u32]) {
-    let rows = m.len().checked_div(cols).unwrap_or(0);
-    assert_eq!(m.len(), rows * cols, "bf16::pack_row_pairs: m is not whole rows");
-    assert_eq!(out.len(), rows.div_ceil(2) * cols, "bf16::pack_row_pairs: out length");
+    check_row_pairs(m, cols, out);
     let native = has_avx512_bf16();
     for (q, dst) in out.chunks_exact_mut(cols.max(1)).enumerate() {
         let lo = &m[2 * q * cols..][..cols];
@@ -148,11 +146,17 @@ pub fn pack_row_pairs_par(m: &[f32], cols: usize, out: &mut [u32]) {
     if cols == 0 {
         return pack_row_pairs(m, cols, out);
     }
-    let rows = m.len() / cols;
-    assert_eq!(m.len(), rows * cols, "bf16::pack_row_pairs: m is not whole rows");
-    assert_eq!(out.len(), rows.div_ceil(2) * cols, "bf16::pack_row_pairs: out length");
+    // Whole before the split, which would otherwise cut a short `out` silently.
+    check_row_pairs(m, cols, out);
     let pairs = (PAR_CHUNK / (2 * cols)).max(1);
     m.par_chunks(2 * pairs * cols).zip(out.par_chunks_mut(pairs * cols)).for_each(|(m, o)| pack_row_pairs(m, cols, o));
+}
+
+/// The lengths `pack_row_pairs` needs: `m` whole rows of `cols`, `out` one row per row pair.
+fn check_row_pairs(m: &[f32], cols: usize, out: &[u32]) {
+    let rows = m.len().checked_div(cols).unwrap_or(0);
+    assert_eq!(m.len(), rows * cols, "bf16::pack_row_pairs: m is not whole rows");
+    assert_eq!(out.len(), rows.div_ceil(2) * cols, "bf16::pack_row_pairs: out length");
 }
 
 /// `pack_row_pairs` for one pair of rows, over the largest multiple of 16 of the columns;

@@ -7,9 +7,10 @@
 //! the tiles; `backward_input` multiplies by wᵀ with the batch along the vector lanes. Every
 //! output element is summed by one task in a fixed order, whatever the thread count.
 //!
-//! In bf16 (`crate::bf16`) the operands are rounded into the caller's scratch first (on every core), as bf16
-//! pairs along each pass's reduction axis (input features, output features, batch rows) for
-//! `VDPBF16PS`, or as swapped f32 values for the emulation, which then runs the f32 kernels.
+//! In bf16 (`crate::bf16`) the operands are rounded into the caller's scratch first, on every
+//! core, as bf16 pairs along each pass's reduction axis (input features, output features,
+//! batch rows) for `VDPBF16PS`, or as swapped f32 values for the emulation, which then runs
+//! the f32 kernels.
 
 use crate::bf16::{self, Precision};
 use crate::geom::size;
