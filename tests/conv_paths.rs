@@ -1,4 +1,4 @@
-//! Each conv2d and dense pass equals its naive twin on every kernel path this CPU has
+//! Each conv2d and dense pass, and each elementwise pass, equals its naive twin on every kernel path this CPU has
 //! (`kernels::isa`: AVX-512, AVX2, portable) and on the shapes the dispatch treats apart:
 //! stride 1 and 2, wide (c_out % 8 == 0; blocks of 4, 2 and 1 vectors; channel counts that
 //! AVX-512 hands to AVX2) and narrow outputs, 'same' and 'valid', odd sizes. One test function, so switching the process-wide path races with nothing.
@@ -10,7 +10,9 @@ use kernels::activation::{self, Activation};
 use kernels::bf16::Precision;
 use kernels::geom::{ConvGeom, Padding};
 use kernels::isa::{set_kernel_path, KernelPath};
-use kernels::{conv2d, conv_transpose2d, dense};
+use kernels::adam::{self, AdamConfig};
+use kernels::geom::PoolGeom;
+use kernels::{conv2d, conv_transpose2d, dense, maxpool2d};
 
 /// Deterministic values in [-1, 1).
 fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -30,6 +32,7 @@ fn every_pass_matches_naive_on_each_path() {
     for path in paths {
         set_kernel_path(path).expect("a supported path");
         fused_activation_cases(path);
+        elementwise_cases(path);
         conv_cases(path);
         dense_cases(path);
         // bf16 gives the same bits on every path: natively (AVX-512 with AVX512-BF16) and
@@ -43,6 +46,51 @@ fn every_pass_matches_naive_on_each_path() {
                 assert_bitwise(name, &format!("bf16 on {path} vs on {}", KernelPath::supported()[0]), a, b);
             }
         }
+    }
+}
+
+/// The elementwise passes (ReLU and its mask, the sigmoid's gradient, max pooling with ties,
+/// Adam with weight decay), vectorized by the compiler on each path: the same bits as their
+/// naive twins, on lengths with a scalar tail and on NaN, -0 and ties.
+fn elementwise_cases(path: KernelPath) {
+    let len = 3 * 1024 + 13;
+    let mut x = values(len, 41);
+    x[..6].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::INFINITY, -f32::INFINITY, 1e-40]);
+    x[len - 3..].copy_from_slice(&[f32::NAN, -0.0, -1e-40]);
+    let (mut y, mut y_n) = (x.clone(), x.clone());
+    activation::forward(Activation::Relu, &mut y);
+    activation::forward_naive(Activation::Relu, &mut y_n);
+    assert_bitwise("relu", &path.to_string(), &y, &y_n);
+    for act in [Activation::Relu, Activation::Sigmoid] {
+        let (mut d, mut d_n) = (values(len, 43), values(len, 43));
+        activation::backward(act, &x, &mut d);
+        activation::backward_naive(act, &x, &mut d_n);
+        assert_bitwise(&format!("{act:?} gradient"), &path.to_string(), &d, &d_n);
+    }
+
+    // Quantized values, so windows hold ties.
+    let g = PoolGeom::new(13, 11, 19, 2, 2, Padding::Same).expect("geometry");
+    let n = 3;
+    let xq: Vec<f32> = values(n * g.x_len(), 47).iter().map(|v| (v * 4.0).round()).collect();
+    let (mut yp, mut yp_n, mut arg) = (vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()], vec![0; n * g.y_len()]);
+    maxpool2d::forward(&g, n, &xq, &mut yp, &mut arg);
+    maxpool2d::forward_naive(&g, n, &xq, &mut yp_n);
+    assert_bitwise("maxpool forward", &path.to_string(), &yp, &yp_n);
+    let dy = values(yp.len(), 53);
+    let (mut dx, mut dx_n) = (vec![0.0; xq.len()], vec![0.0; xq.len()]);
+    maxpool2d::backward_input(&g, n, &dy, &arg, &mut dx);
+    maxpool2d::backward_input_naive(&g, n, &xq, &dy, &mut dx_n);
+    assert_bitwise("maxpool input gradient (ties to the first)", &path.to_string(), &dx, &dx_n);
+
+    let c = AdamConfig { weight_decay: 0.15, ..AdamConfig::default() };
+    let (mut p, grad, mut m, mut v) = (values(len, 59), values(len, 61), vec![0.0; len], vec![0.0; len]);
+    let (mut p_n, mut m_n, mut v_n) = (p.clone(), m.clone(), v.clone());
+    for t in 1..=3 {
+        adam::step(&c, t, &mut p, &grad, &mut m, &mut v);
+        adam::step_naive(&c, t, &mut p_n, &grad, &mut m_n, &mut v_n);
+    }
+    for (what, a, b) in [("adam p", &p, &p_n), ("adam m", &m, &m_n), ("adam v", &v, &v_n)] {
+        assert_bitwise(what, &path.to_string(), a, b);
     }
 }
 

@@ -3,9 +3,9 @@
 //! Keras's `weight_decay` argument: decoupled (AdamW), `p -= p * wd * lr` on every parameter
 //! before the Adam update.
 
-use crate::simd::load;
+use crate::isa::dispatch;
+use crate::micro::Simd;
 use rayon::prelude::*;
-use wide::f32x8;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -48,24 +48,21 @@ pub fn step(c: &AdamConfig, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: 
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
         .for_each(|(((p, g), m), v)| {
-            let (va1, va2, valpha, veps, vdecay) =
-                (f32x8::splat(a1), f32x8::splat(a2), f32x8::splat(alpha), f32x8::splat(c.eps), f32x8::splat(decay));
-            let body = p.len() / 8 * 8;
-            for i in (0..body).step_by(8) {
-                let ld = |s: &[f32]| load(&s[i..]);
-                let gv = ld(g);
-                let mv = ld(m) + va1 * (gv - ld(m));
-                let vv = ld(v) + va2 * (gv * gv - ld(v));
-                let pv = ld(p) - ld(p) * vdecay;
-                let pv = pv - valpha * mv / (vv.sqrt() + veps);
-                m[i..i + 8].copy_from_slice(&mv.to_array());
-                v[i..i + 8].copy_from_slice(&vv.to_array());
-                p[i..i + 8].copy_from_slice(&pv.to_array());
-            }
-            for i in body..p.len() {
-                step_one(a1, a2, alpha, c.eps, decay, &mut p[i], g[i], &mut m[i], &mut v[i]);
-            }
+            let eps = c.eps;
+            dispatch!(step_with(a1: f32, a2: f32, alpha: f32, eps: f32, decay: f32, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]))
         });
+}
+
+/// `step_one` over the slices, vectorized by the compiler on the path's widest vectors (no
+/// fused multiply-adds: the same bits as `step_one` on every path).
+/// # Safety
+/// None beyond `dispatch!`'s (the CPU has the path's instructions).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn step_with<S: Simd>(a1: f32, a2: f32, alpha: f32, eps: f32, decay: f32, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        step_one(a1, a2, alpha, eps, decay, p, g, m, v);
+    }
 }
 
 #[inline]

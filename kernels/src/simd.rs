@@ -1,21 +1,8 @@
-//! `wide` helpers: the vector load every kernel uses, and the elementwise loops (bias, sums,
-//! activations). Bodies run over `chunks_exact(8)`, tails in scalar code, so any length works.
-//! The register-tiled microkernels (`conv_direct`, `dense`) and the Adam step build on `load`
-//! and `store`.
+//! The elementwise loops (bias, sums, activations, max pooling's running maximum), on the
+//! widest vectors of the CPU (`dispatch!`).
 
-use wide::{f32x8, u32x8, CmpGt};
-
-/// The first 8 lanes of `s` as a vector. # Panics: if `s` is shorter than 8.
-#[inline]
-pub(crate) fn load(s: &[f32]) -> f32x8 {
-    f32x8::from(<[f32; 8]>::try_from(&s[..8]).expect("8 lanes"))
-}
-
-/// dst[..8] <- the lanes of `v`. # Panics: if `dst` is shorter than 8.
-#[inline]
-pub(crate) fn store(v: f32x8, dst: &mut [f32]) {
-    dst[..8].copy_from_slice(&v.to_array());
-}
+use crate::isa::dispatch;
+use crate::micro::Simd;
 
 /// Sets each row of the row-major `[rows, row.len()]` matrix `y` to `row`.
 pub fn copy_rows(row: &[f32], y: &mut [f32]) {
@@ -24,103 +11,105 @@ pub fn copy_rows(row: &[f32], y: &mut [f32]) {
 }
 
 /// Where `x[i] > best[i]`: `best[i]` <- `x[i]` and `arg[i]` <- first_index + i. Strict `>` keeps
-/// the first maximum of a window scanned in order (TensorFlow's tie rule). Explicit vector
-/// compares and blends: the scalar loop of selects it replaces ran at about 10 cycles per
-/// element (max pooling forward 2.2 ms per baseline step, now 0.6).
+/// the first maximum of a window scanned in order (TensorFlow's tie rule). Vectorized (see
+/// below): the scalar loop of selects `wide` had replaced ran at about 10 cycles per element.
 pub fn keep_first_max(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]) {
     assert!(x.len() == best.len() && best.len() == arg.len());
-    let body = x.len() - x.len() % 8;
-    let step = u32x8::from([0, 1, 2, 3, 4, 5, 6, 7]);
-    for i in (0..body).step_by(8) {
-        let (v, b) = (load(&x[i..]), load(&best[i..]));
-        let gt = v.cmp_gt(b);
-        store(gt.blend(v, b), &mut best[i..]);
-        let a = u32x8::from(<[u32; 8]>::try_from(&arg[i..i + 8]).expect("8 lanes"));
-        let index = u32x8::splat(first_index + i as u32) + step;
-        let gt: u32x8 = bytemuck::cast(gt);
-        arg[i..i + 8].copy_from_slice(&gt.blend(index, a).to_array());
-    }
-    for i in body..x.len() {
-        if x[i] > best[i] {
-            best[i] = x[i];
-            arg[i] = first_index + i as u32;
-        }
+    dispatch!(keep_first_max_with(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]))
+}
+
+/// # Safety
+/// As `add_assign_with`.
+#[inline(always)]
+unsafe fn keep_first_max_with<S: Simd>(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]) {
+    for (i, ((&x, b), a)) in x.iter().zip(best.iter_mut()).zip(arg.iter_mut()).enumerate() {
+        let gt = x > *b;
+        *b = if gt { x } else { *b };
+        *a = if gt { first_index + i as u32 } else { *a };
     }
 }
 
 /// y <- y + x, elementwise.
 pub fn add_assign(x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len());
-    let mut yc = y.chunks_exact_mut(8);
-    let mut xc = x.chunks_exact(8);
-    for (yy, xx) in (&mut yc).zip(&mut xc) {
-        store(load(yy) + load(xx), yy);
-    }
-    for (yy, xx) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
-        *yy += xx;
-    }
+    dispatch!(add_assign_with(x: &[f32], y: &mut [f32]))
+}
+
+// The elementwise loops below are plain scalar loops that the compiler vectorizes; run
+// through `dispatch!`, they get the widest vectors of the CPU (built for baseline x86-64,
+// `wide` would give them 128-bit SSE: the per-image ReLU of a 28x28x32 output cost 2-3% of
+// a baseline inference). Elementwise, so every path gives the same bits. `S` only picks the
+// instruction set of the wrapper they are inlined into.
+
+/// # Safety
+/// None beyond `dispatch!`'s (the CPU has the path's instructions).
+#[inline(always)]
+unsafe fn add_assign_with<S: Simd>(x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += x);
 }
 
 /// Adds `bias` (length c) to each row of the row-major `[rows, c]` matrix `y`.
 pub fn add_bias_rows(bias: &[f32], y: &mut [f32]) {
     let c = bias.len();
     assert!(c > 0 && y.len().is_multiple_of(c));
-    for row in y.chunks_exact_mut(c) {
-        add_assign(bias, row);
-    }
+    dispatch!(add_bias_rows_with(bias: &[f32], y: &mut [f32]))
+}
+
+/// # Safety
+/// As `add_assign_with`.
+#[inline(always)]
+unsafe fn add_bias_rows_with<S: Simd>(bias: &[f32], y: &mut [f32]) {
+    y.chunks_exact_mut(bias.len()).for_each(|row| add_assign_with::<S>(bias, row));
 }
 
 /// acc <- acc + the column sums of the row-major `[rows, acc.len()]` matrix `y`.
 pub fn sum_rows_acc(y: &[f32], acc: &mut [f32]) {
     let c = acc.len();
     assert!(c > 0 && y.len().is_multiple_of(c));
-    for row in y.chunks_exact(c) {
-        add_assign(row, acc);
-    }
+    dispatch!(sum_rows_acc_with(y: &[f32], acc: &mut [f32]))
 }
 
-/// x <- max(x, 0).
+/// # Safety
+/// As `add_assign_with`.
+#[inline(always)]
+unsafe fn sum_rows_acc_with<S: Simd>(y: &[f32], acc: &mut [f32]) {
+    y.chunks_exact(acc.len()).for_each(|row| add_assign_with::<S>(row, acc));
+}
+
+/// x <- max(x, 0) (`0 < x ? x : 0`: NaN and -0 give +0).
 pub fn relu_inplace(x: &mut [f32]) {
-    let zero = f32x8::splat(0.0);
-    let mut xc = x.chunks_exact_mut(8);
-    for xx in &mut xc {
-        store(load(xx).max(zero), xx);
-    }
-    // As the vector max(x, 0) lanes do (`0 < x ? x : 0`: NaN and -0 give +0), so that the
-    // result does not depend on where a slice's vector body ends.
-    for v in xc.into_remainder() {
-        *v = if *v > 0.0 { *v } else { 0.0 };
-    }
+    dispatch!(relu_with(x: &mut [f32]))
+}
+
+/// # Safety
+/// As `add_assign_with`.
+#[inline(always)]
+unsafe fn relu_with<S: Simd>(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
 }
 
 /// d <- d where y > 0, else 0, in place (ReLU's gradient is 0 at exactly 0, as in TensorFlow).
 pub fn relu_mask(y: &[f32], d: &mut [f32]) {
     assert_eq!(y.len(), d.len());
-    let zero = f32x8::splat(0.0);
-    let mut dc = d.chunks_exact_mut(8);
-    let mut yc = y.chunks_exact(8);
-    for (dd, yy) in (&mut dc).zip(&mut yc) {
-        let mask = load(yy).cmp_gt(zero);
-        store(load(dd) & mask, dd);
-    }
-    for (v, &yv) in dc.into_remainder().iter_mut().zip(yc.remainder()) {
-        if yv <= 0.0 || yv.is_nan() {
-            *v = 0.0;
-        }
-    }
+    dispatch!(relu_mask_with(y: &[f32], d: &mut [f32]))
+}
+
+/// # Safety
+/// As `add_assign_with`.
+#[inline(always)]
+unsafe fn relu_mask_with<S: Simd>(y: &[f32], d: &mut [f32]) {
+    d.iter_mut().zip(y).for_each(|(d, &y)| *d = if y > 0.0 { *d } else { 0.0 });
 }
 
 /// d <- d * y * (1 - y) in place: the sigmoid's gradient from its output y.
 pub fn sigmoid_grad(y: &[f32], d: &mut [f32]) {
     assert_eq!(y.len(), d.len());
-    let one = f32x8::splat(1.0);
-    let mut dc = d.chunks_exact_mut(8);
-    let mut yc = y.chunks_exact(8);
-    for (dd, yy) in (&mut dc).zip(&mut yc) {
-        let yv = load(yy);
-        store(load(dd) * yv * (one - yv), dd);
-    }
-    for (v, &yv) in dc.into_remainder().iter_mut().zip(yc.remainder()) {
-        *v = *v * yv * (1.0 - yv);
-    }
+    dispatch!(sigmoid_grad_with(y: &[f32], d: &mut [f32]))
+}
+
+/// # Safety
+/// As `add_assign_with`.
+#[inline(always)]
+unsafe fn sigmoid_grad_with<S: Simd>(y: &[f32], d: &mut [f32]) {
+    d.iter_mut().zip(y).for_each(|(d, &y)| *d = *d * y * (1.0 - y));
 }

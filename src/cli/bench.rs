@@ -71,8 +71,12 @@ struct Measured {
     bf16_peak_1: Option<f64>,
     bf16_peak_n: Option<f64>,
     /// (layer, kind, pass, ms per step, GFLOP/s when the pass does multiply-adds).
-    layers: Vec<(String, String, &'static str, f64, Option<f64>)>,
+    layers: Vec<LayerRow>,
+    /// The same for the forward passes at the inference batch, ms per batch.
+    infer_layers: Vec<LayerRow>,
 }
+
+type LayerRow = (String, String, &'static str, f64, Option<f64>);
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let max = autoencoder::train::MAX_BATCH_SIZE;
@@ -122,7 +126,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
             model.forward(&infer);
         }
         let infer_ips = (reps * INFER_BATCH) as f64 / t.elapsed().as_secs_f64();
-        Ok(Measured { train_ips, infer_ips, macs: model.macs(), peak_1, peak_n, bf16_peak_1, bf16_peak_n, layers })
+        let mut infer_layers = Vec::new();
+        if args.layers {
+            let mut profile = Profile::on();
+            for _ in 0..reps {
+                model.forward_timed(&infer, usize::MAX, &mut profile);
+            }
+            infer_layers = layer_rows(&model, &profile, reps);
+        }
+        Ok(Measured { train_ips, infer_ips, macs: model.macs(), peak_1, peak_n, bf16_peak_1, bf16_peak_n, layers, infer_layers })
     })?;
     // Training costs about three forward passes: forward, input gradient, weight gradient.
     let gflops_train = m.train_ips * 3.0 * 2.0 * m.macs as f64 / 1e9;
@@ -141,7 +153,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             _ => outln!("bf16: this CPU has no AVX512-BF16"),
         }
         if args.layers {
+            outln!("\ntraining, batch {} (ms per step):", args.batch_size);
             print_layers(&m.layers, m.peak_n);
+            outln!("\ninference, batch {INFER_BATCH} (ms per batch):");
+            print_layers(&m.infer_layers, m.peak_n);
         }
     }
     let mut v = json!({"model": args.model, "batch_size": args.batch_size, "threads": threads,
@@ -152,24 +167,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
                    "bf16_kernels": (args.precision == Precision::Bf16).then(bf16::mode_name),
                    "data": source});
     if args.layers {
-        v["layers"] = m
-            .layers
-            .iter()
-            .map(|(layer, kind, pass, ms, gflops)| {
-                json!({"layer": layer, "kind": kind, "pass": pass, "ms": ms, "gflops": gflops,
-                       "pct_peak": gflops.map(|g| 100.0 * g / m.peak_n)})
-            })
-            .collect();
+        let rows = |rows: &[LayerRow]| -> serde_json::Value {
+            rows.iter()
+                .map(|(layer, kind, pass, ms, gflops)| {
+                    json!({"layer": layer, "kind": kind, "pass": pass, "ms": ms, "gflops": gflops,
+                           "pct_peak": gflops.map(|g| 100.0 * g / m.peak_n)})
+                })
+                .collect()
+        };
+        v["layers"] = rows(&m.layers);
+        v["inference_layers"] = rows(&m.infer_layers);
     }
     outln!("{v}");
     Ok(())
 }
 
-fn layer_rows(
-    model: &Sequential,
-    profile: &Profile,
-    steps: usize,
-) -> Vec<(String, String, &'static str, f64, Option<f64>)> {
+fn layer_rows(model: &Sequential, profile: &Profile, steps: usize) -> Vec<LayerRow> {
     profile
         .passes()
         .iter()
@@ -185,8 +198,8 @@ fn layer_rows(
         .collect()
 }
 
-fn print_layers(rows: &[(String, String, &'static str, f64, Option<f64>)], peak: f64) {
-    outln!("\n{:<20} {:<16} {:<20} {:>9} {:>9} {:>7}", "layer", "kind", "pass", "ms/step", "GFLOP/s", "% peak");
+fn print_layers(rows: &[LayerRow], peak: f64) {
+    outln!("\n{:<20} {:<16} {:<20} {:>9} {:>9} {:>7}", "layer", "kind", "pass", "ms", "GFLOP/s", "% peak");
     for (layer, kind, pass, ms, gflops) in rows {
         let (g, pct) = match gflops {
             Some(g) => (format!("{g:.1}"), format!("{:.0}%", 100.0 * g / peak)),
