@@ -7,11 +7,11 @@ mod common;
 
 use common::{assert_bitwise, assert_close, Rng, Tol};
 use kernels::activation::{self, Activation};
+use kernels::adam::{self, AdamConfig};
 use kernels::bf16::Precision;
+use kernels::geom::PoolGeom;
 use kernels::geom::{ConvGeom, Padding};
 use kernels::isa::{set_kernel_path, KernelPath};
-use kernels::adam::{self, AdamConfig};
-use kernels::geom::PoolGeom;
 use kernels::{conv2d, conv_transpose2d, dense, maxpool2d};
 
 /// Deterministic values in [-1, 1).

@@ -59,7 +59,17 @@ pub fn step(c: &AdamConfig, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: 
 /// None beyond `dispatch!`'s (the CPU has the path's instructions).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn step_with<S: Simd>(a1: f32, a2: f32, alpha: f32, eps: f32, decay: f32, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+unsafe fn step_with<S: Simd>(
+    a1: f32,
+    a2: f32,
+    alpha: f32,
+    eps: f32,
+    decay: f32,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         step_one(a1, a2, alpha, eps, decay, p, g, m, v);
     }

@@ -134,7 +134,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             infer_layers = layer_rows(&model, &profile, reps);
         }
-        Ok(Measured { train_ips, infer_ips, macs: model.macs(), peak_1, peak_n, bf16_peak_1, bf16_peak_n, layers, infer_layers })
+        Ok(Measured {
+            train_ips,
+            infer_ips,
+            macs: model.macs(),
+            peak_1,
+            peak_n,
+            bf16_peak_1,
+            bf16_peak_n,
+            layers,
+            infer_layers,
+        })
     })?;
     // Training costs about three forward passes: forward, input gradient, weight gradient.
     let gflops_train = m.train_ips * 3.0 * 2.0 * m.macs as f64 / 1e9;
