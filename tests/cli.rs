@@ -439,7 +439,13 @@ fn bench_reports_layers_peak_and_kernel_path() {
     assert!(has("dense", "weight gradient") && has("max_pooling2d", "forward") && has("optimizer", "adam"), "{v}");
     // The first layer's input gradient is never computed.
     assert!(!has("conv2d", "input gradient"), "{v}");
-    for l in layers {
+    // And every layer's forward pass at the inference batch, nothing else.
+    let inference = v["inference_layers"].as_array().unwrap();
+    for layer in ["conv2d", "conv2d_1", "max_pooling2d", "dense", "conv2d_4"] {
+        assert!(inference.iter().any(|l| l["layer"] == layer && l["pass"] == "forward"), "no {layer} in {v}");
+    }
+    assert!(inference.iter().all(|l| ["forward", "activation"].contains(&l["pass"].as_str().unwrap())), "{v}");
+    for l in layers.iter().chain(inference) {
         assert!(l["ms"].as_f64().unwrap() >= 0.0, "{l}");
         match l["gflops"].as_f64() {
             Some(g) => assert!(g > 0.0 && l["pct_peak"].as_f64().unwrap() > 0.0, "{l}"),

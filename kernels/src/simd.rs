@@ -1,5 +1,9 @@
 //! The elementwise loops (bias, sums, activations, max pooling's running maximum), on the
-//! widest vectors of the CPU (`dispatch!`).
+//! widest vectors of the CPU. Each is a plain scalar loop (`*_with`) that the compiler
+//! vectorizes once `dispatch!` inlines it into a wrapper with the path's instruction set (`S`
+//! picks only that). The binary is built for baseline x86-64, so the `wide` vectors these
+//! loops used before were 128-bit SSE: the per-image ReLU of a 28x28x32 output cost 2-3% of
+//! a baseline inference. Elementwise, so every path gives the same bits.
 
 use crate::isa::dispatch;
 use crate::micro::Simd;
@@ -11,8 +15,9 @@ pub fn copy_rows(row: &[f32], y: &mut [f32]) {
 }
 
 /// Where `x[i] > best[i]`: `best[i]` <- `x[i]` and `arg[i]` <- first_index + i. Strict `>` keeps
-/// the first maximum of a window scanned in order (TensorFlow's tie rule). Vectorized (see
-/// below): the scalar loop of selects `wide` had replaced ran at about 10 cycles per element.
+/// the first maximum of a window scanned in order (TensorFlow's tie rule). Written as selects,
+/// so the compiler vectorizes it into compares and blends (branches here had run at about 10
+/// cycles per element).
 pub fn keep_first_max(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]) {
     assert!(x.len() == best.len() && best.len() == arg.len());
     dispatch!(keep_first_max_with(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]))
@@ -34,12 +39,6 @@ pub fn add_assign(x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len());
     dispatch!(add_assign_with(x: &[f32], y: &mut [f32]))
 }
-
-// The elementwise loops below are plain scalar loops that the compiler vectorizes; run
-// through `dispatch!`, they get the widest vectors of the CPU (built for baseline x86-64,
-// `wide` would give them 128-bit SSE: the per-image ReLU of a 28x28x32 output cost 2-3% of
-// a baseline inference). Elementwise, so every path gives the same bits. `S` only picks the
-// instruction set of the wrapper they are inlined into.
 
 /// # Safety
 /// None beyond `dispatch!`'s (the CPU has the path's instructions).
