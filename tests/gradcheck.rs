@@ -398,4 +398,43 @@ proptest! {
             prop_assert!((a - fd).abs() <= 1e-7 + 1e-3 * fd.abs(), "dx[{i}] of {n}x{h}x{w} {window:?}: analytic {a} vs finite difference {fd}");
         }
     }
+
+    /// The mixed loss (MSE + weight (1 − SSIM averaged over both windows)) against central
+    /// differences of the naive MSE and SSIMs, on every coordinate, with the tolerance of
+    /// `ssim_loss_gradients` (the MSE part is quadratic, so its differences are exact but for
+    /// rounding).
+    #[test]
+    fn mse_ssim_loss_gradients(n in 1usize..=2, dh in 0usize..=3, dw in 0usize..=3, weight in 0.01f64..=1.0, seed: u64) {
+        let (h, w) = (11 + dh, 11 + dw);
+        let mut rng = Rng::new(seed);
+        let x: Vec<f32> = rng.vec(n * h * w).iter().map(|v| 0.5 + 0.5 * v).collect();
+        let y: Vec<f32> = x.iter().zip(rng.vec(x.len())).map(|(a, r)| (0.6 * a + 0.2 * (r + 1.0)).clamp(0.0, 1.0)).collect();
+        let naive_loss = |x: &[f32]| {
+            let sq: f64 = x.iter().zip(&y).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
+            let total: f64 = x
+                .chunks(h * w)
+                .zip(y.chunks(h * w))
+                .map(|(a, b)| ssim_naive(Window::Gaussian11, a, b, h, w) + ssim_naive(Window::Uniform7, a, b, h, w))
+                .sum();
+            sq / x.len() as f64 + weight * (1.0 - total / (2 * n) as f64)
+        };
+        let mut dx = vec![0.0; x.len()];
+        let mut scratch = vec![0.0; loss::mse_ssim_scratch_len(h, w)];
+        let value = loss::mse_ssim(weight, &x, &y, h, w, &mut dx, &mut scratch);
+        // The kernel's MSE takes differences in f32: relative rounding about 1e-7.
+        prop_assert!((value - naive_loss(&x)).abs() <= 1e-12 + 1e-6 * value.abs(), "loss {value} vs naive {}", naive_loss(&x));
+        let step = 1.0 / 4096.0;
+        let mut p = x.clone();
+        for i in 0..x.len() {
+            let (xp, xm) = (x[i] + step, x[i] - step);
+            p[i] = xp;
+            let lp = naive_loss(&p);
+            p[i] = xm;
+            let lm = naive_loss(&p);
+            p[i] = x[i];
+            let fd = (lp - lm) / (xp as f64 - xm as f64);
+            let a = dx[i] as f64;
+            prop_assert!((a - fd).abs() <= 1e-7 + 1e-3 * fd.abs(), "dx[{i}] of {n}x{h}x{w}, weight {weight}: analytic {a} vs finite difference {fd}");
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //!   default reduction: loss = sum (pred - target)² / N.
 //! * [`ssim()`]: one minus the mean SSIM of each predicted image against its target, as the Keras
 //!   loss `1 - tf.reduce_mean(tf.image.ssim(target, pred, max_val=1.0))` (Gaussian window).
+//! * [`mse_ssim`]: MSE plus a weighted 1 − SSIM, the SSIM averaged over both windows.
 
 use crate::ssim::{self, Window};
 use rayon::prelude::*;
@@ -76,4 +77,58 @@ pub fn ssim(
             }
         });
     1.0 - sums.iter().sum::<f64>() / n as f64
+}
+
+/// Scratch [`mse_ssim`] needs for images of `h x w` (f64 values).
+pub fn mse_ssim_scratch_len(h: usize, w: usize) -> usize {
+    SSIM_TASKS * mse_ssim_task_len(h, w)
+}
+
+fn mse_ssim_task_len(h: usize, w: usize) -> usize {
+    BOTH_WINDOWS.iter().map(|&win| ssim::backward_scratch_len(win, h, w)).max().unwrap_or(0)
+}
+
+const BOTH_WINDOWS: [Window; 2] = [Window::Gaussian11, Window::Uniform7];
+
+/// loss = MSE + `weight` (1 − (1/2n) Σ_i (SSIM_gauss(pred_i, target_i) + SSIM_uniform7(pred_i,
+/// target_i))) over the `n` images `[h, w]` in the batch, and dpred = d loss / d pred
+/// (overwritten): the pixel error everywhere, with the structure both SSIM definitions score.
+/// `scratch` holds at least `mse_ssim_scratch_len(h, w)` values (overwritten).
+/// # Panics
+/// As [`ssim()`].
+#[allow(clippy::too_many_arguments)]
+pub fn mse_ssim(
+    weight: f64,
+    pred: &[f32],
+    target: &[f32],
+    h: usize,
+    w: usize,
+    dpred: &mut [f32],
+    scratch: &mut [f64],
+) -> f64 {
+    let mse = mse(pred, target);
+    mse_backward(pred, target, dpred);
+    let hw = h * w;
+    assert!(hw > 0 && pred.len().is_multiple_of(hw), "mse_ssim loss: {} values are not whole {h}x{w} images", pred.len());
+    let n = pred.len() / hw;
+    if n == 0 {
+        return 0.0;
+    }
+    let chunk = n.div_ceil(SSIM_TASKS);
+    let scale = -weight / (2 * n) as f64;
+    let task_len = mse_ssim_task_len(h, w);
+    assert!(scratch.len() >= SSIM_TASKS * task_len, "mse_ssim loss: scratch too short");
+    let mut sums = [0.0f64; SSIM_TASKS];
+    sums.par_iter_mut()
+        .zip(scratch[..SSIM_TASKS * task_len].par_chunks_mut(task_len))
+        .zip(pred.par_chunks(chunk * hw).zip(target.par_chunks(chunk * hw)).zip(dpred.par_chunks_mut(chunk * hw)))
+        .for_each(|((sum, scratch), ((p, t), d))| {
+            for ((pi, ti), di) in p.chunks_exact(hw).zip(t.chunks_exact(hw)).zip(d.chunks_exact_mut(hw)) {
+                for window in BOTH_WINDOWS {
+                    let len = ssim::backward_scratch_len(window, h, w);
+                    *sum += ssim::ssim_backward_add(window, pi, ti, h, w, scale, di, &mut scratch[..len]);
+                }
+            }
+        });
+    mse + weight * (1.0 - sums.iter().sum::<f64>() / (2 * n) as f64)
 }

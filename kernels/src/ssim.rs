@@ -172,8 +172,52 @@ pub fn ssim_backward(
     dx: &mut [f32],
     scratch: &mut [f64],
 ) -> f64 {
-    check(window, x, y, h, w);
     assert_eq!(dx.len(), h * w, "ssim_backward: dx length");
+    let (total, grad) = gradient_maps(window, x, y, h, w, scratch);
+    for (((d, g), &xq), &yq) in dx.iter_mut().zip(grad.chunks_exact(3)).zip(x).zip(y) {
+        *d = pixel_gradient(g, xq, yq) as f32;
+    }
+    total
+}
+
+/// As [`ssim_backward`], but adds `scale · d ssim / d x` to `dx` instead of overwriting it (for
+/// a loss that sums several terms).
+#[allow(clippy::too_many_arguments)]
+pub fn ssim_backward_add(
+    window: Window,
+    x: &[f32],
+    y: &[f32],
+    h: usize,
+    w: usize,
+    scale: f64,
+    dx: &mut [f32],
+    scratch: &mut [f64],
+) -> f64 {
+    assert_eq!(dx.len(), h * w, "ssim_backward_add: dx length");
+    let (total, grad) = gradient_maps(window, x, y, h, w, scratch);
+    for (((d, g), &xq), &yq) in dx.iter_mut().zip(grad.chunks_exact(3)).zip(x).zip(y) {
+        *d += (scale * pixel_gradient(g, xq, yq)) as f32;
+    }
+    total
+}
+
+/// The gradient at pixel q from the spread-back maps `g = (G_m, G_xx, G_xy)` at q.
+#[inline]
+fn pixel_gradient(g: &[f64], xq: f32, yq: f32) -> f64 {
+    g[0] + 2.0 * f64::from(xq) * g[1] + f64::from(yq) * g[2]
+}
+
+/// The mean SSIM and, per pixel, the three spread-back maps (`[h, w, 3]`, inside `scratch`)
+/// that [`pixel_gradient`] turns into the gradient.
+fn gradient_maps<'a>(
+    window: Window,
+    x: &[f32],
+    y: &[f32],
+    h: usize,
+    w: usize,
+    scratch: &'a mut [f64],
+) -> (f64, &'a [f64]) {
+    check(window, x, y, h, w);
     assert_eq!(scratch.len(), backward_scratch_len(window, h, w), "ssim_backward: scratch length");
     let k = window.size();
     let taps = window.taps();
@@ -229,10 +273,7 @@ pub fn ssim_backward(
             }
         }
     }
-    for (((d, g), &xq), &yq) in dx.iter_mut().zip(row_back.chunks_exact(3)).zip(x).zip(y) {
-        *d = (g[0] + 2.0 * f64::from(xq) * g[1] + f64::from(yq) * g[2]) as f32;
-    }
-    total * inv_count
+    (total * inv_count, row_back)
 }
 
 /// Naive twin of [`ssim`]: direct 2-D window sums with weights `taps[ki] * taps[kj]`.

@@ -227,6 +227,7 @@ fn curves(doc: &mut Doc, r: &Report) {
         let (what, file) = match loss {
             Loss::Mse => ("MSE", "loss.svg"),
             Loss::Ssim => ("1 - SSIM", "loss_ssim.svg"),
+            Loss::MseSsim => ("MSE + SSIM", "loss_mse_ssim.svg"),
         };
         let chart = svg::line_chart(&format!("Loss ({what}) per epoch"), "epoch", "loss (log scale)", &series, true);
         let caption = format!("Training (dashed) and validation (solid) loss ({what}) per epoch, log scale.");
