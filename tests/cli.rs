@@ -37,7 +37,7 @@ fn every_subcommand_works_on_small_custom_data() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["model"], "modified");
     assert_eq!(report["hyperparameters"]["batch_size"], 16);
-    assert_eq!(report["hyperparameters"]["loss"], "mse");
+    assert_eq!(report["hyperparameters"]["loss"], "mse+ssim");
     // The default recipe, named, and every value it set.
     let hyper = &report["hyperparameters"];
     assert_eq!(
@@ -152,9 +152,9 @@ fn bad_input_gives_a_clear_message_and_nonzero_exit() {
     let err = fails(&["tune", "--trials", "2", "--out", "/nonexistent/tune", "--emas", "0.9,1.5"]);
     assert!(err.contains("--emas"), "{err}");
     let err = fails(&["train", "--loss", "l1"]);
-    assert!(err.contains("l1") && err.contains("mse or ssim"), "{err}");
+    assert!(err.contains("l1") && err.contains("mse, ssim or mse+ssim"), "{err}");
     let err = fails(&["tune", "--trials", "2", "--out", "/nonexistent/tune", "--losses", "mse,huber"]);
-    assert!(err.contains("huber") && err.contains("mse or ssim"), "{err}");
+    assert!(err.contains("huber") && err.contains("mse, ssim or mse+ssim"), "{err}");
     let err = fails(&["train", "--batch-size", "0"]);
     assert!(err.contains("--batch-size"), "{err}");
     let err = fails(&["train", "--data-dir", "/nonexistent/data", "--out", "/nonexistent/run"]);

@@ -109,7 +109,11 @@ pub fn mse_ssim(
     let mse = mse(pred, target);
     mse_backward(pred, target, dpred);
     let hw = h * w;
-    assert!(hw > 0 && pred.len().is_multiple_of(hw), "mse_ssim loss: {} values are not whole {h}x{w} images", pred.len());
+    assert!(
+        hw > 0 && pred.len().is_multiple_of(hw),
+        "mse_ssim loss: {} values are not whole {h}x{w} images",
+        pred.len()
+    );
     let n = pred.len() / hw;
     if n == 0 {
         return 0.0;
