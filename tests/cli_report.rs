@@ -110,7 +110,8 @@ fn report_writes_well_formed_html_and_markdown_with_every_section() {
     let d = data.to_str().unwrap();
     let src = ["--data-dir", d, "--allow-custom-data"];
     // `a`'s rate halves after epoch 2 (nothing improves by 1), so the report charts the rate.
-    let schedule = ["--min-delta", "1", "--reduce-lr-patience", "1"];
+    // It trains on MSE (not the tuned recipe's mse+ssim), so each loss chart has one run.
+    let schedule = ["--min-delta", "1", "--reduce-lr-patience", "1", "--loss", "mse"];
     let a = train(tmp.path(), &data, "modified", "42", "3", &schedule);
     // `b` trains on 1 - SSIM: its losses get a chart of their own.
     let b = train(tmp.path(), &data, "baseline", "42", "2", &["--loss", "ssim"]);

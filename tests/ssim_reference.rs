@@ -110,29 +110,62 @@ fn batch_matches_reference() {
 fn ssim_loss_is_one_minus_tf_ssim_on_the_reference_batch() {
     let data = load();
     let batch = &data["batch"];
+    let want = 1.0 - num(&batch["expected_mean"]["tf_ssim_float64"], "batch.expected_mean.tf_ssim_float64");
+    let loss = same_on_1_and_2_threads(batch, |a, b, h, w, da| {
+        let mut scratch = vec![0.0; kernels::loss::ssim_scratch_len(Window::Gaussian11, h, w)];
+        kernels::loss::ssim(Window::Gaussian11, a, b, h, w, da, &mut scratch)
+    });
+    // As close as the metric itself comes (its mean differs from the reference by 1e-9 here).
+    assert!((loss - want).abs() <= 1e-8, "loss {loss}, 1 - tf_ssim_float64 = {want}");
+}
+
+/// The training loss `--loss mse+ssim` on the reference batch is its MSE plus the weight times
+/// 1 − the mean of TensorFlow's and scikit-image's default SSIM, and its gradient is the same
+/// bitwise on 1 and 2 threads.
+#[test]
+fn mse_ssim_loss_matches_tf_and_skimage_on_the_reference_batch() {
+    let data = load();
+    let batch = &data["batch"];
+    let (a, b) = (f32s(&batch["a"], "batch"), f32s(&batch["b"], "batch"));
+    // Keras's MSE: differences in f32, as the loss takes them.
+    let mse = a.iter().zip(&b).map(|(&x, &y)| f64::from(x - y).powi(2)).sum::<f64>() / a.len() as f64;
+    let tf = num(&batch["expected_mean"]["tf_ssim_float64"], "batch.expected_mean.tf_ssim_float64");
+    let sk = num(&batch["expected_mean"]["skimage_default"], "batch.expected_mean.skimage_default");
+    let weight = 0.3;
+    let want = mse + weight * (1.0 - (tf + sk) / 2.0);
+    let loss = same_on_1_and_2_threads(batch, |a, b, h, w, da| {
+        let mut scratch = vec![0.0; kernels::loss::mse_ssim_scratch_len(h, w)];
+        kernels::loss::mse_ssim(weight, a, b, h, w, da, &mut scratch)
+    });
+    assert!((loss - want).abs() <= 1e-8, "loss {loss}, mse + {weight} (1 - mean of tf and skimage) = {want}");
+}
+
+/// Runs a loss (`(pred, target, h, w, dpred) -> loss`) on the reference batch on 1 and on 2
+/// threads, checks that the loss and the gradient are bitwise the same and the gradient not
+/// zero, and returns the loss.
+fn same_on_1_and_2_threads(
+    batch: &Value,
+    loss: impl Fn(&[f32], &[f32], usize, usize, &mut [f32]) -> f64 + Sync,
+) -> f64 {
     let shape: Vec<usize> = floats(&batch["shape"], "batch").into_iter().map(|v| v as usize).collect();
     let (h, w) = (shape[1], shape[2]);
     let (a, b) = (f32s(&batch["a"], "batch"), f32s(&batch["b"], "batch"));
-    let want = 1.0 - num(&batch["expected_mean"]["tf_ssim_float64"], "batch.expected_mean.tf_ssim_float64");
     let on_threads = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
         pool.install(|| {
             let mut da = vec![0.0f32; a.len()];
-            let mut scratch = vec![0.0; kernels::loss::ssim_scratch_len(Window::Gaussian11, h, w)];
-            let loss = kernels::loss::ssim(Window::Gaussian11, &a, &b, h, w, &mut da, &mut scratch);
-            (loss, da)
+            (loss(&a, &b, h, w, &mut da), da)
         })
     };
-    let (loss, grad) = on_threads(1);
-    // As close as the metric itself comes (its mean differs from the reference by 1e-9 here).
-    assert!((loss - want).abs() <= 1e-8, "loss {loss}, 1 - tf_ssim_float64 = {want}");
+    let (loss1, grad1) = on_threads(1);
     let (loss2, grad2) = on_threads(2);
-    assert_eq!(loss.to_bits(), loss2.to_bits(), "loss differs between 1 and 2 threads");
+    assert_eq!(loss1.to_bits(), loss2.to_bits(), "loss differs between 1 and 2 threads");
     assert!(
-        grad.iter().zip(&grad2).all(|(x, y)| x.to_bits() == y.to_bits()),
+        grad1.iter().zip(&grad2).all(|(x, y)| x.to_bits() == y.to_bits()),
         "gradient differs between 1 and 2 threads"
     );
-    assert!(grad.iter().any(|&g| g != 0.0), "zero gradient");
+    assert!(grad1.iter().any(|&g| g != 0.0), "zero gradient");
+    loss1
 }
 
 /// Deterministic values in [0, 1).

@@ -61,8 +61,9 @@ pub struct RunFlags {
     /// The values the other flags are laid over (each flag given replaces one).
     #[arg(long, default_value_t = Recipe::Tuned, value_parser = parse_named::<Recipe>, long_help = recipe_help())]
     pub recipe: Recipe,
-    /// What training minimises and early stopping watches: mse, or ssim (1 − Gaussian SSIM,
-    /// the `tf.image.ssim` score itself) [default: the recipe's].
+    /// What training minimises and early stopping watches: mse, ssim (1 − Gaussian SSIM, the
+    /// `tf.image.ssim` score itself) or mse+ssim (MSE + 0.2 (1 − SSIM), the SSIM averaged over
+    /// the Gaussian and uniform-7 windows) [default: the recipe's].
     #[arg(long, value_parser = parse_named::<Loss>)]
     pub loss: Option<Loss>,
     /// Number of epochs (early stopping may end sooner) [default: the recipe's].

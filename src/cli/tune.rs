@@ -127,7 +127,7 @@ pub struct SearchFlags {
     /// Adam beta1 values to draw from (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = space().beta1s)]
     pub beta1s: Vec<f32>,
-    /// Training losses to draw from (comma-separated: mse, ssim; see `train --loss`).
+    /// Training losses to draw from (comma-separated: mse, ssim, mse+ssim; see `train --loss`).
     #[arg(long, value_delimiter = ',', default_values_t = space().losses, value_parser = parse_named::<Loss>)]
     pub losses: Vec<Loss>,
     /// ReduceLROnPlateau patiences to draw from (comma-separated; 0: constant learning rate;
