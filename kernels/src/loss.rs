@@ -55,28 +55,18 @@ pub fn ssim(
     dpred: &mut [f32],
     scratch: &mut [f64],
 ) -> f64 {
-    assert!(pred.len() == target.len() && target.len() == dpred.len(), "ssim loss: lengths");
-    let hw = h * w;
-    assert!(hw > 0 && pred.len().is_multiple_of(hw), "ssim loss: {} values are not whole {h}x{w} images", pred.len());
-    let n = pred.len() / hw;
+    let n = image_count("ssim loss", pred, target, dpred, h, w);
     if n == 0 {
         return 0.0;
     }
-    let chunk = n.div_ceil(SSIM_TASKS);
     let scale = -1.0 / n as f32;
     let task_len = ssim::backward_scratch_len(window, h, w);
-    assert!(scratch.len() >= SSIM_TASKS * task_len, "ssim loss: scratch too short");
-    let mut sums = [0.0f64; SSIM_TASKS];
-    sums.par_iter_mut()
-        .zip(scratch[..SSIM_TASKS * task_len].par_chunks_mut(task_len))
-        .zip(pred.par_chunks(chunk * hw).zip(target.par_chunks(chunk * hw)).zip(dpred.par_chunks_mut(chunk * hw)))
-        .for_each(|((sum, scratch), ((p, t), d))| {
-            for ((pi, ti), di) in p.chunks_exact(hw).zip(t.chunks_exact(hw)).zip(d.chunks_exact_mut(hw)) {
-                *sum += ssim::ssim_backward(window, pi, ti, h, w, di, scratch);
-                di.iter_mut().for_each(|v| *v *= scale);
-            }
-        });
-    1.0 - sums.iter().sum::<f64>() / n as f64
+    let total = sum_over_images("ssim loss", pred, target, dpred, h * w, task_len, scratch, |pi, ti, di, scratch| {
+        let s = ssim::ssim_backward(window, pi, ti, h, w, di, scratch);
+        di.iter_mut().for_each(|v| *v *= scale);
+        s
+    });
+    1.0 - total / n as f64
 }
 
 /// Scratch [`mse_ssim`] needs for images of `h x w` (f64 values).
@@ -106,33 +96,61 @@ pub fn mse_ssim(
     dpred: &mut [f32],
     scratch: &mut [f64],
 ) -> f64 {
-    let mse = mse(pred, target);
-    mse_backward(pred, target, dpred);
-    let hw = h * w;
-    assert!(
-        hw > 0 && pred.len().is_multiple_of(hw),
-        "mse_ssim loss: {} values are not whole {h}x{w} images",
-        pred.len()
-    );
-    let n = pred.len() / hw;
+    let n = image_count("mse_ssim loss", pred, target, dpred, h, w);
     if n == 0 {
         return 0.0;
     }
-    let chunk = n.div_ceil(SSIM_TASKS);
+    let mse = mse(pred, target);
+    mse_backward(pred, target, dpred);
     let scale = -weight / (2 * n) as f64;
     let task_len = mse_ssim_task_len(h, w);
-    assert!(scratch.len() >= SSIM_TASKS * task_len, "mse_ssim loss: scratch too short");
+    let total =
+        sum_over_images("mse_ssim loss", pred, target, dpred, h * w, task_len, scratch, |pi, ti, di, scratch| {
+            BOTH_WINDOWS
+                .iter()
+                .map(|&window| {
+                    let len = ssim::backward_scratch_len(window, h, w);
+                    ssim::ssim_backward_add(window, pi, ti, h, w, scale, di, &mut scratch[..len])
+                })
+                .sum::<f64>()
+        });
+    mse + weight * (1.0 - total / (2 * n) as f64)
+}
+
+/// The number of whole `h x w` images in a batch, after checking that `pred`, `target` and
+/// `dpred` agree in length and hold whole images (panics naming `what` otherwise).
+fn image_count(what: &str, pred: &[f32], target: &[f32], dpred: &[f32], h: usize, w: usize) -> usize {
+    assert!(pred.len() == target.len() && target.len() == dpred.len(), "{what}: lengths");
+    let hw = h * w;
+    assert!(hw > 0 && pred.len().is_multiple_of(hw), "{what}: {} values are not whole {h}x{w} images", pred.len());
+    pred.len() / hw
+}
+
+/// Σ over the batch's images of `per_image(pred_i, target_i, dpred_i, task scratch)`: the images
+/// split into at most [`SSIM_TASKS`] runs of a size that depends on the batch alone, summed in
+/// a fixed order, so the result is bitwise the same on any number of threads. Each task gets
+/// `task_len` values of `scratch` (panics naming `what` if it is too short).
+#[allow(clippy::too_many_arguments)]
+fn sum_over_images(
+    what: &str,
+    pred: &[f32],
+    target: &[f32],
+    dpred: &mut [f32],
+    hw: usize,
+    task_len: usize,
+    scratch: &mut [f64],
+    per_image: impl Fn(&[f32], &[f32], &mut [f32], &mut [f64]) -> f64 + Sync,
+) -> f64 {
+    let chunk = (pred.len() / hw).div_ceil(SSIM_TASKS) * hw;
+    assert!(scratch.len() >= SSIM_TASKS * task_len, "{what}: scratch too short");
     let mut sums = [0.0f64; SSIM_TASKS];
     sums.par_iter_mut()
         .zip(scratch[..SSIM_TASKS * task_len].par_chunks_mut(task_len))
-        .zip(pred.par_chunks(chunk * hw).zip(target.par_chunks(chunk * hw)).zip(dpred.par_chunks_mut(chunk * hw)))
+        .zip(pred.par_chunks(chunk).zip(target.par_chunks(chunk)).zip(dpred.par_chunks_mut(chunk)))
         .for_each(|((sum, scratch), ((p, t), d))| {
             for ((pi, ti), di) in p.chunks_exact(hw).zip(t.chunks_exact(hw)).zip(d.chunks_exact_mut(hw)) {
-                for window in BOTH_WINDOWS {
-                    let len = ssim::backward_scratch_len(window, h, w);
-                    *sum += ssim::ssim_backward_add(window, pi, ti, h, w, scale, di, &mut scratch[..len]);
-                }
+                *sum += per_image(pi, ti, di, scratch);
             }
         });
-    mse + weight * (1.0 - sums.iter().sum::<f64>() / (2 * n) as f64)
+    sums.iter().sum()
 }

@@ -60,22 +60,24 @@ impl Loss {
             }
             Loss::Ssim => {
                 let [h, w, _] = INPUT_SHAPE;
-                let len = kernels::loss::ssim_scratch_len(Window::Gaussian11, h, w);
-                if scratch.len() < len {
-                    scratch.resize(len, 0.0);
-                }
+                let scratch = grown(scratch, kernels::loss::ssim_scratch_len(Window::Gaussian11, h, w));
                 kernels::loss::ssim(Window::Gaussian11, pred, target, h, w, dpred, scratch)
             }
             Loss::MseSsim => {
                 let [h, w, _] = INPUT_SHAPE;
-                let len = kernels::loss::mse_ssim_scratch_len(h, w);
-                if scratch.len() < len {
-                    scratch.resize(len, 0.0);
-                }
+                let scratch = grown(scratch, kernels::loss::mse_ssim_scratch_len(h, w));
                 kernels::loss::mse_ssim(SSIM_WEIGHT, pred, target, h, w, dpred, scratch)
             }
         }
     }
+}
+
+/// `scratch` grown to at least `len` values on first use (later steps allocate nothing).
+fn grown(scratch: &mut Vec<f64>, len: usize) -> &mut [f64] {
+    if scratch.len() < len {
+        scratch.resize(len, 0.0);
+    }
+    scratch
 }
 
 by_name!(Loss, "--loss");

@@ -104,8 +104,8 @@ pub(crate) mod precision_name {
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
     /// The best measured within 20 epochs (see README's Recipes): MSE plus SSIM as the loss,
-    /// batch 16, a cosine decay after one warmup epoch, decoupled weight decay, a moving average of the weights, and
-    /// the epoch of best validation SSIM restored.
+    /// batch 16, a cosine decay after one warmup epoch, decoupled weight decay, a moving
+    /// average of the weights, and the epoch of best validation SSIM restored.
     Tuned,
     /// The reference Keras notebook's: Adam at a constant 1e-3, batch 64, up to 50 epochs with
     /// early stopping after 5 without a val_loss improvement.
