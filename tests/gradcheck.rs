@@ -89,6 +89,41 @@ fn gradcheck_within(
     Ok(())
 }
 
+/// `len` values in [0, 1], and targets correlated with them: inputs for the SSIM losses.
+fn ssim_images(len: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Rng::new(seed);
+    let x: Vec<f32> = rng.vec(len).iter().map(|v| 0.5 + 0.5 * v).collect();
+    let y = x.iter().zip(rng.vec(len)).map(|(a, r)| (0.6 * a + 0.2 * (r + 1.0)).clamp(0.0, 1.0)).collect();
+    (x, y)
+}
+
+/// Every coordinate of the SSIM losses' gradient `dx` at `x` against central differences of
+/// `naive_loss` (h = 1/4096), within 1e-7 + 1e-3 |fd|; `what` names the case.
+fn central_differences_agree(
+    x: &[f32],
+    dx: &[f32],
+    naive_loss: impl Fn(&[f32]) -> f64,
+    what: &str,
+) -> Result<(), TestCaseError> {
+    let step = 1.0 / 4096.0;
+    let mut p = x.to_vec();
+    for i in 0..x.len() {
+        let (xp, xm) = (x[i] + step, x[i] - step);
+        p[i] = xp;
+        let lp = naive_loss(&p);
+        p[i] = xm;
+        let lm = naive_loss(&p);
+        p[i] = x[i];
+        let fd = (lp - lm) / (xp as f64 - xm as f64);
+        let a = dx[i] as f64;
+        prop_assert!(
+            (a - fd).abs() <= 1e-7 + 1e-3 * fd.abs(),
+            "dx[{i}] of {what}: analytic {a} vs finite difference {fd}"
+        );
+    }
+    Ok(())
+}
+
 /// r with zeros where the ReLU pre-activation z is within `margin` of the kink.
 fn mask_kink(act: Activation, z: &[f32], r: &mut [f32], margin: f32) {
     if act == Activation::Relu {
@@ -373,9 +408,7 @@ proptest! {
     fn ssim_loss_gradients(n in 1usize..=3, dh in 0usize..=5, dw in 0usize..=5, gaussian: bool, seed: u64) {
         let window = if gaussian { Window::Gaussian11 } else { Window::Uniform7 };
         let (h, w) = (window.size() + dh, window.size() + dw);
-        let mut rng = Rng::new(seed);
-        let x: Vec<f32> = rng.vec(n * h * w).iter().map(|v| 0.5 + 0.5 * v).collect();
-        let y: Vec<f32> = x.iter().zip(rng.vec(x.len())).map(|(a, r)| (0.6 * a + 0.2 * (r + 1.0)).clamp(0.0, 1.0)).collect();
+        let (x, y) = ssim_images(n * h * w, seed);
         let naive_loss = |x: &[f32]| {
             let total: f64 = x.chunks(h * w).zip(y.chunks(h * w)).map(|(a, b)| ssim_naive(window, a, b, h, w)).sum();
             1.0 - total / n as f64
@@ -384,19 +417,7 @@ proptest! {
         let mut scratch = vec![0.0; loss::ssim_scratch_len(window, h, w)];
         let value = loss::ssim(window, &x, &y, h, w, &mut dx, &mut scratch);
         prop_assert!((value - naive_loss(&x)).abs() <= 1e-12, "loss {value} vs naive {}", naive_loss(&x));
-        let step = 1.0 / 4096.0;
-        let mut p = x.clone();
-        for i in 0..x.len() {
-            let (xp, xm) = (x[i] + step, x[i] - step);
-            p[i] = xp;
-            let lp = naive_loss(&p);
-            p[i] = xm;
-            let lm = naive_loss(&p);
-            p[i] = x[i];
-            let fd = (lp - lm) / (xp as f64 - xm as f64);
-            let a = dx[i] as f64;
-            prop_assert!((a - fd).abs() <= 1e-7 + 1e-3 * fd.abs(), "dx[{i}] of {n}x{h}x{w} {window:?}: analytic {a} vs finite difference {fd}");
-        }
+        central_differences_agree(&x, &dx, naive_loss, &format!("{n}x{h}x{w} {window:?}"))?;
     }
 
     /// The mixed loss (MSE + weight (1 − SSIM averaged over both windows)) against central
@@ -406,9 +427,7 @@ proptest! {
     #[test]
     fn mse_ssim_loss_gradients(n in 1usize..=2, dh in 0usize..=3, dw in 0usize..=3, weight in 0.01f64..=1.0, seed: u64) {
         let (h, w) = (11 + dh, 11 + dw);
-        let mut rng = Rng::new(seed);
-        let x: Vec<f32> = rng.vec(n * h * w).iter().map(|v| 0.5 + 0.5 * v).collect();
-        let y: Vec<f32> = x.iter().zip(rng.vec(x.len())).map(|(a, r)| (0.6 * a + 0.2 * (r + 1.0)).clamp(0.0, 1.0)).collect();
+        let (x, y) = ssim_images(n * h * w, seed);
         let naive_loss = |x: &[f32]| {
             let sq: f64 = x.iter().zip(&y).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
             let total: f64 = x
@@ -423,18 +442,6 @@ proptest! {
         let value = loss::mse_ssim(weight, &x, &y, h, w, &mut dx, &mut scratch);
         // The kernel's MSE takes differences in f32: relative rounding about 1e-7.
         prop_assert!((value - naive_loss(&x)).abs() <= 1e-12 + 1e-6 * value.abs(), "loss {value} vs naive {}", naive_loss(&x));
-        let step = 1.0 / 4096.0;
-        let mut p = x.clone();
-        for i in 0..x.len() {
-            let (xp, xm) = (x[i] + step, x[i] - step);
-            p[i] = xp;
-            let lp = naive_loss(&p);
-            p[i] = xm;
-            let lm = naive_loss(&p);
-            p[i] = x[i];
-            let fd = (lp - lm) / (xp as f64 - xm as f64);
-            let a = dx[i] as f64;
-            prop_assert!((a - fd).abs() <= 1e-7 + 1e-3 * fd.abs(), "dx[{i}] of {n}x{h}x{w}, weight {weight}: analytic {a} vs finite difference {fd}");
-        }
+        central_differences_agree(&x, &dx, naive_loss, &format!("{n}x{h}x{w}, weight {weight}"))?;
     }
 }
