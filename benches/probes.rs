@@ -5,6 +5,11 @@
 //!   per step of 6 broadcasts and 2 loads) alone, its operands in L1, against the
 //!   `VDPBF16PS` peak: what the core can do with that instruction mix, with and without a
 //!   tile's stores and restart every 32 steps. Needs AVX512-BF16.
+//! * `tile_f32`: the f32 register tile of a 32-channel convolution alone (`M` pixel rows x 2
+//!   vectors, each step 2 kernel loads, `M` broadcasts and `2 M` FMAs over a 3 x 32 kernel
+//!   row), its operands in L1, against the FMA peak: 6 rows with a pointer each (the short
+//!   tile) against 12 and 14 rows addressed from one pointer (the tall tiles of
+//!   `micro::tall_tile`). Needs AVX-512.
 //! * `fused`: the conv passes with the activation applied per image inside them
 //!   (`forward_act`, `backward_input_act`) against the pass followed by the activation's own
 //!   pass over the batch, interleaved, batch 64, medians of 15.
@@ -142,11 +147,76 @@ fn probe_fused() {
     }
 }
 
+/// `M` x 2 accumulators over `steps` steps, `reps` times, as a convolution's tile runs them:
+/// row j broadcasts `a[j * stride + k]` (from one pointer with `ONE_POINTER`, else from its own
+/// pointer, as the short tiles hold them), then adds it times two 16-lane kernel vectors.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_f32<const M: usize, const ONE_POINTER: bool>(
+    a: &[f32],
+    b: &[f32],
+    steps: usize,
+    reps: usize,
+    out: &mut [f32],
+) {
+    const STRIDE: usize = 32;
+    assert!(a.len() >= M * STRIDE + steps && b.len() >= 32 * steps && out.len() >= M * 32);
+    let rows: [*const f32; M] = core::array::from_fn(|j| std::hint::black_box(a.as_ptr().add(j * STRIDE)));
+    let (a0, bp) = (a.as_ptr(), b.as_ptr());
+    for rep in 0..reps {
+        let mut acc = [[_mm512_setzero_ps(); 2]; M];
+        for k in 0..steps {
+            let b0 = _mm512_loadu_ps(bp.add(k * 32));
+            let b1 = _mm512_loadu_ps(bp.add(k * 32 + 16));
+            for j in 0..M {
+                let x = _mm512_set1_ps(if ONE_POINTER { *a0.add(j * STRIDE + k) } else { *rows[j].add(k) });
+                acc[j][0] = _mm512_fmadd_ps(x, b0, acc[j][0]);
+                acc[j][1] = _mm512_fmadd_ps(x, b1, acc[j][1]);
+            }
+        }
+        // A tile's store and restart; `rep` keeps the loop from being folded.
+        for (j, r) in acc.iter().enumerate() {
+            let o = out.as_mut_ptr().add(j * 32);
+            _mm512_storeu_ps(o, _mm512_add_ps(r[0], _mm512_set1_ps(rep as f32)));
+            _mm512_storeu_ps(o.add(16), r[1]);
+        }
+    }
+}
+
+fn probe_tile_f32() {
+    if !is_x86_feature_detected!("avx512f") {
+        println!("tile_f32: no AVX-512 here");
+        return;
+    }
+    let peak = kernels::isa::fma_peak_gflops(false);
+    let steps = 96; // one kernel row of a 3 x 3 x 32 convolution
+    let a = data(14 * 32 + steps, 5);
+    let b = data(32 * steps, 6);
+    let mut out = vec![0.0f32; 14 * 32];
+    let mut probe = |name: &str, rows: usize, run: &dyn Fn(usize, &mut [f32])| {
+        let reps = 40_000_000 / (rows * steps);
+        let best = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                run(reps, &mut out);
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min);
+        let gflops = (reps * steps * rows * 64) as f64 / best / 1e9;
+        println!("tile f32 {name}: {gflops:.0} GFLOP/s of a {peak:.0} peak (1 thread)");
+    };
+    // SAFETY (all three): the CPU has AVX-512F (checked above); the lengths are asserted.
+    probe("6 x 2, a pointer per row", 6, &|reps, out| unsafe { tile_f32::<6, false>(&a, &b, steps, reps, out) });
+    probe("12 x 2, one pointer", 12, &|reps, out| unsafe { tile_f32::<12, true>(&a, &b, steps, reps, out) });
+    probe("14 x 2, one pointer", 14, &|reps, out| unsafe { tile_f32::<14, true>(&a, &b, steps, reps, out) });
+    std::hint::black_box(&out);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a bare number is the thread count.
     let threads = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(2);
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("the rayon pool");
     println!("{threads} threads");
+    probe_tile_f32();
     probe_tile();
     probe_fused();
 }

@@ -29,11 +29,24 @@ fn every_pass_matches_naive_on_each_path() {
     let paths = KernelPath::supported();
     assert!(paths.contains(&KernelPath::Portable), "the portable path runs everywhere");
     let mut first_bf16: Vec<(String, Vec<f32>)> = Vec::new();
+    let mut avx512_tiled: Vec<(String, Vec<f32>)> = Vec::new();
     for path in paths {
         set_kernel_path(path).expect("a supported path");
         fused_activation_cases(path);
         elementwise_cases(path);
-        conv_cases(path);
+        // The tiled f32 passes sum each output in the same order on AVX-512 (tall tiles of up
+        // to 14 rows along image rows, rows 12 at a time in the weight gradient) as on AVX2
+        // (6 rows, 8 lanes): the same bits, not just close to the naive twins.
+        let tiled = conv_cases(path);
+        match path {
+            KernelPath::Avx512 => avx512_tiled = tiled,
+            KernelPath::Avx2 => {
+                for ((name, a), (_, b)) in tiled.iter().zip(&avx512_tiled) {
+                    assert_bitwise(name, "f32 on avx2 vs on avx512", a, b);
+                }
+            }
+            KernelPath::Portable => {}
+        }
         dense_cases(path);
         // bf16 gives the same bits on every path: natively (AVX-512 with AVX512-BF16) and
         // emulated (every other path, and channel counts the native kernel does not take).
@@ -368,7 +381,10 @@ fn fused_activation_cases(path: KernelPath) {
     }
 }
 
-fn conv_cases(path: KernelPath) {
+/// Returns the outputs of the passes that run on register tiles (every channel count a
+/// multiple of 8), named without the path.
+fn conv_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
+    let mut tiled = Vec::new();
     let cases = [
         // (h, w, c_in, c_out, k, stride, padding)
         (28, 28, 32, 32, 3, 1, Padding::Same),
@@ -401,6 +417,14 @@ fn conv_cases(path: KernelPath) {
         (8, 9, 112, 80, 3, 2, Padding::Same),
         (6, 6, 40, 112, 3, 2, Padding::Same),
         (7, 5, 96, 40, 3, 1, Padding::Valid),
+        // AVX-512's tall tiles: 7 pixels on 7-wide rows, 16-channel pixels (row stride 16),
+        // stride 2 (row stride 64), a 16-channel output (one vector), 12-row weight-gradient
+        // tiles over kernel rows of 3 x 16 and 3 x 32, and 48 channels (blocks of 2 + 1
+        // vectors, row stride 48: short tiles).
+        (7, 7, 32, 32, 3, 1, Padding::Same),
+        (14, 14, 16, 32, 3, 1, Padding::Same),
+        (28, 28, 32, 16, 3, 2, Padding::Same),
+        (14, 14, 48, 48, 3, 1, Padding::Same),
     ];
     for (i, &(h, w, ci, co, k, s, p)) in cases.iter().enumerate() {
         let g = ConvGeom::new(h, w, ci, co, k, s, p).unwrap();
@@ -412,7 +436,9 @@ fn conv_cases(path: KernelPath) {
         let b = values(co, 200 + i as u32);
         let dy = values(n * g.y_len(), 300 + i as u32);
         let mut scratch = vec![f32::NAN; conv2d::scratch_len(&g, n)];
-        let name = format!("{path} case {i} {h}x{w} {ci}->{co} k{k} s{s} {p:?}");
+        let case = format!("case {i} {h}x{w} {ci}->{co} k{k} s{s} {p:?}");
+        let name = format!("{path} {case}");
+        let tiled_all = ci % 8 == 0 && co % 8 == 0;
 
         let (mut y, mut y0) = (vec![0.0; n * g.y_len()], vec![0.0; n * g.y_len()]);
         conv2d::forward(&g, n, &x, &wt, Some(&b), &mut y, &mut scratch, Precision::F32);
@@ -430,5 +456,10 @@ fn conv_cases(path: KernelPath) {
         conv2d::backward_weight_naive(&g, n, &x, &dy, &mut dw0, Some(&mut db0));
         close(&format!("{name} backward_weight"), &dw, &dw0);
         close(&format!("{name} db"), &db, &db0);
+        if tiled_all {
+            tiled.extend([(format!("{case} forward"), y), (format!("{case} backward_input"), dx)]);
+            tiled.push((format!("{case} backward_weight"), dw));
+        }
     }
+    tiled
 }

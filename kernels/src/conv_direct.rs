@@ -1,16 +1,17 @@
 //! Direct convolution over one zero-padded NHWC image, register-tiled: the fast path behind
 //! `conv2d::forward`, its input gradient (stride 1: the same kernel on the flipped weights;
 //! larger strides: one correlation per output phase) and its weight gradient. No im2col
-//! buffer: each tile (`micro::Tile`, up to 6 pixels x 16 channels) keeps its outputs in
-//! registers and streams the receptive field from the padded input and the weights, with
-//! the bias in its prologue. Every public kernel checks its slice lengths, then runs on the
+//! buffer: each tile (`micro::Tile`: up to 6 pixels x 4 vectors of channels, or on AVX-512
+//! 14 pixels of one image row x 2 vectors) keeps its outputs in registers and streams the
+//! receptive field from the padded input and the weights, with the bias in its prologue. Every public kernel checks its slice lengths, then runs on the
 //! path `isa` chose.
 
 use crate::bf16;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{
-    channel_blocks, pixel_chunks, row_chunks, with_nv, with_rows, Avx512, Bf16Pairs, Operand, Simd, Tile, Values,
+    channel_blocks, pixel_chunks, row_chunks, tall_tile, with_nv, with_rows, with_tall, Avx512, Bf16Pairs, Operand,
+    Rows, Simd, Strided, Tile, Values,
 };
 
 /// Output pixels per block of `weight_grad_tiled_acc`.
@@ -50,12 +51,26 @@ pub fn pad_input_bf16(g: &ConvGeom, x: &[f32], xq: &mut [u16]) {
 fn pad_rows<T: Copy + Default>(g: &ConvGeom, x: &[f32], xp: &mut [T], row: impl Fn(&[f32], &mut [T])) {
     let (hp, wp) = padded_dims(g);
     let ci = g.c_in;
-    xp.fill(T::default());
-    for r in 0..g.h_in.min(hp.saturating_sub(g.pad_top)) {
-        let cols = g.w_in.min(wp.saturating_sub(g.pad_left));
-        let dst = ((r + g.pad_top) * wp + g.pad_left) * ci;
-        row(&x[r * g.w_in * ci..][..cols * ci], &mut xp[dst..dst + cols * ci]);
+    let (rows, cols) = (g.h_in.min(hp.saturating_sub(g.pad_top)), g.w_in.min(wp.saturating_sub(g.pad_left)));
+    let runs = (0..rows).map(|r| (((r + g.pad_top) * wp + g.pad_left) * ci, &x[r * g.w_in * ci..][..cols * ci]));
+    place_runs(xp, runs, row);
+}
+
+/// Writes each run `(at, src)` (ascending, not overlapping) to `dst[at..][..src.len()]` with
+/// `row(src, dst)` and zeros the rest of `dst`: only the gaps, since clearing the whole buffer
+/// before the copy cost a third as much as the copy.
+fn place_runs<'a, T: Copy + Default>(
+    dst: &mut [T],
+    runs: impl Iterator<Item = (usize, &'a [f32])>,
+    row: impl Fn(&[f32], &mut [T]),
+) {
+    let mut done = 0;
+    for (at, src) in runs {
+        dst[done..at].fill(T::default());
+        row(src, &mut dst[at..at + src.len()]);
+        done = at + src.len();
     }
+    dst[done..].fill(T::default());
 }
 
 /// The emulated bf16 operand (see `bf16`): every value rounded to bf16, and each pair
@@ -145,10 +160,8 @@ fn strided_pad(g: &ConvGeom) -> usize {
 fn pad_dy<T: Copy + Default>(g: &ConvGeom, dy: &[f32], dyp: &mut [T], row: impl Fn(&[f32], &mut [T])) {
     let (hpd, wpd) = strided_dy_dims(g);
     let (p, co_n) = (strided_pad(g), g.c_out);
-    dyp[..hpd * wpd * co_n].fill(T::default());
-    for (r, src) in dy.chunks_exact(g.w_out * co_n).enumerate() {
-        row(src, &mut dyp[((r + p) * wpd + p) * co_n..][..g.w_out * co_n]);
-    }
+    let runs = dy.chunks_exact(g.w_out * co_n).enumerate().map(|(r, src)| (((r + p) * wpd + p) * co_n, src));
+    place_runs(&mut dyp[..hpd * wpd * co_n], runs, row);
 }
 
 /// Size of the padded dy `backward_input_strided` needs: `[hpd, wpd, c_out]`.
@@ -218,30 +231,64 @@ unsafe fn forward_tiled_with<S: Simd, O: Operand<S>>(
     // which does not change them (each output is the same chain of FMAs in kh order). With
     // few input channels a kernel row is a short run and that round trip would cost more
     // than the multiply-adds: then all rows go in one pass. Tiles run over the image's pixels
-    // in row-major order, across rows, so 7- and 14-wide rows get full tiles too.
+    // in row-major order: tall tiles along image rows, short ones across rows, so 7- and
+    // 14-wide rows get full tiles too.
     let rows_per_pass = if k * k * g.c_in <= SMALL_KERNEL { k } else { 1 };
+    let window = |p: usize| xp.add(((p / g.w_out) * s * wp + (p % g.w_out) * s) * unit);
     for (co0, nv) in channel_blocks(co_n, S::PATH) {
         for kh0 in (0..k).step_by(rows_per_pass) {
-            for (p0, m, px) in pixel_chunks(g.h_out, g.w_out) {
-                with_rows!(m, M => with_nv!(S, nv, NV => {
-                    let c = yp.add(p0 * co_n + co0);
-                    let mut t = match (kh0, b) {
-                        (0, Some(b)) => Tile::<S, M, NV>::rows_of(b.as_ptr().add(co0)),
-                        (0, None) => Tile::<S, M, NV>::zero(),
-                        _ => Tile::<S, M, NV>::load(c, co_n),
-                    };
-                    let window: [*const O::E; M] = core::array::from_fn(|j| xp.add((px[j].0 * s * wp + px[j].1 * s) * unit));
-                    for kh in kh0..(kh0 + rows_per_pass).min(k) {
-                        // Along a kernel row the (kw, ci) pairs are contiguous in both the
-                        // padded image and the kernel: one run of k * c_in.
-                        let a = core::array::from_fn(|j| window[j].add(kh * wp * unit));
-                        O::run(&mut t, a, 1, w.add(kh * k * unit * co_n + co0), co_n, k * unit);
+            let khs = kh0..(kh0 + rows_per_pass).min(k);
+            match tall_tile(S::PATH, nv, g.w_out, s * unit) {
+                Some(m) => {
+                    for p0 in (0..g.h_out * g.w_out).step_by(m) {
+                        with_tall!(m, s * unit, M, RS => with_nv!(S, nv, NV => {
+                            let rows = Strided::<O::E, RS>(window(p0));
+                            forward_tile::<S, O, M, NV>(g, rows, w, b, yp.add(p0 * co_n + co0), co0, khs.clone());
+                        }))
                     }
-                    t.store(c, co_n);
-                }))
+                }
+                None => {
+                    for (p0, m, _) in pixel_chunks(g.h_out, g.w_out) {
+                        with_rows!(m, M => with_nv!(S, nv, NV => {
+                            let rows: [*const O::E; M] = core::array::from_fn(|j| window(p0 + j));
+                            forward_tile::<S, O, M, NV>(g, rows, w, b, yp.add(p0 * co_n + co0), co0, khs.clone());
+                        }))
+                    }
+                }
             }
         }
     }
+}
+
+/// One tile of `forward_tiled_with`: the outputs `c[j * c_out ..][.. L NV]` of the `M`
+/// pixels whose windows start at `rows`, channels from `co0`, summed over the kernel rows
+/// `khs` (from the bias or zero at row 0, else from the partial sums in `c`).
+/// # Safety
+/// As `forward_tiled_with`.
+#[inline(always)]
+unsafe fn forward_tile<S: Simd, O: Operand<S>, const M: usize, const NV: usize>(
+    g: &ConvGeom,
+    rows: impl Rows<O::E, M>,
+    w: *const O::E,
+    b: Option<&[f32]>,
+    c: *mut f32,
+    co0: usize,
+    khs: core::ops::Range<usize>,
+) {
+    let (wp, k, co_n) = (padded_dims(g).1, g.k, g.c_out);
+    let unit = g.c_in / O::PER;
+    let mut t = match (khs.start, b) {
+        (0, Some(b)) => Tile::<S, M, NV>::rows_of(b.as_ptr().add(co0)),
+        (0, None) => Tile::<S, M, NV>::zero(),
+        _ => Tile::<S, M, NV>::load(c, co_n),
+    };
+    for kh in khs {
+        // Along a kernel row the (kw, ci) pairs are contiguous in both the padded image and
+        // the kernel: one run of k * c_in.
+        let a = rows.moved((kh * wp * unit) as isize);
+        O::run(&mut t, a, 1, w.add(kh * k * unit * co_n + co0), co_n, k * unit);
+    }
+    t.store(c, co_n);
 }
 
 /// `forward_tiled` in bf16, natively: `xq` the padded image from `pad_input_bf16`, `wq` the
@@ -359,14 +406,30 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
             let (oh, ow) = (p / g.w_out, p % g.w_out);
             *o = (oh * s * wp + ow * s) * ci_n;
         }
+        let (dyb, windows) = (dy.add(p0 * co_n), &windows[..len]);
         for (co0, nv) in channel_blocks(co_n, S::PATH) {
-            for (r0, m) in row_chunks(k * seg) {
-                with_rows!(m, M => with_nv!(S, nv, NV => {
-                    let mut t = Tile::<S, M, NV>::zero();
-                    let first: [*const f32; M] = core::array::from_fn(|j| xp.add(offset(r0 + j)));
-                    t.run_offsets(first, &windows[..len], dy.add(p0 * co_n + co0), co_n);
-                    t.add_to(dwp.add(r0 * co_n + co0), co_n);
-                }))
+            // Tall tiles where a kernel row's (kw, ci) run splits into whole tiles: their dw
+            // rows are adjacent in the image (rows 1 apart), so one pointer serves them.
+            match tall_tile(S::PATH, nv, seg, 1) {
+                Some(m) => {
+                    for r0 in (0..k * seg).step_by(m) {
+                        with_tall!(m, 1, M, RS => with_nv!(S, nv, NV => {
+                            let mut t = Tile::<S, M, NV>::zero();
+                            t.run_offsets(Strided::<f32, RS>(xp.add(offset(r0))), windows, dyb.add(co0), co_n);
+                            t.add_to(dwp.add(r0 * co_n + co0), co_n);
+                        }))
+                    }
+                }
+                None => {
+                    for (r0, m) in row_chunks(k * seg) {
+                        with_rows!(m, M => with_nv!(S, nv, NV => {
+                            let mut t = Tile::<S, M, NV>::zero();
+                            let first: [*const f32; M] = core::array::from_fn(|j| xp.add(offset(r0 + j)));
+                            t.run_offsets(first, windows, dyb.add(co0), co_n);
+                            t.add_to(dwp.add(r0 * co_n + co0), co_n);
+                        }))
+                    }
+                }
             }
         }
     }
@@ -441,12 +504,28 @@ unsafe fn weight_grad_tiled_bf16_with(g: &ConvGeom, xq: &[u16], dy: &[f32], work
         crate::bf16::pack_row_pairs(&dy[p0 * co_n..(p0 + len) * co_n], co_n, &mut dys[..pairs * co_n]);
         let (ip, dp) = (img.as_ptr(), dys.as_ptr());
         for (co0, nv) in channel_blocks(co_n, KernelPath::Avx512) {
-            for (r0, m) in row_chunks(rows) {
-                with_rows!(m, M => with_nv!(Avx512, nv, NV => {
-                    let mut t = Tile::<Avx512, M, NV>::zero();
-                    t.run_pairs(core::array::from_fn(|j| ip.add(r0 + j)), rows, dp.add(co0), co_n, pairs);
-                    t.add_to(dwp.add(r0 * co_n + co0), co_n);
-                }))
+            // The packed block's dw rows are adjacent (rows 1 apart): tall tiles where they
+            // split into whole ones.
+            match tall_tile(KernelPath::Avx512, nv, rows, 1) {
+                Some(m) => {
+                    for r0 in (0..rows).step_by(m) {
+                        with_tall!(m, 1, M, RS => with_nv!(Avx512, nv, NV => {
+                            let mut t = Tile::<Avx512, M, NV>::zero();
+                            t.run_pairs(Strided::<u32, RS>(ip.add(r0)), rows, dp.add(co0), co_n, pairs);
+                            t.add_to(dwp.add(r0 * co_n + co0), co_n);
+                        }))
+                    }
+                }
+                None => {
+                    for (r0, m) in row_chunks(rows) {
+                        with_rows!(m, M => with_nv!(Avx512, nv, NV => {
+                            let mut t = Tile::<Avx512, M, NV>::zero();
+                            let a: [*const u32; M] = core::array::from_fn(|j| ip.add(r0 + j));
+                            t.run_pairs(a, rows, dp.add(co0), co_n, pairs);
+                            t.add_to(dwp.add(r0 * co_n + co0), co_n);
+                        }))
+                    }
+                }
             }
         }
     }
@@ -565,28 +644,63 @@ unsafe fn backward_input_strided_with<S: Simd, O: Operand<S>>(
     wt: *const O::E,
     dx: &mut [f32],
 ) {
-    let (s, k, ci_n) = (g.stride, g.k, g.c_in);
-    let unit = g.c_out / O::PER;
+    let (ci_n, unit) = (g.c_in, g.c_out / O::PER);
     let wpd = strided_dy_dims(g).1;
     let dxp = dx.as_mut_ptr();
     for c in strided_classes(g) {
         // Per class and channel block, the taps' weights (at most 4 x c_out x 16) stay in
-        // L1 while every pixel of the class streams by, in tiles across its rows.
+        // L1 while every pixel of the class streams by: tall tiles along its rows (adjacent
+        // in dy), short ones across them.
+        let first = |i: usize| dyp.add(c.dy_pixel((i / c.cols, i % c.cols), 0, 0, wpd) * unit);
+        let target = |i: usize| dxp.add(c.dx_pixel(g, (i / c.cols, i % c.cols)) * ci_n);
         for (ci0, nv) in channel_blocks(ci_n, S::PATH) {
-            for (_, m, px) in pixel_chunks(c.rows, c.cols) {
-                with_rows!(m, M => with_nv!(S, nv, NV => {
-                    let mut t = Tile::<S, M, NV>::zero();
-                    for (th, kh) in (c.a..k).step_by(s).enumerate() {
-                        for (tw, kw) in (c.b..k).step_by(s).enumerate() {
-                            let at = core::array::from_fn(|j| dyp.add(c.dy_pixel(px[j], th, tw, wpd) * unit));
-                            O::run(&mut t, at, 1, wt.add((kh * k + kw) * unit * ci_n + ci0 * unit), S::LANES * NV, unit);
-                        }
+            match tall_tile(S::PATH, nv, c.cols, unit) {
+                Some(m) => {
+                    for p0 in (0..c.rows * c.cols).step_by(m) {
+                        with_tall!(m, unit, M, RS => with_nv!(S, nv, NV => {
+                            let out: [*mut f32; M] = core::array::from_fn(|j| target(p0 + j).add(ci0));
+                            strided_tile::<S, O, M, NV>(g, &c, Strided::<O::E, RS>(first(p0)), wt, ci0, out);
+                        }))
                     }
-                    t.store_at(core::array::from_fn(|j| dxp.add(c.dx_pixel(g, px[j]) * ci_n + ci0)));
-                }))
+                }
+                None => {
+                    for (p0, m, _) in pixel_chunks(c.rows, c.cols) {
+                        with_rows!(m, M => with_nv!(S, nv, NV => {
+                            let rows: [*const O::E; M] = core::array::from_fn(|j| first(p0 + j));
+                            let out: [*mut f32; M] = core::array::from_fn(|j| target(p0 + j).add(ci0));
+                            strided_tile::<S, O, M, NV>(g, &c, rows, wt, ci0, out);
+                        }))
+                    }
+                }
             }
         }
     }
+}
+
+/// One tile of `backward_input_strided_with`: the dx pixels `out` (channels from `ci0`) of
+/// class `c`, whose dy pixels through the class's first tap are `rows`.
+/// # Safety
+/// As `backward_input_strided_with`.
+#[inline(always)]
+unsafe fn strided_tile<S: Simd, O: Operand<S>, const M: usize, const NV: usize>(
+    g: &ConvGeom,
+    c: &StridedClass,
+    rows: impl Rows<O::E, M>,
+    wt: *const O::E,
+    ci0: usize,
+    out: [*mut f32; M],
+) {
+    let (s, k, ci_n, unit) = (g.stride, g.k, g.c_in, g.c_out / O::PER);
+    let wpd = strided_dy_dims(g).1;
+    let mut t = Tile::<S, M, NV>::zero();
+    for (th, kh) in (c.a..k).step_by(s).enumerate() {
+        for (tw, kw) in (c.b..k).step_by(s).enumerate() {
+            // The (th, tw)-th tap reads th dy rows up and tw pixels left.
+            let at = rows.moved(-(((th * wpd + tw) * unit) as isize));
+            O::run(&mut t, at, 1, wt.add((kh * k + kw) * unit * ci_n + ci0 * unit), S::LANES * NV, unit);
+        }
+    }
+    t.store_at(out);
 }
 
 /// One phase class of `backward_input_strided`: the dx pixels (ih0 + r s, iw0 + q s), r <

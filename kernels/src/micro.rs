@@ -6,8 +6,10 @@
 //! updates `a[j] * b[0..L NV]`: one vector load of `b` per `L` lanes, one broadcast of `a[j]`
 //! per row. With AVX2's 16 registers the widest tile that does not spill is 6 x 16 (12
 //! accumulators, 2 rows of `b`, 1 broadcast), as in BLIS's Haswell kernel; AVX-512 runs the
-//! same 6 x 2 vectors at 16 lanes (6 x 32), half the instructions per multiply-add. The
-//! callers split rows into chunks of at most `MAX_M`.
+//! same 6 x 2 vectors at 16 lanes (6 x 32), half the instructions per multiply-add, and 6 x
+//! 4 where there are 64 or more channels. Where a tile's rows are evenly spaced (pixels of
+//! one image row), AVX-512 runs tall tiles of up to 14 x 2 vectors (`tall_tile`) addressed
+//! from one pointer. The callers split rows into chunks of at most `MAX_M`, or `TALL_M`.
 //!
 //! Inner loops index raw pointers: the public kernels check every slice length once at entry,
 //! and each tile's reads and writes stay inside the ranges those checks cover (argued at each
@@ -21,6 +23,70 @@ use core::arch::x86_64::*;
 
 /// Rows per tile: 6 x 16 fills AVX2's 16 registers without spilling.
 pub(crate) const MAX_M: usize = 6;
+
+/// Rows of a tall tile (`tall_tile`): 14 x 2 vectors fill AVX-512's 32 registers (28
+/// accumulators, 2 kernel vectors, a broadcast), and 14 divides the models' widths 28 and 14.
+pub(crate) const TALL_M: usize = 14;
+
+/// Rows of a tall tile over a run of `width` rows, each `stride` elements after the one
+/// before, at `nv` vectors on `path`: 14, 12 or 7 rows that divide the run (pixels of one
+/// image row: 28 or 14 wide -> 14, 7 -> 7; a weight gradient's kernel row of 3 x 32 (kw,
+/// ci) -> 12), whose addresses are constant offsets from one pointer (`Strided`). `None`
+/// where that does not apply (other paths, runs, strides, or wider blocks): those run
+/// `MAX_M`-row tiles with a pointer per row.
+///
+/// Why: on a CPU with two 512-bit FMA ports (Intel Xeon) a 6 x 2 tile issues 6 broadcasts
+/// per 12 FMAs and ran the 32-channel convolutions at 53% of the FMA peak; 12 or 14 separate
+/// row pointers do not fit the 16 general registers (the spilled ones were reloaded every
+/// step, and the weight gradient fell to 28%).
+pub(crate) fn tall_tile(path: KernelPath, nv: usize, width: usize, stride: usize) -> Option<usize> {
+    let fits = path == KernelPath::Avx512 && nv <= 2 && matches!(stride, 1 | 16 | 32 | 64);
+    [TALL_M, 12, TALL_M / 2].into_iter().find(|&m| fits && width.is_multiple_of(m))
+}
+
+/// Where the rows of a tile read their operand (`E`: f32, or u32 holding a bf16 pair).
+pub(crate) trait Rows<E, const M: usize>: Copy {
+    /// Row j's element at `offset`.
+    /// # Safety
+    /// The element is inside the allocation the rows point into.
+    unsafe fn at(self, j: usize, offset: usize) -> *const E;
+    /// Every row moved by `n` elements (pointer arithmetic only; reads are checked by `at`'s
+    /// callers).
+    fn moved(self, n: isize) -> Self;
+}
+
+/// Each row its own pointer.
+impl<E, const M: usize> Rows<E, M> for [*const E; M] {
+    #[inline(always)]
+    unsafe fn at(self, j: usize, offset: usize) -> *const E {
+        self[j].add(offset)
+    }
+    #[inline(always)]
+    fn moved(self, n: isize) -> Self {
+        self.map(|p| p.wrapping_offset(n))
+    }
+}
+
+/// Rows `RS` elements apart from one pointer: pixels side by side in an image row.
+pub(crate) struct Strided<E, const RS: usize>(pub *const E);
+
+impl<E, const RS: usize> Clone for Strided<E, RS> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E, const RS: usize> Copy for Strided<E, RS> {}
+
+impl<E, const M: usize, const RS: usize> Rows<E, M> for Strided<E, RS> {
+    #[inline(always)]
+    unsafe fn at(self, j: usize, offset: usize) -> *const E {
+        self.0.add(j * RS + offset)
+    }
+    #[inline(always)]
+    fn moved(self, n: isize) -> Self {
+        Strided(self.0.wrapping_offset(n))
+    }
+}
 
 /// The vector operations a tile needs, `LANES` f32 lanes wide.
 /// # Safety
@@ -201,13 +267,13 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
 
     /// acc[j] += a[j][offset] * b[.. L NV]: one rank-1 update.
     #[inline(always)]
-    unsafe fn update(&mut self, a: &[*const f32; M], offset: usize, b: *const f32) {
+    unsafe fn update(&mut self, a: impl Rows<f32, M>, offset: usize, b: *const f32) {
         let mut bv = [S::zero(); NV];
         for (v, bv) in bv.iter_mut().enumerate() {
             *bv = S::load(b.add(S::LANES * v));
         }
         for j in 0..M {
-            let x = S::splat(a[j].add(offset));
+            let x = S::splat(a.at(j, offset));
             for v in 0..NV {
                 self.acc[j][v] = S::fma(x, bv[v], self.acc[j][v]);
             }
@@ -217,18 +283,18 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
     /// acc[j] += sum over k < len of a[j][k * a_k] * b[k * b_k ..][.. L NV]: `len` rank-1
     /// updates in k order, row j's operand starting at `a[j]`.
     #[inline(always)]
-    pub unsafe fn run(&mut self, a: [*const f32; M], a_k: usize, b: *const f32, b_k: usize, len: usize) {
+    pub unsafe fn run(&mut self, a: impl Rows<f32, M>, a_k: usize, b: *const f32, b_k: usize, len: usize) {
         for k in 0..len {
-            self.update(&a, k * a_k, b.add(k * b_k));
+            self.update(a, k * a_k, b.add(k * b_k));
         }
     }
 
     /// acc[j] += sum over k of a[j][offsets[k]] * b[k * b_k ..][.. L NV]: `run` with the
     /// k-th step of `a` read from a table.
     #[inline(always)]
-    pub unsafe fn run_offsets(&mut self, a: [*const f32; M], offsets: &[usize], b: *const f32, b_k: usize) {
+    pub unsafe fn run_offsets(&mut self, a: impl Rows<f32, M>, offsets: &[usize], b: *const f32, b_k: usize) {
         for (k, &o) in offsets.iter().enumerate() {
-            self.update(&a, o, b.add(k * b_k));
+            self.update(a, o, b.add(k * b_k));
         }
     }
 
@@ -278,14 +344,14 @@ impl<const M: usize, const NV: usize> Tile<Avx512, M, NV> {
     /// The CPU has AVX512-BF16 besides AVX-512F; every pointer range read is in bounds (no
     /// alignment needed).
     #[inline(always)]
-    pub unsafe fn run_pairs(&mut self, a: [*const u32; M], a_k: usize, b: *const u32, b_k: usize, len: usize) {
+    pub unsafe fn run_pairs(&mut self, a: impl Rows<u32, M>, a_k: usize, b: *const u32, b_k: usize, len: usize) {
         for k in 0..len {
             let mut bv = [_mm512_setzero_si512(); NV];
             for (v, bv) in bv.iter_mut().enumerate() {
                 *bv = _mm512_loadu_si512(b.add(k * b_k + 16 * v).cast());
             }
             for j in 0..M {
-                let x: __m512bh = core::mem::transmute(_mm512_set1_epi32(a[j].add(k * a_k).read_unaligned() as i32));
+                let x: __m512bh = core::mem::transmute(_mm512_set1_epi32(a.at(j, k * a_k).read_unaligned() as i32));
                 for v in 0..NV {
                     let w: __m512bh = core::mem::transmute(bv[v]);
                     self.acc[j][v] = _mm512_dpbf16_ps(self.acc[j][v], x, w);
@@ -308,7 +374,7 @@ pub(crate) trait Operand<S: Simd> {
     /// As `Tile::run`; for `Bf16Pairs` the CPU has AVX512-BF16.
     unsafe fn run<const M: usize, const NV: usize>(
         t: &mut Tile<S, M, NV>,
-        a: [*const Self::E; M],
+        a: impl Rows<Self::E, M>,
         a_k: usize,
         b: *const Self::E,
         b_k: usize,
@@ -324,7 +390,7 @@ impl<S: Simd> Operand<S> for Values {
     #[inline(always)]
     unsafe fn run<const M: usize, const NV: usize>(
         t: &mut Tile<S, M, NV>,
-        a: [*const f32; M],
+        a: impl Rows<f32, M>,
         a_k: usize,
         b: *const f32,
         b_k: usize,
@@ -342,7 +408,7 @@ impl Operand<Avx512> for Bf16Pairs {
     #[inline(always)]
     unsafe fn run<const M: usize, const NV: usize>(
         t: &mut Tile<Avx512, M, NV>,
-        a: [*const u32; M],
+        a: impl Rows<u32, M>,
         a_k: usize,
         b: *const u32,
         b_k: usize,
@@ -386,6 +452,55 @@ macro_rules! with_rows {
     };
 }
 pub(crate) use with_rows;
+
+/// Runs `$body` with `const $m: usize` bound to a tall tile's rows (`tall_tile`: 14, 12 or
+/// 7) and `const $rs: usize` to its row stride (1, 16, 32 or 64).
+macro_rules! with_tall {
+    ($rows:expr, $stride:expr, $m:ident, $rs:ident => $body:expr) => {
+        match $rows {
+            $crate::micro::TALL_M => {
+                const $m: usize = $crate::micro::TALL_M;
+                $crate::micro::with_row_stride!($stride, $rs => $body)
+            }
+            12 => {
+                const $m: usize = 12;
+                $crate::micro::with_row_stride!($stride, $rs => $body)
+            }
+            7 => {
+                const $m: usize = 7;
+                $crate::micro::with_row_stride!($stride, $rs => $body)
+            }
+            r => unreachable!("tall tile rows {r}"),
+        }
+    };
+}
+pub(crate) use with_tall;
+
+/// `with_tall`'s row strides.
+macro_rules! with_row_stride {
+    ($stride:expr, $rs:ident => $body:expr) => {
+        match $stride {
+            1 => {
+                const $rs: usize = 1;
+                $body
+            }
+            16 => {
+                const $rs: usize = 16;
+                $body
+            }
+            32 => {
+                const $rs: usize = 32;
+                $body
+            }
+            64 => {
+                const $rs: usize = 64;
+                $body
+            }
+            s => unreachable!("tall tile row stride {s}"),
+        }
+    };
+}
+pub(crate) use with_row_stride;
 
 /// Channel blocks of a tile row on `path`: `(c0, nv)` with `nv` vectors (`nv * lanes`
 /// channels) from `c0`: `path.block_vectors()` at a time, then blocks of 2 and 1 (`c %
