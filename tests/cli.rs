@@ -488,6 +488,40 @@ fn bench_reports_layers_peak_and_kernel_path() {
     assert!(err.contains("--synthetic"), "{err}");
 }
 
+/// `train --precision bf16` says when bf16 is likely slower than f32 here: always when
+/// emulated, and natively when the CPU's `VDPBF16PS` peak is no higher than its FMA peak (an
+/// Intel Xeon's is half, a Zen 4's twice); an f32 run says nothing of it.
+#[test]
+fn bf16_training_says_when_it_is_slower_here() {
+    let (tmp, data) = temp_with_data(write_data);
+    let train = |kernels: &str, precision: &str, out: &str| {
+        let dir = tmp.path().join(out);
+        Command::new(env!("CARGO_BIN_EXE_autoencoder"))
+            .args(["train", "--epochs", "1", "--batch-size", "16", "--precision", precision, "--out"])
+            .arg(&dir)
+            .args(["--data-dir", data.to_str().unwrap(), "--allow-custom-data"])
+            .env("AUTOENCODER_KERNELS", kernels)
+            .output()
+            .unwrap()
+    };
+    let stderr = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = stderr(train("portable", "bf16", "emulated"));
+    assert!(err.contains("note: bf16 is emulated here"), "{err}");
+    let best = kernels::isa::KernelPath::best().name();
+    let err = stderr(train(best, "f32", "f32"));
+    assert!(!err.contains("note:"), "{err}");
+    let err = stderr(train(best, "bf16", "native"));
+    let slower = match kernels::bf16::peak_gflops(false) {
+        Some(bf16) => bf16 <= kernels::isa::fma_peak_gflops(false),
+        None => true,
+    };
+    assert_eq!(err.contains("note: "), slower, "{err}");
+    assert_eq!(err.contains("VDPBF16PS peaks at"), slower && kernels::bf16::has_avx512_bf16(), "{err}");
+}
+
 /// A hand-edited tune.json (no trials, an empty list, lr_min above lr_max, a negative lr_min)
 /// is an error naming the file and the field, for `--resume` and `--dry-run --resume` alike:
 /// never a panic while sampling, never `lr NaN`.

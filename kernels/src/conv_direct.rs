@@ -3,8 +3,8 @@
 //! larger strides: one correlation per output phase) and its weight gradient. No im2col
 //! buffer: each tile (`micro::Tile`: up to 6 pixels x 4 vectors of channels, or on AVX-512
 //! 14 pixels of one image row x 2 vectors) keeps its outputs in registers and streams the
-//! receptive field from the padded input and the weights, with the bias in its prologue. Every public kernel checks its slice lengths, then runs on the
-//! path `isa` chose.
+//! receptive field from the padded input and the weights, with the bias in its prologue.
+//! Every public kernel checks its slice lengths, then runs on the path `isa` chose.
 
 use crate::bf16;
 use crate::geom::{size, ConvGeom};
@@ -428,25 +428,39 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
                 Some(m) => {
                     for r0 in (0..k * seg).step_by(m) {
                         with_tall!(m, 1, M, RS => with_nv!(S, nv, NV => {
-                            let mut t = Tile::<S, M, NV>::zero();
-                            t.run_offsets(Strided::<f32, RS>(xp.add(offset(r0))), windows, dyb.add(co0), co_n);
-                            t.add_to(dwp.add(r0 * co_n + co0), co_n);
+                            let rows = Strided::<f32, RS>(xp.add(offset(r0)));
+                            weight_tile::<S, M, NV>(rows, windows, dyb.add(co0), co_n, dwp.add(r0 * co_n + co0));
                         }))
                     }
                 }
                 None => {
                     for (r0, m) in row_chunks(k * seg) {
                         with_rows!(m, M => with_nv!(S, nv, NV => {
-                            let mut t = Tile::<S, M, NV>::zero();
-                            let first: [*const f32; M] = core::array::from_fn(|j| xp.add(offset(r0 + j)));
-                            t.run_offsets(first, windows, dyb.add(co0), co_n);
-                            t.add_to(dwp.add(r0 * co_n + co0), co_n);
+                            let rows: [*const f32; M] = core::array::from_fn(|j| xp.add(offset(r0 + j)));
+                            weight_tile::<S, M, NV>(rows, windows, dyb.add(co0), co_n, dwp.add(r0 * co_n + co0));
                         }))
                     }
                 }
             }
         }
     }
+}
+
+/// One tile of `weight_grad_tiled_with`: dw rows `rows` (their image values at each window
+/// offset) times the block's dy rows from `dy` (`c_out` apart), added to `dw` (`c_out` apart).
+/// # Safety
+/// As `weight_grad_tiled_with`.
+#[inline(always)]
+unsafe fn weight_tile<S: Simd, const M: usize, const NV: usize>(
+    rows: impl Rows<f32, M>,
+    windows: &[usize],
+    dy: *const f32,
+    co_n: usize,
+    dw: *mut f32,
+) {
+    let mut t = Tile::<S, M, NV>::zero();
+    t.run_offsets(rows, windows, dy, co_n);
+    t.add_to(dw, co_n);
 }
 
 /// Scratch (in u32 slots) of `weight_grad_tiled_bf16_acc`: one block's packed operands.

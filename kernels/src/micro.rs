@@ -418,37 +418,25 @@ impl Operand<Avx512> for Bf16Pairs {
     }
 }
 
-/// Runs `$body` with `const $m: usize` bound to the runtime row count `$rows` (1 ..= MAX_M),
-/// so each tile height gets its own fully unrolled code.
+/// Runs `$body` with `const $name: usize` bound to the runtime `$value`, one of the listed
+/// literals, so that each gets its own fully unrolled code.
+macro_rules! with_const {
+    ($value:expr, $name:ident in [$($n:literal),+] => $body:expr) => {
+        match $value {
+            $($n => {
+                const $name: usize = $n;
+                $body
+            })+
+            v => unreachable!("{} = {v}, expected one of {:?}", stringify!($name), [$($n),+]),
+        }
+    };
+}
+pub(crate) use with_const;
+
+/// Runs `$body` with `const $m: usize` bound to the runtime row count `$rows` (1 ..= MAX_M).
 macro_rules! with_rows {
     ($rows:expr, $m:ident => $body:expr) => {
-        match $rows {
-            1 => {
-                const $m: usize = 1;
-                $body
-            }
-            2 => {
-                const $m: usize = 2;
-                $body
-            }
-            3 => {
-                const $m: usize = 3;
-                $body
-            }
-            4 => {
-                const $m: usize = 4;
-                $body
-            }
-            5 => {
-                const $m: usize = 5;
-                $body
-            }
-            6 => {
-                const $m: usize = 6;
-                $body
-            }
-            r => unreachable!("tile rows {r} outside 1..={}", $crate::micro::MAX_M),
-        }
+        $crate::micro::with_const!($rows, $m in [1, 2, 3, 4, 5, 6] => $body)
     };
 }
 pub(crate) use with_rows;
@@ -457,50 +445,12 @@ pub(crate) use with_rows;
 /// 7) and `const $rs: usize` to its row stride (1, 16, 32 or 64).
 macro_rules! with_tall {
     ($rows:expr, $stride:expr, $m:ident, $rs:ident => $body:expr) => {
-        match $rows {
-            $crate::micro::TALL_M => {
-                const $m: usize = $crate::micro::TALL_M;
-                $crate::micro::with_row_stride!($stride, $rs => $body)
-            }
-            12 => {
-                const $m: usize = 12;
-                $crate::micro::with_row_stride!($stride, $rs => $body)
-            }
-            7 => {
-                const $m: usize = 7;
-                $crate::micro::with_row_stride!($stride, $rs => $body)
-            }
-            r => unreachable!("tall tile rows {r}"),
-        }
+        $crate::micro::with_const!($rows, $m in [14, 12, 7] => {
+            $crate::micro::with_const!($stride, $rs in [1, 16, 32, 64] => $body)
+        })
     };
 }
 pub(crate) use with_tall;
-
-/// `with_tall`'s row strides.
-macro_rules! with_row_stride {
-    ($stride:expr, $rs:ident => $body:expr) => {
-        match $stride {
-            1 => {
-                const $rs: usize = 1;
-                $body
-            }
-            16 => {
-                const $rs: usize = 16;
-                $body
-            }
-            32 => {
-                const $rs: usize = 32;
-                $body
-            }
-            64 => {
-                const $rs: usize = 64;
-                $body
-            }
-            s => unreachable!("tall tile row stride {s}"),
-        }
-    };
-}
-pub(crate) use with_row_stride;
 
 /// Channel blocks of a tile row on `path`: `(c0, nv)` with `nv` vectors (`nv * lanes`
 /// channels) from `c0`: `path.block_vectors()` at a time, then blocks of 2 and 1 (`c %

@@ -271,6 +271,26 @@ pub fn precision_label(p: Precision) -> String {
     }
 }
 
+/// Why `--precision bf16` is likely slower than f32 on this CPU, if it is: emulated (no
+/// AVX512-BF16 on the kernel path), or a `VDPBF16PS` peak no higher than the FMA peak (Intel
+/// Xeons run it at half their FMA rate, AMD Zen 4 at twice). Measures both peaks on one thread
+/// (about half a second).
+pub fn bf16_speed_note() -> Option<String> {
+    if !kernels::bf16::native() {
+        return Some(
+            "bf16 is emulated here (the kernels have no AVX512-BF16): it gives bf16's results, more slowly than f32"
+                .to_string(),
+        );
+    }
+    let (bf16, fma) = (kernels::bf16::peak_gflops(false)?, kernels::isa::fma_peak_gflops(false));
+    (bf16 <= fma).then(|| {
+        format!(
+            "this CPU's VDPBF16PS peaks at {bf16:.0} GFLOP/s against {fma:.0} for f32 FMAs (one thread, measured now), \
+             so bf16 is likely slower than f32 here; `autoencoder bench --precision bf16` measures both"
+        )
+    })
+}
+
 /// Reads the state a run folder holds for `--resume` (`command` names the subcommand in the
 /// hint), warning when the run started on another kernel path than this process's.
 pub fn load_run_state(dir: &Path, command: &str) -> Result<(TrainConfig, Sequential, RunState)> {
@@ -476,6 +496,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         threads,
         out.display()
     );
+    if cfg.precision == Precision::Bf16 {
+        if let Some(note) = bf16_speed_note() {
+            eprintln!("note: {note}");
+        }
+    }
 
     let hint = format!("autoencoder train --resume {}", out.display());
     let outcome = train_in(&out, &cfg, resume, &data, &split, &hint, args.metrics_jsonl.as_deref())?;
