@@ -457,8 +457,11 @@ fn conv_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
         close(&format!("{name} backward_weight"), &dw, &dw0);
         close(&format!("{name} db"), &db, &db0);
         if tiled_all {
-            tiled.extend([(format!("{case} forward"), y), (format!("{case} backward_input"), dx)]);
-            tiled.push((format!("{case} backward_weight"), dw));
+            tiled.extend([
+                (format!("{case} forward"), y),
+                (format!("{case} backward_input"), dx),
+                (format!("{case} backward_weight"), dw),
+            ]);
         }
     }
     tiled

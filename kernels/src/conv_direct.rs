@@ -10,8 +10,7 @@ use crate::bf16;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{
-    channel_blocks, pixel_chunks, row_chunks, tall_tile, with_nv, with_rows, with_tall, Avx512, Bf16Pairs, Operand,
-    Rows, Simd, Strided, Tile, Values,
+    channel_blocks, each_tile, pixel_chunks, with_rows, Avx512, Bf16Pairs, Operand, Rows, Simd, Tile, Values,
 };
 
 /// Output pixels per block of `weight_grad_tiled_acc`.
@@ -249,24 +248,9 @@ unsafe fn forward_tiled_with<S: Simd, O: Operand<S>>(
             for q0 in (0..run).step_by(chunk) {
                 let steps = q0..(q0 + chunk).min(run);
                 let pass = (khs.clone(), steps);
-                match tall_tile(S::PATH, nv, g.w_out, s * unit) {
-                    Some(m) => {
-                        for p0 in (0..g.h_out * g.w_out).step_by(m) {
-                            with_tall!(m, s * unit, M, RS => with_nv!(S, nv, NV => {
-                                let rows = Strided::<O::E, RS>(window(p0));
-                                forward_tile::<S, O, M, NV>(g, rows, w, b, yp.add(p0 * co_n + co0), co0, pass.clone());
-                            }))
-                        }
-                    }
-                    None => {
-                        for (p0, m, _) in pixel_chunks(g.h_out, g.w_out) {
-                            with_rows!(m, M => with_nv!(S, nv, NV => {
-                                let rows: [*const O::E; M] = core::array::from_fn(|j| window(p0 + j));
-                                forward_tile::<S, O, M, NV>(g, rows, w, b, yp.add(p0 * co_n + co0), co0, pass.clone());
-                            }))
-                        }
-                    }
-                }
+                each_tile!(S, nv, g.h_out * g.w_out, g.w_out, s * unit, window, |p0, M, NV, rows| {
+                    forward_tile::<S, O, M, NV>(g, rows, w, b, yp.add(p0 * co_n + co0), co0, pass.clone())
+                });
             }
         }
     }
@@ -422,26 +406,11 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
         }
         let (dyb, windows) = (dy.add(p0 * co_n), &windows[..len]);
         for (co0, nv) in channel_blocks(co_n, S::PATH) {
-            // Tall tiles where a kernel row's (kw, ci) run splits into whole tiles: their dw
-            // rows are adjacent in the image (rows 1 apart), so one pointer serves them.
-            match tall_tile(S::PATH, nv, seg, 1) {
-                Some(m) => {
-                    for r0 in (0..k * seg).step_by(m) {
-                        with_tall!(m, 1, M, RS => with_nv!(S, nv, NV => {
-                            let rows = Strided::<f32, RS>(xp.add(offset(r0)));
-                            weight_tile::<S, M, NV>(rows, windows, dyb.add(co0), co_n, dwp.add(r0 * co_n + co0));
-                        }))
-                    }
-                }
-                None => {
-                    for (r0, m) in row_chunks(k * seg) {
-                        with_rows!(m, M => with_nv!(S, nv, NV => {
-                            let rows: [*const f32; M] = core::array::from_fn(|j| xp.add(offset(r0 + j)));
-                            weight_tile::<S, M, NV>(rows, windows, dyb.add(co0), co_n, dwp.add(r0 * co_n + co0));
-                        }))
-                    }
-                }
-            }
+            // Within a kernel row's (kw, ci) run the dw rows are adjacent in the image (1
+            // apart): tall tiles where the run splits into whole ones.
+            each_tile!(S, nv, k * seg, seg, 1, |r| xp.add(offset(r)), |r0, M, NV, rows| {
+                weight_tile::<S, M, NV>(rows, windows, dyb.add(co0), co_n, dwp.add(r0 * co_n + co0))
+            });
         }
     }
 }
@@ -532,29 +501,13 @@ unsafe fn weight_grad_tiled_bf16_with(g: &ConvGeom, xq: &[u16], dy: &[f32], work
         crate::bf16::pack_row_pairs(&dy[p0 * co_n..(p0 + len) * co_n], co_n, &mut dys[..pairs * co_n]);
         let (ip, dp) = (img.as_ptr(), dys.as_ptr());
         for (co0, nv) in channel_blocks(co_n, KernelPath::Avx512) {
-            // The packed block's dw rows are adjacent (rows 1 apart): tall tiles where they
-            // split into whole ones.
-            match tall_tile(KernelPath::Avx512, nv, rows, 1) {
-                Some(m) => {
-                    for r0 in (0..rows).step_by(m) {
-                        with_tall!(m, 1, M, RS => with_nv!(Avx512, nv, NV => {
-                            let mut t = Tile::<Avx512, M, NV>::zero();
-                            t.run_pairs(Strided::<u32, RS>(ip.add(r0)), rows, dp.add(co0), co_n, pairs);
-                            t.add_to(dwp.add(r0 * co_n + co0), co_n);
-                        }))
-                    }
-                }
-                None => {
-                    for (r0, m) in row_chunks(rows) {
-                        with_rows!(m, M => with_nv!(Avx512, nv, NV => {
-                            let mut t = Tile::<Avx512, M, NV>::zero();
-                            let a: [*const u32; M] = core::array::from_fn(|j| ip.add(r0 + j));
-                            t.run_pairs(a, rows, dp.add(co0), co_n, pairs);
-                            t.add_to(dwp.add(r0 * co_n + co0), co_n);
-                        }))
-                    }
-                }
-            }
+            // The packed block's dw rows are adjacent (1 apart): tall tiles where they split
+            // into whole ones.
+            each_tile!(Avx512, nv, rows, rows, 1, |r| ip.add(r), |r0, M, NV, a| {
+                let mut t = Tile::<Avx512, M, NV>::zero();
+                t.run_pairs(a, rows, dp.add(co0), co_n, pairs);
+                t.add_to(dwp.add(r0 * co_n + co0), co_n);
+            });
         }
     }
 }
@@ -682,25 +635,10 @@ unsafe fn backward_input_strided_with<S: Simd, O: Operand<S>>(
         let first = |i: usize| dyp.add(c.dy_pixel((i / c.cols, i % c.cols), 0, 0, wpd) * unit);
         let target = |i: usize| dxp.add(c.dx_pixel(g, (i / c.cols, i % c.cols)) * ci_n);
         for (ci0, nv) in channel_blocks(ci_n, S::PATH) {
-            match tall_tile(S::PATH, nv, c.cols, unit) {
-                Some(m) => {
-                    for p0 in (0..c.rows * c.cols).step_by(m) {
-                        with_tall!(m, unit, M, RS => with_nv!(S, nv, NV => {
-                            let out: [*mut f32; M] = core::array::from_fn(|j| target(p0 + j).add(ci0));
-                            strided_tile::<S, O, M, NV>(g, &c, Strided::<O::E, RS>(first(p0)), wt, ci0, out);
-                        }))
-                    }
-                }
-                None => {
-                    for (p0, m, _) in pixel_chunks(c.rows, c.cols) {
-                        with_rows!(m, M => with_nv!(S, nv, NV => {
-                            let rows: [*const O::E; M] = core::array::from_fn(|j| first(p0 + j));
-                            let out: [*mut f32; M] = core::array::from_fn(|j| target(p0 + j).add(ci0));
-                            strided_tile::<S, O, M, NV>(g, &c, rows, wt, ci0, out);
-                        }))
-                    }
-                }
-            }
+            each_tile!(S, nv, c.rows * c.cols, c.cols, unit, first, |p0, M, NV, rows| {
+                let out: [*mut f32; M] = core::array::from_fn(|j| target(p0 + j).add(ci0));
+                strided_tile::<S, O, M, NV>(g, &c, rows, wt, ci0, out);
+            });
         }
     }
 }

@@ -452,6 +452,37 @@ macro_rules! with_tall {
 }
 pub(crate) use with_tall;
 
+/// Runs `$body` for each tile over rows `0..$count` of a `$nv`-vector channel block on `$s`'s
+/// path, row r's operand at `$first(r)`: with `$p0` the tile's first row, `const $m` its rows,
+/// `const $n` = `$nv`, and `$rows` its `Rows`. Tall tiles (`tall_tile`) where the rows come in
+/// runs of `$width`, `$stride` elements apart (`Strided` from one pointer), else `MAX_M`-row
+/// tiles with a pointer per row.
+macro_rules! each_tile {
+    ($s:ty, $nv:expr, $count:expr, $width:expr, $stride:expr, $first:expr,
+     |$p0:ident, $m:ident, $n:ident, $rows:ident| $body:expr) => {{
+        let first = $first;
+        match $crate::micro::tall_tile(<$s as $crate::micro::Simd>::PATH, $nv, $width, $stride) {
+            Some(tall) => {
+                for $p0 in (0..$count).step_by(tall) {
+                    $crate::micro::with_tall!(tall, $stride, $m, RS => $crate::micro::with_nv!($s, $nv, $n => {
+                        let $rows = $crate::micro::Strided::<_, RS>(first($p0));
+                        $body
+                    }))
+                }
+            }
+            None => {
+                for ($p0, rows) in $crate::micro::row_chunks($count) {
+                    $crate::micro::with_rows!(rows, $m => $crate::micro::with_nv!($s, $nv, $n => {
+                        let $rows: [_; $m] = core::array::from_fn(|j| first($p0 + j));
+                        $body
+                    }))
+                }
+            }
+        }
+    }};
+}
+pub(crate) use each_tile;
+
 /// Channel blocks of a tile row on `path`: `(c0, nv)` with `nv` vectors (`nv * lanes`
 /// channels) from `c0`: `path.block_vectors()` at a time, then blocks of 2 and 1 (`c %
 /// lanes == 0`).
