@@ -9,7 +9,8 @@
 //!   vectors, each step 2 kernel loads, `M` broadcasts and `2 M` FMAs over a 3 x 32 kernel
 //!   row), its operands in L1, against the FMA peak: 6 rows with a pointer each (the short
 //!   tile) against 12 and 14 rows addressed from one pointer (the tall tiles of
-//!   `micro::tall_tile`). Needs AVX-512.
+//!   `micro::tall_tile`); and the 4-vector tiles of the 64- and 128-channel layers (6 x 4, 7 x
+//!   4, 8 x 3). Needs AVX-512.
 //! * `fused`: the conv passes with the activation applied per image inside them
 //!   (`forward_act`, `backward_input_act`) against the pass followed by the activation's own
 //!   pass over the batch, interleaved, batch 64, medians of 15.
@@ -151,7 +152,7 @@ fn probe_fused() {
 /// row j broadcasts `a[j * stride + k]` (from one pointer with `ONE_POINTER`, else from its own
 /// pointer, as the short tiles hold them), then adds it times two 16-lane kernel vectors.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_f32<const M: usize, const ONE_POINTER: bool>(
+unsafe fn tile_f32<const M: usize, const NV: usize, const ONE_POINTER: bool>(
     a: &[f32],
     b: &[f32],
     steps: usize,
@@ -159,25 +160,28 @@ unsafe fn tile_f32<const M: usize, const ONE_POINTER: bool>(
     out: &mut [f32],
 ) {
     const STRIDE: usize = 32;
-    assert!(a.len() >= M * STRIDE + steps && b.len() >= 32 * steps && out.len() >= M * 32);
+    let w = 16 * NV;
+    assert!(a.len() >= M * STRIDE + steps && b.len() >= w * steps && out.len() >= M * w);
     let rows: [*const f32; M] = core::array::from_fn(|j| std::hint::black_box(a.as_ptr().add(j * STRIDE)));
     let (a0, bp) = (a.as_ptr(), b.as_ptr());
     for rep in 0..reps {
-        let mut acc = [[_mm512_setzero_ps(); 2]; M];
+        let mut acc = [[_mm512_setzero_ps(); NV]; M];
         for k in 0..steps {
-            let b0 = _mm512_loadu_ps(bp.add(k * 32));
-            let b1 = _mm512_loadu_ps(bp.add(k * 32 + 16));
+            let bv: [__m512; NV] = core::array::from_fn(|v| _mm512_loadu_ps(bp.add(k * w + 16 * v)));
             for j in 0..M {
                 let x = _mm512_set1_ps(if ONE_POINTER { *a0.add(j * STRIDE + k) } else { *rows[j].add(k) });
-                acc[j][0] = _mm512_fmadd_ps(x, b0, acc[j][0]);
-                acc[j][1] = _mm512_fmadd_ps(x, b1, acc[j][1]);
+                for v in 0..NV {
+                    acc[j][v] = _mm512_fmadd_ps(x, bv[v], acc[j][v]);
+                }
             }
         }
         // A tile's store and restart; `rep` keeps the loop from being folded.
         for (j, r) in acc.iter().enumerate() {
-            let o = out.as_mut_ptr().add(j * 32);
+            let o = out.as_mut_ptr().add(j * w);
             _mm512_storeu_ps(o, _mm512_add_ps(r[0], _mm512_set1_ps(rep as f32)));
-            _mm512_storeu_ps(o.add(16), r[1]);
+            for (v, &acc) in r.iter().enumerate().skip(1) {
+                _mm512_storeu_ps(o.add(16 * v), acc);
+            }
         }
     }
 }
@@ -190,10 +194,10 @@ fn probe_tile_f32() {
     let peak = kernels::isa::fma_peak_gflops(false);
     let steps = 96; // one kernel row of a 3 x 3 x 32 convolution
     let a = data(14 * 32 + steps, 5);
-    let b = data(32 * steps, 6);
-    let mut out = vec![0.0f32; 14 * 32];
-    let mut probe = |name: &str, rows: usize, run: &dyn Fn(usize, &mut [f32])| {
-        let reps = 40_000_000 / (rows * steps);
+    let b = data(64 * steps, 6);
+    let mut out = vec![0.0f32; 14 * 64];
+    let mut probe = |name: &str, rows: usize, nv: usize, run: &dyn Fn(usize, &mut [f32])| {
+        let reps = 40_000_000 / (rows * nv * steps);
         let best = (0..7)
             .map(|_| {
                 let t = Instant::now();
@@ -201,13 +205,17 @@ fn probe_tile_f32() {
                 t.elapsed().as_secs_f64()
             })
             .fold(f64::MAX, f64::min);
-        let gflops = (reps * steps * rows * 64) as f64 / best / 1e9;
+        let gflops = (reps * steps * rows * nv * 32) as f64 / best / 1e9;
         println!("tile f32 {name}: {gflops:.0} GFLOP/s of a {peak:.0} peak (1 thread)");
     };
     // SAFETY (all three): the CPU has AVX-512F (checked above); the lengths are asserted.
-    probe("6 x 2, a pointer per row", 6, &|reps, out| unsafe { tile_f32::<6, false>(&a, &b, steps, reps, out) });
-    probe("12 x 2, one pointer", 12, &|reps, out| unsafe { tile_f32::<12, true>(&a, &b, steps, reps, out) });
-    probe("14 x 2, one pointer", 14, &|reps, out| unsafe { tile_f32::<14, true>(&a, &b, steps, reps, out) });
+    probe("6 x 2, a pointer per row", 6, 2, &|reps, out| unsafe { tile_f32::<6, 2, false>(&a, &b, steps, reps, out) });
+    probe("12 x 2, one pointer", 12, 2, &|reps, out| unsafe { tile_f32::<12, 2, true>(&a, &b, steps, reps, out) });
+    probe("14 x 2, one pointer", 14, 2, &|reps, out| unsafe { tile_f32::<14, 2, true>(&a, &b, steps, reps, out) });
+    probe("6 x 4, a pointer per row", 6, 4, &|reps, out| unsafe { tile_f32::<6, 4, false>(&a, &b, steps, reps, out) });
+    probe("6 x 4, one pointer", 6, 4, &|reps, out| unsafe { tile_f32::<6, 4, true>(&a, &b, steps, reps, out) });
+    probe("7 x 4, one pointer", 7, 4, &|reps, out| unsafe { tile_f32::<7, 4, true>(&a, &b, steps, reps, out) });
+    probe("8 x 3, one pointer", 8, 3, &|reps, out| unsafe { tile_f32::<8, 3, true>(&a, &b, steps, reps, out) });
     std::hint::black_box(&out);
 }
 

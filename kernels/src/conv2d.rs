@@ -19,7 +19,7 @@ use crate::activation::{self, Activation};
 use crate::bf16::{self, Precision};
 use crate::gemm::{gemm, Mat};
 use crate::geom::{size, ConvGeom};
-use crate::{conv_direct, conv_task_images, simd};
+use crate::{conv_direct, conv_task_images, simd, winograd};
 use rayon::prelude::*;
 
 fn tasks(n: usize) -> usize {
@@ -52,9 +52,10 @@ fn weight_path(g: &ConvGeom) -> WeightPath {
 /// Per task: a work area as large as the largest pass needs (the paths above), then a partial
 /// dW and a partial db.
 fn task_scratch(g: &ConvGeom) -> usize {
-    let forward = conv_direct::padded_len(g);
+    let forward = conv_direct::padded_len(g) + winograd::work_len(g);
     let input = if g.stride == 1 {
-        conv_direct::padded_len(&conv_direct::backward_input_geom(g))
+        let gb = conv_direct::backward_input_geom(g);
+        conv_direct::padded_len(&gb) + winograd::work_len(&gb)
     } else if g.c_in.is_multiple_of(8) {
         let (hpd, wpd) = conv_direct::strided_dy_dims(g);
         size(&[hpd, wpd, g.c_out])
@@ -70,10 +71,15 @@ fn task_scratch(g: &ConvGeom) -> usize {
     forward.max(input).max(weight) + g.w_len() + g.c_out
 }
 
-/// Scratch floats any pass over `n` images needs: two rearranged copies of the kernel, shared
-/// by all tasks, then one area per task.
+/// Floats shared by all tasks: a rearranged copy of the kernel (the flipped one of a stride-1
+/// input gradient), then the work area of `direct` (another copy, or Winograd's transform).
+fn shared_len(g: &ConvGeom) -> usize {
+    g.w_len() + g.w_len().max(winograd::weights_len(g))
+}
+
+/// Scratch floats any pass over `n` images needs: `shared_len`, then one area per task.
 pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
-    2 * g.w_len() + tasks(n) * task_scratch(g)
+    shared_len(g) + tasks(n) * task_scratch(g)
 }
 
 fn check(g: &ConvGeom, n: usize, x: usize, w: usize, y: usize, scratch: usize) {
@@ -177,8 +183,8 @@ pub(crate) fn forward_then(
     if let Some(b) = b {
         assert_eq!(b.len(), g.c_out, "conv2d: b length");
     }
-    let (shared, rest) = scratch.split_at_mut(2 * g.w_len());
-    direct(g, g, n, (y, g.y_len()), (x, g.x_len()), (w, &mut shared[..g.w_len()]), b, post, rest, precision);
+    let (shared, rest) = scratch.split_at_mut(shared_len(g));
+    direct(g, g, n, (y, g.y_len()), (x, g.x_len()), (w, &mut shared[g.w_len()..]), b, post, rest, precision);
 }
 
 /// What a pass does to each output image right after computing it, while the image is in
@@ -221,7 +227,8 @@ fn bf16_route(precision: Precision, pairs: usize, tiles: usize) -> Option<bool> 
 
 /// The direct convolution `gd` (a forward, or a stride-1 input gradient's flipped one) of
 /// each image of `inp` into `out`, in the tasks of `g`: the kernel `w [k, k, gd.c_in,
-/// gd.c_out]`, `work` (`w_len` floats) for its rearranged copy; `post` on each output image.
+/// gd.c_out]`, `work` (`shared_len` less `w_len` floats) for its rearranged copy; `post` on
+/// each output image. In f32, Winograd's F(2x2, 3x3) where it applies (`winograd::applies`).
 #[allow(clippy::too_many_arguments)]
 fn direct(
     g: &ConvGeom,
@@ -236,6 +243,18 @@ fn direct(
     precision: Precision,
 ) {
     let len = conv_direct::padded_len(gd);
+    if precision == Precision::F32 && winograd::applies(gd) {
+        let u = &mut work[..winograd::weights_len(gd)];
+        winograd::transform_weights(gd, w, u);
+        let u = &*u;
+        per_image(g, n, out, inp, rest, post, |yi, xi, s| {
+            let (xp, ws) = s.split_at_mut(len);
+            conv_direct::pad_input(gd, xi, xp);
+            winograd::forward(gd, xp, u, b, yi, ws);
+        });
+        return;
+    }
+    let work = &mut work[..gd.w_len()];
     match bf16_route(precision, gd.c_in, gd.c_out) {
         Some(true) => {
             conv_direct::pack_weights_bf16(gd, w, &mut bf16::as_bf16(work)[..gd.w_len()]);
@@ -351,7 +370,7 @@ pub(crate) fn backward_input_then(
     post: Epilogue,
 ) {
     check(g, n, dx.len(), w.len(), dy.len(), scratch.len());
-    let (shared, rest) = scratch.split_at_mut(2 * g.w_len());
+    let (shared, rest) = scratch.split_at_mut(shared_len(g));
     if g.stride == 1 {
         // dx = conv(dy) with the flipped kernel: the direct kernel, no col2im.
         let gb = conv_direct::backward_input_geom(g);
@@ -416,7 +435,7 @@ pub fn backward_weight(
     let ts = task_scratch(g);
     let work = ts - g.w_len() - g.c_out;
     let want_db = db.is_some();
-    let rest = &mut scratch[2 * g.w_len()..][..tasks(n) * ts];
+    let rest = &mut scratch[shared_len(g)..][..tasks(n) * ts];
     rest.par_chunks_mut(ts)
         .zip(x.par_chunks(conv_task_images(n) * g.x_len()))
         .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))

@@ -34,6 +34,7 @@ pub mod pca;
 mod simd;
 pub mod ssim;
 pub mod upsample2d;
+mod winograd;
 
 /// Images per parallel task. Fixed (not derived from the thread count) so that the order of
 /// floating-point sums, and therefore every result, is the same on any number of threads.

@@ -105,6 +105,7 @@ pub(crate) trait Simd: Copy {
     /// a * b + c (fused where the instruction set has it).
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
     /// The sum of the lanes, in a fixed order.
     unsafe fn sum(v: Self::V) -> f32;
 }
@@ -139,6 +140,10 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn add(a: __m256, b: __m256) -> __m256 {
         _mm256_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+        _mm256_sub_ps(a, b)
     }
     #[inline(always)]
     unsafe fn sum(v: __m256) -> f32 {
@@ -180,6 +185,10 @@ impl Simd for Avx512 {
         _mm512_add_ps(a, b)
     }
     #[inline(always)]
+    unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+        _mm512_sub_ps(a, b)
+    }
+    #[inline(always)]
     unsafe fn sum(v: __m512) -> f32 {
         let mut l = [0.0f32; 16];
         _mm512_storeu_ps(l.as_mut_ptr(), v);
@@ -219,6 +228,10 @@ impl Simd for Portable {
     #[inline(always)]
     unsafe fn add(a: wide::f32x8, b: wide::f32x8) -> wide::f32x8 {
         a + b
+    }
+    #[inline(always)]
+    unsafe fn sub(a: wide::f32x8, b: wide::f32x8) -> wide::f32x8 {
+        a - b
     }
     #[inline(always)]
     unsafe fn sum(v: wide::f32x8) -> f32 {
