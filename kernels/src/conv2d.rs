@@ -63,8 +63,12 @@ fn task_scratch(g: &ConvGeom) -> usize {
         g.cols_len()
     };
     let weight = match weight_path(g) {
-        // The padded image (or its bf16 copy), then bf16's work area (or emulated dy).
-        WeightPath::Direct => conv_direct::padded_len(g) + conv_direct::bf16_weight_work_len(g).max(g.y_len()),
+        // The padded image (or its bf16 copy), then bf16's work area (or emulated dy), or
+        // Winograd's sums and work area.
+        WeightPath::Direct => {
+            let winograd = winograd::weights_len(g) + winograd::weight_work_len(g);
+            conv_direct::padded_len(g) + conv_direct::bf16_weight_work_len(g).max(g.y_len()).max(winograd)
+        }
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
         WeightPath::Im2col => g.cols_len(),
     };
@@ -435,6 +439,7 @@ pub fn backward_weight(
     let ts = task_scratch(g);
     let work = ts - g.w_len() - g.c_out;
     let want_db = db.is_some();
+    let wino = precision == Precision::F32 && winograd::applies(g);
     let rest = &mut scratch[shared_len(g)..][..tasks(n) * ts];
     rest.par_chunks_mut(ts)
         .zip(x.par_chunks(conv_task_images(n) * g.x_len()))
@@ -444,6 +449,21 @@ pub fn backward_weight(
             let (dw_t, db_t) = partial.split_at_mut(g.w_len());
             dw_t.fill(0.0);
             db_t.fill(0.0);
+            if wino {
+                // Winograd's sums of every image of the task, then dw_t from them.
+                let (xp, rest) = work.split_at_mut(conv_direct::padded_len(g));
+                let (sums, rest) = rest.split_at_mut(winograd::weights_len(g));
+                sums.fill(0.0);
+                for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
+                    conv_direct::pad_input(g, xi, xp);
+                    winograd::weight_grad_acc(g, xp, dyi, sums, rest);
+                    if want_db {
+                        simd::sum_rows_acc(dyi, db_t);
+                    }
+                }
+                winograd::weight_grad_finish(g, sums, dw_t);
+                return;
+            }
             for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
                 match (weight_path(g), bf16_route(precision, g.c_in, g.c_out)) {
                     (WeightPath::Direct, Some(true)) => {

@@ -29,9 +29,10 @@ pub(crate) const MAX_M: usize = 6;
 pub(crate) const TALL_M: usize = 14;
 
 /// Rows of a tall tile over a run of `width` rows, each `stride` elements after the one
-/// before, at `nv` vectors on `path`: 14, 12 or 7 rows that divide the run (pixels of one
+/// before, at `nv` vectors on `path`: 14, 12, 8 or 7 rows that divide the run (pixels of one
 /// image row: 28 or 14 wide -> 14, 7 -> 7; a weight gradient's kernel row of 3 x 32 (kw,
-/// ci) -> 12), whose addresses are constant offsets from one pointer (`Strided`). `None`
+/// ci) -> 12; the 32 input channels of a Winograd weight gradient -> 8), whose addresses are
+/// constant offsets from one pointer (`Strided`). `None`
 /// where that does not apply (other paths, runs, strides, or wider blocks): those run
 /// `MAX_M`-row tiles with a pointer per row.
 ///
@@ -41,7 +42,7 @@ pub(crate) const TALL_M: usize = 14;
 /// step, and the weight gradient fell to 28%).
 pub(crate) fn tall_tile(path: KernelPath, nv: usize, width: usize, stride: usize) -> Option<usize> {
     let fits = path == KernelPath::Avx512 && nv <= 2 && matches!(stride, 1 | 16 | 32 | 64);
-    [TALL_M, 12, TALL_M / 2].into_iter().find(|&m| fits && width.is_multiple_of(m))
+    [TALL_M, 12, 8, TALL_M / 2].into_iter().find(|&m| fits && width.is_multiple_of(m))
 }
 
 /// Where the rows of a tile read their operand (`E`: f32, or u32 holding a bf16 pair).
@@ -454,11 +455,11 @@ macro_rules! with_rows {
 }
 pub(crate) use with_rows;
 
-/// Runs `$body` with `const $m: usize` bound to a tall tile's rows (`tall_tile`: 14, 12 or
+/// Runs `$body` with `const $m: usize` bound to a tall tile's rows (`tall_tile`: 14, 12, 8 or
 /// 7) and `const $rs: usize` to its row stride (1, 16, 32 or 64).
 macro_rules! with_tall {
     ($rows:expr, $stride:expr, $m:ident, $rs:ident => $body:expr) => {
-        $crate::micro::with_const!($rows, $m in [14, 12, 7] => {
+        $crate::micro::with_const!($rows, $m in [14, 12, 8, 7] => {
             $crate::micro::with_const!($stride, $rs in [1, 16, 32, 64] => $body)
         })
     };

@@ -7,10 +7,15 @@
 //! transformed once per pass (`U [16][c_in][c_out]`), then `M` transformed back into the
 //! image, plus the bias.
 //!
-//! Rounding: the transforms add and subtract (Bᵀ, Aᵀ) or halve (G, exact), so the result
-//! differs from the direct sum by a few ulps of the window's magnitude; `tests/` bound it
-//! against the f64 naive twin like every other kernel. The same operations in the same order
-//! on every path and thread count.
+//! The weight gradient uses the same transforms backwards: y_t = Aᵀ [U ⊙ V_t] A is linear in
+//! the kernel g, so dL/dg = Gᵀ [sum_t (A dy_t Aᵀ) ⊙ V_t] G, sixteen GEMMs `V[ξ]ᵀ Y[ξ]` that sum
+//! along the tiles of every image, then one transform per pass.
+//!
+//! Rounding: the transforms add and subtract (Bᵀ, Aᵀ, A) or halve (G, exact), and the kernel
+//! transforms run in f64, rounded once. Against the f64 sum, in units of the sum of the terms'
+//! magnitudes, the forward error measured 0.6x the direct kernel's and the weight gradient's
+//! 1.1-2.1x (the unit tests below bound them at 2x and 3x); both are a few ulps. The same
+//! operations in the same order on every path and thread count.
 
 // The transforms index rows and columns of 4 x 4 arrays of vectors, as the formulas do.
 #![allow(clippy::needless_range_loop)]
@@ -24,6 +29,11 @@ use crate::micro::{channel_blocks, each_tile, Simd, Tile};
 /// pass in 4.59, 4.34, 4.40 ms; blocks of 7 tiles (all of a block's `V` and `M` in L1) in
 /// 5.8 ms.
 const BLOCK_ROWS: usize = 2;
+
+/// Tile rows per block of the weight gradient, whose GEMMs sum along the block's tiles: 1, 2,
+/// 4, 7 rows ran the 32->32 28 x 28 pass (1 thread, batch 64) in 6.1-6.4, 5.4-5.9, 5.4, 5.3-5.4
+/// ms.
+const WEIGHT_BLOCK_ROWS: usize = 4;
 
 /// Whether `g` runs on this kernel: 3 x 3, stride 1, an even output, and channel counts in
 /// whole vectors on every path (16).
@@ -98,29 +108,14 @@ unsafe fn forward_with<S: Simd>(
     y: &mut [f32],
     work: &mut [f32],
 ) {
-    let (ci_n, co_n, wp) = (g.c_in, g.c_out, g.w_out + 2);
+    let (ci_n, co_n) = (g.c_in, g.c_out);
     let (tw, th) = (g.w_out / 2, g.h_out / 2);
     let (v, m) = work.split_at_mut(16 * BLOCK_ROWS * tw * ci_n);
     let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
     let gemm_path = kernel_path().for_channels(co_n);
     for r0 in (0..th).step_by(BLOCK_ROWS) {
         let tiles = BLOCK_ROWS.min(th - r0) * tw;
-        // V[ξ][t][ci] = (Bᵀ d B)[ξ] for tile t's 4 x 4 window d.
-        for t in 0..tiles {
-            let corner = xp.add((2 * (r0 + t / tw) * wp + 2 * (t % tw)) * ci_n);
-            for c0 in (0..ci_n).step_by(S::LANES) {
-                let d: [[S::V; 4]; 4] =
-                    core::array::from_fn(|r| core::array::from_fn(|c| S::load(corner.add((r * wp + c) * ci_n + c0))));
-                // cols[c][r] = (Bᵀ d)[r][c]; then Bᵀ along each row of that.
-                let cols: [[S::V; 4]; 4] = core::array::from_fn(|c| bt::<S>([d[0][c], d[1][c], d[2][c], d[3][c]]));
-                for r in 0..4 {
-                    let f = bt::<S>([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]);
-                    for (c, &val) in f.iter().enumerate() {
-                        S::store(v.add(((r * 4 + c) * tiles + t) * ci_n + c0), val);
-                    }
-                }
-            }
-        }
+        transform_input::<S>(g, xp, r0, tiles, v);
         // M[ξ] = V[ξ] U[ξ]: each element one chain over c_in in order.
         for xi in 0..16 {
             let (vx, ux, mx) =
@@ -154,10 +149,135 @@ unsafe fn forward_with<S: Simd>(
     }
 }
 
+/// V[ξ][t][ci] = (Bᵀ d B)[ξ] for the 4 x 4 window d of each of the `tiles` tiles from tile
+/// row `r0` of the padded image `xp`.
+/// # Safety
+/// As `forward_with`.
+#[inline(always)]
+unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tiles: usize, v: *mut f32) {
+    let (ci_n, wp, tw) = (g.c_in, g.w_out + 2, g.w_out / 2);
+    for t in 0..tiles {
+        let corner = xp.add((2 * (r0 + t / tw) * wp + 2 * (t % tw)) * ci_n);
+        for c0 in (0..ci_n).step_by(S::LANES) {
+            let d: [[S::V; 4]; 4] =
+                core::array::from_fn(|r| core::array::from_fn(|c| S::load(corner.add((r * wp + c) * ci_n + c0))));
+            // cols[c][r] = (Bᵀ d)[r][c]; then Bᵀ along each row of that.
+            let cols: [[S::V; 4]; 4] = core::array::from_fn(|c| bt::<S>([d[0][c], d[1][c], d[2][c], d[3][c]]));
+            for r in 0..4 {
+                let f = bt::<S>([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]);
+                for (c, &val) in f.iter().enumerate() {
+                    S::store(v.add(((r * 4 + c) * tiles + t) * ci_n + c0), val);
+                }
+            }
+        }
+    }
+}
+
+/// Floats of `weight_grad_acc`'s work area.
+pub fn weight_work_len(g: &ConvGeom) -> usize {
+    size(&[16, WEIGHT_BLOCK_ROWS, g.w_out / 2, g.c_in + g.c_out])
+}
+
+/// m[ξ][ci][co] += sum over the tiles t of one image of V[ξ][t][ci] Y[ξ][t][co], with V the
+/// input transform of the padded image `xp` (as in `forward`) and Y = A dy_t Aᵀ the 4 x 4
+/// transform of tile t's 2 x 2 block of `dy`: since y_t = Aᵀ [U ⊙ V_t] A is linear in the
+/// kernel g (U = G g Gᵀ), dL/dg = Gᵀ [sum_t (A dy_t Aᵀ) ⊙ V_t] G, which `weight_grad_finish`
+/// applies to the sums of every image. `work` holds `weight_work_len` floats.
+pub fn weight_grad_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], m: &mut [f32], work: &mut [f32]) {
+    assert!(applies(g), "winograd: a 3 x 3 stride-1 convolution with an even output and channels in sixteens");
+    let (hp, wp) = crate::conv_direct::padded_dims(g);
+    assert!(xp.len() >= size(&[hp, wp, g.c_in]) && dy.len() == g.y_len() && m.len() >= weights_len(g));
+    assert!(work.len() >= weight_work_len(g), "winograd: work length");
+    dispatch!(weight_grad_with(g: &ConvGeom, xp: &[f32], dy: &[f32], m: &mut [f32], work: &mut [f32]))
+}
+
+/// # Safety
+/// As `forward_with`, with `dy` the image's output gradient.
+#[inline(always)]
+unsafe fn weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], m: &mut [f32], work: &mut [f32]) {
+    let (ci_n, co_n) = (g.c_in, g.c_out);
+    let (tw, th) = (g.w_out / 2, g.h_out / 2);
+    let (v, yt) = work.split_at_mut(16 * WEIGHT_BLOCK_ROWS * tw * ci_n);
+    let (v, yt, xp, dy, mp) = (v.as_mut_ptr(), yt.as_mut_ptr(), xp.as_ptr(), dy.as_ptr(), m.as_mut_ptr());
+    let gemm_path = kernel_path().for_channels(co_n);
+    for r0 in (0..th).step_by(WEIGHT_BLOCK_ROWS) {
+        let tiles = WEIGHT_BLOCK_ROWS.min(th - r0) * tw;
+        transform_input::<S>(g, xp, r0, tiles, v);
+        // Y[ξ][t][co] = (A e Aᵀ)[ξ] for tile t's 2 x 2 block e of dy.
+        for t in 0..tiles {
+            let (oh, ow) = (2 * (r0 + t / tw), 2 * (t % tw));
+            for c0 in (0..co_n).step_by(S::LANES) {
+                let e: [[S::V; 2]; 2] = core::array::from_fn(|i| {
+                    core::array::from_fn(|j| S::load(dy.add(((oh + i) * g.w_out + ow + j) * co_n + c0)))
+                });
+                // cols[j][r] = (A e)[r][j]; then A along each row of that.
+                let cols: [[S::V; 4]; 2] = core::array::from_fn(|j| a::<S>([e[0][j], e[1][j]]));
+                for r in 0..4 {
+                    let f = a::<S>([cols[0][r], cols[1][r]]);
+                    for (c, &val) in f.iter().enumerate() {
+                        S::store(yt.add(((r * 4 + c) * tiles + t) * co_n + c0), val);
+                    }
+                }
+            }
+        }
+        // m[ξ] += V[ξ]ᵀ Y[ξ]: rows ci, the tiles along the sum, in order.
+        for xi in 0..16 {
+            let (vx, yx, mx) = (
+                v.add(xi * tiles * ci_n).cast_const(),
+                yt.add(xi * tiles * co_n).cast_const(),
+                mp.add(xi * ci_n * co_n),
+            );
+            for (co0, nv) in channel_blocks(co_n, gemm_path) {
+                each_tile!(S, nv, ci_n, ci_n, 1, |ci: usize| vx.add(ci), |c0, M, NV, rows| {
+                    let mut acc = Tile::<S, M, NV>::zero();
+                    acc.run(rows, ci_n, yx.add(co0), co_n, tiles);
+                    acc.add_to(mx.add(c0 * co_n + co0), co_n);
+                });
+            }
+        }
+    }
+}
+
+/// dw = Gᵀ m G per (ci, co): the kernel gradient from `weight_grad_acc`'s sums, each in f64
+/// and rounded once. Overwrites `dw` (`w_len`).
+pub fn weight_grad_finish(g: &ConvGeom, m: &[f32], dw: &mut [f32]) {
+    assert!(applies(g) && m.len() >= weights_len(g) && dw.len() == g.w_len(), "winograd: kernel lengths");
+    let cc = g.c_in * g.c_out;
+    // t[i][a][kw] = sum_b m[a][b][i] G[b][kw], then dw[kh][kw][i] = sum_a G[a][kh] t[i][a][kw],
+    // a chunk of (ci, co) pairs at a time (on the stack: a training step allocates nothing).
+    const CHUNK: usize = 64;
+    for i0 in (0..cc).step_by(CHUNK) {
+        let len = CHUNK.min(cc - i0);
+        let mut t = [[0.0f64; 12]; CHUNK];
+        for a in 0..4 {
+            for (b, gb) in G.iter().enumerate() {
+                for (ti, &v) in t.iter_mut().zip(&m[(a * 4 + b) * cc + i0..][..len]) {
+                    for (kw, &gw) in gb.iter().enumerate() {
+                        ti[a * 3 + kw] += f64::from(v) * gw;
+                    }
+                }
+            }
+        }
+        for kh in 0..3 {
+            for kw in 0..3 {
+                for (d, ti) in dw[(kh * 3 + kw) * cc + i0..][..len].iter_mut().zip(&t) {
+                    *d = G.iter().enumerate().map(|(a, ga)| ga[kh] * ti[a * 3 + kw]).sum::<f64>() as f32;
+                }
+            }
+        }
+    }
+}
+
 /// Bᵀ times a column of 4: (d0 - d2, d1 + d2, d2 - d1, d1 - d3).
 #[inline(always)]
 unsafe fn bt<S: Simd>(d: [S::V; 4]) -> [S::V; 4] {
     [S::sub(d[0], d[2]), S::add(d[1], d[2]), S::sub(d[2], d[1]), S::sub(d[1], d[3])]
+}
+
+/// A times a column of 2: (e0, e0 + e1, e0 - e1, -e1).
+#[inline(always)]
+unsafe fn a<S: Simd>(e: [S::V; 2]) -> [S::V; 4] {
+    [e[0], S::add(e[0], e[1]), S::sub(e[0], e[1]), S::sub(S::zero(), e[1])]
 }
 
 /// Aᵀ times a column of 4: (m0 + m1 + m2, m1 - m2 - m3).
@@ -227,6 +347,47 @@ mod tests {
             let (e_direct, e_wino) = (worst_error(&g, &xp, &w, &b, &direct), worst_error(&g, &xp, &w, &b, &wino));
             eprintln!("{h}x{h} {ci}->{co}: direct {e_direct:.2e}, winograd {e_wino:.2e}");
             assert!(e_wino <= 2.0 * e_direct, "{h}x{h} {ci}->{co}: {e_wino:e} vs {e_direct:e}");
+        }
+    }
+
+    #[test]
+    fn weight_gradient_error_is_no_worse_than_three_times_the_direct_kernels() {
+        for (h, ci, co) in [(28, 32, 32), (14, 16, 48), (6, 32, 16)] {
+            let g = ConvGeom::new(h, h, ci, co, 3, 1, Padding::Same).expect("geometry");
+            let (x, dy) = (data(g.x_len(), 4), data(g.y_len(), 5));
+            let mut xp = vec![0.0; conv_direct::padded_len(&g)];
+            conv_direct::pad_input(&g, &x, &mut xp);
+            let mut direct = vec![0.0; g.w_len()];
+            conv_direct::weight_grad_tiled_acc(&g, &xp, &dy, &mut direct, false);
+            let (mut sums, mut work) = (vec![0.0; weights_len(&g)], vec![0.0; weight_work_len(&g)]);
+            weight_grad_acc(&g, &xp, &dy, &mut sums, &mut work);
+            let mut wino = vec![0.0; g.w_len()];
+            weight_grad_finish(&g, &sums, &mut wino);
+            // Each entry's error against the f64 sum, in units of the sum of its terms' magnitudes.
+            let wp = g.w_out + 2;
+            let mut worst = [0.0f64; 2];
+            for t in 0..9 {
+                for i in 0..ci {
+                    for o in 0..co {
+                        let (mut sum, mut scale) = (0.0f64, 0.0f64);
+                        for p in 0..h * h {
+                            let (oh, ow) = (p / h, p % h);
+                            let v =
+                                f64::from(xp[((oh + t / 3) * wp + ow + t % 3) * ci + i]) * f64::from(dy[p * co + o]);
+                            sum += v;
+                            scale += v.abs();
+                        }
+                        let at = (t * ci + i) * co + o;
+                        for (w, got) in worst.iter_mut().zip([direct[at], wino[at]]) {
+                            *w = w.max((f64::from(got) - sum).abs() / scale);
+                        }
+                    }
+                }
+            }
+            eprintln!("{h}x{h} {ci}->{co} weight gradient: direct {:.2e}, winograd {:.2e}", worst[0], worst[1]);
+            // Measured: 1.6x at 28 x 28, 1.1x at 14 x 14, 2.1x at 6 x 6 (the transformed terms are
+            // sums of up to 16 products, larger than the products they stand for).
+            assert!(worst[1] <= 3.0 * worst[0], "{h}x{h} {ci}->{co}: {:e} vs {:e}", worst[1], worst[0]);
         }
     }
 }
