@@ -279,6 +279,10 @@ fn direct(
                 conv_direct::forward_tiled(gd, xp, we, b, yi);
             });
         }
+        // One output channel: w [k, k, c_in, 1] is already the layout the kernel reads.
+        None if conv_direct::single_applies(gd) => {
+            per_image(g, n, out, inp, rest, post, |yi, xi, _| conv_direct::forward_single(gd, xi, w, b, yi));
+        }
         None => {
             let narrow = !gd.c_out.is_multiple_of(8);
             if narrow {
