@@ -32,6 +32,8 @@ fn awkward_convs() -> Vec<(usize, ConvGeom)> {
         (5, 11, 13, 1, 7, 2, 1),
         (2, 9, 9, 3, 3, 5, 2),
         (1, 3, 2, 5, 5, 3, 2),
+        // Winograd's (3 x 3, stride 1, channels in sixteens, even outputs), 'valid' as well.
+        (3, 10, 12, 16, 32, 3, 1),
     ] {
         for p in [Padding::Same, Padding::Valid] {
             if let Some(g) = ConvGeom::new(h, w, ci, co, k, s, p) {

@@ -292,17 +292,10 @@ mod tests {
     use crate::conv_direct;
     use crate::geom::Padding;
 
-    /// Seeded values in [-1, 1).
+    /// Seeded values in [-1, 1): a multiplicative hash of the index.
     fn data(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
+        let hash = |i: u64| ((i ^ seed << 40).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f32;
+        (0..len as u64).map(|i| hash(i) / (1u64 << 23) as f32 - 1.0).collect()
     }
 
     /// The largest error of `y` against the f64 sum, in units of the sum of the terms'
