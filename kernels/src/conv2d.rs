@@ -52,10 +52,10 @@ fn weight_path(g: &ConvGeom) -> WeightPath {
 /// Per task: a work area as large as the largest pass needs (the paths above), then a partial
 /// dW and a partial db.
 fn task_scratch(g: &ConvGeom) -> usize {
-    let forward = conv_direct::padded_len(g) + winograd::work_len(g);
+    let forward = conv_direct::padded_len(g).max(winograd::padded_len(g) + winograd::work_len(g));
     let input = if g.stride == 1 {
         let gb = conv_direct::backward_input_geom(g);
-        conv_direct::padded_len(&gb) + winograd::work_len(&gb)
+        conv_direct::padded_len(&gb).max(winograd::padded_len(&gb) + winograd::work_len(&gb))
     } else if g.c_in.is_multiple_of(8) {
         let (hpd, wpd) = conv_direct::strided_dy_dims(g);
         size(&[hpd, wpd, g.c_out])
@@ -66,8 +66,12 @@ fn task_scratch(g: &ConvGeom) -> usize {
         // The padded image (or its bf16 copy), then bf16's work area (or emulated dy), or
         // Winograd's sums and work area.
         WeightPath::Direct => {
-            let winograd = winograd::weights_len(g) + winograd::weight_work_len(g);
-            conv_direct::padded_len(g) + conv_direct::bf16_weight_work_len(g).max(g.y_len()).max(winograd)
+            let winograd = if winograd::weight_grad_applies(g) {
+                winograd::padded_len(g) + winograd::weights_len(g) + winograd::weight_work_len(g)
+            } else {
+                0
+            };
+            (conv_direct::padded_len(g) + conv_direct::bf16_weight_work_len(g).max(g.y_len())).max(winograd)
         }
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
         WeightPath::Im2col => g.cols_len(),
@@ -252,8 +256,8 @@ fn direct(
         winograd::transform_weights(gd, w, u);
         let u = &*u;
         per_image(g, n, out, inp, rest, post, |yi, xi, s| {
-            let (xp, ws) = s.split_at_mut(len);
-            conv_direct::pad_input(gd, xi, xp);
+            let (xp, ws) = s.split_at_mut(winograd::padded_len(gd));
+            winograd::pad_input(gd, xi, xp);
             winograd::forward(gd, xp, u, b, yi, ws);
         });
         return;
@@ -443,7 +447,7 @@ pub fn backward_weight(
     let ts = task_scratch(g);
     let work = ts - g.w_len() - g.c_out;
     let want_db = db.is_some();
-    let wino = precision == Precision::F32 && winograd::applies(g);
+    let wino = precision == Precision::F32 && winograd::weight_grad_applies(g);
     let rest = &mut scratch[shared_len(g)..][..tasks(n) * ts];
     rest.par_chunks_mut(ts)
         .zip(x.par_chunks(conv_task_images(n) * g.x_len()))
@@ -455,11 +459,11 @@ pub fn backward_weight(
             db_t.fill(0.0);
             if wino {
                 // Winograd's sums of every image of the task, then dw_t from them.
-                let (xp, rest) = work.split_at_mut(conv_direct::padded_len(g));
+                let (xp, rest) = work.split_at_mut(winograd::padded_len(g));
                 let (sums, rest) = rest.split_at_mut(winograd::weights_len(g));
                 sums.fill(0.0);
                 for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                    conv_direct::pad_input(g, xi, xp);
+                    winograd::pad_input(g, xi, xp);
                     winograd::weight_grad_acc(g, xp, dyi, sums, rest);
                     if want_db {
                         simd::sum_rows_acc(dyi, db_t);

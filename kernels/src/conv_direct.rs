@@ -41,18 +41,28 @@ pub fn padded_dims(g: &ConvGeom) -> (usize, usize) {
 /// xp <- x placed at (pad_top, pad_left) in zeros. Rows/columns past the padded size (unused
 /// by 'valid' windows) are dropped.
 pub fn pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
-    pad_rows(g, x, xp, |src, dst| dst.copy_from_slice(src));
+    pad_input_to(g, padded_dims(g), x, xp);
+}
+
+/// `pad_input` into a padded image of `(rows, columns)` of its own (Winograd's whole tiles).
+pub fn pad_input_to(g: &ConvGeom, dims: (usize, usize), x: &[f32], xp: &mut [f32]) {
+    pad_rows(g, dims, x, xp, |src, dst| dst.copy_from_slice(src));
 }
 
 /// `pad_input` into bf16 (`xq`, `padded_len(g)` of them), each value rounded (`bf16::round`):
 /// the image operand of `forward_tiled_bf16`.
 pub fn pad_input_bf16(g: &ConvGeom, x: &[f32], xq: &mut [u16]) {
-    pad_rows(g, x, xq, bf16::round_slice);
+    pad_rows(g, padded_dims(g), x, xq, bf16::round_slice);
 }
 
 /// `pad_input`'s placement of x's rows into zeros, each row written by `row(src, dst)`.
-fn pad_rows<T: Copy + Default>(g: &ConvGeom, x: &[f32], xp: &mut [T], row: impl Fn(&[f32], &mut [T])) {
-    let (hp, wp) = padded_dims(g);
+fn pad_rows<T: Copy + Default>(
+    g: &ConvGeom,
+    (hp, wp): (usize, usize),
+    x: &[f32],
+    xp: &mut [T],
+    row: impl Fn(&[f32], &mut [T]),
+) {
     let ci = g.c_in;
     let (rows, cols) = (g.h_in.min(hp.saturating_sub(g.pad_top)), g.w_in.min(wp.saturating_sub(g.pad_left)));
     let runs = (0..rows).map(|r| (((r + g.pad_top) * wp + g.pad_left) * ci, &x[r * g.w_in * ci..][..cols * ci]));
