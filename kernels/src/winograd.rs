@@ -27,7 +27,7 @@ use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
 use crate::micro::{channel_blocks, each_tile, Simd, Tile};
 
-/// Tile rows (of `w_out / 2` tiles each) per block: each `U[ξ]` read from L2 serves that
+/// Tile rows (of `tile_grid`'s columns each) per block: each `U[ξ]` read from L2 serves that
 /// many tall tiles. At 1 thread, 32->32 channels, 28 x 28, batch 64: 1, 2, 4 rows ran the
 /// pass in 4.59, 4.34, 4.40 ms; blocks of 7 tiles (all of a block's `V` and `M` in L1) in
 /// 5.8 ms.
@@ -112,9 +112,8 @@ const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0
 /// along the pairs in vectors.
 const CHUNK: usize = 64;
 
-/// U[ξ = 4a + b][ci][co] = (G g Gᵀ)[a][b] for `w [3, 3, c_in, c_out]`, in f64 (exact: the
-/// products are halves and the sums of nine such), rounded once. Overwrites `u`
-/// (`weights_len`).
+/// U[ξ = 4a + b][ci][co] = (G g Gᵀ)[a][b] for `w [3, 3, c_in, c_out]`, in f64 (G's entries
+/// are 0, 1/2 and 1, so the products are exact), rounded once. Overwrites `u` (`weights_len`).
 pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     assert!(applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g), "winograd: kernel lengths");
     let cc = g.c_in * g.c_out;
