@@ -2,10 +2,13 @@
 //!
 //! Every pass runs per image on a zero-padded copy, through the register-tiled kernels of
 //! `conv_direct` wherever the channel counts allow (all layers of both models):
-//! * forward: the direct kernel (a narrow variant when `c_out % 8 != 0`);
-//! * input gradient: for stride 1, the same kernel with the flipped kernel; for larger strides
-//!   and `c_in % 8 == 0`, one direct correlation of dy per output phase;
-//! * weight gradient: a tiled kernel per kernel row (`c_out % 8 == 0`, or a single output
+//! * forward: in f32, Winograd's F(2x2, 3x3) for 3 x 3 stride-1 convolutions with channels in
+//!   sixteens (`winograd`); else the direct kernel (a narrow variant when `c_out % 8 != 0`,
+//!   and for one output channel of a 3 x 3 stride-1 kernel one that reads the image in place);
+//! * input gradient: for stride 1, the same as the forward with the flipped kernel; for larger
+//!   strides and `c_in % 8 == 0`, one direct correlation of dy per output phase;
+//! * weight gradient: in f32, Winograd's where its forward applies and an image has 100 tiles
+//!   or more; else a tiled kernel per kernel row (`c_out % 8 == 0`, or a single output
 //!   channel).
 //!
 //! Other channel counts fall back to GEMMs: nine per image over shifted views of the padded
