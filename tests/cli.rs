@@ -490,19 +490,25 @@ fn bench_reports_layers_peak_and_kernel_path() {
 
 /// `train --precision bf16` says when bf16 is likely slower than f32 here: always when
 /// emulated, and natively when the CPU's `VDPBF16PS` peak is no higher than its FMA peak (an
-/// Intel Xeon's is half, a Zen 4's twice); an f32 run says nothing of it.
+/// Intel Xeon's is half, a Zen 4's twice); an f32 run says nothing of it. `tune` says the same.
 #[test]
 fn bf16_training_says_when_it_is_slower_here() {
     let (tmp, data) = temp_with_data(write_data);
-    let train = |kernels: &str, precision: &str, out: &str| {
+    let run = |command: &[&str], kernels: &str, precision: &str, out: &str| {
         let dir = tmp.path().join(out);
         Command::new(env!("CARGO_BIN_EXE_autoencoder"))
-            .args(["train", "--epochs", "1", "--batch-size", "16", "--precision", precision, "--out"])
+            .args(command)
+            .args(["--epochs", "1", "--precision", precision, "--out"])
             .arg(&dir)
             .args(["--data-dir", data.to_str().unwrap(), "--allow-custom-data"])
             .env("AUTOENCODER_KERNELS", kernels)
             .output()
             .unwrap()
+    };
+    let train =
+        |kernels: &str, precision: &str, out: &str| run(&["train", "--batch-size", "16"], kernels, precision, out);
+    let tune = |kernels: &str, precision: &str, out: &str| {
+        run(&["tune", "--model", "baseline", "--trials", "1", "--batch-sizes", "16"], kernels, precision, out)
     };
     let stderr = |out: std::process::Output| {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -510,8 +516,12 @@ fn bf16_training_says_when_it_is_slower_here() {
     };
     let err = stderr(train("portable", "bf16", "emulated"));
     assert!(err.contains("note: bf16 is emulated here"), "{err}");
+    let err = stderr(tune("portable", "bf16", "tune-emulated"));
+    assert!(err.contains("note: bf16 is emulated here"), "{err}");
     let best = kernels::isa::KernelPath::best().name();
     let err = stderr(train(best, "f32", "f32"));
+    assert!(!err.contains("note:"), "{err}");
+    let err = stderr(tune(best, "f32", "tune-f32"));
     assert!(!err.contains("note:"), "{err}");
     let err = stderr(train(best, "bf16", "native"));
     let slower = match kernels::bf16::peak_gflops(false) {

@@ -4,7 +4,9 @@
 
 use super::common::{load_data, set_threads};
 use super::data::DataSource;
-use super::train::{finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_named, train_in};
+use super::train::{
+    bf16_speed_note, finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_named, train_in,
+};
 use anyhow::{Context, Result};
 use autoencoder::data::{Dataset, Split};
 use autoencoder::models::ModelKind;
@@ -378,6 +380,11 @@ pub fn run(args: TuneArgs) -> Result<()> {
         threads,
         out.display()
     );
+    if cfg.space.precision == Precision::Bf16 {
+        if let Some(note) = bf16_speed_note() {
+            eprintln!("note: {note}");
+        }
+    }
     let mut results = Vec::new();
     for trial in 1..=cfg.trials {
         let (tcfg, dir) = (cfg.trial(trial), trial_dir(&out, trial));
