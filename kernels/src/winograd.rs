@@ -95,10 +95,16 @@ pub fn weights_len(g: &ConvGeom) -> usize {
     size(&[16, g.c_in, g.c_out])
 }
 
-/// Floats of one image's work area (`V` and `M` of a block), where `applies`.
+/// Floats of one block's transforms of `rows` (at least) tile rows: `V` of the image, then
+/// `M` (forward) or `Y` of dy (weight gradient).
+fn block_len(g: &ConvGeom, rows: usize) -> usize {
+    size(&[16, block_rows(g, rows), tile_grid(g).1, g.c_in + g.c_out])
+}
+
+/// Floats of `forward`'s work area, where `applies`.
 pub fn work_len(g: &ConvGeom) -> usize {
     if applies(g) {
-        size(&[16, block_rows(g, BLOCK_ROWS), tile_grid(g).1, g.c_in + g.c_out])
+        block_len(g, BLOCK_ROWS)
     } else {
         0
     }
@@ -139,8 +145,9 @@ pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     }
 }
 
-/// y = conv(xp) + b for one image whose input is already padded (`conv_direct::pad_input`),
-/// `u` from `transform_weights`, `work` of `work_len` floats. Overwrites `y`.
+/// y = conv(xp) + b for one image whose input is already padded (this module's `pad_input`:
+/// whole tiles, so an odd output has a row and column more than `conv_direct`'s), `u` from
+/// `transform_weights`, `work` of `work_len` floats. Overwrites `y`.
 pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]) {
     assert!(applies(g), "winograd: a 3 x 3 stride-1 convolution with channels in sixteens");
     assert!(xp.len() >= padded_len(g) && u.len() >= weights_len(g) && y.len() == g.y_len());
@@ -227,7 +234,7 @@ unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tile
 
 /// Floats of `weight_grad_acc`'s work area.
 pub fn weight_work_len(g: &ConvGeom) -> usize {
-    size(&[16, block_rows(g, WEIGHT_BLOCK_ROWS), tile_grid(g).1, g.c_in + g.c_out])
+    block_len(g, WEIGHT_BLOCK_ROWS)
 }
 
 /// m[ξ][ci][co] += sum over the tiles t of one image of V[ξ][t][ci] Y[ξ][t][co], with V the
