@@ -271,11 +271,21 @@ pub fn precision_label(p: Precision) -> String {
     }
 }
 
+/// For a run in bf16, a note on stderr when bf16 is likely slower than f32 on this CPU
+/// (`bf16_speed_note`); nothing for f32.
+pub fn note_bf16_speed(precision: Precision) {
+    if precision == Precision::Bf16 {
+        if let Some(note) = bf16_speed_note() {
+            eprintln!("note: {note}");
+        }
+    }
+}
+
 /// Why `--precision bf16` is likely slower than f32 on this CPU, if it is: emulated (no
 /// AVX512-BF16 on the kernel path), or a `VDPBF16PS` peak no higher than the FMA peak (Intel
 /// Xeons run it at half their FMA rate, AMD Zen 4 at twice). Measures both peaks on one thread
 /// (about half a second).
-pub fn bf16_speed_note() -> Option<String> {
+fn bf16_speed_note() -> Option<String> {
     if !kernels::bf16::native() {
         return Some(
             "bf16 is emulated here (the kernels have no AVX512-BF16): it gives bf16's results, more slowly than f32"
@@ -496,11 +506,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         threads,
         out.display()
     );
-    if cfg.precision == Precision::Bf16 {
-        if let Some(note) = bf16_speed_note() {
-            eprintln!("note: {note}");
-        }
-    }
+    note_bf16_speed(cfg.precision);
 
     let hint = format!("autoencoder train --resume {}", out.display());
     let outcome = train_in(&out, &cfg, resume, &data, &split, &hint, args.metrics_jsonl.as_deref())?;

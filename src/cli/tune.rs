@@ -5,7 +5,7 @@
 use super::common::{load_data, set_threads};
 use super::data::DataSource;
 use super::train::{
-    bf16_speed_note, finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, parse_named, train_in,
+    finish_run, finish_trial, install_ctrl_c, load_run_state, lock_run, note_bf16_speed, parse_named, train_in,
 };
 use anyhow::{Context, Result};
 use autoencoder::data::{Dataset, Split};
@@ -380,11 +380,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
         threads,
         out.display()
     );
-    if cfg.space.precision == Precision::Bf16 {
-        if let Some(note) = bf16_speed_note() {
-            eprintln!("note: {note}");
-        }
-    }
+    note_bf16_speed(cfg.space.precision);
     let mut results = Vec::new();
     for trial in 1..=cfg.trials {
         let (tcfg, dir) = (cfg.trial(trial), trial_dir(&out, trial));
