@@ -10,7 +10,8 @@ use crate::bf16;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{
-    channel_blocks, each_tile, pixel_chunks, with_rows, Avx512, Bf16Pairs, Operand, Rows, Simd, Tile, Values,
+    channel_blocks, channel_blocks_upto, each_tile, pixel_chunks, tall_tile, with_rows, Avx512, Bf16Pairs, Operand,
+    Rows, Simd, Tile, Values,
 };
 
 /// Output pixels per block of `weight_grad_tiled_acc`.
@@ -188,14 +189,24 @@ pub fn strided_path(g: &ConvGeom) -> KernelPath {
     kernel_path().for_channels(g.c_in)
 }
 
+/// Blocks of input channels of `backward_input_strided` on `path`, `(ci0, nv)` as
+/// `channel_blocks`: at most 2 vectors where the phase classes' rows take tall tiles
+/// (`tall_tile`, dy's pixels `c_out` apart), which use each weight vector 7 or 14 times where
+/// a 6 x 4 tile uses it 6 times: the taps' weights (up to 4 x 128 x 64 floats) come from L2,
+/// and at 6 x 4 that traffic held the models' transposed convolutions to 55% of the peak.
+fn strided_blocks(g: &ConvGeom, path: KernelPath) -> impl Iterator<Item = (usize, usize)> {
+    let tall = tall_tile(path, 2, g.w_in.div_ceil(g.stride), g.c_out).is_some();
+    channel_blocks_upto(g.c_in, path, if tall { 2 } else { path.block_vectors() })
+}
+
 /// The kernel of `backward_input_strided` on `path` (its `strided_path`), per tap and per block
-/// of input channels (the `channel_blocks` of c_in, `L nv` wide from ci0, L the path's lanes):
+/// of input channels (`strided_blocks`, `L nv` wide from ci0, L the path's lanes):
 /// `wt[tap][ci0 * c_out + co * L nv + l] = w[tap][ci0 + l][co]`, so each tile's weights are one
 /// contiguous run. Needs `c_in % 8 == 0`.
 pub fn transpose_taps(g: &ConvGeom, path: KernelPath, w: &[f32], wt: &mut [f32]) {
     let (ci_n, co_n) = (g.c_in, g.c_out);
     for (src, dst) in w.chunks_exact(ci_n * co_n).zip(wt.chunks_exact_mut(ci_n * co_n)) {
-        for (ci0, nv) in channel_blocks(ci_n, path) {
+        for (ci0, nv) in strided_blocks(g, path) {
             let width = path.lanes() * nv;
             for co in 0..co_n {
                 for l in 0..width {
@@ -706,7 +717,7 @@ unsafe fn backward_input_strided_with<S: Simd, O: Operand<S>>(
         // in dy), short ones across them.
         let first = |i: usize| dyp.add(c.dy_pixel((i / c.cols, i % c.cols), 0, 0, wpd) * unit);
         let target = |i: usize| dxp.add(c.dx_pixel(g, (i / c.cols, i % c.cols)) * ci_n);
-        for (ci0, nv) in channel_blocks(ci_n, S::PATH) {
+        for (ci0, nv) in strided_blocks(g, S::PATH) {
             each_tile!(S, nv, c.rows * c.cols, c.cols, unit, first, |p0, M, NV, rows| {
                 let out: [*mut f32; M] = core::array::from_fn(|j| target(p0 + j).add(ci0));
                 strided_tile::<S, O, M, NV>(g, &c, rows, wt, ci0, out);
@@ -803,13 +814,13 @@ pub fn backward_input_strided_bf16(g: &ConvGeom, dy: &[f32], wq: &[u16], dyq: &m
 }
 
 /// The kernel of `backward_input_strided_bf16`: per tap and AVX-512 block of input channels
-/// (`channel_blocks`, `width = 16 nv` from ci0), per pair i of output channels, one pair per
+/// (`strided_blocks`, `width = 16 nv` from ci0), per pair i of output channels, one pair per
 /// input channel: `wq[tap][ci0 * c_out + (i * width + l) * 2 + e] = round(w[tap][ci0 +
 /// l][2i + e])`. Overwrites `wq`.
 pub fn pack_taps_bf16(g: &ConvGeom, w: &[f32], wq: &mut [u16]) {
     let (ci_n, co_n) = (g.c_in, g.c_out);
     for (src, dst) in w.chunks_exact(ci_n * co_n).zip(wq.chunks_exact_mut(ci_n * co_n)) {
-        for (ci0, nv) in channel_blocks(ci_n, KernelPath::Avx512) {
+        for (ci0, nv) in strided_blocks(g, KernelPath::Avx512) {
             let width = 16 * nv;
             for co in 0..co_n {
                 for l in 0..width {
@@ -825,7 +836,7 @@ pub fn pack_taps_bf16(g: &ConvGeom, w: &[f32], wq: &mut [u16]) {
 pub fn quantize_swapped_taps(g: &ConvGeom, path: KernelPath, wt: &mut [f32]) {
     let co_n = g.c_out;
     for tap in wt.chunks_exact_mut(g.c_in * co_n) {
-        for (ci0, nv) in channel_blocks(g.c_in, path) {
+        for (ci0, nv) in strided_blocks(g, path) {
             // The block's rows, one per output channel, `width` long.
             let width = path.lanes() * nv;
             bf16::quantize_swapped_runs(&mut tap[ci0 * co_n..][..co_n * width], width);

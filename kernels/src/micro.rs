@@ -41,7 +41,7 @@ pub(crate) const TALL_M: usize = 14;
 /// row pointers do not fit the 16 general registers (the spilled ones were reloaded every
 /// step, and the weight gradient fell to 28%).
 pub(crate) fn tall_tile(path: KernelPath, nv: usize, width: usize, stride: usize) -> Option<usize> {
-    let fits = path == KernelPath::Avx512 && nv <= 2 && matches!(stride, 1 | 16 | 32 | 64);
+    let fits = path == KernelPath::Avx512 && nv <= 2 && matches!(stride, 1 | 16 | 32 | 64 | 128);
     [TALL_M, 12, 8, TALL_M / 2].into_iter().find(|&m| fits && width.is_multiple_of(m))
 }
 
@@ -456,11 +456,11 @@ macro_rules! with_rows {
 pub(crate) use with_rows;
 
 /// Runs `$body` with `const $m: usize` bound to a tall tile's rows (`tall_tile`: 14, 12, 8 or
-/// 7) and `const $rs: usize` to its row stride (1, 16, 32 or 64).
+/// 7) and `const $rs: usize` to its row stride (1, 16, 32, 64 or 128).
 macro_rules! with_tall {
     ($rows:expr, $stride:expr, $m:ident, $rs:ident => $body:expr) => {
         $crate::micro::with_const!($rows, $m in [14, 12, 8, 7] => {
-            $crate::micro::with_const!($stride, $rs in [1, 16, 32, 64] => $body)
+            $crate::micro::with_const!($stride, $rs in [1, 16, 32, 64, 128] => $body)
         })
     };
 }
@@ -501,7 +501,12 @@ pub(crate) use each_tile;
 /// channels) from `c0`: `path.block_vectors()` at a time, then blocks of 2 and 1 (`c %
 /// lanes == 0`).
 pub(crate) fn channel_blocks(c: usize, path: KernelPath) -> impl Iterator<Item = (usize, usize)> {
-    let (lanes, widest) = (path.lanes(), path.block_vectors());
+    channel_blocks_upto(c, path, path.block_vectors())
+}
+
+/// `channel_blocks` with blocks of at most `widest` vectors (4, 2 or 1).
+pub(crate) fn channel_blocks_upto(c: usize, path: KernelPath, widest: usize) -> impl Iterator<Item = (usize, usize)> {
+    let lanes = path.lanes();
     let mut c0 = 0;
     core::iter::from_fn(move || {
         let vectors_left = (c - c0) / lanes;
