@@ -11,6 +11,11 @@
 //!   tile) against 12 and 14 rows addressed from one pointer (the tall tiles of
 //!   `micro::tall_tile`); and the 4-vector tiles of the 64- and 128-channel layers (6 x 4, 7 x
 //!   4, 8 x 3). Needs AVX-512.
+//! * `amx`: the AMX bf16 peak (`TDPBF16PS`, Intel's tile unit, which Keras's oneDNN uses for
+//!   `mixed_bfloat16` on Xeons): four 16 x 16 f32 accumulator tiles, with the 16 x 32 bf16
+//!   operand tiles reloaded from L1 every step (a GEMM's inner loop) or not, against the
+//!   `VDPBF16PS` peak the bf16 kernels run at. What issue 16's speed targets would take on a
+//!   CPU with AMX; the engine does not use it. Needs AMX-TILE and AMX-BF16 and Linux.
 //! * `fused`: the conv passes with the activation applied per image inside them
 //!   (`forward_act`, `backward_input_act`) against the pass followed by the activation's own
 //!   pass over the batch, interleaved, batch 64, medians of 15.
@@ -219,6 +224,84 @@ fn probe_tile_f32() {
     std::hint::black_box(&out);
 }
 
+/// `steps` steps of four `TDPBF16PS` into tiles 0-3 (16 x 16 f32 each) from A tiles 4-5 and B
+/// tiles 6-7 (16 rows of 64 bytes); with `reload`, the four operand tiles are loaded from `a`
+/// and `b` (L1) before every step. Returns tile 0's first row.
+/// # Safety
+/// `kernels::amx::available()`; `a` and `b` hold 2 x 16 x 64 bytes each.
+unsafe fn amx_steps(a: &[u16], b: &[u16], steps: usize, reload: bool) -> f32 {
+    assert!(a.len() >= 2 * 16 * 32 && b.len() >= 2 * 16 * 32);
+    // Palette 1; tiles 0-7 of 16 rows x 64 bytes.
+    let mut cfg = [0u8; 64];
+    cfg[0] = 1;
+    for t in 0..8 {
+        cfg[16 + 2 * t] = 64;
+        cfg[48 + t] = 16;
+    }
+    let mut out = [0.0f32; 16 * 16];
+    let (ap, bp, stride) = (a.as_ptr(), b.as_ptr(), 64usize);
+    core::arch::asm!(
+        "ldtilecfg [{cfg}]",
+        "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+        "tileloadd tmm4, [{a} + {s}*1]", "tileloadd tmm5, [{a2} + {s}*1]",
+        "tileloadd tmm6, [{b} + {s}*1]", "tileloadd tmm7, [{b2} + {s}*1]",
+        cfg = in(reg) cfg.as_ptr(), a = in(reg) ap, a2 = in(reg) ap.add(512), b = in(reg) bp,
+        b2 = in(reg) bp.add(512), s = in(reg) stride, options(nostack),
+    );
+    for _ in 0..steps {
+        if reload {
+            core::arch::asm!(
+                "tileloadd tmm4, [{a} + {s}*1]", "tileloadd tmm6, [{b} + {s}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm7, [{b2} + {s}*1]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tileloadd tmm5, [{a2} + {s}*1]",
+                "tdpbf16ps tmm2, tmm5, tmm6", "tdpbf16ps tmm3, tmm5, tmm7",
+                a = in(reg) ap, a2 = in(reg) ap.add(512), b = in(reg) bp, b2 = in(reg) bp.add(512),
+                s = in(reg) stride, options(nostack),
+            );
+        } else {
+            core::arch::asm!(
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                options(nostack),
+            );
+        }
+    }
+    core::arch::asm!("tilestored [{o} + {s}*1], tmm0", "tilerelease", o = in(reg) out.as_mut_ptr(), s = in(reg) stride,
+        options(nostack));
+    out[0]
+}
+
+fn probe_amx() {
+    if !kernels::amx::available() {
+        println!(
+            "amx: not used here (no AMX-TILE / AMX-BF16, the OS does not grant its state, or AUTOENCODER_AMX=off)"
+        );
+        return;
+    }
+    let vdp = kernels::bf16::peak_gflops(false).map_or("-".to_string(), |p| format!("{p:.0}"));
+    let (a, b) = (vec![0x3f80u16; 2 * 16 * 32], vec![0x3c00u16; 2 * 16 * 32]);
+    let steps = 200_000;
+    for reload in [false, true] {
+        let best = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                // SAFETY: `available` above; a and b hold 2 x 16 x 32 bf16.
+                let sum = unsafe { amx_steps(&a, &b, steps, reload) };
+                // Each step adds 32 products of 1 x 2^-7 to every sum: exact in f32.
+                assert_eq!(sum, steps as f32 * 0.25, "TDPBF16PS's sums");
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min);
+        // Each TDPBF16PS: 16 x 16 outputs x 32 products, 2 flops each.
+        let gflops = (steps * 4 * 16 * 16 * 32 * 2) as f64 / best / 1e9;
+        println!("amx TDPBF16PS, 4 tiles, operands reloaded every step: {reload}: {gflops:.0} GFLOP/s (1 thread; VDPBF16PS peak {vdp})");
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a bare number is the thread count.
     let threads = std::env::args().skip(1).find_map(|a| a.parse::<usize>().ok()).unwrap_or(2);
@@ -226,5 +309,6 @@ fn main() {
     println!("{threads} threads");
     probe_tile_f32();
     probe_tile();
+    probe_amx();
     probe_fused();
 }

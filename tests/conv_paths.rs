@@ -12,7 +12,7 @@ use kernels::bf16::Precision;
 use kernels::geom::PoolGeom;
 use kernels::geom::{ConvGeom, Padding};
 use kernels::isa::{set_kernel_path, KernelPath};
-use kernels::{conv2d, conv_transpose2d, dense, maxpool2d};
+use kernels::{amx, conv2d, conv_transpose2d, dense, maxpool2d};
 
 /// Deterministic values in [-1, 1).
 fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -50,7 +50,20 @@ fn every_pass_matches_naive_on_each_path() {
         dense_cases(path);
         // bf16 gives the same bits on every path: natively (AVX-512 with AVX512-BF16) and
         // emulated (every other path, and channel counts the native kernel does not take).
-        let bf16 = bf16_cases(path);
+        // AMX adds its products in an order of its own: its passes are held to the
+        // fast-vs-naive tolerance of a different order of the sums (1e-4 absolute plus
+        // relative; a wrong tap or channel is off by the size of a product) against
+        // `VDPBF16PS`'s, and the other passes are the same bits.
+        let mut bf16 = bf16_cases(path);
+        if amx::available() {
+            amx::set_enabled(false);
+            let vdpbf16ps = bf16_cases(path);
+            amx::set_enabled(true);
+            for ((name, a), (_, b)) in bf16.iter().zip(&vdpbf16ps) {
+                assert_close(name, "bf16 on AMX vs VDPBF16PS", a, b, Tol { abs: 1e-4, rel: 1e-4 });
+            }
+            bf16 = vdpbf16ps;
+        }
         if first_bf16.is_empty() {
             eprintln!("bf16 reference path: {path}, {}", kernels::bf16::mode_name());
             first_bf16 = bf16;

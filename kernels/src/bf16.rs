@@ -106,20 +106,26 @@ pub fn quantize_swapped_runs(v: &mut [f32], run: usize) {
 /// If `m` is not whole rows of `cols` or `out` is not `rows.div_ceil(2) * cols` long.
 pub fn pack_row_pairs(m: &[f32], cols: usize, out: &mut [u32]) {
     check_row_pairs(m, cols, out);
-    let native = has_avx512_bf16();
     for (q, dst) in out.chunks_exact_mut(cols.max(1)).enumerate() {
-        let lo = &m[2 * q * cols..][..cols];
-        let hi = m.get((2 * q + 1) * cols..(2 * q + 2) * cols);
-        let body = if native {
-            // SAFETY: the CPU has AVX512-BF16, AVX512-BW and AVX-512F (BW comes with every
-            // AVX512-BF16 CPU: Cooper Lake, Sapphire Rapids, Zen 4); the rows are `cols` long.
-            unsafe { pack_pair_avx512(lo, hi, dst) }
-        } else {
-            0
-        };
-        for c in body..cols {
-            dst[c] = u32::from(round(lo[c])) | hi.map_or(0, |h| u32::from(round(h[c])) << 16);
-        }
+        pack_pair(&m[2 * q * cols..][..cols], m.get((2 * q + 1) * cols..(2 * q + 2) * cols), dst);
+    }
+}
+
+/// One row pair of `pack_row_pairs`: `dst[c]` holds `round(lo[c])` in its low half and
+/// `round(hi[c])` (or zero) in its high half.
+/// # Panics
+/// If `lo`, `hi` and `dst` differ in length.
+pub(crate) fn pack_pair(lo: &[f32], hi: Option<&[f32]>, dst: &mut [u32]) {
+    assert!(lo.len() == dst.len() && hi.is_none_or(|h| h.len() == dst.len()), "bf16::pack_pair: lengths");
+    let body = if has_avx512_bf16() {
+        // SAFETY: the CPU has AVX512-BF16, AVX512-BW and AVX-512F (BW comes with every
+        // AVX512-BF16 CPU: Cooper Lake, Sapphire Rapids, Zen 4); the rows are `dst`'s length.
+        unsafe { pack_pair_avx512(lo, hi, dst) }
+    } else {
+        0
+    };
+    for c in body..dst.len() {
+        dst[c] = u32::from(round(lo[c])) | hi.map_or(0, |h| u32::from(round(h[c])) << 16);
     }
 }
 

@@ -22,7 +22,7 @@ use crate::activation::{self, Activation};
 use crate::bf16::{self, Precision};
 use crate::gemm::{gemm, Mat};
 use crate::geom::{size, ConvGeom};
-use crate::{conv_direct, conv_task_images, simd, winograd};
+use crate::{amx, conv_direct, conv_task_images, simd, winograd};
 use rayon::prelude::*;
 
 fn tasks(n: usize) -> usize {
@@ -66,15 +66,16 @@ fn task_scratch(g: &ConvGeom) -> usize {
         g.cols_len()
     };
     let weight = match weight_path(g) {
-        // The padded image (or its bf16 copy), then bf16's work area (or emulated dy), or
-        // Winograd's sums and work area.
+        // The padded image (or its bf16 copy), then bf16's work area (VDPBF16PS's or AMX's,
+        // or emulated dy), or Winograd's sums and work area.
         WeightPath::Direct => {
             let winograd = if winograd::weight_grad_applies(g) {
                 winograd::padded_len(g) + winograd::weights_len(g) + winograd::weight_work_len(g)
             } else {
                 0
             };
-            (conv_direct::padded_len(g) + conv_direct::bf16_weight_work_len(g).max(g.y_len())).max(winograd)
+            let bf16_work = conv_direct::bf16_weight_work_len(g).max(amx::weight_work_len(g));
+            (conv_direct::padded_len(g) + bf16_work.max(g.y_len())).max(winograd)
         }
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
         WeightPath::Im2col => g.cols_len(),
@@ -270,10 +271,15 @@ fn direct(
         Some(true) => {
             conv_direct::pack_weights_bf16(gd, w, &mut bf16::as_bf16(work)[..gd.w_len()]);
             let wq = &bf16::as_bf16(work)[..gd.w_len()];
+            let on_amx = amx::conv_applies(gd);
             per_image(g, n, out, inp, rest, post, |yi, xi, s| {
                 let xq = &mut bf16::as_bf16(s)[..len];
                 conv_direct::pad_input_bf16(gd, xi, xq);
-                conv_direct::forward_tiled_bf16(gd, xq, wq, b, yi);
+                if on_amx {
+                    amx::conv_forward(gd, xq, wq, b, yi);
+                } else {
+                    conv_direct::forward_tiled_bf16(gd, xq, wq, b, yi);
+                }
             });
         }
         Some(false) => {
@@ -481,7 +487,11 @@ pub fn backward_weight(
                         let (xq, rest) = work.split_at_mut(conv_direct::padded_len(g));
                         let xq = &mut bf16::as_bf16(xq)[..conv_direct::padded_len(g)];
                         conv_direct::pad_input_bf16(g, xi, xq);
-                        conv_direct::weight_grad_tiled_bf16_acc(g, xq, dyi, bf16::as_u32(rest), dw_t);
+                        if amx::weight_grad_applies(g) {
+                            amx::weight_grad_acc(g, xq, dyi, rest, dw_t);
+                        } else {
+                            conv_direct::weight_grad_tiled_bf16_acc(g, xq, dyi, bf16::as_u32(rest), dw_t);
+                        }
                     }
                     (WeightPath::Direct, Some(false)) => {
                         let (xp, dye) = work.split_at_mut(conv_direct::padded_len(g));

@@ -9,14 +9,15 @@
 //!   Chunks do not depend on the thread count and partial sums are added in a fixed order, so
 //!   results are bitwise identical on 1 or many threads.
 //! * Every fast kernel has a `naive` twin in plain loops, always compiled, used as the oracle.
-//! * **unsafe** only in the register-tiled kernels (`micro`, `conv_direct`, `dense`, `bf16`), the
-//!   dispatcher (`isa`) and `gemm`, each block with its `SAFETY:` argument (a lint
+//! * **unsafe** only in the register-tiled kernels (`micro`, `conv_direct`, `dense`, `bf16`,
+//!   `amx`), the dispatcher (`isa`) and `gemm`, each block with its `SAFETY:` argument (a lint
 //!   below enforces it); every length those blocks rely on is computed in checked
 //!   arithmetic (`geom::size`) and checked once at the public entry.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod activation;
 pub mod adam;
+pub mod amx;
 pub mod bf16;
 pub mod conv2d;
 mod conv_direct;

@@ -1,0 +1,295 @@
+//! Intel AMX (Advanced Matrix Extensions) for the bf16 convolutions. `TDPBF16PS` multiplies a
+//! tile of up to 16 rows x 32 bf16 by a 32 x 16 one (stored as 16 rows of pairs, the layout of
+//! `VDPBF16PS`'s kernels) into up to 16 x 16 f32 sums: 8,192 multiply-adds per instruction.
+//! On this project's Intel machines (`cargo bench --bench probes`, 2026-12-06) it ran at 3.4
+//! TFLOP/s per core from registers and 1.1 with its operands loaded from L1 every step, against
+//! 117 GFLOP/s for `VDPBF16PS`.
+//!
+//! Where `available()` (the CPU has AMX-TILE and AMX-BF16, the kernels run natively in bf16,
+//! Linux grants the tile state, and `AUTOENCODER_AMX` is not `off`), the bf16 forward
+//! convolution and its stride-1 input gradient run here (`conv_applies`); every other bf16
+//! pass keeps its `VDPBF16PS` kernel. The products and the f32 sums are those of the other
+//! bf16 paths, but the instruction adds each tile step's 32 products in an order of its own,
+//! so results can differ from theirs in the last bits (`tests/conv_paths.rs` bounds it);
+//! they stay the same on any number of threads (each image is one task's, in a fixed order).
+
+use crate::bf16;
+use crate::conv_direct;
+use crate::geom::ConvGeom;
+use core::arch::asm;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// 0 until first asked, then 1 (not used) or 2 (used).
+static STATE: AtomicU8 = AtomicU8::new(0);
+
+/// Whether the bf16 convolutions run on AMX here (see the module doc).
+pub fn available() -> bool {
+    if !bf16::native() {
+        return false;
+    }
+    match STATE.load(Ordering::Relaxed) {
+        0 => {
+            let on = std::env::var("AUTOENCODER_AMX").map_or(true, |v| v != "off") && supported();
+            STATE.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+            on
+        }
+        s => s == 2,
+    }
+}
+
+/// Uses AMX where `on` and the machine allows it (`supported`), else not: for comparing the
+/// two bf16 paths on one machine. Set it before kernels run, as `isa::set_kernel_path`.
+pub fn set_enabled(on: bool) {
+    STATE.store(if on && supported() { 2 } else { 1 }, Ordering::Relaxed);
+}
+
+/// The CPU has AMX-TILE and AMX-BF16 (CPUID leaf 7: EDX bits 24 and 22) and Linux lets this
+/// process use the tile data (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, needed
+/// once per process before any thread touches a tile register).
+fn supported() -> bool {
+    let edx = core::arch::x86_64::__cpuid_count(7, 0).edx;
+    if edx & (1 << 24) == 0 || edx & (1 << 22) == 0 || !cfg!(target_os = "linux") {
+        return false;
+    }
+    let ret: i64;
+    // SAFETY: the arch_prctl system call (158) with ARCH_REQ_XCOMP_PERM (0x1023) and
+    // XFEATURE_XTILEDATA (18) only changes this process's permission; `syscall` clobbers rcx
+    // and r11, and touches no memory of ours.
+    unsafe {
+        asm!("syscall", inlateout("rax") 158i64 => ret, in("rdi") 0x1023, in("rsi") 18,
+            lateout("rcx") _, lateout("r11") _, options(nostack, nomem));
+    }
+    ret == 0
+}
+
+/// Pixels per tile in `conv_forward` for output rows of `w_out` pixels: the largest divisor of
+/// `w_out` up to 16, so tiles never cross a row (28 and 14 -> 14, 7 -> 7).
+fn pixel_rows(w_out: usize) -> usize {
+    (1..=w_out.min(16)).rev().find(|m| w_out.is_multiple_of(*m)).unwrap_or(1)
+}
+
+/// Whether `conv_forward` runs `g` here: AMX `available`, input channels in 32s (one tile
+/// step), output channels in 16s, and pixel tiles of at least 7 rows.
+pub(crate) fn conv_applies(g: &ConvGeom) -> bool {
+    g.c_in.is_multiple_of(32) && g.c_out.is_multiple_of(16) && pixel_rows(g.w_out) >= 7 && available()
+}
+
+/// y = conv(xq) + b for one image on AMX: `xq` the padded image from
+/// `conv_direct::pad_input_bf16`, `wq` the kernel from `conv_direct::pack_weights_bf16`
+/// (per tap, rows of input-channel pairs: a tile's B operand as it is). Each step multiplies
+/// two tiles of pixels (A: a pixel per row, 32 input channels) by two tiles of 16 output
+/// channels into four 16 x 16 sums (tile registers 0-3), over every tap and 32 input channels
+/// at a time. Needs `conv_applies(g)`. Overwrites `y`.
+pub(crate) fn conv_forward(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32]>, y: &mut [f32]) {
+    assert!(conv_applies(g), "amx: conv_forward needs AMX and channels in 32s / 16s");
+    assert!(xq.len() >= conv_direct::padded_len(g) && wq.len() == g.w_len() && y.len() == g.y_len());
+    assert!(b.is_none_or(|b| b.len() == g.c_out), "amx: bias length");
+    // SAFETY: `available` (in `conv_applies`) means the CPU has AMX and the OS granted its
+    // state; the lengths are checked above, and `conv_forward_tiles` says why its reads and
+    // writes stay inside them.
+    unsafe { conv_forward_tiles(g, xq, wq, b, y) }
+}
+
+/// The tile configuration (palette 1) of `conv_forward`: tiles 0-3 (sums) and 4-5 (pixels)
+/// `m` rows of 64 bytes, tiles 6-7 (kernel) 16 rows of 64 bytes.
+fn config(m: usize) -> [u8; 64] {
+    let mut cfg = [0u8; 64];
+    cfg[0] = 1;
+    for t in 0..8 {
+        cfg[16 + 2 * t] = 64;
+        cfg[48 + t] = if t < 6 { m as u8 } else { 16 };
+    }
+    cfg
+}
+
+/// # Safety
+/// As `conv_forward` after its checks. Every A row read is one pixel of a window in the padded
+/// image (`padded_dims` covers every window), 32 channels from a multiple of 32 below c_in;
+/// every B row is one input-channel pair of a tap's 16 output channels from co0 < c_out; every
+/// sum row stored is one output pixel's 16 channels. A tile beyond the last (an odd count)
+/// repeats the last one: the same values stored twice.
+unsafe fn conv_forward_tiles(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32]>, y: &mut [f32]) {
+    let (wp, k, s, ci_n, co_n) = (conv_direct::padded_dims(g).1, g.k, g.stride, g.c_in, g.c_out);
+    let m = pixel_rows(g.w_out);
+    let per_row = g.w_out / m;
+    let tiles = g.h_out * per_row;
+    // Byte strides between the rows of a pixel tile, a kernel tile and a sum tile.
+    let (a_stride, b_stride, c_stride) = (s * ci_n * 2, co_n * 4, co_n * 4);
+    // A tile's first pixel: (output row, column).
+    let first = |t: usize| (t / per_row, (t % per_row) * m);
+    let yp = y.as_mut_ptr();
+    let cfg = config(m);
+    asm!("ldtilecfg [{}]", in(reg) cfg.as_ptr(), options(nostack, readonly));
+    for t0 in (0..tiles).step_by(2) {
+        let (p0, p1) = (first(t0), first((t0 + 1).min(tiles - 1)));
+        for co0 in (0..co_n).step_by(32) {
+            let co1 = (co0 + 16).min(co_n - 16);
+            match b {
+                // Every row of a sum tile starts from the bias (a zero stride repeats it).
+                Some(b) => asm!(
+                    "tileloadd tmm0, [{b0} + {z}*1]", "tileloadd tmm1, [{b1} + {z}*1]",
+                    "tileloadd tmm2, [{b0} + {z}*1]", "tileloadd tmm3, [{b1} + {z}*1]",
+                    b0 = in(reg) b.as_ptr().add(co0), b1 = in(reg) b.as_ptr().add(co1), z = in(reg) 0usize,
+                    options(nostack, readonly),
+                ),
+                None => {
+                    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem))
+                }
+            }
+            for kh in 0..k {
+                for kw in 0..k {
+                    let tap = kh * k + kw;
+                    for c0 in (0..ci_n).step_by(32) {
+                        let pixel = |(oh, ow): (usize, usize)| ((oh * s + kh) * wp + ow * s + kw) * ci_n + c0;
+                        let kernel = |co: usize| ((tap * ci_n + c0) / 2 * co_n + co) * 2;
+                        asm!(
+                            "tileloadd tmm4, [{a0} + {sa}*1]",
+                            "tileloadd tmm6, [{w0} + {sb}*1]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tileloadd tmm7, [{w1} + {sb}*1]",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tileloadd tmm5, [{a1} + {sa}*1]",
+                            "tdpbf16ps tmm2, tmm5, tmm6",
+                            "tdpbf16ps tmm3, tmm5, tmm7",
+                            a0 = in(reg) xq.as_ptr().add(pixel(p0)),
+                            a1 = in(reg) xq.as_ptr().add(pixel(p1)),
+                            w0 = in(reg) wq.as_ptr().add(kernel(co0)),
+                            w1 = in(reg) wq.as_ptr().add(kernel(co1)),
+                            sa = in(reg) a_stride,
+                            sb = in(reg) b_stride,
+                            options(nostack, readonly),
+                        );
+                    }
+                }
+            }
+            let out = |(oh, ow): (usize, usize), co: usize| yp.add((oh * g.w_out + ow) * co_n + co);
+            asm!(
+                "tilestored [{y0} + {sc}*1], tmm0", "tilestored [{y1} + {sc}*1], tmm1",
+                "tilestored [{y2} + {sc}*1], tmm2", "tilestored [{y3} + {sc}*1], tmm3",
+                y0 = in(reg) out(p0, co0), y1 = in(reg) out(p0, co1), y2 = in(reg) out(p1, co0),
+                y3 = in(reg) out(p1, co1), sc = in(reg) c_stride, options(nostack),
+            );
+        }
+    }
+    asm!("tilerelease", options(nostack, nomem));
+}
+
+/// Whether `weight_grad_acc` runs `g` here: AMX `available`, stride 1, channels in 16s.
+pub(crate) fn weight_grad_applies(g: &ConvGeom) -> bool {
+    g.stride == 1 && g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16) && available()
+}
+
+/// The pixel grid of `weight_grad_acc`: `(w, q, l)`, its row width (the padded image's, made
+/// even so that no pixel pair straddles two rows), its pixels (dy's rows on that grid, in
+/// whole tile steps of 32) and the length of a channel's row of the transposed image (every
+/// tap's window of every grid pixel inside it).
+fn grid(g: &ConvGeom) -> (usize, usize, usize) {
+    let (hp, wp) = conv_direct::padded_dims(g);
+    let w = wp.next_multiple_of(2);
+    let q = (g.h_out * w).next_multiple_of(32);
+    (w, q, (q + (g.k - 1) * (w + 1)).max(hp * w))
+}
+
+/// Scratch (in f32 slots) of `weight_grad_acc`: the transposed image and the packed dy.
+pub(crate) fn weight_work_len(g: &ConvGeom) -> usize {
+    let (_, q, l) = grid(g);
+    (g.c_in * l).div_ceil(2) + q / 2 * g.c_out
+}
+
+/// dw[kh, kw, ci, co] += sum over the pixels p of x_padded[p + (kh, kw), ci] dy[p, co] for one
+/// image on AMX, stride 1 (`weight_grad_applies`): `xq` its padded image from
+/// `conv_direct::pad_input_bf16`. On the grid of `grid` (dy zero past each row's `w_out`
+/// pixels), tap (kh, kw)'s window of grid pixel q is pixel q + kh w + kw of the padded image,
+/// so each tap is one product of the transposed image (A: an input channel per row, 32 pixels
+/// per step, from the tap's offset) by dy in pixel pairs (B: `[q / 2][c_out]` pairs), added
+/// to dw's rows (ci) as they are. `work` holds `weight_work_len(g)`.
+pub(crate) fn weight_grad_acc(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [f32], dw: &mut [f32]) {
+    assert!(weight_grad_applies(g), "amx: weight_grad_acc needs AMX, stride 1 and channels in 16s");
+    assert!(xq.len() >= conv_direct::padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
+    assert!(work.len() >= weight_work_len(g), "amx: weight gradient work area");
+    let (w, q, l) = grid(g);
+    let (hp, wp) = conv_direct::padded_dims(g);
+    let (ci_n, co_n) = (g.c_in, g.c_out);
+    let (xt, dyq) = work.split_at_mut((ci_n * l).div_ceil(2));
+    let xt = &mut bf16::as_bf16(xt)[..ci_n * l];
+    // The transposed image: row ci holds channel ci of each padded row, w wide, then zeros.
+    xt.fill(0);
+    for (ci, row) in xt.chunks_exact_mut(l).enumerate() {
+        for r in 0..hp {
+            for (c, v) in row[r * w..][..wp].iter_mut().enumerate() {
+                *v = xq[(r * wp + c) * ci_n + ci];
+            }
+        }
+    }
+    // dy on the grid in pixel pairs; zeros past each row's w_out pixels and past the last row.
+    let dyq = &mut bf16::as_u32(dyq)[..q / 2 * co_n];
+    dyq.fill(0);
+    for (oh, src) in dy.chunks_exact(g.w_out * co_n).enumerate() {
+        for ow in (0..g.w_out).step_by(2) {
+            let pixel = |c: usize| src.get(c * co_n..(c + 1) * co_n);
+            let (lo, hi) = (pixel(ow).expect("a pixel of the row"), pixel(ow + 1));
+            bf16::pack_pair(lo, hi, &mut dyq[(oh * w + ow) / 2 * co_n..][..co_n]);
+        }
+    }
+    // SAFETY: `available` (in `weight_grad_applies`) means the CPU has AMX and the OS granted
+    // its state; `weight_grad_tiles` says why its reads and writes stay inside these slices.
+    unsafe { weight_grad_tiles(g, (w, q, l), xt, dyq, dw) }
+}
+
+/// # Safety
+/// As `weight_grad_acc` after its setup. A rows: 32 bf16 of channel row ci (< c_in) from q0 +
+/// kh w + kw, at most q - 1 + (k - 1)(w + 1) < l; B rows: the pairs of 16 output channels from
+/// co0 (< c_out) of pixel pair (q0 / 2 + r) < q / 2; sum rows: dw's 16 channels from co0 of row
+/// (tap, ci). A pair of blocks beyond the last (an odd count) repeats the last: loaded, summed
+/// and stored with the same values twice.
+unsafe fn weight_grad_tiles(g: &ConvGeom, (w, q, l): (usize, usize, usize), xt: &[u16], dyq: &[u32], dw: &mut [f32]) {
+    let (k, ci_n, co_n) = (g.k, g.c_in, g.c_out);
+    let (a_stride, b_stride, c_stride) = (l * 2, co_n * 4, co_n * 4);
+    let cfg = config(16);
+    let dwp = dw.as_mut_ptr();
+    asm!("ldtilecfg [{}]", in(reg) cfg.as_ptr(), options(nostack, readonly));
+    for kh in 0..k {
+        for kw in 0..k {
+            let (tap, offset) = (kh * k + kw, kh * w + kw);
+            for ci0 in (0..ci_n).step_by(32) {
+                let ci1 = (ci0 + 16).min(ci_n - 16);
+                for co0 in (0..co_n).step_by(32) {
+                    let co1 = (co0 + 16).min(co_n - 16);
+                    let sum = |ci: usize, co: usize| dwp.add((tap * ci_n + ci) * co_n + co);
+                    asm!(
+                        "tileloadd tmm0, [{c0} + {sc}*1]", "tileloadd tmm1, [{c1} + {sc}*1]",
+                        "tileloadd tmm2, [{c2} + {sc}*1]", "tileloadd tmm3, [{c3} + {sc}*1]",
+                        c0 = in(reg) sum(ci0, co0), c1 = in(reg) sum(ci0, co1), c2 = in(reg) sum(ci1, co0),
+                        c3 = in(reg) sum(ci1, co1), sc = in(reg) c_stride, options(nostack, readonly),
+                    );
+                    for q0 in (0..q).step_by(32) {
+                        asm!(
+                            "tileloadd tmm4, [{a0} + {sa}*1]",
+                            "tileloadd tmm6, [{b0} + {sb}*1]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tileloadd tmm7, [{b1} + {sb}*1]",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tileloadd tmm5, [{a1} + {sa}*1]",
+                            "tdpbf16ps tmm2, tmm5, tmm6",
+                            "tdpbf16ps tmm3, tmm5, tmm7",
+                            a0 = in(reg) xt.as_ptr().add(ci0 * l + q0 + offset),
+                            a1 = in(reg) xt.as_ptr().add(ci1 * l + q0 + offset),
+                            b0 = in(reg) dyq.as_ptr().add(q0 / 2 * co_n + co0),
+                            b1 = in(reg) dyq.as_ptr().add(q0 / 2 * co_n + co1),
+                            sa = in(reg) a_stride,
+                            sb = in(reg) b_stride,
+                            options(nostack, readonly),
+                        );
+                    }
+                    asm!(
+                        "tilestored [{c0} + {sc}*1], tmm0", "tilestored [{c1} + {sc}*1], tmm1",
+                        "tilestored [{c2} + {sc}*1], tmm2", "tilestored [{c3} + {sc}*1], tmm3",
+                        c0 = in(reg) sum(ci0, co0), c1 = in(reg) sum(ci0, co1), c2 = in(reg) sum(ci1, co0),
+                        c3 = in(reg) sum(ci1, co1), sc = in(reg) c_stride, options(nostack),
+                    );
+                }
+            }
+        }
+    }
+    asm!("tilerelease", options(nostack, nomem));
+}
