@@ -293,3 +293,97 @@ unsafe fn weight_grad_tiles(g: &ConvGeom, (w, q, l): (usize, usize, usize), xt: 
     }
     asm!("tilerelease", options(nostack, nomem));
 }
+
+/// Whether `strided_input_grad` runs `g` here: AMX `available`, the sums over output channels
+/// in 32s, input channels in 16s, and every phase class's rows in pixel tiles of at least 7.
+pub(crate) fn strided_applies(g: &ConvGeom) -> bool {
+    g.c_out.is_multiple_of(32)
+        && g.c_in.is_multiple_of(16)
+        && conv_direct::strided_classes(g).all(|c| c.rows == 0 || pixel_rows(c.cols) >= 7)
+        && available()
+}
+
+/// The strided input gradient (`conv_direct::backward_input_strided_bf16`, the transposed
+/// convolutions' forward) on AMX, from its padded, rounded dy `dyq` and its kernel `wq`
+/// (`conv_direct::pack_taps_bf16`): per phase class of dx, two tiles of the class's pixels
+/// (A: the dy pixel each reads through a tap, 32 output channels per step) by two tiles of 16
+/// input channels (B: rows of output-channel pairs), over the class's taps. Needs
+/// `strided_applies(g)`. Overwrites dx.
+pub(crate) fn strided_input_grad(g: &ConvGeom, dyq: &[u16], wq: &[u16], dx: &mut [f32]) {
+    assert!(strided_applies(g), "amx: strided_input_grad needs AMX and channels in 32s / 16s");
+    let (hpd, wpd) = conv_direct::strided_dy_dims(g);
+    assert!(dyq.len() >= hpd * wpd * g.c_out && wq.len() == g.w_len() && dx.len() == g.x_len());
+    // SAFETY: `available` (in `strided_applies`) means the CPU has AMX and the OS granted its
+    // state; `strided_tiles` says why its reads and writes stay inside these slices.
+    unsafe { strided_tiles(g, wpd, dyq, wq, dx) }
+}
+
+/// # Safety
+/// As `strided_input_grad` after its checks. A rows: 32 channels from k0 < c_out of the dy
+/// pixel a class pixel reads through a tap (`strided_dy_dims` covers every tap of every dx
+/// pixel); B rows: output-channel pair (k0 / 2 + r) of 16 input channels from c (< c_in) in
+/// their `strided_blocks` block; sum rows: a dx pixel's 16 channels from c. Tiles beyond the
+/// last (odd counts) repeat the last: the same values stored twice.
+unsafe fn strided_tiles(g: &ConvGeom, wpd: usize, dyq: &[u16], wq: &[u16], dx: &mut [f32]) {
+    let (s, k, ci_n, co_n) = (g.stride, g.k, g.c_in, g.c_out);
+    let dxp = dx.as_mut_ptr();
+    // Where the B tile of the 16 input channels from c starts (in u16) within a tap's kernel,
+    // and its row stride in bytes: its channel block's width of pairs.
+    let b_tile = |c: usize| {
+        let (ci0, nv) = conv_direct::strided_blocks(g, crate::isa::KernelPath::Avx512)
+            .find(|&(ci0, nv)| c < ci0 + 16 * nv)
+            .expect("a block holds every channel");
+        (ci0 * co_n + (c - ci0) * 2, 16 * nv * 4)
+    };
+    for class in conv_direct::strided_classes(g).filter(|c| c.rows > 0 && c.cols > 0) {
+        let m = pixel_rows(class.cols);
+        let per_row = class.cols / m;
+        let tiles = class.rows * per_row;
+        let first = |t: usize| (t / per_row, (t % per_row) * m);
+        let cfg = config(m);
+        asm!("ldtilecfg [{}]", in(reg) cfg.as_ptr(), options(nostack, readonly));
+        for t0 in (0..tiles).step_by(2) {
+            let (p0, p1) = (first(t0), first((t0 + 1).min(tiles - 1)));
+            for c0 in (0..ci_n).step_by(32) {
+                let c1 = (c0 + 16).min(ci_n - 16);
+                let ((b0, sb0), (b1, sb1)) = (b_tile(c0), b_tile(c1));
+                asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+                for (th, kh) in (class.a..k).step_by(s).enumerate() {
+                    for (tw, kw) in (class.b..k).step_by(s).enumerate() {
+                        let tap = wq.as_ptr().add((kh * k + kw) * ci_n * co_n);
+                        for k0 in (0..co_n).step_by(32) {
+                            // Row i of a B tile is output-channel pair i: width x 2 apart.
+                            let pairs = |stride: usize| k0 / 2 * (stride / 2);
+                            asm!(
+                                "tileloadd tmm4, [{a0} + {sa}*1]",
+                                "tileloadd tmm6, [{w0} + {sb0}*1]",
+                                "tdpbf16ps tmm0, tmm4, tmm6",
+                                "tileloadd tmm7, [{w1} + {sb1}*1]",
+                                "tdpbf16ps tmm1, tmm4, tmm7",
+                                "tileloadd tmm5, [{a1} + {sa}*1]",
+                                "tdpbf16ps tmm2, tmm5, tmm6",
+                                "tdpbf16ps tmm3, tmm5, tmm7",
+                                a0 = in(reg) dyq.as_ptr().add(class.dy_pixel(p0, th, tw, wpd) * co_n + k0),
+                                a1 = in(reg) dyq.as_ptr().add(class.dy_pixel(p1, th, tw, wpd) * co_n + k0),
+                                w0 = in(reg) tap.add(b0 + pairs(sb0)),
+                                w1 = in(reg) tap.add(b1 + pairs(sb1)),
+                                sa = in(reg) co_n * 2,
+                                sb0 = in(reg) sb0,
+                                sb1 = in(reg) sb1,
+                                options(nostack, readonly),
+                            );
+                        }
+                    }
+                }
+                let out = |p: (usize, usize), c: usize| dxp.add(class.dx_pixel(g, p) * ci_n + c);
+                asm!(
+                    "tilestored [{y0} + {sc}*1], tmm0", "tilestored [{y1} + {sc}*1], tmm1",
+                    "tilestored [{y2} + {sc}*1], tmm2", "tilestored [{y3} + {sc}*1], tmm3",
+                    y0 = in(reg) out(p0, c0), y1 = in(reg) out(p0, c1), y2 = in(reg) out(p1, c0),
+                    y3 = in(reg) out(p1, c1), sc = in(reg) s * ci_n * 4, options(nostack),
+                );
+            }
+        }
+    }
+    asm!("tilerelease", options(nostack, nomem));
+}

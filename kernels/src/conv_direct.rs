@@ -194,7 +194,7 @@ pub fn strided_path(g: &ConvGeom) -> KernelPath {
 /// (`tall_tile`, dy's pixels `c_out` apart), which use each weight vector 7 or 14 times where
 /// a 6 x 4 tile uses it 6 times: the taps' weights (up to 4 x 128 x 64 floats) come from L2,
 /// and at 6 x 4 that traffic held the models' transposed convolutions to 55% of the peak.
-fn strided_blocks(g: &ConvGeom, path: KernelPath) -> impl Iterator<Item = (usize, usize)> {
+pub(crate) fn strided_blocks(g: &ConvGeom, path: KernelPath) -> impl Iterator<Item = (usize, usize)> {
     let tall = tall_tile(path, 2, g.w_in.div_ceil(g.stride), g.c_out).is_some();
     channel_blocks_upto(g.c_in, path, if tall { 2 } else { path.block_vectors() })
 }
@@ -754,13 +754,13 @@ unsafe fn strided_tile<S: Simd, O: Operand<S>, const M: usize, const NV: usize>(
 
 /// One phase class of `backward_input_strided`: the dx pixels (ih0 + r s, iw0 + q s), r <
 /// rows, q < cols, which read dy through the taps kh = a + t s, kw = b + u s.
-struct StridedClass {
-    a: usize,
-    b: usize,
+pub(crate) struct StridedClass {
+    pub a: usize,
+    pub b: usize,
     ih0: usize,
     iw0: usize,
-    rows: usize,
-    cols: usize,
+    pub rows: usize,
+    pub cols: usize,
     /// The padded dy pixel that (ih0, iw0) reads through tap (a, b).
     oh0: usize,
     ow0: usize,
@@ -768,18 +768,18 @@ struct StridedClass {
 
 impl StridedClass {
     /// The padded dy pixel that the class's pixel (r, q) reads through its (th, tw)-th tap.
-    fn dy_pixel(&self, (r, q): (usize, usize), th: usize, tw: usize, wpd: usize) -> usize {
+    pub fn dy_pixel(&self, (r, q): (usize, usize), th: usize, tw: usize, wpd: usize) -> usize {
         (self.oh0 + r - th) * wpd + self.ow0 + q - tw
     }
 
     /// The dx pixel of the class's pixel (r, q).
-    fn dx_pixel(&self, g: &ConvGeom, (r, q): (usize, usize)) -> usize {
+    pub fn dx_pixel(&self, g: &ConvGeom, (r, q): (usize, usize)) -> usize {
         (self.ih0 + r * g.stride) * g.w_in + self.iw0 + q * g.stride
     }
 }
 
 /// The stride x stride phase classes of dx.
-fn strided_classes(g: &ConvGeom) -> impl Iterator<Item = StridedClass> + '_ {
+pub(crate) fn strided_classes(g: &ConvGeom) -> impl Iterator<Item = StridedClass> + '_ {
     let (s, p) = (g.stride, strided_pad(g));
     (0..s).flat_map(move |a| {
         let ih0 = (a + s - g.pad_top % s) % s; // first dx row with (ih + pad_top) % s == a
@@ -797,7 +797,8 @@ fn strided_classes(g: &ConvGeom) -> impl Iterator<Item = StridedClass> + '_ {
 
 /// `backward_input_strided` in bf16, natively: `wq` from `pack_taps_bf16`, `dyq` scratch of
 /// `strided_dy_dims` bf16 for the rounded, padded dy. Needs `bf16::native()`, `c_in % 16 ==
-/// 0` and an even `c_out` (the pairs run along it). Overwrites `dx`.
+/// 0` and an even `c_out` (the pairs run along it). On AMX where `amx::strided_applies`.
+/// Overwrites `dx`.
 pub fn backward_input_strided_bf16(g: &ConvGeom, dy: &[f32], wq: &[u16], dyq: &mut [u16], dx: &mut [f32]) {
     assert!(bf16::native(), "conv_direct: native bf16 needs AVX512-BF16 on the AVX-512 path");
     assert!(g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(2), "conv_direct: bf16 channel counts");
@@ -805,6 +806,9 @@ pub fn backward_input_strided_bf16(g: &ConvGeom, dy: &[f32], wq: &[u16], dyq: &m
     assert!(dyq.len() >= size(&[hpd, wpd, g.c_out]) && dy.len() == g.y_len() && dx.len() == g.x_len());
     assert!(wq.len() == g.w_len());
     pad_dy(g, dy, dyq, bf16::round_slice);
+    if crate::amx::strided_applies(g) {
+        return crate::amx::strided_input_grad(g, dyq, wq, dx);
+    }
     #[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
     unsafe fn run(g: &ConvGeom, dyq: &[u16], wq: &[u16], dx: &mut [f32]) {
         backward_input_strided_with::<Avx512, Bf16Pairs>(g, dyq.as_ptr().cast(), wq.as_ptr().cast(), dx)
