@@ -174,50 +174,59 @@ unsafe fn conv_forward_tiles(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f
     asm!("tilerelease", options(nostack, nomem));
 }
 
-/// Whether `weight_grad_acc` runs `g` here: AMX `available`, stride 1, channels in 16s.
+/// Whether `weight_grad_acc` runs `g` here: AMX `available`, channels in 16s.
 pub(crate) fn weight_grad_applies(g: &ConvGeom) -> bool {
-    g.stride == 1 && g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16) && available()
+    g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16) && available()
 }
 
-/// The pixel grid of `weight_grad_acc`: `(w, q, l)`, its row width (the padded image's, made
+/// The pixel grid of `weight_grad_acc`: `(w, q, l)`, its row width (a phase plane's, made
 /// even so that no pixel pair straddles two rows), its pixels (dy's rows on that grid, in
-/// whole tile steps of 32) and the length of a channel's row of the transposed image (every
+/// whole tile steps of 32) and the length of a channel's row of a transposed plane (every
 /// tap's window of every grid pixel inside it).
 fn grid(g: &ConvGeom) -> (usize, usize, usize) {
     let (hp, wp) = conv_direct::padded_dims(g);
-    let w = wp.next_multiple_of(2);
+    let w = wp.div_ceil(g.stride).next_multiple_of(2);
     let q = (g.h_out * w).next_multiple_of(32);
-    (w, q, (q + (g.k - 1) * (w + 1)).max(hp * w))
+    let reach = (g.k - 1) / g.stride;
+    (w, q, (q + reach * (w + 1)).max(hp.div_ceil(g.stride) * w))
 }
 
-/// Scratch (in f32 slots) of `weight_grad_acc`: the transposed image and the packed dy.
+/// Scratch (in f32 slots) of `weight_grad_acc`: the transposed phase planes and packed dy.
 pub(crate) fn weight_work_len(g: &ConvGeom) -> usize {
     let (_, q, l) = grid(g);
-    (g.c_in * l).div_ceil(2) + q / 2 * g.c_out
+    (g.stride * g.stride * g.c_in * l).div_ceil(2) + q / 2 * g.c_out
 }
 
-/// dw[kh, kw, ci, co] += sum over the pixels p of x_padded[p + (kh, kw), ci] dy[p, co] for one
-/// image on AMX, stride 1 (`weight_grad_applies`): `xq` its padded image from
-/// `conv_direct::pad_input_bf16`. On the grid of `grid` (dy zero past each row's `w_out`
-/// pixels), tap (kh, kw)'s window of grid pixel q is pixel q + kh w + kw of the padded image,
-/// so each tap is one product of the transposed image (A: an input channel per row, 32 pixels
-/// per step, from the tap's offset) by dy in pixel pairs (B: `[q / 2][c_out]` pairs), added
-/// to dw's rows (ci) as they are. `work` holds `weight_work_len(g)`.
+/// dw[kh, kw, ci, co] += sum over the pixels p of x_padded[s p + (kh, kw), ci] dy[p, co] for
+/// one image on AMX (`weight_grad_applies`), stride s: `xq` its padded image from
+/// `conv_direct::pad_input_bf16`. The image is split into s x s phase planes (plane (a, b)
+/// holds padded pixels (s i + a, s j + b)), each transposed (a row per input channel). On the
+/// grid of `grid` (dy zero past each row's `w_out` pixels), tap (kh, kw)'s window of grid
+/// pixel q is pixel q + (kh / s) w + kw / s of plane (kh % s, kw % s), so each tap is one
+/// product of a transposed plane (A: an input channel per row, 32 pixels per step, from the
+/// tap's offset) by dy in pixel pairs (B: `[q / 2][c_out]` pairs), added to dw's rows (ci)
+/// as they are. `work` holds `weight_work_len(g)`.
 pub(crate) fn weight_grad_acc(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [f32], dw: &mut [f32]) {
-    assert!(weight_grad_applies(g), "amx: weight_grad_acc needs AMX, stride 1 and channels in 16s");
+    assert!(weight_grad_applies(g), "amx: weight_grad_acc needs AMX and channels in 16s");
     assert!(xq.len() >= conv_direct::padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
     assert!(work.len() >= weight_work_len(g), "amx: weight gradient work area");
     let (w, q, l) = grid(g);
-    let (hp, wp) = conv_direct::padded_dims(g);
+    let ((hp, wp), s) = (conv_direct::padded_dims(g), g.stride);
     let (ci_n, co_n) = (g.c_in, g.c_out);
-    let (xt, dyq) = work.split_at_mut((ci_n * l).div_ceil(2));
-    let xt = &mut bf16::as_bf16(xt)[..ci_n * l];
-    // The transposed image: row ci holds channel ci of each padded row, w wide, then zeros.
+    let planes_len = s * s * ci_n * l;
+    let (xt, dyq) = work.split_at_mut(planes_len.div_ceil(2));
+    let xt = &mut bf16::as_bf16(xt)[..planes_len];
+    // The transposed planes: row (plane, ci) holds channel ci of each of the plane's rows, w
+    // wide, then zeros. Pixel by pixel: its channels are adjacent in xq.
     xt.fill(0);
-    for (ci, row) in xt.chunks_exact_mut(l).enumerate() {
-        for r in 0..hp {
-            for (c, v) in row[r * w..][..wp].iter_mut().enumerate() {
-                *v = xq[(r * wp + c) * ci_n + ci];
+    for (a, b) in (0..s).flat_map(|a| (0..s).map(move |b| (a, b))) {
+        let plane = &mut xt[(a * s + b) * ci_n * l..][..ci_n * l];
+        for (i, r) in (a..hp).step_by(s).enumerate() {
+            for (j, c) in (b..wp).step_by(s).enumerate() {
+                let src = &xq[(r * wp + c) * ci_n..][..ci_n];
+                for (ci, &v) in src.iter().enumerate() {
+                    plane[ci * l + i * w + j] = v;
+                }
             }
         }
     }
@@ -237,20 +246,22 @@ pub(crate) fn weight_grad_acc(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [
 }
 
 /// # Safety
-/// As `weight_grad_acc` after its setup. A rows: 32 bf16 of channel row ci (< c_in) from q0 +
-/// kh w + kw, at most q - 1 + (k - 1)(w + 1) < l; B rows: the pairs of 16 output channels from
+/// As `weight_grad_acc` after its setup. A rows: 32 bf16 of plane row (plane, ci), ci < c_in,
+/// from q0 + (kh / s) w + kw / s, at most q - 1 + ((k - 1) / s)(w + 1) < l; B rows: the pairs of 16 output channels from
 /// co0 (< c_out) of pixel pair (q0 / 2 + r) < q / 2; sum rows: dw's 16 channels from co0 of row
 /// (tap, ci). A pair of blocks beyond the last (an odd count) repeats the last: loaded, summed
 /// and stored with the same values twice.
 unsafe fn weight_grad_tiles(g: &ConvGeom, (w, q, l): (usize, usize, usize), xt: &[u16], dyq: &[u32], dw: &mut [f32]) {
-    let (k, ci_n, co_n) = (g.k, g.c_in, g.c_out);
+    let (k, s, ci_n, co_n) = (g.k, g.stride, g.c_in, g.c_out);
     let (a_stride, b_stride, c_stride) = (l * 2, co_n * 4, co_n * 4);
     let cfg = config(16);
     let dwp = dw.as_mut_ptr();
     asm!("ldtilecfg [{}]", in(reg) cfg.as_ptr(), options(nostack, readonly));
     for kh in 0..k {
         for kw in 0..k {
-            let (tap, offset) = (kh * k + kw, kh * w + kw);
+            let tap = kh * k + kw;
+            // The tap's channel rows: those of its phase plane, from its offset.
+            let rows = xt.as_ptr().add(((kh % s) * s + kw % s) * ci_n * l + (kh / s) * w + kw / s);
             for ci0 in (0..ci_n).step_by(32) {
                 let ci1 = (ci0 + 16).min(ci_n - 16);
                 for co0 in (0..co_n).step_by(32) {
@@ -272,8 +283,8 @@ unsafe fn weight_grad_tiles(g: &ConvGeom, (w, q, l): (usize, usize, usize), xt: 
                             "tileloadd tmm5, [{a1} + {sa}*1]",
                             "tdpbf16ps tmm2, tmm5, tmm6",
                             "tdpbf16ps tmm3, tmm5, tmm7",
-                            a0 = in(reg) xt.as_ptr().add(ci0 * l + q0 + offset),
-                            a1 = in(reg) xt.as_ptr().add(ci1 * l + q0 + offset),
+                            a0 = in(reg) rows.add(ci0 * l + q0),
+                            a1 = in(reg) rows.add(ci1 * l + q0),
                             b0 = in(reg) dyq.as_ptr().add(q0 / 2 * co_n + co0),
                             b1 = in(reg) dyq.as_ptr().add(q0 / 2 * co_n + co1),
                             sa = in(reg) a_stride,
