@@ -217,18 +217,13 @@ pub(crate) fn weight_grad_acc(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [
     let (xt, dyq) = work.split_at_mut(planes_len.div_ceil(2));
     let xt = &mut bf16::as_bf16(xt)[..planes_len];
     // The transposed planes: row (plane, ci) holds channel ci of each of the plane's rows, w
-    // wide, then zeros. Pixel by pixel: its channels are adjacent in xq.
-    xt.fill(0);
+    // wide (zeros past its pixels), then zeros.
+    assert!(i32::try_from(hp * wp * ci_n).is_ok(), "amx: image too large for 32-bit gather indices");
     for (a, b) in (0..s).flat_map(|a| (0..s).map(move |b| (a, b))) {
         let plane = &mut xt[(a * s + b) * ci_n * l..][..ci_n * l];
-        for (i, r) in (a..hp).step_by(s).enumerate() {
-            for (j, c) in (b..wp).step_by(s).enumerate() {
-                let src = &xq[(r * wp + c) * ci_n..][..ci_n];
-                for (ci, &v) in src.iter().enumerate() {
-                    plane[ci * l + i * w + j] = v;
-                }
-            }
-        }
+        // SAFETY: the CPU has AVX-512 (`available` means `bf16::native`); `transpose_plane`
+        // reads pixels of the (hp, wp) image and writes the plane's ci_n rows of l.
+        unsafe { transpose_plane(xq, (hp, wp, ci_n), (s, a, b), (w, l), plane) };
     }
     // dy on the grid in pixel pairs; zeros past each row's w_out pixels and past the last row.
     let dyq = &mut bf16::as_u32(dyq)[..q / 2 * co_n];
@@ -243,6 +238,58 @@ pub(crate) fn weight_grad_acc(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [
     // SAFETY: `available` (in `weight_grad_applies`) means the CPU has AMX and the OS granted
     // its state; `weight_grad_tiles` says why its reads and writes stay inside these slices.
     unsafe { weight_grad_tiles(g, (w, q, l), xt, dyq, dw) }
+}
+
+/// Phase plane (a, b) of stride s of the padded image `xq` (`[hp, wp, ci_n]` bf16), its
+/// channels as rows of `l` (`plane`, `ci_n * l` long): row ci holds, w wide per plane row,
+/// channel ci of pixels (s i + a, s j + b), zeros past the plane's columns, then zeros after
+/// its last row. A gather loads a channel pair of 16 pixels at once (one u32 each), whose
+/// halves are the two channels' 16 values.
+/// # Safety
+/// The CPU has AVX-512F, BW and VL; `xq` holds the image, `plane` its `ci_n * l` values, ci_n
+/// is even and w >= the plane's columns, `l` >= its rows times w, and `hp * wp * ci_n` fits in
+/// an i32.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn transpose_plane(
+    xq: &[u16],
+    (hp, wp, ci_n): (usize, usize, usize),
+    (s, a, b): (usize, usize, usize),
+    (w, l): (usize, usize),
+    plane: &mut [u16],
+) {
+    use core::arch::x86_64::*;
+    let (rows, cols) = ((hp - a).div_ceil(s), (wp - b).div_ceil(s));
+    let (src, dst) = (xq.as_ptr().cast::<i32>(), plane.as_mut_ptr());
+    // Lane t reads pixel j0 + t of the row: s pixels, s ci_n / 2 pairs, apart.
+    let lanes = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32((s * ci_n / 2) as i32),
+    );
+    for i in 0..rows {
+        let r = s * i + a;
+        for j0 in (0..w).step_by(16) {
+            let (take, keep) = (cols.saturating_sub(j0).min(16), (w - j0).min(16));
+            let (gather, store) = ((1u32 << take) - 1, (1u32 << keep) - 1);
+            let first = _mm512_set1_epi32(((r * wp + s * j0 + b) * ci_n / 2) as i32);
+            for cp in 0..ci_n / 2 {
+                let idx = _mm512_add_epi32(_mm512_add_epi32(first, lanes), _mm512_set1_epi32(cp as i32));
+                // SAFETY: the unmasked lanes are pixels (r, s j + b) with j < cols, inside xq.
+                let v = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), gather as u16, idx, src);
+                let at = dst.add(2 * cp * l + i * w + j0);
+                // SAFETY: `keep` lanes from column j0 stay inside row i (w wide) of rows 2cp
+                // and 2cp + 1.
+                _mm256_mask_storeu_epi16(at.cast(), store as u16, _mm512_cvtepi32_epi16(v));
+                _mm256_mask_storeu_epi16(
+                    at.add(l).cast(),
+                    store as u16,
+                    _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(v)),
+                );
+            }
+        }
+    }
+    for row in plane.chunks_exact_mut(l) {
+        row[rows * w..].fill(0);
+    }
 }
 
 /// # Safety
