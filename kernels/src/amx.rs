@@ -445,3 +445,96 @@ unsafe fn strided_tiles(g: &ConvGeom, wpd: usize, dyq: &[u16], wq: &[u16], dx: &
     }
     asm!("tilerelease", options(nostack, nomem));
 }
+
+/// Whether `gemm_acc` takes an `m x (2 kp)` by `(2 kp) x n` product here: AMX `available`
+/// and every dimension in whole tiles (16 rows, 16 pairs, 16 columns).
+pub(crate) fn gemm_applies(m: usize, kp: usize, n: usize) -> bool {
+    m.is_multiple_of(16) && kp.is_multiple_of(16) && n.is_multiple_of(16) && m * kp * n > 0 && available()
+}
+
+/// c[i * ldc + j] += sum over p < kp of the pair products a[i * lda + p] . b[p * ldb + j], for
+/// i < m and j < n: `a` rows of bf16 pairs along the sum, `b` rows of pairs (one per column),
+/// as `VDPBF16PS`'s kernels take them; two tiles of 16 rows by two of 16 columns at a time,
+/// their sums loaded from c and stored back. Needs `gemm_applies(m, kp, n)`.
+/// # Safety
+/// Every index above is inside its buffer. Row and column tiles beyond the last (odd counts)
+/// repeat the last: the same values loaded, summed and stored twice.
+pub(crate) unsafe fn gemm_acc(
+    (m, kp, n): (usize, usize, usize),
+    (a, lda): (*const u32, usize),
+    (b, ldb): (*const u32, usize),
+    (c, ldc): (*mut f32, usize),
+) {
+    assert!(gemm_applies(m, kp, n), "amx: gemm_acc needs AMX and whole tiles");
+    let cfg = config(16);
+    asm!("ldtilecfg [{}]", in(reg) cfg.as_ptr(), options(nostack, readonly));
+    for i0 in (0..m).step_by(32) {
+        let i1 = (i0 + 16).min(m - 16);
+        for j0 in (0..n).step_by(32) {
+            let j1 = (j0 + 16).min(n - 16);
+            let sum = |i: usize, j: usize| c.add(i * ldc + j);
+            asm!(
+                "tileloadd tmm0, [{c0} + {sc}*1]", "tileloadd tmm1, [{c1} + {sc}*1]",
+                "tileloadd tmm2, [{c2} + {sc}*1]", "tileloadd tmm3, [{c3} + {sc}*1]",
+                c0 = in(reg) sum(i0, j0), c1 = in(reg) sum(i0, j1), c2 = in(reg) sum(i1, j0),
+                c3 = in(reg) sum(i1, j1), sc = in(reg) ldc * 4, options(nostack, readonly),
+            );
+            for p0 in (0..kp).step_by(16) {
+                asm!(
+                    "tileloadd tmm4, [{a0} + {sa}*1]",
+                    "tileloadd tmm6, [{b0} + {sb}*1]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tileloadd tmm7, [{b1} + {sb}*1]",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tileloadd tmm5, [{a1} + {sa}*1]",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    a0 = in(reg) a.add(i0 * lda + p0),
+                    a1 = in(reg) a.add(i1 * lda + p0),
+                    b0 = in(reg) b.add(p0 * ldb + j0),
+                    b1 = in(reg) b.add(p0 * ldb + j1),
+                    sa = in(reg) lda * 4,
+                    sb = in(reg) ldb * 4,
+                    options(nostack, readonly),
+                );
+            }
+            asm!(
+                "tilestored [{c0} + {sc}*1], tmm0", "tilestored [{c1} + {sc}*1], tmm1",
+                "tilestored [{c2} + {sc}*1], tmm2", "tilestored [{c3} + {sc}*1], tmm3",
+                c0 = in(reg) sum(i0, j0), c1 = in(reg) sum(i0, j1), c2 = in(reg) sum(i1, j0),
+                c3 = in(reg) sum(i1, j1), sc = in(reg) ldc * 4, options(nostack),
+            );
+        }
+    }
+    asm!("tilerelease", options(nostack, nomem));
+}
+
+/// `dst[j * rows + i] = src[i * cols + j]` for 32-bit elements (bf16 pairs), 16 rows of a
+/// column per gather: the A operand of `gemm_acc` from pairs packed along the other axis.
+/// # Panics
+/// If the lengths are not `rows * cols`, or the indices do not fit an i32.
+pub(crate) fn transpose_pairs(src: &[u32], rows: usize, cols: usize, dst: &mut [u32]) {
+    assert!(src.len() == rows * cols && dst.len() == rows * cols, "amx: transpose_pairs lengths");
+    assert!(i32::try_from(src.len()).is_ok() && available(), "amx: transpose_pairs needs AVX-512 and 32-bit indices");
+    // SAFETY: `available` means the CPU has AVX-512 (`bf16::native`); the lengths are checked.
+    unsafe { transpose_pairs_avx512(src, rows, cols, dst) }
+}
+
+/// # Safety
+/// As `transpose_pairs` after its checks: every unmasked gather lane is a row i < rows.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_pairs_avx512(src: &[u32], rows: usize, cols: usize, dst: &mut [u32]) {
+    use core::arch::x86_64::*;
+    let lanes = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(cols as i32),
+    );
+    for i0 in (0..rows).step_by(16) {
+        let mask = ((1u32 << (rows - i0).min(16)) - 1) as u16;
+        for j in 0..cols {
+            let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32((i0 * cols + j) as i32));
+            let v = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, idx, src.as_ptr().cast());
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(j * rows + i0).cast(), mask, v);
+        }
+    }
+}

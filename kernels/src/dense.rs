@@ -12,6 +12,7 @@
 //! batch rows) for `VDPBF16PS`, or as swapped f32 values for the emulation, which then runs
 //! the f32 kernels.
 
+use crate::amx;
 use crate::bf16::{self, Precision};
 use crate::geom::size;
 use crate::isa::dispatch;
@@ -101,9 +102,15 @@ pub fn forward(
             bf16::pack_row_pairs_par(w, c_out, wq);
             let xq = &bf16::as_u32(xq)[..x.len() / 2];
             forward_tasks(c_in / 2, c_out, xq, wq, b, y, KC / 2, |rows, k, a, bw, c| {
-                // SAFETY: as for the f32 tiles (the pair arrays have the f32 ones' shape with
-                // half the inner dimension); `native` means the CPU has AVX512-BF16.
-                unsafe { gemm_acc_bf16(rows, k, c_out, a, c_in / 2, 1, bw, c) }
+                if amx::gemm_applies(rows, k, c_out) {
+                    // SAFETY: rows x k pairs of xq (c_in / 2 apart), k x c_out of wq and rows x
+                    // c_out of y, as `forward_tasks` says.
+                    unsafe { amx::gemm_acc((rows, k, c_out), (a, c_in / 2), (bw, c_out), (c, c_out)) }
+                } else {
+                    // SAFETY: as for the f32 tiles (the pair arrays have the f32 ones' shape
+                    // with half the inner dimension); `native` means the CPU has AVX512-BF16.
+                    unsafe { gemm_acc_bf16(rows, k, c_out, a, c_in / 2, 1, bw, c) }
+                }
             });
         }
     }
@@ -400,7 +407,7 @@ pub fn backward_weight(
     assert_eq!(db.len(), c_out, "dense: db length");
     assert!(scratch.len() >= scratch_len(n, c_in, c_out, precision), "dense: scratch too short");
     if c_in > 0 && c_out > 0 {
-        let f32_tiles = |rows, a, b, c| {
+        let f32_tiles = |_, rows, a, b, c| {
             let (a_j, a_k) = (1, c_in);
             dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32))
         };
@@ -417,14 +424,35 @@ pub fn backward_weight(
             }
             Some(true) => {
                 let pairs = n.div_ceil(2);
-                let (xq, dyq) = scratch.split_at_mut(pairs * c_in);
-                let (xq, dyq) = (bf16::as_u32(xq), &mut bf16::as_u32(dyq)[..pairs * c_out]);
+                let (xq, rest) = scratch.split_at_mut(pairs * c_in);
+                let (dyq, xt) = rest.split_at_mut(pairs * c_out);
+                let (xq, dyq) = (bf16::as_u32(xq), bf16::as_u32(dyq));
                 bf16::pack_row_pairs_par(x, c_in, xq);
                 bf16::pack_row_pairs_par(dy, c_out, dyq);
-                weight_tasks(pairs, c_in, c_out, &*xq, &*dyq, dw, |rows, a, b, c| {
-                    // SAFETY: as for the f32 tiles, with pairs of batch rows; `native` means
-                    // the CPU has AVX512-BF16.
-                    unsafe { gemm_acc_bf16(rows, pairs, c_out, a, 1, c_in, b, c) }
+                // On AMX, x's pairs transposed: a row per input feature, its pairs along it.
+                let on_amx = amx::gemm_applies(16, pairs, c_out) && c_in.is_multiple_of(16);
+                let xt = &mut bf16::as_u32(xt)[..if on_amx { pairs * c_in } else { 0 }];
+                if on_amx {
+                    amx::transpose_pairs(xq, pairs, c_in, xt);
+                }
+                let xt = &*xt;
+                weight_tasks(pairs, c_in, c_out, &*xq, &*dyq, dw, |i0, rows, a, b, c| {
+                    if on_amx && amx::gemm_applies(rows, pairs, c_out) {
+                        // SAFETY: rows x pairs of xt from row i0, pairs x c_out of dyq and
+                        // rows x c_out of the task's dw are inside their slices.
+                        unsafe {
+                            amx::gemm_acc(
+                                (rows, pairs, c_out),
+                                (xt[i0 * pairs..].as_ptr(), pairs),
+                                (b, c_out),
+                                (c, c_out),
+                            )
+                        }
+                    } else {
+                        // SAFETY: as for the f32 tiles, with pairs of batch rows; `native`
+                        // means the CPU has AVX512-BF16.
+                        unsafe { gemm_acc_bf16(rows, pairs, c_out, a, 1, c_in, b, c) }
+                    }
                 });
             }
         }
@@ -434,8 +462,8 @@ pub fn backward_weight(
 }
 
 /// `backward_weight`'s tasks over `x [k_len, c_in]` and `dy [k_len, c_out]` (f32 values, or
-/// bf16 pairs of batch rows, `k_len` of them): each task zeroes its rows of dw and `acc(rows,
-/// a, b, c)` adds rows `i0..` of xᵀ dy (row j, column p of xᵀ is x[p, i0 + j]).
+/// bf16 pairs of batch rows, `k_len` of them): each task zeroes its rows of dw and `acc(i0,
+/// rows, a, b, c)` adds rows `i0..` of xᵀ dy (row j, column p of xᵀ is x[p, i0 + j]).
 fn weight_tasks<E: Sync>(
     k_len: usize,
     c_in: usize,
@@ -443,7 +471,7 @@ fn weight_tasks<E: Sync>(
     x: &[E],
     dy: &[E],
     dw: &mut [f32],
-    acc: impl Fn(usize, *const E, *const E, *mut f32) + Sync,
+    acc: impl Fn(usize, usize, *const E, *const E, *mut f32) + Sync,
 ) {
     debug_assert!(x.len() == k_len * c_in && dy.len() == k_len * c_out);
     dw.par_chunks_mut(W_ROWS_PER_TASK * c_out).enumerate().for_each(|(t, dwt)| {
@@ -451,7 +479,7 @@ fn weight_tasks<E: Sync>(
         dwt.fill(0.0);
         // SAFETY (of the pointers `acc` reads): x[p * c_in + i0 + j] for p < k_len, j < rows,
         // dy's k_len x c_out and dwt's rows x c_out are inside the slices `check` measured.
-        acc(rows, x[i0..].as_ptr(), dy.as_ptr(), dwt.as_mut_ptr());
+        acc(i0, rows, x[i0..].as_ptr(), dy.as_ptr(), dwt.as_mut_ptr());
     });
 }
 
