@@ -510,20 +510,31 @@ pub(crate) unsafe fn gemm_acc(
 }
 
 /// `dst[j * rows + i] = src[i * cols + j]` for 32-bit elements (bf16 pairs), 16 rows of a
-/// column per gather: the A operand of `gemm_acc` from pairs packed along the other axis.
+/// column per gather, a block of columns per rayon task: the operand of `gemm_acc` from pairs
+/// packed along the other axis. (Call it outside parallel tasks, as `bf16::round_slice_par`.)
 /// # Panics
 /// If the lengths are not `rows * cols`, or the indices do not fit an i32.
 pub(crate) fn transpose_pairs(src: &[u32], rows: usize, cols: usize, dst: &mut [u32]) {
+    use rayon::prelude::*;
+    const COLS_PER_TASK: usize = 16;
     assert!(src.len() == rows * cols && dst.len() == rows * cols, "amx: transpose_pairs lengths");
     assert!(i32::try_from(src.len()).is_ok() && available(), "amx: transpose_pairs needs AVX-512 and 32-bit indices");
-    // SAFETY: `available` means the CPU has AVX-512 (`bf16::native`); the lengths are checked.
-    unsafe { transpose_pairs_avx512(src, rows, cols, dst) }
+    if rows == 0 {
+        return;
+    }
+    dst.par_chunks_mut(COLS_PER_TASK * rows).enumerate().for_each(|(t, d)| {
+        // SAFETY: `available` means the CPU has AVX-512 (`bf16::native`); the task's columns
+        // are inside src's `cols` and its rows of dst are `d`.
+        unsafe { transpose_pairs_avx512(src, rows, cols, t * COLS_PER_TASK, d) }
+    });
 }
 
+/// Columns `j0..` of `src` (`rows x cols`) into rows of `dst` (`dst.len() / rows` of them).
 /// # Safety
-/// As `transpose_pairs` after its checks: every unmasked gather lane is a row i < rows.
+/// As `transpose_pairs` after its checks: every unmasked gather lane is a row i < rows of a
+/// column j0 + j < cols.
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose_pairs_avx512(src: &[u32], rows: usize, cols: usize, dst: &mut [u32]) {
+unsafe fn transpose_pairs_avx512(src: &[u32], rows: usize, cols: usize, j0: usize, dst: &mut [u32]) {
     use core::arch::x86_64::*;
     let lanes = _mm512_mullo_epi32(
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -531,8 +542,8 @@ unsafe fn transpose_pairs_avx512(src: &[u32], rows: usize, cols: usize, dst: &mu
     );
     for i0 in (0..rows).step_by(16) {
         let mask = ((1u32 << (rows - i0).min(16)) - 1) as u16;
-        for j in 0..cols {
-            let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32((i0 * cols + j) as i32));
+        for j in 0..dst.len() / rows {
+            let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32((i0 * cols + j0 + j) as i32));
             let v = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, idx, src.as_ptr().cast());
             _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(j * rows + i0).cast(), mask, v);
         }

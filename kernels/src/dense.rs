@@ -276,10 +276,34 @@ pub fn backward_input(
             backward_input(n, c_in, c_out, dye, we, dx, &mut [], Precision::F32);
         }
         Some(true) => {
-            let (dyq, wq) = scratch.split_at_mut(dy.len() / 2);
+            let (dyq, rest) = scratch.split_at_mut(dy.len() / 2);
+            let (wq, wt) = rest.split_at_mut(w.len() / 2);
             bf16::round_slice_par(dy, &mut bf16::as_bf16(dyq)[..dy.len()]);
             bf16::round_slice_par(w, &mut bf16::as_bf16(wq)[..w.len()]);
             let (dyq, wq) = (&bf16::as_u32(dyq)[..dy.len() / 2], &bf16::as_u32(wq)[..w.len() / 2]);
+            if n.is_multiple_of(16) && amx::gemm_applies(16, c_out / 2, c_in) {
+                // On AMX: dy's rows (pairs along the output features) by wᵀ in pairs (w's pairs
+                // transposed: a row per output pair, a column per input feature).
+                let wt = &mut bf16::as_u32(wt)[..w.len() / 2];
+                amx::transpose_pairs(wq, c_in, c_out / 2, wt);
+                let wt = &*wt;
+                dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dyq.par_chunks(ROWS_PER_TASK * c_out / 2)).for_each(
+                    |(dxt, dyt)| {
+                        let rows = dxt.len() / c_in;
+                        // SAFETY: rows x c_out / 2 pairs of dyt, c_out / 2 x c_in of wt and rows
+                        // x c_in of dxt (zeroed above) are inside their slices; rows % 16 == 0.
+                        unsafe {
+                            amx::gemm_acc(
+                                (rows, c_out / 2, c_in),
+                                (dyt.as_ptr(), c_out / 2),
+                                (wt.as_ptr(), c_in),
+                                (dxt.as_mut_ptr(), c_in),
+                            )
+                        }
+                    },
+                );
+                return;
+            }
             transposed_tasks(c_in, c_out / 2, DX_OB / 2, dyq, wq, dx, |rows, ob, a, b, c| {
                 // SAFETY: as for the f32 tiles, with pairs along the output features; `native`
                 // means the CPU has AVX512-BF16.
