@@ -476,6 +476,11 @@ fn bench_reports_layers_peak_and_kernel_path() {
     assert!(v["precision"] == "bf16" && v["bf16_kernels"] == "emulated", "{v}");
     let v = json(with_env(kernels::isa::KernelPath::best().name(), &["--precision", "bf16"]));
     assert_eq!(v["bf16_kernels"], if kernels::bf16::has_avx512_bf16() { "native" } else { "emulated" }, "{v}");
+    // AMX where this machine has it (the test process asks the same question), never when
+    // emulated or switched off.
+    assert_eq!(v["bf16_amx"], kernels::amx::available(), "{v}");
+    let v = json(with_env("portable", &["--precision", "bf16"]));
+    assert_eq!(v["bf16_amx"], false, "{v}");
     let out = with_env("sse9", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -490,7 +495,8 @@ fn bench_reports_layers_peak_and_kernel_path() {
 
 /// `train --precision bf16` says when bf16 is likely slower than f32 here: always when
 /// emulated, and natively when the CPU's `VDPBF16PS` peak is no higher than its FMA peak (an
-/// Intel Xeon's is half, a Zen 4's twice); an f32 run says nothing of it. `tune` says the same.
+/// Intel Xeon's is half, a Zen 4's twice) and there is no AMX to run the products (or
+/// `AUTOENCODER_AMX=off`); an f32 run says nothing of it. `tune` says the same.
 #[test]
 fn bf16_training_says_when_it_is_slower_here() {
     let (tmp, data) = temp_with_data(write_data);
@@ -502,6 +508,7 @@ fn bf16_training_says_when_it_is_slower_here() {
             .arg(&dir)
             .args(["--data-dir", data.to_str().unwrap(), "--allow-custom-data"])
             .env("AUTOENCODER_KERNELS", kernels)
+            .env("AUTOENCODER_AMX", if out.ends_with("no-amx") { "off" } else { "on" })
             .output()
             .unwrap()
     };
@@ -523,13 +530,15 @@ fn bf16_training_says_when_it_is_slower_here() {
     assert!(!err.contains("note:"), "{err}");
     let err = stderr(tune(best, "f32", "tune-f32"));
     assert!(!err.contains("note:"), "{err}");
-    let err = stderr(train(best, "bf16", "native"));
     let slower = match kernels::bf16::peak_gflops(false) {
         Some(bf16) => bf16 <= kernels::isa::fma_peak_gflops(false),
         None => true,
     };
+    let err = stderr(train(best, "bf16", "native-no-amx"));
     assert_eq!(err.contains("note: "), slower, "{err}");
     assert_eq!(err.contains("VDPBF16PS peaks at"), slower && kernels::bf16::has_avx512_bf16(), "{err}");
+    let err = stderr(train(best, "bf16", "native"));
+    assert_eq!(err.contains("note: "), slower && !kernels::amx::available(), "{err}");
 }
 
 /// A hand-edited tune.json (no trials, an empty list, lr_min above lr_max, a negative lr_min)

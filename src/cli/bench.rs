@@ -162,6 +162,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             _ => outln!("bf16: this CPU has no AVX512-BF16"),
         }
+        if kernels::amx::available() {
+            outln!("bf16: the convolutions and dense layers run on AMX tiles (TDPBF16PS) here; AUTOENCODER_AMX=off runs them on VDPBF16PS")
+        }
         if args.layers {
             outln!("\ntraining, batch {} (ms per step):", args.batch_size);
             print_layers(&m.layers, m.peak_n);
@@ -175,6 +178,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                    "bf16_peak_gflops": m.bf16_peak_n, "bf16_peak_gflops_1thread": m.bf16_peak_1,
                    "precision": args.precision.name(),
                    "bf16_kernels": (args.precision == Precision::Bf16).then(bf16::mode_name),
+                   "bf16_amx": (args.precision == Precision::Bf16).then(kernels::amx::available),
                    "data": source});
     if args.layers {
         let rows = |rows: &[LayerRow]| -> serde_json::Value {

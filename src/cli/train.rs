@@ -263,10 +263,12 @@ pub fn install_ctrl_c() -> Result<()> {
     .context("cannot install the Ctrl-C handler")
 }
 
-/// "f32", or "bf16 (native)" / "bf16 (emulated)": how the run's products are computed here.
+/// "f32", or "bf16 (native)" / "bf16 (native, AMX)" / "bf16 (emulated)": how the run's
+/// products are computed here.
 pub fn precision_label(p: Precision) -> String {
     match p {
         Precision::F32 => p.name().to_string(),
+        Precision::Bf16 if kernels::amx::available() => format!("bf16 ({}, AMX)", kernels::bf16::mode_name()),
         Precision::Bf16 => format!("bf16 ({})", kernels::bf16::mode_name()),
     }
 }
@@ -283,9 +285,12 @@ pub fn note_bf16_speed(precision: Precision) {
 
 /// Why `--precision bf16` is likely slower than f32 on this CPU, if it is: emulated (no
 /// AVX512-BF16 on the kernel path), or a `VDPBF16PS` peak no higher than the FMA peak (Intel
-/// Xeons run it at half their FMA rate, AMD Zen 4 at twice). Measures both peaks on one thread
-/// (about half a second).
+/// Xeons run it at half their FMA rate, AMD Zen 4 at twice) without AMX to run the products
+/// instead. Measures both peaks on one thread (about half a second).
 fn bf16_speed_note() -> Option<String> {
+    if kernels::amx::available() {
+        return None;
+    }
     if !kernels::bf16::native() {
         return Some(
             "bf16 is emulated here (the kernels have no AVX512-BF16): it gives bf16's results, more slowly than f32"
