@@ -541,6 +541,33 @@ fn bf16_training_says_when_it_is_slower_here() {
     assert_eq!(err.contains("note: "), slower && !kernels::amx::available(), "{err}");
 }
 
+/// `train --resume` of a bf16 run warns when the run started with its products on AMX and
+/// continues without (`AUTOENCODER_AMX=off`), since the two sum in different orders, and says
+/// nothing of it when the run continues as it started.
+#[test]
+fn bf16_resume_warns_when_amx_changes() {
+    let (tmp, data) = temp_with_data(write_data);
+    let dir = tmp.path().join("run");
+    let run = |args: &[&str], amx: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_autoencoder"))
+            .args(args)
+            .arg(&dir)
+            .env("AUTOENCODER_AMX", amx)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let data = data.to_str().unwrap();
+    let train = ["train", "--epochs", "1", "--batch-size", "16", "--precision", "bf16"];
+    let (ok, err) = run(&[&train[..], &["--data-dir", data, "--allow-custom-data", "--out"]].concat(), "on");
+    assert!(ok, "{err}");
+    let warned = |err: &str| err.contains("bf16 products on");
+    let (_, err) = run(&["train", "--resume"], "on");
+    assert!(!warned(&err), "{err}");
+    let (_, err) = run(&["train", "--resume"], "off");
+    assert_eq!(warned(&err), kernels::amx::available(), "{err}");
+}
+
 /// A hand-edited tune.json (no trials, an empty list, lr_min above lr_max, a negative lr_min)
 /// is an error naming the file and the field, for `--resume` and `--dry-run --resume` alike:
 /// never a panic while sampling, never `lr NaN`.

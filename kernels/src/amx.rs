@@ -1,17 +1,20 @@
-//! Intel AMX (Advanced Matrix Extensions) for the bf16 convolutions. `TDPBF16PS` multiplies a
-//! tile of up to 16 rows x 32 bf16 by a 32 x 16 one (stored as 16 rows of pairs, the layout of
-//! `VDPBF16PS`'s kernels) into up to 16 x 16 f32 sums: 8,192 multiply-adds per instruction.
-//! On this project's Intel machines (`cargo bench --bench probes`, 2026-12-06) it ran at 3.4
-//! TFLOP/s per core from registers and 1.1 with its operands loaded from L1 every step, against
-//! 117 GFLOP/s for `VDPBF16PS`.
+//! Intel AMX (Advanced Matrix Extensions) for the bf16 convolutions and dense layers.
+//! `TDPBF16PS` multiplies a tile of up to 16 rows x 32 bf16 by a 32 x 16 one (stored as 16 rows
+//! of pairs, the layout of `VDPBF16PS`'s kernels) into up to 16 x 16 f32 sums: 8,192
+//! multiply-adds per instruction. On this project's Intel machines (`cargo bench --bench
+//! probes`, 2026-12-06) it ran at 3.4 TFLOP/s per core from registers and 1.1 with its operands
+//! loaded from L1 every step, against 117 GFLOP/s for `VDPBF16PS`. Rust's AMX intrinsics are
+//! not stable: the kernels are inline assembly.
 //!
 //! Where `available()` (the CPU has AMX-TILE and AMX-BF16, the kernels run natively in bf16,
-//! Linux grants the tile state, and `AUTOENCODER_AMX` is not `off`), the bf16 forward
-//! convolution and its stride-1 input gradient run here (`conv_applies`); every other bf16
-//! pass keeps its `VDPBF16PS` kernel. The products and the f32 sums are those of the other
-//! bf16 paths, but the instruction adds each tile step's 32 products in an order of its own,
-//! so results can differ from theirs in the last bits (`tests/conv_paths.rs` bounds it);
-//! they stay the same on any number of threads (each image is one task's, in a fixed order).
+//! Linux grants the tile state, and `AUTOENCODER_AMX` is not `off`), these run here: the
+//! forward convolution and its stride-1 input gradient (`conv_forward`), the strided input
+//! gradient (`strided_input_grad`), the weight gradient (`weight_grad_acc`) and the dense
+//! passes (`gemm_acc`), each where its channel counts come in whole tiles (the `_applies`
+//! checks); the rest keep their `VDPBF16PS` kernels. The products and the f32 sums are those
+//! of the other bf16 paths, but the instruction adds its products in an order of its own, so
+//! results can differ from theirs in the last bits (`tests/conv_paths.rs` bounds it); they
+//! stay the same on any number of threads (each output is one task's, in a fixed order).
 
 use crate::bf16;
 use crate::conv_direct;
@@ -102,6 +105,62 @@ fn config(m: usize) -> [u8; 64] {
     cfg
 }
 
+/// Tile registers 0-3, the 2 x 2 tiles of sums of every kernel here, loaded from `at` (rows
+/// `stride` bytes apart; a zero stride repeats one row).
+/// # Safety
+/// A configured tile state; each tile's rows are inside its buffer.
+#[inline(always)]
+unsafe fn load_sums(at: [*const f32; 4], stride: usize) {
+    asm!(
+        "tileloadd tmm0, [{c0} + {s}*1]", "tileloadd tmm1, [{c1} + {s}*1]",
+        "tileloadd tmm2, [{c2} + {s}*1]", "tileloadd tmm3, [{c3} + {s}*1]",
+        c0 = in(reg) at[0], c1 = in(reg) at[1], c2 = in(reg) at[2], c3 = in(reg) at[3], s = in(reg) stride,
+        options(nostack, readonly),
+    );
+}
+
+/// Tile registers 0-3 set to zero.
+/// # Safety
+/// A configured tile state.
+#[inline(always)]
+unsafe fn zero_sums() {
+    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+}
+
+/// Tile registers 0-3 stored to `at` (rows `stride` bytes apart).
+/// # Safety
+/// As `load_sums`.
+#[inline(always)]
+unsafe fn store_sums(at: [*mut f32; 4], stride: usize) {
+    asm!(
+        "tilestored [{c0} + {s}*1], tmm0", "tilestored [{c1} + {s}*1], tmm1",
+        "tilestored [{c2} + {s}*1], tmm2", "tilestored [{c3} + {s}*1], tmm3",
+        c0 = in(reg) at[0], c1 = in(reg) at[1], c2 = in(reg) at[2], c3 = in(reg) at[3], s = in(reg) stride,
+        options(nostack),
+    );
+}
+
+/// One step of the 2 x 2 tiles: A tiles (registers 4, 5) from `a` (rows `sa` bytes apart), B
+/// tiles (6, 7) from `b` (rows `sb[j]` bytes apart), and sum tile 2 i + j += A_i B_j.
+/// # Safety
+/// A configured tile state; each tile's rows are inside its buffer.
+#[inline(always)]
+unsafe fn step<A, B>(a: [*const A; 2], sa: usize, b: [*const B; 2], sb: [usize; 2]) {
+    asm!(
+        "tileloadd tmm4, [{a0} + {sa}*1]",
+        "tileloadd tmm6, [{b0} + {sb0}*1]",
+        "tdpbf16ps tmm0, tmm4, tmm6",
+        "tileloadd tmm7, [{b1} + {sb1}*1]",
+        "tdpbf16ps tmm1, tmm4, tmm7",
+        "tileloadd tmm5, [{a1} + {sa}*1]",
+        "tdpbf16ps tmm2, tmm5, tmm6",
+        "tdpbf16ps tmm3, tmm5, tmm7",
+        a0 = in(reg) a[0], a1 = in(reg) a[1], b0 = in(reg) b[0], b1 = in(reg) b[1],
+        sa = in(reg) sa, sb0 = in(reg) sb[0], sb1 = in(reg) sb[1],
+        options(nostack, readonly),
+    );
+}
+
 /// # Safety
 /// As `conv_forward` after its checks. Every A row read is one pixel of a window in the padded
 /// image (`padded_dims` covers every window), 32 channels from a multiple of 32 below c_in;
@@ -126,15 +185,11 @@ unsafe fn conv_forward_tiles(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f
             let co1 = (co0 + 16).min(co_n - 16);
             match b {
                 // Every row of a sum tile starts from the bias (a zero stride repeats it).
-                Some(b) => asm!(
-                    "tileloadd tmm0, [{b0} + {z}*1]", "tileloadd tmm1, [{b1} + {z}*1]",
-                    "tileloadd tmm2, [{b0} + {z}*1]", "tileloadd tmm3, [{b1} + {z}*1]",
-                    b0 = in(reg) b.as_ptr().add(co0), b1 = in(reg) b.as_ptr().add(co1), z = in(reg) 0usize,
-                    options(nostack, readonly),
-                ),
-                None => {
-                    asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem))
+                Some(b) => {
+                    let (b0, b1) = (b.as_ptr().add(co0), b.as_ptr().add(co1));
+                    load_sums([b0, b1, b0, b1], 0);
                 }
+                None => zero_sums(),
             }
             for kh in 0..k {
                 for kw in 0..k {
@@ -142,33 +197,13 @@ unsafe fn conv_forward_tiles(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f
                     for c0 in (0..ci_n).step_by(32) {
                         let pixel = |(oh, ow): (usize, usize)| ((oh * s + kh) * wp + ow * s + kw) * ci_n + c0;
                         let kernel = |co: usize| ((tap * ci_n + c0) / 2 * co_n + co) * 2;
-                        asm!(
-                            "tileloadd tmm4, [{a0} + {sa}*1]",
-                            "tileloadd tmm6, [{w0} + {sb}*1]",
-                            "tdpbf16ps tmm0, tmm4, tmm6",
-                            "tileloadd tmm7, [{w1} + {sb}*1]",
-                            "tdpbf16ps tmm1, tmm4, tmm7",
-                            "tileloadd tmm5, [{a1} + {sa}*1]",
-                            "tdpbf16ps tmm2, tmm5, tmm6",
-                            "tdpbf16ps tmm3, tmm5, tmm7",
-                            a0 = in(reg) xq.as_ptr().add(pixel(p0)),
-                            a1 = in(reg) xq.as_ptr().add(pixel(p1)),
-                            w0 = in(reg) wq.as_ptr().add(kernel(co0)),
-                            w1 = in(reg) wq.as_ptr().add(kernel(co1)),
-                            sa = in(reg) a_stride,
-                            sb = in(reg) b_stride,
-                            options(nostack, readonly),
-                        );
+                        let a = [xq.as_ptr().add(pixel(p0)), xq.as_ptr().add(pixel(p1))];
+                        step(a, a_stride, [wq.as_ptr().add(kernel(co0)), wq.as_ptr().add(kernel(co1))], [b_stride; 2]);
                     }
                 }
             }
             let out = |(oh, ow): (usize, usize), co: usize| yp.add((oh * g.w_out + ow) * co_n + co);
-            asm!(
-                "tilestored [{y0} + {sc}*1], tmm0", "tilestored [{y1} + {sc}*1], tmm1",
-                "tilestored [{y2} + {sc}*1], tmm2", "tilestored [{y3} + {sc}*1], tmm3",
-                y0 = in(reg) out(p0, co0), y1 = in(reg) out(p0, co1), y2 = in(reg) out(p1, co0),
-                y3 = in(reg) out(p1, co1), sc = in(reg) c_stride, options(nostack),
-            );
+            store_sums([out(p0, co0), out(p0, co1), out(p1, co0), out(p1, co1)], c_stride);
         }
     }
     asm!("tilerelease", options(nostack, nomem));
@@ -314,37 +349,13 @@ unsafe fn weight_grad_tiles(g: &ConvGeom, (w, q, l): (usize, usize, usize), xt: 
                 for co0 in (0..co_n).step_by(32) {
                     let co1 = (co0 + 16).min(co_n - 16);
                     let sum = |ci: usize, co: usize| dwp.add((tap * ci_n + ci) * co_n + co);
-                    asm!(
-                        "tileloadd tmm0, [{c0} + {sc}*1]", "tileloadd tmm1, [{c1} + {sc}*1]",
-                        "tileloadd tmm2, [{c2} + {sc}*1]", "tileloadd tmm3, [{c3} + {sc}*1]",
-                        c0 = in(reg) sum(ci0, co0), c1 = in(reg) sum(ci0, co1), c2 = in(reg) sum(ci1, co0),
-                        c3 = in(reg) sum(ci1, co1), sc = in(reg) c_stride, options(nostack, readonly),
-                    );
+                    let sums = [sum(ci0, co0), sum(ci0, co1), sum(ci1, co0), sum(ci1, co1)];
+                    load_sums(sums.map(|p| p.cast_const()), c_stride);
                     for q0 in (0..q).step_by(32) {
-                        asm!(
-                            "tileloadd tmm4, [{a0} + {sa}*1]",
-                            "tileloadd tmm6, [{b0} + {sb}*1]",
-                            "tdpbf16ps tmm0, tmm4, tmm6",
-                            "tileloadd tmm7, [{b1} + {sb}*1]",
-                            "tdpbf16ps tmm1, tmm4, tmm7",
-                            "tileloadd tmm5, [{a1} + {sa}*1]",
-                            "tdpbf16ps tmm2, tmm5, tmm6",
-                            "tdpbf16ps tmm3, tmm5, tmm7",
-                            a0 = in(reg) rows.add(ci0 * l + q0),
-                            a1 = in(reg) rows.add(ci1 * l + q0),
-                            b0 = in(reg) dyq.as_ptr().add(q0 / 2 * co_n + co0),
-                            b1 = in(reg) dyq.as_ptr().add(q0 / 2 * co_n + co1),
-                            sa = in(reg) a_stride,
-                            sb = in(reg) b_stride,
-                            options(nostack, readonly),
-                        );
+                        let b = [dyq.as_ptr().add(q0 / 2 * co_n + co0), dyq.as_ptr().add(q0 / 2 * co_n + co1)];
+                        step([rows.add(ci0 * l + q0), rows.add(ci1 * l + q0)], a_stride, b, [b_stride; 2]);
                     }
-                    asm!(
-                        "tilestored [{c0} + {sc}*1], tmm0", "tilestored [{c1} + {sc}*1], tmm1",
-                        "tilestored [{c2} + {sc}*1], tmm2", "tilestored [{c3} + {sc}*1], tmm3",
-                        c0 = in(reg) sum(ci0, co0), c1 = in(reg) sum(ci0, co1), c2 = in(reg) sum(ci1, co0),
-                        c3 = in(reg) sum(ci1, co1), sc = in(reg) c_stride, options(nostack),
-                    );
+                    store_sums(sums, c_stride);
                 }
             }
         }
@@ -405,41 +416,21 @@ unsafe fn strided_tiles(g: &ConvGeom, wpd: usize, dyq: &[u16], wq: &[u16], dx: &
             for c0 in (0..ci_n).step_by(32) {
                 let c1 = (c0 + 16).min(ci_n - 16);
                 let ((b0, sb0), (b1, sb1)) = (b_tile(c0), b_tile(c1));
-                asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+                zero_sums();
                 for (th, kh) in (class.a..k).step_by(s).enumerate() {
                     for (tw, kw) in (class.b..k).step_by(s).enumerate() {
                         let tap = wq.as_ptr().add((kh * k + kw) * ci_n * co_n);
                         for k0 in (0..co_n).step_by(32) {
                             // Row i of a B tile is output-channel pair i: width x 2 apart.
                             let pairs = |stride: usize| k0 / 2 * (stride / 2);
-                            asm!(
-                                "tileloadd tmm4, [{a0} + {sa}*1]",
-                                "tileloadd tmm6, [{w0} + {sb0}*1]",
-                                "tdpbf16ps tmm0, tmm4, tmm6",
-                                "tileloadd tmm7, [{w1} + {sb1}*1]",
-                                "tdpbf16ps tmm1, tmm4, tmm7",
-                                "tileloadd tmm5, [{a1} + {sa}*1]",
-                                "tdpbf16ps tmm2, tmm5, tmm6",
-                                "tdpbf16ps tmm3, tmm5, tmm7",
-                                a0 = in(reg) dyq.as_ptr().add(class.dy_pixel(p0, th, tw, wpd) * co_n + k0),
-                                a1 = in(reg) dyq.as_ptr().add(class.dy_pixel(p1, th, tw, wpd) * co_n + k0),
-                                w0 = in(reg) tap.add(b0 + pairs(sb0)),
-                                w1 = in(reg) tap.add(b1 + pairs(sb1)),
-                                sa = in(reg) co_n * 2,
-                                sb0 = in(reg) sb0,
-                                sb1 = in(reg) sb1,
-                                options(nostack, readonly),
-                            );
+                            let pixel = |p| dyq.as_ptr().add(class.dy_pixel(p, th, tw, wpd) * co_n + k0);
+                            let w = [tap.add(b0 + pairs(sb0)), tap.add(b1 + pairs(sb1))];
+                            step([pixel(p0), pixel(p1)], co_n * 2, w, [sb0, sb1]);
                         }
                     }
                 }
                 let out = |p: (usize, usize), c: usize| dxp.add(class.dx_pixel(g, p) * ci_n + c);
-                asm!(
-                    "tilestored [{y0} + {sc}*1], tmm0", "tilestored [{y1} + {sc}*1], tmm1",
-                    "tilestored [{y2} + {sc}*1], tmm2", "tilestored [{y3} + {sc}*1], tmm3",
-                    y0 = in(reg) out(p0, c0), y1 = in(reg) out(p0, c1), y2 = in(reg) out(p1, c0),
-                    y3 = in(reg) out(p1, c1), sc = in(reg) s * ci_n * 4, options(nostack),
-                );
+                store_sums([out(p0, c0), out(p0, c1), out(p1, c0), out(p1, c1)], s * ci_n * 4);
             }
         }
     }
@@ -472,38 +463,13 @@ pub(crate) unsafe fn gemm_acc(
         let i1 = (i0 + 16).min(m - 16);
         for j0 in (0..n).step_by(32) {
             let j1 = (j0 + 16).min(n - 16);
-            let sum = |i: usize, j: usize| c.add(i * ldc + j);
-            asm!(
-                "tileloadd tmm0, [{c0} + {sc}*1]", "tileloadd tmm1, [{c1} + {sc}*1]",
-                "tileloadd tmm2, [{c2} + {sc}*1]", "tileloadd tmm3, [{c3} + {sc}*1]",
-                c0 = in(reg) sum(i0, j0), c1 = in(reg) sum(i0, j1), c2 = in(reg) sum(i1, j0),
-                c3 = in(reg) sum(i1, j1), sc = in(reg) ldc * 4, options(nostack, readonly),
-            );
+            let sums = [c.add(i0 * ldc + j0), c.add(i0 * ldc + j1), c.add(i1 * ldc + j0), c.add(i1 * ldc + j1)];
+            load_sums(sums.map(|p| p.cast_const()), ldc * 4);
             for p0 in (0..kp).step_by(16) {
-                asm!(
-                    "tileloadd tmm4, [{a0} + {sa}*1]",
-                    "tileloadd tmm6, [{b0} + {sb}*1]",
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tileloadd tmm7, [{b1} + {sb}*1]",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tileloadd tmm5, [{a1} + {sa}*1]",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    a0 = in(reg) a.add(i0 * lda + p0),
-                    a1 = in(reg) a.add(i1 * lda + p0),
-                    b0 = in(reg) b.add(p0 * ldb + j0),
-                    b1 = in(reg) b.add(p0 * ldb + j1),
-                    sa = in(reg) lda * 4,
-                    sb = in(reg) ldb * 4,
-                    options(nostack, readonly),
-                );
+                let rows = [a.add(i0 * lda + p0), a.add(i1 * lda + p0)];
+                step(rows, lda * 4, [b.add(p0 * ldb + j0), b.add(p0 * ldb + j1)], [ldb * 4; 2]);
             }
-            asm!(
-                "tilestored [{c0} + {sc}*1], tmm0", "tilestored [{c1} + {sc}*1], tmm1",
-                "tilestored [{c2} + {sc}*1], tmm2", "tilestored [{c3} + {sc}*1], tmm3",
-                c0 = in(reg) sum(i0, j0), c1 = in(reg) sum(i0, j1), c2 = in(reg) sum(i1, j0),
-                c3 = in(reg) sum(i1, j1), sc = in(reg) ldc * 4, options(nostack),
-            );
+            store_sums(sums, ldc * 4);
         }
     }
     asm!("tilerelease", options(nostack, nomem));

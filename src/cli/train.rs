@@ -307,7 +307,8 @@ fn bf16_speed_note() -> Option<String> {
 }
 
 /// Reads the state a run folder holds for `--resume` (`command` names the subcommand in the
-/// hint), warning when the run started on another kernel path than this process's.
+/// hint), warning when the run started on another kernel path than this process's, or with
+/// its bf16 products on AMX and now without (or the reverse).
 pub fn load_run_state(dir: &Path, command: &str) -> Result<(TrainConfig, Sequential, RunState)> {
     let loaded = checkpoint::load_state(&dir.join(STATE_FILE)).with_context(|| {
         format!("cannot resume from {} (hint: pass a run folder written by `autoencoder {command}`)", dir.display())
@@ -319,6 +320,18 @@ pub fn load_run_state(dir: &Path, command: &str) -> Result<(TrainConfig, Sequent
              differently in the last bits, so the result will not be bitwise that of an uninterrupted run \
              (AUTOENCODER_KERNELS={started} keeps the path)",
             dir.display()
+        );
+    }
+    let amx_now = kernels::amx::available();
+    if let Some(started) = loaded.2.bf16_amx.filter(|&on| on != amx_now) {
+        let on = |amx: bool| if amx { "AMX tiles" } else { "VDPBF16PS" };
+        eprintln!(
+            "warning: {} started with its bf16 products on {} and continues on {}: they sum in another order, \
+             so the result will not be bitwise that of an uninterrupted run{}",
+            dir.display(),
+            on(started),
+            on(amx_now),
+            if started { "" } else { " (AUTOENCODER_AMX=off keeps VDPBF16PS)" }
         );
     }
     Ok(loaded)

@@ -208,6 +208,8 @@ struct StateMeta {
     #[serde(default)]
     kernel_path: Option<String>,
     #[serde(default)]
+    bf16_amx: Option<bool>,
+    #[serde(default)]
     data: Option<crate::data::DataRecord>,
 }
 
@@ -242,6 +244,7 @@ pub fn save_state(path: &Path, cfg: &TrainConfig, model: &Sequential, state: &Ru
         plateau_best_bits: Some(state.plateau.best.to_bits()),
         plateau_wait: state.plateau.wait,
         kernel_path: state.kernel_path.clone(),
+        bf16_amx: state.bf16_amx,
         data: state.data.clone(),
     };
     let json = serde_json::to_string(&meta).map_err(|e| checkpoint_err(path, format!("cannot encode state: {e}")))?;
@@ -335,6 +338,7 @@ pub fn load_state(path: &Path) -> Result<(TrainConfig, Sequential, RunState)> {
     state.plateau.best = meta.plateau_best_bits.map_or(f64::INFINITY, f64::from_bits);
     state.plateau.wait = meta.plateau_wait;
     state.kernel_path = meta.kernel_path;
+    state.bf16_amx = meta.bf16_amx;
     state.data = meta.data;
     Ok((cfg, model, state))
 }

@@ -460,6 +460,10 @@ pub struct RunState {
     /// was recorded. Paths may differ in the last bits, so a resume on another path is not
     /// bitwise the uninterrupted run.
     pub kernel_path: Option<String>,
+    /// Whether the run's bf16 products started on AMX (`kernels::amx`), which sums in another
+    /// order than `VDPBF16PS` on the same path; `None` in f32 and for states saved before it
+    /// was recorded.
+    pub bf16_amx: Option<bool>,
     /// The data the run trains on (`None` for states saved before it was recorded, and for
     /// runs the library trains without one).
     pub data: Option<crate::data::DataRecord>,
@@ -490,6 +494,7 @@ impl RunState {
             stopped_early: false,
             initial_loss: f64::INFINITY,
             kernel_path: Some(kernels::isa::kernel_path().name().to_string()),
+            bf16_amx: (cfg.precision == kernels::bf16::Precision::Bf16).then(kernels::amx::available),
             data: None,
         }
     }
