@@ -93,8 +93,9 @@ pub(crate) fn conv_forward(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f32
     unsafe { conv_forward_tiles(g, xq, wq, b, y) }
 }
 
-/// The tile configuration (palette 1) of `conv_forward`: tiles 0-3 (sums) and 4-5 (pixels)
-/// `m` rows of 64 bytes, tiles 6-7 (kernel) 16 rows of 64 bytes.
+/// The tile configuration (palette 1) of every kernel here: tiles 0-3 (sums) and 4-5 (A
+/// operands: pixels, or channel rows) `m` rows of 64 bytes, tiles 6-7 (B operands: rows of
+/// pairs) 16 rows of 64 bytes.
 fn config(m: usize) -> [u8; 64] {
     let mut cfg = [0u8; 64];
     cfg[0] = 1;
