@@ -269,11 +269,12 @@ fn direct(
     let work = &mut work[..gd.w_len()];
     match bf16_route(precision, gd.c_in, gd.c_out) {
         Some(true) => {
-            conv_direct::pack_weights_bf16(gd, w, &mut bf16::as_bf16(work)[..gd.w_len()]);
-            let wq = &bf16::as_bf16(work)[..gd.w_len()];
+            // Both operands from a cache-line boundary: an AMX tile row is then one line.
+            conv_direct::pack_weights_bf16(gd, w, &mut bf16::as_bf16_aligned(work)[..gd.w_len()]);
+            let wq = &bf16::as_bf16_aligned(work)[..gd.w_len()];
             let on_amx = amx::conv_applies(gd);
             per_image(g, n, out, inp, rest, post, |yi, xi, s| {
-                let xq = &mut bf16::as_bf16(s)[..len];
+                let xq = &mut bf16::as_bf16_aligned(s)[..len];
                 conv_direct::pad_input_bf16(gd, xi, xq);
                 if on_amx {
                     amx::conv_forward(gd, xq, wq, b, yi);
@@ -408,10 +409,11 @@ pub(crate) fn backward_input_then(
         let dyp_len = hpd * wpd * g.c_out;
         let route = bf16_route(precision, g.c_out, g.c_in);
         if route == Some(true) {
-            conv_direct::pack_taps_bf16(g, w, &mut bf16::as_bf16(wt)[..g.w_len()]);
-            let wq = &bf16::as_bf16(wt)[..g.w_len()];
+            conv_direct::pack_taps_bf16(g, w, &mut bf16::as_bf16_aligned(wt)[..g.w_len()]);
+            let wq = &bf16::as_bf16_aligned(wt)[..g.w_len()];
             per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, post, |dxi, dyi, s| {
-                conv_direct::backward_input_strided_bf16(g, dyi, wq, &mut bf16::as_bf16(s)[..dyp_len], dxi);
+                let dyq = &mut bf16::as_bf16_aligned(s)[..dyp_len];
+                conv_direct::backward_input_strided_bf16(g, dyi, wq, dyq, dxi);
             });
             return;
         }
