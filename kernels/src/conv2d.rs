@@ -459,6 +459,7 @@ pub fn backward_weight(
     let work = ts - g.w_len() - g.c_out;
     let want_db = db.is_some();
     let wino = precision == Precision::F32 && winograd::weight_grad_applies(g);
+    let on_amx = amx::weight_grad_applies(g);
     let rest = &mut scratch[shared_len(g)..][..tasks(n) * ts];
     rest.par_chunks_mut(ts)
         .zip(x.par_chunks(conv_task_images(n) * g.x_len()))
@@ -489,7 +490,7 @@ pub fn backward_weight(
                         let (xq, rest) = work.split_at_mut(conv_direct::padded_len(g));
                         let xq = &mut bf16::as_bf16(xq)[..conv_direct::padded_len(g)];
                         conv_direct::pad_input_bf16(g, xi, xq);
-                        if amx::weight_grad_applies(g) {
+                        if on_amx {
                             amx::weight_grad_acc(g, xq, dyi, rest, dw_t);
                         } else {
                             conv_direct::weight_grad_tiled_bf16_acc(g, xq, dyi, bf16::as_u32(rest), dw_t);

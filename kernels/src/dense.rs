@@ -455,7 +455,7 @@ pub fn backward_weight(
                 bf16::pack_row_pairs_par(dy, c_out, dyq);
                 // On AMX, x's pairs transposed: a row per input feature, its pairs along it.
                 let on_amx = amx::gemm_applies(16, pairs, c_out) && c_in.is_multiple_of(16);
-                let xt = &mut bf16::as_u32(xt)[..if on_amx { pairs * c_in } else { 0 }];
+                let xt = &mut bf16::as_u32(xt)[..pairs * c_in];
                 if on_amx {
                     amx::transpose_pairs(xq, pairs, c_in, xt);
                 }
