@@ -9,7 +9,7 @@
 //! Where `available()` (the CPU has AMX-TILE and AMX-BF16, the kernels run natively in bf16,
 //! Linux grants the tile state, and `AUTOENCODER_AMX` is not `off`), these run here: the
 //! forward convolution and its stride-1 input gradient (`conv_forward`), the strided input
-//! gradient (`strided_input_grad`), the weight gradient (`weight_grad_acc`) and the dense
+//! gradient (`strided_input_grad`), the weight gradient (`weight_grad`) and the dense
 //! passes (`gemm_acc`), each where its channel counts come in whole tiles (the `_applies`
 //! checks); the rest keep their `VDPBF16PS` kernels. The products and the f32 sums are those
 //! of the other bf16 paths, but the instruction adds its products in an order of its own, so
@@ -210,153 +210,285 @@ unsafe fn conv_forward_tiles(g: &ConvGeom, xq: &[u16], wq: &[u16], b: Option<&[f
     asm!("tilerelease", options(nostack, nomem));
 }
 
-/// Whether `weight_grad_acc` runs `g` here: AMX `available`, channels in 16s.
+/// Whether `weight_grad` runs `g` here: AMX `available`, channels in 16s (input channels
+/// at most `MAX_PAIR_CHANNELS`).
 pub(crate) fn weight_grad_applies(g: &ConvGeom) -> bool {
-    g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16) && available()
+    g.c_in.is_multiple_of(16) && g.c_in <= MAX_PAIR_CHANNELS && g.c_out.is_multiple_of(16) && available()
 }
 
-/// The pixel grid of `weight_grad_acc`: `(w, q, l)`, its row width (a phase plane's, made
-/// even so that no pixel pair straddles two rows), its pixels (dy's rows on that grid, in
-/// whole tile steps of 32) and the length of a channel's row of a transposed plane (every
-/// tap's window of every grid pixel inside it).
+/// Input channels `pair_planes` holds one pixel of in registers.
+const MAX_PAIR_CHANNELS: usize = 256;
+
+/// The pixel grid of `weight_grad`: `(w, q, np)`, its row width (a phase plane's), its
+/// pixels (dy's rows on that grid, in whole tile steps of 32) and the pixel pairs of each
+/// parity copy of a plane (every tap's window of every grid pixel inside them).
 fn grid(g: &ConvGeom) -> (usize, usize, usize) {
     let (hp, wp) = conv_direct::padded_dims(g);
-    let w = wp.div_ceil(g.stride).next_multiple_of(2);
+    let w = wp.div_ceil(g.stride);
     let q = (g.h_out * w).next_multiple_of(32);
     let reach = (g.k - 1) / g.stride;
-    (w, q, (q + reach * (w + 1)).max(hp.div_ceil(g.stride) * w))
+    let pixels = (q + reach * (w + 1)).max(hp.div_ceil(g.stride) * w);
+    (w, q, pixels.div_ceil(2) + 1)
 }
 
-/// Scratch (in f32 slots) of `weight_grad_acc`: the transposed phase planes and packed dy.
+/// The parts of `weight_grad`'s work area, in f32 slots, each a whole number of cache
+/// lines: the transposed sums `[k, k, c_out, c_in]`, the pair copies of the phase planes and
+/// dy transposed.
+fn weight_parts(g: &ConvGeom) -> [usize; 3] {
+    let (_, q, np) = grid(g);
+    let s = g.stride;
+    [g.w_len().next_multiple_of(16), s * s * 2 * np * g.c_in, g.c_out * q / 2]
+}
+
+/// Scratch (in f32 slots) of `weight_grad`: its parts and room to start on a cache line.
 pub(crate) fn weight_work_len(g: &ConvGeom) -> usize {
-    let (_, q, l) = grid(g);
-    (g.stride * g.stride * g.c_in * l).div_ceil(2) + q / 2 * g.c_out
+    weight_parts(g).iter().sum::<usize>() + 15
 }
 
-/// dw[kh, kw, ci, co] += sum over the pixels p of x_padded[s p + (kh, kw), ci] dy[p, co] for
-/// one image on AMX (`weight_grad_applies`), stride s: `xq` its padded image from
-/// `conv_direct::pad_input_bf16`. The image is split into s x s phase planes (plane (a, b)
-/// holds padded pixels (s i + a, s j + b)), each transposed (a row per input channel). On the
-/// grid of `grid` (dy zero past each row's `w_out` pixels), tap (kh, kw)'s window of grid
-/// pixel q is pixel q + (kh / s) w + kw / s of plane (kh % s, kw % s), so each tap is one
-/// product of a transposed plane (A: an input channel per row, 32 pixels per step, from the
-/// tap's offset) by dy in pixel pairs (B: `[q / 2][c_out]` pairs), added to dw's rows (ci)
-/// as they are. `work` holds `weight_work_len(g)`.
-pub(crate) fn weight_grad_acc(g: &ConvGeom, xq: &[u16], dy: &[f32], work: &mut [f32], dw: &mut [f32]) {
-    assert!(weight_grad_applies(g), "amx: weight_grad_acc needs AMX and channels in 16s");
-    assert!(xq.len() >= conv_direct::padded_len(g) && dy.len() == g.y_len() && dw.len() == g.w_len());
+/// dwt[kh, kw, co, ci] = sum over the images and their pixels p of x_padded[s p + (kh, kw),
+/// ci] dy[p, co]: the weight gradient transposed (`untranspose_weights` restores it), for the
+/// images `x` (unpadded, `[n, h_in, w_in, c_in]`) and `dy` of one task, on AMX
+/// (`weight_grad_applies`), stride s, bf16 operands (rounded to nearest even). Overwrites
+/// `dwt`.
+///
+/// Per image: the padded image is split into s x s phase planes (plane (a, b) holds padded
+/// pixels (s i + a, s j + b), `w` per row), and dy is laid on the same grid (zero past each
+/// row's `w_out` pixels). Tap (kh, kw)'s window of grid pixel q is then pixel
+/// q + (kh / s) w + kw / s of plane (kh % s, kw % s), so each tap is one product over the grid: A = dy
+/// transposed (an output channel per row, 32 pixels per step), B = the plane in pixel pairs
+/// (16 input channels per row) from the tap's offset. Each plane is kept in two pair copies,
+/// (2r, 2r + 1) and (2r + 1, 2r + 2), so that every tap's B rows are whole pairs on cache
+/// lines whatever its offset (reading a transposed plane at the offsets instead put 8 of 9
+/// taps' rows across cache lines, and transposing the image took AVX-512 gathers). The sums
+/// stay in `work` (on cache lines) between the task's images; the last image stores them to
+/// `dwt`. `work` holds `weight_work_len(g)`.
+/// # Panics
+/// If the lengths disagree with `g`, or without `weight_grad_applies(g)`.
+pub(crate) fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32], work: &mut [f32], dwt: &mut [f32]) {
+    assert!(weight_grad_applies(g), "amx: weight_grad needs AMX and channels in 16s");
+    let n = x.len() / g.x_len();
+    assert!(x.len() == n * g.x_len() && dy.len() == n * g.y_len() && dwt.len() == g.w_len());
     assert!(work.len() >= weight_work_len(g), "amx: weight gradient work area");
-    let (w, q, l) = grid(g);
-    let ((hp, wp), s) = (conv_direct::padded_dims(g), g.stride);
-    let (ci_n, co_n) = (g.c_in, g.c_out);
-    let planes_len = s * s * ci_n * l;
-    let (xt, dyq) = work.split_at_mut(planes_len.div_ceil(2));
-    let xt = &mut bf16::as_bf16(xt)[..planes_len];
-    // The transposed planes: row (plane, ci) holds channel ci of each of the plane's rows, w
-    // wide (zeros past its pixels), then zeros.
-    assert!(i32::try_from(hp * wp * ci_n).is_ok(), "amx: image too large for 32-bit gather indices");
-    for (a, b) in (0..s).flat_map(|a| (0..s).map(move |b| (a, b))) {
-        let plane = &mut xt[(a * s + b) * ci_n * l..][..ci_n * l];
-        // SAFETY: the CPU has AVX-512 (`available` means `bf16::native`); `transpose_plane`
-        // reads pixels of the (hp, wp) image and writes the plane's ci_n rows of l.
-        unsafe { transpose_plane(xq, (hp, wp, ci_n), (s, a, b), (w, l), plane) };
+    if n == 0 {
+        dwt.fill(0.0);
     }
-    // dy on the grid in pixel pairs; zeros past each row's w_out pixels and past the last row.
-    let dyq = &mut bf16::as_u32(dyq)[..q / 2 * co_n];
-    dyq.fill(0);
-    for (oh, src) in dy.chunks_exact(g.w_out * co_n).enumerate() {
-        for ow in (0..g.w_out).step_by(2) {
-            let pixel = |c: usize| src.get(c * co_n..(c + 1) * co_n);
-            let (lo, hi) = (pixel(ow).expect("a pixel of the row"), pixel(ow + 1));
-            bf16::pack_pair(lo, hi, &mut dyq[(oh * w + ow) / 2 * co_n..][..co_n]);
+    let skip = work.as_ptr().align_offset(64);
+    let [sums_len, pairs_len, dyt_len] = weight_parts(g);
+    let (sums, rest) = work[skip..].split_at_mut(sums_len);
+    let (pairs, dyt) = rest.split_at_mut(pairs_len);
+    let (pairs, dyt) = (bf16::as_u32(pairs), &mut bf16::as_bf16(&mut dyt[..dyt_len])[..]);
+    for (i, (xi, dyi)) in x.chunks_exact(g.x_len()).zip(dy.chunks_exact(g.y_len())).enumerate() {
+        // The sums start from zero at the first image and go to dwt from the last.
+        let from = (i > 0).then_some(sums.as_ptr());
+        let to = if i + 1 == n { dwt.as_mut_ptr() } else { sums.as_mut_ptr() };
+        // SAFETY: `available` (in `weight_grad_applies`) means the CPU has AMX, AVX512-BF16
+        // (`bf16::native`) with AVX-512 F, BW and VL, and the OS granted the tile state; the
+        // lengths are checked above and the parts cut to `weight_parts`; each function says
+        // why its accesses stay inside them.
+        unsafe {
+            pair_planes(g, xi, pairs);
+            transpose_dy(g, dyi, dyt);
+            weight_grad_tiles(g, pairs, dyt, from, to);
         }
     }
-    // SAFETY: `available` (in `weight_grad_applies`) means the CPU has AMX and the OS granted
-    // its state; `weight_grad_tiles` says why its reads and writes stay inside these slices.
-    unsafe { weight_grad_tiles(g, (w, q, l), xt, dyq, dw) }
 }
 
-/// Phase plane (a, b) of stride s of the padded image `xq` (`[hp, wp, ci_n]` bf16), its
-/// channels as rows of `l` (`plane`, `ci_n * l` long): row ci holds, w wide per plane row,
-/// channel ci of pixels (s i + a, s j + b), zeros past the plane's columns, then zeros after
-/// its last row. A gather loads a channel pair of 16 pixels at once (one u32 each), whose
-/// halves are the two channels' 16 values.
+/// dw[tap][ci][co] = dwt[tap][co][ci]: `weight_grad`'s layout back to the kernel's.
+/// # Panics
+/// If a length is not `g.w_len()`, or without `weight_grad_applies(g)`.
+pub(crate) fn untranspose_weights(g: &ConvGeom, dwt: &[f32], dw: &mut [f32]) {
+    assert!(weight_grad_applies(g) && dwt.len() == g.w_len() && dw.len() == g.w_len(), "amx: untranspose lengths");
+    let tap = g.c_in * g.c_out;
+    for (d, s) in dw.chunks_exact_mut(tap).zip(dwt.chunks_exact(tap)) {
+        // SAFETY: `available` means AVX-512F; both are one tap's c_out x c_in, in 16s.
+        unsafe { transpose_into(s, (g.c_out, g.c_in), d) };
+    }
+}
+
+/// `dst[j * rows + i] = src[i * cols + j]` for a `rows x cols` matrix `src`, both counts in
+/// 16s: one 16 x 16 block at a time, transposed in registers.
 /// # Safety
-/// The CPU has AVX-512F, BW and VL; `xq` holds the image, `plane` its `ci_n * l` values, ci_n
-/// is even and w >= the plane's columns, `l` >= its rows times w, and `hp * wp * ci_n` fits in
-/// an i32.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn transpose_plane(
-    xq: &[u16],
-    (hp, wp, ci_n): (usize, usize, usize),
-    (s, a, b): (usize, usize, usize),
-    (w, l): (usize, usize),
-    plane: &mut [u16],
-) {
+/// The CPU has AVX-512F; `src` and `dst` hold `rows * cols` values.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_into(src: &[f32], (rows, cols): (usize, usize), dst: &mut [f32]) {
     use core::arch::x86_64::*;
-    let (rows, cols) = ((hp - a).div_ceil(s), (wp - b).div_ceil(s));
-    let (src, dst) = (xq.as_ptr().cast::<i32>(), plane.as_mut_ptr());
-    // Lane t reads pixel j0 + t of the row: s pixels, s ci_n / 2 pairs, apart.
-    let lanes = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32((s * ci_n / 2) as i32),
-    );
-    for i in 0..rows {
-        let r = s * i + a;
-        for j0 in (0..w).step_by(16) {
-            let (take, keep) = (cols.saturating_sub(j0).min(16), (w - j0).min(16));
-            let (gather, store) = ((1u32 << take) - 1, (1u32 << keep) - 1);
-            let first = _mm512_set1_epi32(((r * wp + s * j0 + b) * ci_n / 2) as i32);
-            for cp in 0..ci_n / 2 {
-                let idx = _mm512_add_epi32(_mm512_add_epi32(first, lanes), _mm512_set1_epi32(cp as i32));
-                // SAFETY: the unmasked lanes are pixels (r, s j + b) with j < cols, inside xq.
-                let v = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), gather as u16, idx, src);
-                let at = dst.add(2 * cp * l + i * w + j0);
-                // SAFETY: `keep` lanes from column j0 stay inside row i (w wide) of rows 2cp
-                // and 2cp + 1.
-                _mm256_mask_storeu_epi16(at.cast(), store as u16, _mm512_cvtepi32_epi16(v));
-                _mm256_mask_storeu_epi16(
-                    at.add(l).cast(),
-                    store as u16,
-                    _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(v)),
-                );
+    for i0 in (0..rows).step_by(16) {
+        for j0 in (0..cols).step_by(16) {
+            // SAFETY: rows i0.. and columns j0.. of src, 16 of each, inside it.
+            let mut r: [__m512; 16] = core::array::from_fn(|t| _mm512_loadu_ps(src.as_ptr().add((i0 + t) * cols + j0)));
+            transpose16(&mut r);
+            for (t, v) in r.iter().enumerate() {
+                // SAFETY: row j0 + t of dst, columns i0.., inside it.
+                _mm512_storeu_ps(dst.as_mut_ptr().add((j0 + t) * rows + i0), *v);
             }
         }
     }
-    for row in plane.chunks_exact_mut(l) {
-        row[rows * w..].fill(0);
+}
+
+/// The pair copies of `weight_grad`'s phase planes from the image `x` (unpadded), rounded
+/// to bf16: `pairs[((plane * 2 + parity) * np + r) * c_in + ci]` holds channel ci of plane
+/// pixels 2 r + parity (low half) and 2 r + parity + 1 (high half), where plane pixel
+/// p = i w + j is padded pixel (s i + a, s j + b) of plane a s + b, zero outside the image (and past
+/// the padded size, as `conv_direct::pad_input`). Each pixel is rounded once and closes one
+/// pair: with the one before it, in the copy of that pair's parity.
+/// # Safety
+/// The CPU has AVX-512 F, BW and AVX512-BF16; `x` is one image of `g`, `pairs` holds
+/// `weight_parts(g)[1]` slots, `g.c_in` is a multiple of 16 up to `MAX_PAIR_CHANNELS`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn pair_planes(g: &ConvGeom, x: &[f32], pairs: &mut [u32]) {
+    use core::arch::x86_64::*;
+    let ((hp, wp), s, ci_n) = (conv_direct::padded_dims(g), g.stride, g.c_in);
+    let (w, _, np) = grid(g);
+    let blocks = ci_n / 16;
+    let mut prev = [_mm256_setzero_si256(); MAX_PAIR_CHANNELS / 16];
+    // The image pixel at padded (row, column), if inside the image and the padded size.
+    let pixel = |r: usize, c: usize| {
+        let (ih, iw) = (r.checked_sub(g.pad_top)?, c.checked_sub(g.pad_left)?);
+        (r < hp && c < wp && ih < g.h_in && iw < g.w_in).then(|| x.as_ptr().add((ih * g.w_in + iw) * ci_n))
+    };
+    for (a, b) in (0..s).flat_map(|a| (0..s).map(move |b| (a, b))) {
+        let copies = pairs.as_mut_ptr().add((a * s + b) * 2 * np * ci_n);
+        let (mut i, mut j) = (0, 0);
+        for p in 0..2 * np + 1 {
+            let src = pixel(s * i + a, s * j + b);
+            // Pixel p closes pair (p - 1, p): parity (p - 1) % 2, number (p - 1) / 2.
+            let dst = (p > 0).then(|| copies.add((((p - 1) % 2) * np + (p - 1) / 2) * ci_n));
+            for (cb, prev) in prev.iter_mut().enumerate().take(blocks) {
+                let cur: __m256i = match src {
+                    // SAFETY: 16 channels of a pixel inside the image.
+                    Some(px) => {
+                        core::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(px.add(cb * 16))))
+                    }
+                    None => _mm256_setzero_si256(),
+                };
+                if let Some(d) = dst {
+                    let pair = _mm512_or_si512(
+                        _mm512_cvtepu16_epi32(*prev),
+                        _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(cur)),
+                    );
+                    // SAFETY: pair (p - 1) / 2 < np of its copy, 16 channels from cb * 16.
+                    _mm512_storeu_si512(d.add(cb * 16).cast(), pair);
+                }
+                *prev = cur;
+            }
+            j += 1;
+            if j == w {
+                (i, j) = (i + 1, 0);
+            }
+        }
     }
 }
 
+/// dy (`[h_out, w_out, c_out]`) transposed onto `weight_grad`'s grid in bf16:
+/// `dyt[co * q + oh * w + ow] = round(dy[oh, ow, co])`, zero for ow >= w_out and past the last
+/// row; 16 x 16 blocks transposed in registers.
 /// # Safety
-/// As `weight_grad_acc` after its setup. A rows: 32 bf16 of plane row (plane, ci), ci < c_in,
-/// from q0 + (kh / s) w + kw / s, at most q - 1 + ((k - 1) / s)(w + 1) < l; B rows: the pairs of 16 output channels from
-/// co0 (< c_out) of pixel pair (q0 / 2 + r) < q / 2; sum rows: dw's 16 channels from co0 of row
-/// (tap, ci). A pair of blocks beyond the last (an odd count) repeats the last: loaded, summed
-/// and stored with the same values twice.
-unsafe fn weight_grad_tiles(g: &ConvGeom, (w, q, l): (usize, usize, usize), xt: &[u16], dyq: &[u32], dw: &mut [f32]) {
+/// The CPU has AVX-512 F, BW, VL and AVX512-BF16; `dy` is one image of `g`, `dyt` holds `c_out
+/// * q` values, `g.c_out` is a multiple of 16.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+unsafe fn transpose_dy(g: &ConvGeom, dy: &[f32], dyt: &mut [u16]) {
+    use core::arch::x86_64::*;
+    let (w, q, _) = grid(g);
+    let co_n = g.c_out;
+    for oh in 0..g.h_out {
+        for ow0 in (0..w).step_by(16) {
+            let keep = ((1u32 << (w - ow0).min(16)) - 1) as u16;
+            for co0 in (0..co_n).step_by(16) {
+                let mut r: [__m512; 16] = core::array::from_fn(|t| {
+                    let ow = ow0 + t;
+                    // SAFETY: pixel (oh, ow) of dy, 16 channels from co0 < c_out.
+                    if ow < g.w_out {
+                        _mm512_loadu_ps(dy.as_ptr().add((oh * g.w_out + ow) * co_n + co0))
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                transpose16(&mut r);
+                for (c, v) in r.iter().enumerate() {
+                    let v = core::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(*v));
+                    // SAFETY: row co0 + c, grid columns ow0.. of row oh, inside it (`keep`).
+                    _mm256_mask_storeu_epi16(dyt.as_mut_ptr().add((co0 + c) * q + oh * w + ow0).cast(), keep, v);
+                }
+            }
+        }
+    }
+    for row in dyt.chunks_exact_mut(q) {
+        row[g.h_out * w..].fill(0);
+    }
+}
+
+/// The 16 x 16 matrix of 32-bit elements in `r` (a row per register) transposed in place:
+/// pairs, then quads within 128-bit lanes, then the lanes themselves.
+/// # Safety
+/// The CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(r: &mut [core::arch::x86_64::__m512; 16]) {
+    use core::arch::x86_64::*;
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4 i + k], 128-bit lane l: column 4 l + k of rows 4 i .. 4 i + 4.
+    for i in 0..4 {
+        r[4 * i] = _mm512_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for k in 0..4 {
+        t[k] = _mm512_shuffle_f32x4::<0x88>(r[k], r[4 + k]);
+        t[4 + k] = _mm512_shuffle_f32x4::<0xDD>(r[k], r[4 + k]);
+        t[8 + k] = _mm512_shuffle_f32x4::<0x88>(r[8 + k], r[12 + k]);
+        t[12 + k] = _mm512_shuffle_f32x4::<0xDD>(r[8 + k], r[12 + k]);
+    }
+    for k in 0..4 {
+        r[k] = _mm512_shuffle_f32x4::<0x88>(t[k], t[8 + k]);
+        r[8 + k] = _mm512_shuffle_f32x4::<0xDD>(t[k], t[8 + k]);
+        r[4 + k] = _mm512_shuffle_f32x4::<0x88>(t[4 + k], t[12 + k]);
+        r[12 + k] = _mm512_shuffle_f32x4::<0xDD>(t[4 + k], t[12 + k]);
+    }
+}
+
+/// The sums of one image's products (its pair copies in `pairs`, dy transposed in `dyt`)
+/// added to those at `from` (zero if `None`), stored to `to` (which may be `from`).
+/// # Safety
+/// As `weight_grad` after its setup, with `pairs` and `dyt` filled. A rows: 32 bf16 of dyt
+/// row co < c_out from q0 < q; B rows: pairs (q0 + offset) / 2 + r, r < 16, of one parity
+/// copy (inside its np: `grid`), 16 input channels from ci0 < c_in; sum rows: 16 input
+/// channels of row (tap, co) of `from` and `to` (each `w_len` long). A, B and `from` rows on cache
+/// lines (`weight_parts`). A pair of blocks beyond the last (an odd count) repeats the last:
+/// summed and stored with the same values twice.
+unsafe fn weight_grad_tiles(g: &ConvGeom, pairs: &[u32], dyt: &[u16], from: Option<*const f32>, to: *mut f32) {
     let (k, s, ci_n, co_n) = (g.k, g.stride, g.c_in, g.c_out);
-    let (a_stride, b_stride, c_stride) = (l * 2, co_n * 4, co_n * 4);
+    let (w, q, np) = grid(g);
+    let (a_stride, b_stride, c_stride) = (q * 2, ci_n * 4, ci_n * 4);
     let cfg = config(16);
-    let dwp = dw.as_mut_ptr();
     asm!("ldtilecfg [{}]", in(reg) cfg.as_ptr(), options(nostack, readonly));
     for kh in 0..k {
         for kw in 0..k {
             let tap = kh * k + kw;
-            // The tap's channel rows: those of its phase plane, from its offset.
-            let rows = xt.as_ptr().add(((kh % s) * s + kw % s) * ci_n * l + (kh / s) * w + kw / s);
-            for ci0 in (0..ci_n).step_by(32) {
-                let ci1 = (ci0 + 16).min(ci_n - 16);
-                for co0 in (0..co_n).step_by(32) {
-                    let co1 = (co0 + 16).min(co_n - 16);
-                    let sum = |ci: usize, co: usize| dwp.add((tap * ci_n + ci) * co_n + co);
-                    let sums = [sum(ci0, co0), sum(ci0, co1), sum(ci1, co0), sum(ci1, co1)];
-                    load_sums(sums.map(|p| p.cast_const()), c_stride);
-                    for q0 in (0..q).step_by(32) {
-                        let b = [dyq.as_ptr().add(q0 / 2 * co_n + co0), dyq.as_ptr().add(q0 / 2 * co_n + co1)];
-                        step([rows.add(ci0 * l + q0), rows.add(ci1 * l + q0)], a_stride, b, [b_stride; 2]);
+            // The tap's pairs: those of its phase plane, in the copy of its offset's parity,
+            // from the pair its offset starts.
+            let offset = (kh / s) * w + kw / s;
+            let copy = (((kh % s) * s + kw % s) * 2 + offset % 2) * np;
+            let rows = pairs.as_ptr().add((copy + offset / 2) * ci_n);
+            for co0 in (0..co_n).step_by(32) {
+                let co1 = (co0 + 16).min(co_n - 16);
+                for ci0 in (0..ci_n).step_by(32) {
+                    let ci1 = (ci0 + 16).min(ci_n - 16);
+                    let at =
+                        [(co0, ci0), (co0, ci1), (co1, ci0), (co1, ci1)].map(|(co, ci)| (tap * co_n + co) * ci_n + ci);
+                    match from {
+                        Some(f) => load_sums(at.map(|i| f.add(i)), c_stride),
+                        None => zero_sums(),
                     }
-                    store_sums(sums, c_stride);
+                    for q0 in (0..q).step_by(32) {
+                        let a = [dyt.as_ptr().add(co0 * q + q0), dyt.as_ptr().add(co1 * q + q0)];
+                        let b = [rows.add(q0 / 2 * ci_n + ci0), rows.add(q0 / 2 * ci_n + ci1)];
+                        step(a, a_stride, b, [b_stride; 2]);
+                    }
+                    store_sums(at.map(|i| to.add(i)), c_stride);
                 }
             }
         }
@@ -476,16 +608,18 @@ pub(crate) unsafe fn gemm_acc(
     asm!("tilerelease", options(nostack, nomem));
 }
 
-/// `dst[j * rows + i] = src[i * cols + j]` for 32-bit elements (bf16 pairs), 16 rows of a
-/// column per gather, a block of columns per rayon task: the operand of `gemm_acc` from pairs
-/// packed along the other axis. (Call it outside parallel tasks, as `bf16::round_slice_par`.)
+/// `dst[j * rows + i] = src[i * cols + j]` for 32-bit elements (bf16 pairs), 16 x 16 blocks
+/// transposed in registers (AVX-512 gathers, 16 rows of a column each, took most of the
+/// dense input gradient here), a block of columns per rayon task: the operand of `gemm_acc`
+/// from pairs packed along the other axis. (Call it outside parallel tasks, as
+/// `bf16::round_slice_par`.)
 /// # Panics
-/// If the lengths are not `rows * cols`, or the indices do not fit an i32.
+/// If the lengths are not `rows * cols`, or without AMX (`available`).
 pub(crate) fn transpose_pairs(src: &[u32], rows: usize, cols: usize, dst: &mut [u32]) {
     use rayon::prelude::*;
     const COLS_PER_TASK: usize = 16;
     assert!(src.len() == rows * cols && dst.len() == rows * cols, "amx: transpose_pairs lengths");
-    assert!(i32::try_from(src.len()).is_ok() && available(), "amx: transpose_pairs needs AVX-512 and 32-bit indices");
+    assert!(available(), "amx: transpose_pairs needs AVX-512");
     if rows == 0 {
         return;
     }
@@ -496,23 +630,29 @@ pub(crate) fn transpose_pairs(src: &[u32], rows: usize, cols: usize, dst: &mut [
     });
 }
 
-/// Columns `j0..` of `src` (`rows x cols`) into rows of `dst` (`dst.len() / rows` of them).
+/// Columns `j0..` of `src` (`rows x cols`) into rows of `dst` (`dst.len() / rows` of them, at
+/// most 16).
 /// # Safety
-/// As `transpose_pairs` after its checks: every unmasked gather lane is a row i < rows of a
-/// column j0 + j < cols.
+/// As `transpose_pairs` after its checks: every unmasked load is a row i < rows, column j0 + j
+/// < cols, and every unmasked store a row of `d`, i < rows.
 #[target_feature(enable = "avx512f")]
 unsafe fn transpose_pairs_avx512(src: &[u32], rows: usize, cols: usize, j0: usize, dst: &mut [u32]) {
     use core::arch::x86_64::*;
-    let lanes = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32(cols as i32),
-    );
+    let width = dst.len() / rows;
+    let columns = ((1u32 << width) - 1) as u16;
     for i0 in (0..rows).step_by(16) {
-        let mask = ((1u32 << (rows - i0).min(16)) - 1) as u16;
-        for j in 0..dst.len() / rows {
-            let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32((i0 * cols + j0 + j) as i32));
-            let v = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, idx, src.as_ptr().cast());
-            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(j * rows + i0).cast(), mask, v);
+        let height = (rows - i0).min(16);
+        let mut r: [__m512; 16] = core::array::from_fn(|t| {
+            if t < height {
+                _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(columns, src.as_ptr().add((i0 + t) * cols + j0).cast()))
+            } else {
+                _mm512_setzero_ps()
+            }
+        });
+        transpose16(&mut r);
+        let keep = ((1u32 << height) - 1) as u16;
+        for (j, v) in r.iter().enumerate().take(width) {
+            _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(j * rows + i0).cast(), keep, _mm512_castps_si512(*v));
         }
     }
 }

@@ -66,16 +66,16 @@ fn task_scratch(g: &ConvGeom) -> usize {
         g.cols_len()
     };
     let weight = match weight_path(g) {
-        // The padded image (or its bf16 copy), then bf16's work area (VDPBF16PS's or AMX's,
-        // or emulated dy), or Winograd's sums and work area.
+        // The padded image (or its bf16 copy), then VDPBF16PS's work area or emulated dy; or
+        // Winograd's sums and work area; or AMX's (which reads the images unpadded).
         WeightPath::Direct => {
             let winograd = if winograd::weight_grad_applies(g) {
                 winograd::padded_len(g) + winograd::weights_len(g) + winograd::weight_work_len(g)
             } else {
                 0
             };
-            let bf16_work = conv_direct::bf16_weight_work_len(g).max(amx::weight_work_len(g));
-            (conv_direct::padded_len(g) + bf16_work.max(g.y_len())).max(winograd)
+            let bf16_work = conv_direct::bf16_weight_work_len(g).max(g.y_len());
+            (conv_direct::padded_len(g) + bf16_work).max(winograd).max(amx::weight_work_len(g))
         }
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
         WeightPath::Im2col => g.cols_len(),
@@ -450,7 +450,7 @@ pub fn backward_weight(
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
-    mut db: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
     scratch: &mut [f32],
     precision: Precision,
 ) {
@@ -459,16 +459,26 @@ pub fn backward_weight(
     let work = ts - g.w_len() - g.c_out;
     let want_db = db.is_some();
     let wino = precision == Precision::F32 && winograd::weight_grad_applies(g);
-    let on_amx = amx::weight_grad_applies(g);
-    let rest = &mut scratch[shared_len(g)..][..tasks(n) * ts];
+    let on_amx = precision == Precision::Bf16 && amx::weight_grad_applies(g);
+    let (shared, rest) = scratch.split_at_mut(shared_len(g));
+    let rest = &mut rest[..tasks(n) * ts];
     rest.par_chunks_mut(ts)
         .zip(x.par_chunks(conv_task_images(n) * g.x_len()))
         .zip(dy.par_chunks(conv_task_images(n) * g.y_len()))
         .for_each(|((s, xt), dyt)| {
             let (work, partial) = s.split_at_mut(work);
             let (dw_t, db_t) = partial.split_at_mut(g.w_len());
-            dw_t.fill(0.0);
+            // db_t: the task's rows of dy in order, as one run.
             db_t.fill(0.0);
+            if want_db {
+                simd::sum_rows_acc(dyt, db_t);
+            }
+            if on_amx {
+                // Transposed: `untranspose_weights` below, once for the sum of the tasks.
+                amx::weight_grad(g, xt, dyt, work, dw_t);
+                return;
+            }
+            dw_t.fill(0.0);
             if wino {
                 // Winograd's sums of every image of the task, then dw_t from them.
                 let (xp, rest) = work.split_at_mut(winograd::padded_len(g));
@@ -477,9 +487,6 @@ pub fn backward_weight(
                 for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
                     winograd::pad_input(g, xi, xp);
                     winograd::weight_grad_acc(g, xp, dyi, sums, rest);
-                    if want_db {
-                        simd::sum_rows_acc(dyi, db_t);
-                    }
                 }
                 winograd::weight_grad_finish(g, sums, dw_t);
                 return;
@@ -490,11 +497,7 @@ pub fn backward_weight(
                         let (xq, rest) = work.split_at_mut(conv_direct::padded_len(g));
                         let xq = &mut bf16::as_bf16(xq)[..conv_direct::padded_len(g)];
                         conv_direct::pad_input_bf16(g, xi, xq);
-                        if on_amx {
-                            amx::weight_grad_acc(g, xq, dyi, rest, dw_t);
-                        } else {
-                            conv_direct::weight_grad_tiled_bf16_acc(g, xq, dyi, bf16::as_u32(rest), dw_t);
-                        }
+                        conv_direct::weight_grad_tiled_bf16_acc(g, xq, dyi, bf16::as_u32(rest), dw_t);
                     }
                     (WeightPath::Direct, Some(false)) => {
                         let (xp, dye) = work.split_at_mut(conv_direct::padded_len(g));
@@ -520,23 +523,32 @@ pub fn backward_weight(
                         gemm(Mat::t(cols, g.patch_len(), p), Mat::rows(dyi, p, g.c_out), 1.0, dw_t);
                     }
                 }
-                if want_db {
-                    simd::sum_rows_acc(dyi, db_t);
-                }
             }
         });
-    dw.fill(0.0);
-    if let Some(db) = db.as_deref_mut() {
+    // The tasks' partial sums added in task order, each stretch of dw on its own thread:
+    // the same bits on any number of threads.
+    let rest = &*rest;
+    let total = if on_amx { &mut shared[..g.w_len()] } else { &mut *dw };
+    total.par_chunks_mut(REDUCE_CHUNK).enumerate().for_each(|(c, d)| {
+        d.fill(0.0);
+        for s in rest.chunks(ts) {
+            simd::add_assign(&s[work + c * REDUCE_CHUNK..][..d.len()], d);
+        }
+    });
+    if on_amx {
+        amx::untranspose_weights(g, &shared[..g.w_len()], dw);
+    }
+    if let Some(db) = db {
         assert_eq!(db.len(), g.c_out, "conv2d: db length");
         db.fill(0.0);
-    }
-    for s in rest.chunks(ts) {
-        simd::add_assign(&s[work..work + g.w_len()], dw);
-        if let Some(db) = db.as_deref_mut() {
+        for s in rest.chunks(ts) {
             simd::add_assign(&s[work + g.w_len()..], db);
         }
     }
 }
+
+/// Floats of dw per thread task when `backward_weight` adds up its tasks' partial sums.
+const REDUCE_CHUNK: usize = 1 << 14;
 
 /// dw[kh,kw] += xpad_shifted(kh,kw)ᵀ dy for one image, stride 1: over the padded-width grid
 /// (`grid_w` columns per row, dy zero in the extra columns), the input window of tap (kh, kw)

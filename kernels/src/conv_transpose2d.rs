@@ -11,7 +11,8 @@ use crate::activation::Activation;
 use crate::bf16::Precision;
 use crate::conv2d;
 use crate::geom::ConvGeom;
-use crate::simd;
+use crate::{conv_task_images, simd};
+use rayon::prelude::*;
 
 /// Scratch floats any pass over `n` images needs.
 pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
@@ -111,8 +112,16 @@ pub fn backward_weight(
 ) {
     assert_eq!(db.len(), g.c_in, "conv_transpose2d: db length");
     conv2d::backward_weight(g, n, dy, x, dw, None, scratch, precision);
+    // db over the pool: a sum per fixed group of images (in `scratch`, free again), then the
+    // groups' sums in order, so the bits do not depend on the threads.
+    let per_task = conv_task_images(n);
+    let partials = &mut scratch[..n.div_ceil(per_task) * g.c_in];
+    partials.par_chunks_mut(g.c_in).zip(dy.par_chunks(per_task * g.x_len())).for_each(|(p, d)| {
+        p.fill(0.0);
+        simd::sum_rows_acc(d, p);
+    });
     db.fill(0.0);
-    simd::sum_rows_acc(dy, db);
+    partials.chunks_exact(g.c_in).for_each(|p| simd::add_assign(p, db));
 }
 
 /// Sizes of the uncropped "full" output along each axis, and the crop at the top/left.
