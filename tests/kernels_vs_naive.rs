@@ -170,6 +170,21 @@ fn maxpool2d_fast_equals_naive() {
             maxpool2d::backward_input(&g, n, &dy, &arg, &mut dx);
             maxpool2d::backward_input_naive(&g, n, &x, &dy, &mut dx_n);
             assert_close(&name, "backward_input", &dx, &dx_n, Tol { abs: 1e-6, rel: 1e-6 });
+            if s < pool {
+                continue;
+            }
+            // With the input's activation gradient fused in, from the pooled outputs: the same
+            // bits as the two passes (x = act(z) made of the same values).
+            for act in [Activation::Relu, Activation::Sigmoid] {
+                let mut x_act = x.clone();
+                activation::forward(act, &mut x_act);
+                maxpool2d::forward(&g, n, &x_act, &mut y, &mut arg);
+                let (mut fused, mut two) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+                maxpool2d::backward_input_act(&g, n, &dy, &arg, &mut fused, act, &y);
+                maxpool2d::backward_input(&g, n, &dy, &arg, &mut two);
+                activation::backward(act, &x_act, &mut two);
+                assert_bitwise(&name, &format!("backward_input_act {act:?}"), &fused, &two);
+            }
         }
     }
 }

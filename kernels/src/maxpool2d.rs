@@ -3,6 +3,7 @@
 //! wins, as in TensorFlow. `argmax [n, h_out, w_out, c]` records, per output, the winner's
 //! index within its image, so backward needs no second scan.
 
+use crate::activation::{self, Activation};
 use crate::geom::{size, PoolGeom};
 use crate::{simd, IMAGES_PER_TASK};
 use rayon::prelude::*;
@@ -74,6 +75,49 @@ pub fn backward_input(g: &PoolGeom, n: usize, dy: &[f32], argmax: &[u32], dx: &m
                 dxi.fill(0.0);
                 for (&d, &i) in dyi.iter().zip(ai) {
                     dxi[i as usize] += d;
+                }
+            }
+        });
+}
+
+/// `backward_input` with each dy first multiplied by the gradient of `act` at its window's
+/// maximum, the pooled output `y` (`activation::backward_apply`): for windows that do not
+/// overlap (`stride >= pool`: each input cell gets at most one dy, and a winner's value is its
+/// window's output), the same bits as `backward_input` followed by `activation::backward(act,
+/// x, dx)` (finite x), while reading the pooled batch, a quarter of x for 2 x 2 windows, and
+/// no second pass over dx. Overwrites `dx`.
+/// # Panics
+/// If a slice length disagrees with `g` and `n`, or the windows overlap.
+pub fn backward_input_act(
+    g: &PoolGeom,
+    n: usize,
+    dy: &[f32],
+    argmax: &[u32],
+    dx: &mut [f32],
+    act: Activation,
+    y: &[f32],
+) {
+    check(g, n, dx.len(), dy.len());
+    assert!(argmax.len() == dy.len() && y.len() == dy.len(), "maxpool2d: argmax and y lengths");
+    assert!(g.stride >= g.pool, "maxpool2d: a fused activation gradient needs windows that do not overlap");
+    /// Outputs whose dy goes through a stack buffer at a time.
+    const RUN: usize = 256;
+    dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
+        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
+        .zip(argmax.par_chunks(IMAGES_PER_TASK * g.y_len()).zip(y.par_chunks(IMAGES_PER_TASK * g.y_len())))
+        .for_each(|((dxt, dyt), (at, yt))| {
+            let mut dz = [0.0f32; RUN];
+            for (dxi, ((dyi, ai), yi)) in
+                dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len()).zip(at.chunks(g.y_len())).zip(yt.chunks(g.y_len())))
+            {
+                dxi.fill(0.0);
+                for ((d, a), y) in dyi.chunks(RUN).zip(ai.chunks(RUN)).zip(yi.chunks(RUN)) {
+                    let dz = &mut dz[..d.len()];
+                    dz.copy_from_slice(d);
+                    activation::backward_apply(act, y, dz);
+                    for (&v, &i) in dz.iter().zip(a) {
+                        dxi[i as usize] += v;
+                    }
                 }
             }
         });

@@ -1,6 +1,6 @@
 //! MaxPooling2D layer (no parameters). Keeps the argmax of each window for backward.
 
-use super::{Layer, Padding};
+use super::{Activation, Layer, Padding};
 use crate::{Error, Result, Tensor};
 use kernels::{geom::PoolGeom, maxpool2d};
 
@@ -9,6 +9,9 @@ pub struct MaxPooling2D {
     geom: PoolGeom,
     out_shape: [usize; 3],
     argmax: Vec<u32>, // [n, h_out, w_out, c]: winner's index within its image
+    /// The activation of the layer before, when its gradient is applied in `backward`
+    /// (`Layer::fuse_input_activation`); else `Linear`.
+    input_act: Activation,
 }
 
 impl MaxPooling2D {
@@ -28,6 +31,7 @@ impl MaxPooling2D {
             out_shape: [geom.h_out, geom.w_out, geom.c],
             geom,
             argmax: Vec::new(),
+            input_act: Activation::Linear,
         })
     }
 }
@@ -48,11 +52,24 @@ impl Layer for MaxPooling2D {
         self.argmax.resize(y.data().len(), 0);
         maxpool2d::forward(&self.geom, n, x.data(), y.data_mut(), &mut self.argmax);
     }
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {
             let n = x.batch();
             dx.reshape_for(n, &x.shape()[1..]);
-            maxpool2d::backward_input(&self.geom, n, dy.data(), &self.argmax, dx.data_mut());
+            let (g, dy, dx) = (&self.geom, dy.data(), dx.data_mut());
+            match self.input_act {
+                Activation::Linear => maxpool2d::backward_input(g, n, dy, &self.argmax, dx),
+                act => maxpool2d::backward_input_act(g, n, dy, &self.argmax, dx, act, y.data()),
+            }
         }
+    }
+    /// Only where the windows do not overlap: then the pooled output holds every winner's
+    /// value (`maxpool2d::backward_input_act`).
+    fn fuse_input_activation(&mut self, act: Activation) -> bool {
+        let disjoint = self.geom.stride >= self.geom.pool;
+        if disjoint {
+            self.input_act = act;
+        }
+        disjoint
     }
 }
