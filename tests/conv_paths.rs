@@ -198,6 +198,10 @@ fn bf16_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
         let per_image = |v: &[f32]| v.iter().map(|x| x / n as f32).collect::<Vec<_>>();
         close(&format!("{name} backward_weight"), &per_image(&dw), &per_image(&dw_q));
         within_bf16(&format!("{name} backward_weight"), &dw, &dw_f, &mag);
+        // The bias gradient stays f32 (AMX sums it while transposing dy): the f32 pass's bits.
+        let (mut dw32, mut db32) = (vec![0.0; g.w_len()], vec![0.0; co]);
+        conv2d::backward_weight(&g, n, &x, &dy, &mut dw32, Some(&mut db32), &mut scratch, Precision::F32);
+        assert_bitwise(&name, "backward_weight db", &db, &db32);
         if bf16 {
             out.push((format!("{name} backward_weight"), dw));
         }

@@ -261,13 +261,21 @@ pub(crate) fn weight_work_len(g: &ConvGeom) -> usize {
 /// lines whatever its offset (reading a transposed plane at the offsets instead put 8 of 9
 /// taps' rows across cache lines, and transposing the image took AVX-512 gathers). The sums
 /// stay in `work` (on cache lines) between the task's images; the last image stores them to
-/// `dwt`. `work` holds `weight_work_len(g)`.
+/// `dwt`. `work` holds `weight_work_len(g)`. With `db`, dy's rows are added to it in order
+/// (`transpose_dy`).
 /// # Panics
 /// If the lengths disagree with `g`, or without `weight_grad_applies(g)`.
-pub(crate) fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32], work: &mut [f32], dwt: &mut [f32]) {
+pub(crate) fn weight_grad(
+    g: &ConvGeom,
+    (x, dy): (&[f32], &[f32]),
+    work: &mut [f32],
+    dwt: &mut [f32],
+    mut db: Option<&mut [f32]>,
+) {
     assert!(weight_grad_applies(g), "amx: weight_grad needs AMX and channels in 16s");
     let n = x.len() / g.x_len();
     assert!(x.len() == n * g.x_len() && dy.len() == n * g.y_len() && dwt.len() == g.w_len());
+    assert!(db.as_deref().is_none_or(|db| db.len() == g.c_out), "amx: db length");
     assert!(work.len() >= weight_work_len(g), "amx: weight gradient work area");
     if n == 0 {
         dwt.fill(0.0);
@@ -287,7 +295,7 @@ pub(crate) fn weight_grad(g: &ConvGeom, x: &[f32], dy: &[f32], work: &mut [f32],
         // why its accesses stay inside them.
         unsafe {
             pair_planes(g, xi, pairs);
-            transpose_dy(g, dyi, dyt);
+            transpose_dy(g, dyi, dyt, db.as_deref_mut());
             weight_grad_tiles(g, pairs, dyt, from, to);
         }
     }
@@ -381,28 +389,35 @@ unsafe fn pair_planes(g: &ConvGeom, x: &[f32], pairs: &mut [u32]) {
 
 /// dy (`[h_out, w_out, c_out]`) transposed onto `weight_grad`'s grid in bf16:
 /// `dyt[co * q + oh * w + ow] = round(dy[oh, ow, co])`, zero for ow >= w_out and past the last
-/// row; 16 x 16 blocks transposed in registers.
+/// row; 16 x 16 blocks transposed in registers. With `db`, each dy row is also added to it
+/// in pixel order: the bits of `simd::sum_rows_acc`, without reading dy again.
 /// # Safety
 /// The CPU has AVX-512 F, BW, VL and AVX512-BF16; `dy` is one image of `g`, `dyt` holds `c_out
-/// * q` values, `g.c_out` is a multiple of 16.
+/// * q` values, `db` `c_out`, `g.c_out` is a multiple of 16.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-unsafe fn transpose_dy(g: &ConvGeom, dy: &[f32], dyt: &mut [u16]) {
+unsafe fn transpose_dy(g: &ConvGeom, dy: &[f32], dyt: &mut [u16], mut db: Option<&mut [f32]>) {
     use core::arch::x86_64::*;
     let (w, q, _) = grid(g);
     let co_n = g.c_out;
     for oh in 0..g.h_out {
         for ow0 in (0..w).step_by(16) {
             let keep = ((1u32 << (w - ow0).min(16)) - 1) as u16;
+            let pixels = g.w_out.saturating_sub(ow0).min(16);
             for co0 in (0..co_n).step_by(16) {
                 let mut r: [__m512; 16] = core::array::from_fn(|t| {
-                    let ow = ow0 + t;
-                    // SAFETY: pixel (oh, ow) of dy, 16 channels from co0 < c_out.
-                    if ow < g.w_out {
-                        _mm512_loadu_ps(dy.as_ptr().add((oh * g.w_out + ow) * co_n + co0))
+                    // SAFETY: pixel (oh, ow0 + t) of dy, 16 channels from co0 < c_out.
+                    if t < pixels {
+                        _mm512_loadu_ps(dy.as_ptr().add((oh * g.w_out + ow0 + t) * co_n + co0))
                     } else {
                         _mm512_setzero_ps()
                     }
                 });
+                if let Some(db) = db.as_deref_mut() {
+                    // SAFETY: 16 of db's c_out values from co0.
+                    let at = db.as_mut_ptr().add(co0);
+                    let sum = r[..pixels].iter().fold(_mm512_loadu_ps(at), |acc, row| _mm512_add_ps(acc, *row));
+                    _mm512_storeu_ps(at, sum);
+                }
                 transpose16(&mut r);
                 for (c, v) in r.iter().enumerate() {
                     let v = core::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(*v));
@@ -653,6 +668,83 @@ unsafe fn transpose_pairs_avx512(src: &[u32], rows: usize, cols: usize, j0: usiz
         let keep = ((1u32 << height) - 1) as u16;
         for (j, v) in r.iter().enumerate().take(width) {
             _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(j * rows + i0).cast(), keep, _mm512_castps_si512(*v));
+        }
+    }
+}
+
+/// `dst[(j / 2) * rows + i]` = the bf16 pair (round(src[i * cols + j]), round(src[i * cols +
+/// j + 1])) for even j: the `rows x cols` f32 matrix `src` rounded (to nearest even) and
+/// transposed into pairs along its columns in one pass (the dense input gradient's wᵀ, where
+/// rounding w whole and then `transpose_pairs` read and wrote the pairs twice more). Both
+/// counts in 16s and 32s; blocks of up to 128 rows x 1024 columns on the rayon pool, each writing
+/// runs of 512 bytes to each of its pair rows (16 rows a block wrote 64-byte pieces, each to another
+/// page, and ran at 8 GB/s on the 6272 x 128 kernel).
+/// # Panics
+/// If the lengths are not `rows * cols` (or `/ 2`), the counts not in 16s and 32s, or without
+/// AMX (`available`).
+pub(crate) fn round_transpose_pairs(src: &[f32], rows: usize, cols: usize, dst: &mut [u32]) {
+    use rayon::prelude::*;
+    /// Where the row blocks write: each its own 16 columns of every pair row.
+    #[derive(Clone, Copy)]
+    struct Pairs(*mut u32);
+    // SAFETY: (both) the blocks write disjoint elements (their own rows and columns).
+    unsafe impl Send for Pairs {}
+    // SAFETY: as for Send.
+    unsafe impl Sync for Pairs {}
+    impl Pairs {
+        /// The pointer (a method, so that a closure captures the whole `Pairs`).
+        fn get(self) -> *mut u32 {
+            self.0
+        }
+    }
+    assert!(src.len() == rows * cols && dst.len() * 2 == src.len(), "amx: round_transpose_pairs lengths");
+    assert!(rows.is_multiple_of(16) && cols.is_multiple_of(32), "amx: round_transpose_pairs counts");
+    assert!(available(), "amx: round_transpose_pairs needs AVX512-BF16");
+    const ROW_BLOCK: usize = 128;
+    const COL_BLOCK: usize = 1024;
+    let out = Pairs(dst.as_mut_ptr());
+    let col_blocks = cols.div_ceil(COL_BLOCK);
+    (0..rows.div_ceil(ROW_BLOCK) * col_blocks).into_par_iter().for_each(|b| {
+        let (i0, j0) = (b / col_blocks * ROW_BLOCK, b % col_blocks * COL_BLOCK);
+        let block = (i0..(i0 + ROW_BLOCK).min(rows), j0..(j0 + COL_BLOCK).min(cols));
+        // SAFETY: `available` means the CPU has AVX512-BF16 with AVX-512 F and BW; the
+        // block's rows and columns of src (in 16s), and those columns of its pair rows of
+        // dst, are inside the slices checked above, and no other block writes them.
+        unsafe { round_transpose_block(src, (rows, cols), block, out.get()) }
+    });
+}
+
+/// Rows `block` and `columns` of `src` (16s) into those pair rows and columns at `dst`
+/// (`round_transpose_pairs`).
+/// # Safety
+/// As `round_transpose_pairs` after its checks; `dst` holds `rows * cols / 2` pairs.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn round_transpose_block(
+    src: &[f32],
+    (rows, cols): (usize, usize),
+    (block, columns): (core::ops::Range<usize>, core::ops::Range<usize>),
+    dst: *mut u32,
+) {
+    use core::arch::x86_64::*;
+    // Word i of the low half and word i of the high half side by side: pair i.
+    let interleave = _mm512_set_epi16(
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+        16, 0,
+    );
+    for j0 in columns.step_by(16) {
+        for i0 in block.clone().step_by(16) {
+            // SAFETY: rows i0 .. i0 + 16, columns j0 .. j0 + 16 of src.
+            let mut r: [__m512; 16] = core::array::from_fn(|t| _mm512_loadu_ps(src.as_ptr().add((i0 + t) * cols + j0)));
+            transpose16(&mut r);
+            // r[c]: column j0 + c of rows i0..; pairs of columns (c, c + 1).
+            for c in (0..16).step_by(2) {
+                let both = core::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(r[c + 1], r[c]));
+                // SAFETY: pair row (j0 + c) / 2 < cols / 2, 16 pairs from i0 < rows.
+                _mm512_storeu_si512(
+                    dst.add((j0 + c) / 2 * rows + i0).cast(),
+                    _mm512_permutexvar_epi16(interleave, both),
+                );
+            }
         }
     }
 }

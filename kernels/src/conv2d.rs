@@ -470,13 +470,13 @@ pub fn backward_weight(
             let (dw_t, db_t) = partial.split_at_mut(g.w_len());
             // db_t: the task's rows of dy in order, as one run.
             db_t.fill(0.0);
-            if want_db {
-                simd::sum_rows_acc(dyt, db_t);
-            }
             if on_amx {
                 // Transposed: `untranspose_weights` below, once for the sum of the tasks.
-                amx::weight_grad(g, xt, dyt, work, dw_t);
+                amx::weight_grad(g, (xt, dyt), work, dw_t, want_db.then_some(db_t));
                 return;
+            }
+            if want_db {
+                simd::sum_rows_acc(dyt, db_t);
             }
             dw_t.fill(0.0);
             if wino {

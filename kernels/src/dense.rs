@@ -279,13 +279,12 @@ pub fn backward_input(
             let (dyq, rest) = scratch.split_at_mut(dy.len() / 2);
             let (wq, wt) = rest.split_at_mut(w.len() / 2);
             bf16::round_slice_par(dy, &mut bf16::as_bf16(dyq)[..dy.len()]);
-            bf16::round_slice_par(w, &mut bf16::as_bf16(wq)[..w.len()]);
-            let (dyq, wq) = (&bf16::as_u32(dyq)[..dy.len() / 2], &bf16::as_u32(wq)[..w.len() / 2]);
+            let dyq = &bf16::as_u32(dyq)[..dy.len() / 2];
             if n.is_multiple_of(16) && amx::gemm_applies(16, c_out / 2, c_in) {
-                // On AMX: dy's rows (pairs along the output features) by wᵀ in pairs (w's pairs
-                // transposed: a row per output pair, a column per input feature).
+                // On AMX: dy's rows (pairs along the output features) by wᵀ in pairs (a row
+                // per output pair, a column per input feature), rounded and transposed at once.
                 let wt = &mut bf16::as_u32(wt)[..w.len() / 2];
-                amx::transpose_pairs(wq, c_in, c_out / 2, wt);
+                amx::round_transpose_pairs(w, c_in, c_out, wt);
                 let wt = &*wt;
                 dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dyq.par_chunks(ROWS_PER_TASK * c_out / 2)).for_each(
                     |(dxt, dyt)| {
@@ -304,6 +303,8 @@ pub fn backward_input(
                 );
                 return;
             }
+            bf16::round_slice_par(w, &mut bf16::as_bf16(wq)[..w.len()]);
+            let wq = &bf16::as_u32(wq)[..w.len() / 2];
             transposed_tasks(c_in, c_out / 2, DX_OB / 2, dyq, wq, dx, |rows, ob, a, b, c| {
                 // SAFETY: as for the f32 tiles, with pairs along the output features; `native`
                 // means the CPU has AVX512-BF16.
