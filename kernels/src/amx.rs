@@ -301,35 +301,18 @@ pub(crate) fn weight_grad(
     }
 }
 
-/// dw[tap][ci][co] = dwt[tap][co][ci]: `weight_grad`'s layout back to the kernel's.
+/// dw[tap][ci][co] = dwt[tap][co][ci]: `weight_grad`'s layout back to the kernel's, through
+/// `transpose_pairs` (a transposition of 32-bit values, whatever they hold).
 /// # Panics
 /// If a length is not `g.w_len()`, or without `weight_grad_applies(g)`.
 pub(crate) fn untranspose_weights(g: &ConvGeom, dwt: &[f32], dw: &mut [f32]) {
     assert!(weight_grad_applies(g) && dwt.len() == g.w_len() && dw.len() == g.w_len(), "amx: untranspose lengths");
+    // SAFETY: u32 and f32 have the same size and alignment and every bit pattern is valid for
+    // both; the view covers exactly `dwt`'s values and borrows it.
+    let dwt = unsafe { core::slice::from_raw_parts(dwt.as_ptr().cast::<u32>(), dwt.len()) };
     let tap = g.c_in * g.c_out;
-    for (d, s) in dw.chunks_exact_mut(tap).zip(dwt.chunks_exact(tap)) {
-        // SAFETY: `available` means AVX-512F; both are one tap's c_out x c_in, in 16s.
-        unsafe { transpose_into(s, (g.c_out, g.c_in), d) };
-    }
-}
-
-/// `dst[j * rows + i] = src[i * cols + j]` for a `rows x cols` matrix `src`, both counts in
-/// 16s: one 16 x 16 block at a time, transposed in registers.
-/// # Safety
-/// The CPU has AVX-512F; `src` and `dst` hold `rows * cols` values.
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose_into(src: &[f32], (rows, cols): (usize, usize), dst: &mut [f32]) {
-    use core::arch::x86_64::*;
-    for i0 in (0..rows).step_by(16) {
-        for j0 in (0..cols).step_by(16) {
-            // SAFETY: rows i0.. and columns j0.. of src, 16 of each, inside it.
-            let mut r: [__m512; 16] = core::array::from_fn(|t| _mm512_loadu_ps(src.as_ptr().add((i0 + t) * cols + j0)));
-            transpose16(&mut r);
-            for (t, v) in r.iter().enumerate() {
-                // SAFETY: row j0 + t of dst, columns i0.., inside it.
-                _mm512_storeu_ps(dst.as_mut_ptr().add((j0 + t) * rows + i0), *v);
-            }
-        }
+    for (d, s) in bf16::as_u32(dw).chunks_exact_mut(tap).zip(dwt.chunks_exact(tap)) {
+        transpose_pairs(s, g.c_out, g.c_in, d);
     }
 }
 
@@ -623,10 +606,10 @@ pub(crate) unsafe fn gemm_acc(
     asm!("tilerelease", options(nostack, nomem));
 }
 
-/// `dst[j * rows + i] = src[i * cols + j]` for 32-bit elements (bf16 pairs), 16 x 16 blocks
-/// transposed in registers (AVX-512 gathers, 16 rows of a column each, took most of the
-/// dense input gradient here), a block of columns per rayon task: the operand of `gemm_acc`
-/// from pairs packed along the other axis. (Call it outside parallel tasks, as
+/// `dst[j * rows + i] = src[i * cols + j]` for 32-bit elements, 16 x 16 blocks transposed in
+/// registers (AVX-512 gathers, 16 rows of a column each, ran slowly here), a block of columns
+/// per rayon task: the operand of `gemm_acc` from pairs packed along the other axis, and
+/// `weight_grad`'s sums back in the kernel's layout. (Call it outside parallel tasks, as
 /// `bf16::round_slice_par`.)
 /// # Panics
 /// If the lengths are not `rows * cols`, or without AMX (`available`).

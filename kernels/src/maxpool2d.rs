@@ -65,19 +65,7 @@ pub fn forward(g: &PoolGeom, n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u
 /// # Panics
 /// If a slice length disagrees with `g` and `n`.
 pub fn backward_input(g: &PoolGeom, n: usize, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
-    check(g, n, dx.len(), dy.len());
-    assert_eq!(argmax.len(), dy.len(), "maxpool2d: argmax length");
-    dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
-        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
-        .zip(argmax.par_chunks(IMAGES_PER_TASK * g.y_len()))
-        .for_each(|((dxt, dyt), at)| {
-            for ((dxi, dyi), ai) in dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len())).zip(at.chunks(g.y_len())) {
-                dxi.fill(0.0);
-                for (&d, &i) in dyi.iter().zip(ai) {
-                    dxi[i as usize] += d;
-                }
-            }
-        });
+    route_to_winners(g, n, dy, argmax, dx, None);
 }
 
 /// `backward_input` with each dy first multiplied by the gradient of `act` at its window's
@@ -97,30 +85,48 @@ pub fn backward_input_act(
     act: Activation,
     y: &[f32],
 ) {
-    check(g, n, dx.len(), dy.len());
-    assert!(argmax.len() == dy.len() && y.len() == dy.len(), "maxpool2d: argmax and y lengths");
+    assert_eq!(y.len(), dy.len(), "maxpool2d: y length");
     assert!(g.stride >= g.pool, "maxpool2d: a fused activation gradient needs windows that do not overlap");
-    /// Outputs whose dy goes through a stack buffer at a time.
+    route_to_winners(g, n, dy, argmax, dx, Some((act, y)));
+}
+
+/// dx = each dy added at its window's winner, zero elsewhere; with `grad_of`, dy times the
+/// gradient of that activation at the outputs given (through a stack buffer, a run at a time).
+fn route_to_winners(
+    g: &PoolGeom,
+    n: usize,
+    dy: &[f32],
+    argmax: &[u32],
+    dx: &mut [f32],
+    grad_of: Option<(Activation, &[f32])>,
+) {
+    /// Outputs whose dy goes through the stack buffer at a time.
     const RUN: usize = 256;
-    dx.par_chunks_mut(IMAGES_PER_TASK * g.x_len())
-        .zip(dy.par_chunks(IMAGES_PER_TASK * g.y_len()))
-        .zip(argmax.par_chunks(IMAGES_PER_TASK * g.y_len()).zip(y.par_chunks(IMAGES_PER_TASK * g.y_len())))
-        .for_each(|((dxt, dyt), (at, yt))| {
-            let mut dz = [0.0f32; RUN];
-            for (dxi, ((dyi, ai), yi)) in
-                dxt.chunks_mut(g.x_len()).zip(dyt.chunks(g.y_len()).zip(at.chunks(g.y_len())).zip(yt.chunks(g.y_len())))
-            {
-                dxi.fill(0.0);
-                for ((d, a), y) in dyi.chunks(RUN).zip(ai.chunks(RUN)).zip(yi.chunks(RUN)) {
-                    let dz = &mut dz[..d.len()];
-                    dz.copy_from_slice(d);
-                    activation::backward_apply(act, y, dz);
-                    for (&v, &i) in dz.iter().zip(a) {
-                        dxi[i as usize] += v;
+    check(g, n, dx.len(), dy.len());
+    assert_eq!(argmax.len(), dy.len(), "maxpool2d: argmax length");
+    let (task_in, task_out) = (IMAGES_PER_TASK * g.x_len(), IMAGES_PER_TASK * g.y_len());
+    dx.par_chunks_mut(task_in).enumerate().for_each(|(t, dxt)| {
+        let mut dz = [0.0f32; RUN];
+        for (i, dxi) in dxt.chunks_mut(g.x_len()).enumerate() {
+            dxi.fill(0.0);
+            let first = t * task_out + i * g.y_len();
+            for o in (first..first + g.y_len()).step_by(RUN) {
+                let run = o..(o + RUN).min(first + g.y_len());
+                let d = match grad_of {
+                    None => &dy[run.clone()],
+                    Some((act, y)) => {
+                        let dz = &mut dz[..run.len()];
+                        dz.copy_from_slice(&dy[run.clone()]);
+                        activation::backward_apply(act, &y[run.clone()], dz);
+                        &*dz
                     }
+                };
+                for (&v, &w) in d.iter().zip(&argmax[run]) {
+                    dxi[w as usize] += v;
                 }
             }
-        });
+        }
+    });
 }
 
 /// The naive twin of `forward` (no argmax).
