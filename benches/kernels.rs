@@ -7,6 +7,10 @@
 
 mod common;
 
+/// As the `autoencoder` binary: large buffers on cache lines (`kernels::alloc`).
+#[global_allocator]
+static ALLOC: kernels::alloc::CacheAligned = kernels::alloc::CacheAligned;
+
 use common::data;
 use criterion::measurement::WallTime;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};

@@ -22,6 +22,10 @@
 
 mod common;
 
+/// As the `autoencoder` binary: large buffers on cache lines (`kernels::alloc`).
+#[global_allocator]
+static ALLOC: kernels::alloc::CacheAligned = kernels::alloc::CacheAligned;
+
 use common::data;
 use core::arch::x86_64::*;
 use kernels::activation::{self, Activation};

@@ -10,6 +10,10 @@ use autoencoder::Tensor;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
 
+/// As the `autoencoder` binary: large buffers on cache lines (`kernels::alloc`).
+#[global_allocator]
+static ALLOC: kernels::alloc::CacheAligned = kernels::alloc::CacheAligned;
+
 const BATCH: usize = 64;
 
 fn bench_train_step(c: &mut Criterion) {

@@ -4,6 +4,10 @@
 
 mod cli;
 
+/// Large buffers on cache lines, where the kernels' 512-bit loads want them (`kernels::alloc`).
+#[global_allocator]
+static ALLOC: kernels::alloc::CacheAligned = kernels::alloc::CacheAligned;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

@@ -11,12 +11,14 @@ use autoencoder::data::{self, Dataset};
 use autoencoder::models::ModelKind;
 use autoencoder::train::loss::Loss;
 use autoencoder::train::{self, Progress, Recipe, TrainConfig};
+use kernels::alloc::CacheAligned;
 use kernels::bf16::Precision;
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
-/// Counts calls to alloc, alloc_zeroed and realloc (frees are not counted).
+/// Counts calls to alloc, alloc_zeroed and realloc (frees are not counted), served by the
+/// binary's allocator.
 struct Counting;
 
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -37,23 +39,23 @@ fn counted() {
     }
 }
 
-// SAFETY: every call is forwarded unchanged to the system allocator; counting has no effect on
+// SAFETY: every call is forwarded unchanged to the binary's allocator; counting has no effect on
 // the memory handed out.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         counted();
-        unsafe { System.alloc(layout) }
+        unsafe { CacheAligned.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         counted();
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { CacheAligned.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         counted();
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { CacheAligned.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { CacheAligned.dealloc(ptr, layout) }
     }
 }
 

@@ -53,7 +53,8 @@ fn weight_path(g: &ConvGeom) -> WeightPath {
 }
 
 /// Per task: a work area as large as the largest pass needs (the paths above), then a partial
-/// dW and a partial db.
+/// dW and a partial db; in all a multiple of 16 floats, so that every task's area starts on a
+/// cache line when the scratch does (`crate::alloc`).
 fn task_scratch(g: &ConvGeom) -> usize {
     let forward = conv_direct::padded_len(g).max(winograd::padded_len(g) + winograd::work_len(g));
     let input = if g.stride == 1 {
@@ -80,7 +81,7 @@ fn task_scratch(g: &ConvGeom) -> usize {
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
         WeightPath::Im2col => g.cols_len(),
     };
-    forward.max(input).max(weight) + g.w_len() + g.c_out
+    (forward.max(input).max(weight) + g.w_len() + g.c_out).next_multiple_of(16)
 }
 
 /// Floats shared by all tasks: a rearranged copy of the kernel (the flipped one of a stride-1

@@ -394,8 +394,9 @@ pub fn single_applies(g: &ConvGeom) -> bool {
 /// row at a time; each image vector (16 channels of one pixel) is loaded once and multiplied
 /// by the up to three kernel taps that read it, into the pixels that need it (9 loads per 21
 /// FMAs, where `forward_narrow`'s dot product per pixel loads its own window: one load per
-/// FMA); one lane sum per pixel at the end. Windows that cross the border skip the missing
-/// rows and columns, so there is no padded copy (which took 40% of the pass). Overwrites `y`.
+/// FMA); the lanes of each pixel summed at the end (`Simd::sums8`). Windows that cross the
+/// border skip the missing rows and columns, so there is no padded copy (which took 40% of
+/// the pass). Overwrites `y`.
 pub fn forward_single(g: &ConvGeom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     assert!(single_applies(g), "conv_direct: forward_single needs one output channel, 3 x 3, stride 1");
     assert!(x.len() == g.x_len() && w.len() == g.w_len() && y.len() == g.y_len(), "conv_direct: lengths");
@@ -408,35 +409,68 @@ pub fn forward_single(g: &ConvGeom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: 
 /// is at a row and column inside the image.
 #[inline(always)]
 unsafe fn forward_single_with<S: Simd>(g: &ConvGeom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    // With 32 registers, two sets of accumulators (even and odd vectors of channels): each
+    // pixel's chain of dependent FMAs is half as long, and FMA latency no longer bounds it.
+    if S::LANES == 16 && g.c_in.is_multiple_of(32) {
+        forward_single_sets::<S, 2>(g, x, w, b, y)
+    } else {
+        forward_single_sets::<S, 1>(g, x, w, b, y)
+    }
+}
+
+/// `forward_single_with` with `SETS` accumulators per pixel, each fed every `SETS`-th vector
+/// of channels (`c_in % (SETS * LANES) == 0`).
+/// # Safety
+/// As `forward_single_with`.
+#[inline(always)]
+unsafe fn forward_single_sets<S: Simd, const SETS: usize>(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
     const B: usize = SINGLE_ROW;
     let ci_n = g.c_in;
     let (xs, w) = (x.as_ptr(), w.as_ptr());
     let bias = b.map_or(0.0, |b| b[0]);
+    let mut sums = [0.0f32; 8];
     for oh in 0..g.h_out {
         // Kernel rows that read a row of the image: i = oh + kh - pad_top in 0..h_in.
         let khs = (0..3).filter(|kh| (oh + kh).checked_sub(g.pad_top).is_some_and(|i| i < g.h_in));
         for ow0 in (0..g.w_out).step_by(B) {
             // Window column c (0..B + 2) is image column ow0 + c - pad_left.
             let col = |c: usize| (ow0 + c).checked_sub(g.pad_left).filter(|&j| j < g.w_in);
-            let mut acc = [S::zero(); B];
+            let mut acc = [[S::zero(); B]; SETS];
             for kh in khs.clone() {
                 let row = xs.add((oh + kh - g.pad_top) * g.w_in * ci_n);
-                for c0 in (0..ci_n).step_by(S::LANES) {
-                    let wv: [S::V; 3] = core::array::from_fn(|kw| S::load(w.add((kh * 3 + kw) * ci_n + c0)));
-                    // Column c feeds pixel ow0 + c - kw through tap kw.
-                    for c in 0..B + 2 {
-                        let Some(j) = col(c) else { continue };
-                        let v = S::load(row.add(j * ci_n + c0));
-                        for kw in 0..3 {
-                            if c >= kw && c - kw < B {
-                                acc[c - kw] = S::fma(v, wv[kw], acc[c - kw]);
+                for c0 in (0..ci_n).step_by(SETS * S::LANES) {
+                    for (set, acc) in acc.iter_mut().enumerate() {
+                        let c0 = c0 + set * S::LANES;
+                        let wv: [S::V; 3] = core::array::from_fn(|kw| S::load(w.add((kh * 3 + kw) * ci_n + c0)));
+                        // Column c feeds pixel ow0 + c - kw through tap kw.
+                        for c in 0..B + 2 {
+                            let Some(j) = col(c) else { continue };
+                            let v = S::load(row.add(j * ci_n + c0));
+                            for kw in 0..3 {
+                                if c >= kw && c - kw < B {
+                                    acc[c - kw] = S::fma(v, wv[kw], acc[c - kw]);
+                                }
                             }
                         }
                     }
                 }
             }
-            for (j, a) in acc.iter().enumerate() {
-                y[oh * g.w_out + ow0 + j] = bias + S::sum(*a);
+            let total: [S::V; 8] = core::array::from_fn(|j| {
+                if j < B {
+                    acc[1..].iter().fold(acc[0][j], |s, a| S::add(s, a[j]))
+                } else {
+                    S::zero()
+                }
+            });
+            S::sums8(total, sums.as_mut_ptr());
+            for (j, s) in sums.iter().take(B).enumerate() {
+                y[oh * g.w_out + ow0 + j] = bias + s;
             }
         }
     }

@@ -10,13 +10,14 @@
 //!   results are bitwise identical on 1 or many threads.
 //! * Every fast kernel has a `naive` twin in plain loops, always compiled, used as the oracle.
 //! * **unsafe** only in the register-tiled kernels (`micro`, `conv_direct`, `dense`, `bf16`,
-//!   `amx`), the dispatcher (`isa`) and `gemm`, each block with its `SAFETY:` argument (a lint
-//!   below enforces it); every length those blocks rely on is computed in checked
-//!   arithmetic (`geom::size`) and checked once at the public entry.
+//!   `amx`), the dispatcher (`isa`), `gemm` and the allocator (`alloc`), each block with its
+//!   `SAFETY:` argument (a lint below enforces it); every length those blocks rely on is
+//!   computed in checked arithmetic (`geom::size`) and checked once at the public entry.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod activation;
 pub mod adam;
+pub mod alloc;
 pub mod amx;
 pub mod bf16;
 pub mod conv2d;
