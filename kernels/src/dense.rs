@@ -4,8 +4,10 @@
 //! Register-tiled kernels (`micro::Tile`, 6 rows x 16 columns) that read their f32 operands
 //! in place: no packing buffer, so a pass allocates nothing (a training step must not; see
 //! tests/zero_alloc.rs). `forward` and `backward_weight` stream the inner dimension through
-//! the tiles; `backward_input` multiplies by wᵀ with the batch along the vector lanes. Every
-//! output element is summed by one task in a fixed order, whatever the thread count.
+//! the tiles; `backward_input` takes dot products of dy's and w's rows on AVX-512 (its 32
+//! registers hold a 4 x 4 tile of them), else multiplies by wᵀ with the batch along the vector
+//! lanes. Every output element is summed by one task in a fixed order, whatever the thread
+//! count.
 //!
 //! In bf16 (`crate::bf16`) the operands are rounded into the caller's scratch first, on every
 //! core, as bf16 pairs along each pass's reduction axis (input features, output features,
@@ -15,7 +17,7 @@
 use crate::amx;
 use crate::bf16::{self, Precision};
 use crate::geom::size;
-use crate::isa::dispatch;
+use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{
     channel_blocks, row_chunks, with_nv, with_rows, Avx512, Bf16Pairs, Operand, Simd, Tile, Values, MAX_M,
 };
@@ -257,15 +259,19 @@ pub fn backward_input(
     }
     // The lanes run along the batch, so natively any c_out fits.
     match bf16_route(precision, c_out.is_multiple_of(2), 16) {
-        None => transposed_tasks(
-            c_in,
-            c_out,
-            DX_OB,
-            dy,
-            w,
-            dx,
-            |rows, ob, a, b, c| dispatch!(transposed_acc(rows: usize, c_in: usize, c_out: usize, ob: usize, a: *const f32, b: *const f32, c: *mut f32)),
-        ),
+        // With 32 registers, dot products along the output features: a tile's sums stay in
+        // registers for the whole run and reach dx once (the transposed tiles below add each
+        // block of products to dx one float at a time).
+        None if kernel_path() == KernelPath::Avx512 => {
+            dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * c_out)).for_each(|(dxt, dyt)| {
+                let rows = dxt.len() / c_in;
+                let (dy, w, dx) = (dyt.as_ptr(), w.as_ptr(), dxt.as_mut_ptr());
+                // SAFETY: rows x c_out of dyt, c_in x c_out of w and rows x c_in of dxt, as
+                // `check` measured.
+                dispatch!(on KernelPath::Avx512, dot_acc(rows: usize, c_in: usize, c_out: usize, dy: *const f32, w: *const f32, dx: *mut f32))
+            })
+        }
+        None => transposed_f32(c_in, c_out, dy, w, dx),
         Some(false) => {
             let (dye, we) = scratch.split_at_mut(dy.len());
             let we = &mut we[..w.len()];
@@ -273,7 +279,8 @@ pub fn backward_input(
             bf16::quantize_swapped_runs(dye, 1);
             we.copy_from_slice(w);
             bf16::quantize_swapped_runs(we, 1);
-            backward_input(n, c_in, c_out, dye, we, dx, &mut [], Precision::F32);
+            // Each sum one chain in the order of the output features, as VDPBF16PS's pairs.
+            transposed_f32(c_in, c_out, dye, we, dx);
         }
         Some(true) => {
             let (dyq, rest) = scratch.split_at_mut(dy.len() / 2);
@@ -310,6 +317,91 @@ pub fn backward_input(
                 // means the CPU has AVX512-BF16.
                 unsafe { transposed_acc_bf16(rows, c_in, c_out / 2, ob, a, b, c) }
             });
+        }
+    }
+}
+
+/// `backward_input` in f32 on the transposed tiles: each element of dx one chain of
+/// multiply-adds in the order of the output features.
+fn transposed_f32(c_in: usize, c_out: usize, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    transposed_tasks(
+        c_in,
+        c_out,
+        DX_OB,
+        dy,
+        w,
+        dx,
+        |rows, ob, a, b, c| dispatch!(transposed_acc(rows: usize, c_in: usize, c_out: usize, ob: usize, a: *const f32, b: *const f32, c: *mut f32)),
+    )
+}
+
+/// Batch rows and input features of a `dot_tile`: 4 x 4 accumulators, 4 vectors of dy and
+/// one of w, each step 8 loads for 16 FMAs (at 4 x 6, LLVM spilled 7 of the 24 accumulators
+/// to the stack, and the pass ran slower than the transposed tiles).
+const DOT_R: usize = 4;
+const DOT_I: usize = 4;
+/// Output features per run of `dot_tile`: the block's rows of w (16 KB) stay in L1 while every
+/// row tile of the task uses them (measured: runs of 512 and 2048 were slower).
+const DOT_OC: usize = 1024;
+
+/// dx[r, i] += sum over o of dy[r, o] w[i, o] for r < rows, i < c_in, with `dy [rows, c_out]`,
+/// `w [c_in, c_out]`, `dx [rows, c_in]`: `dot_tile`s over runs of `DOT_OC` output features.
+/// Each element of dx gets its runs' sums in run order, whatever the threads.
+/// # Safety
+/// `S`'s instructions exist, and the three arrays are as long as said.
+#[inline(always)]
+unsafe fn dot_acc<S: Simd>(rows: usize, c_in: usize, c_out: usize, dy: *const f32, w: *const f32, dx: *mut f32) {
+    for o0 in (0..c_out).step_by(DOT_OC) {
+        let len = DOT_OC.min(c_out - o0);
+        for i0 in (0..c_in).step_by(DOT_I) {
+            for r0 in (0..rows).step_by(DOT_R) {
+                let (r_n, i_n) = (DOT_R.min(rows - r0), DOT_I.min(c_in - i0));
+                let dyr = core::array::from_fn(|r| dy.add((r0 + r.min(r_n - 1)) * c_out + o0));
+                let wr = core::array::from_fn(|i| w.add((i0 + i.min(i_n - 1)) * c_out + o0));
+                dot_tile::<S>(dyr, wr, len, (r_n, i_n), dx.add(r0 * c_in + i0), c_in);
+            }
+        }
+    }
+}
+
+/// One tile of `dot_acc`: the dot products of `len` floats of 4 rows of dy and 4 of w (rows
+/// past `r_n` / `i_n` repeat the last valid one; their sums are dropped), each summed along
+/// the vector lanes, then across them (`Simd::sums8`), then the tail past whole vectors, and
+/// added to dx (rows `ldx` apart).
+/// # Safety
+/// As `dot_acc`.
+#[inline(always)]
+unsafe fn dot_tile<S: Simd>(
+    dy: [*const f32; DOT_R],
+    w: [*const f32; DOT_I],
+    len: usize,
+    (r_n, i_n): (usize, usize),
+    dx: *mut f32,
+    ldx: usize,
+) {
+    let mut acc = [[S::zero(); DOT_I]; DOT_R];
+    let whole = len - len % S::LANES;
+    for o in (0..whole).step_by(S::LANES) {
+        let d: [S::V; DOT_R] = core::array::from_fn(|r| S::load(dy[r].add(o)));
+        for (i, wp) in w.iter().enumerate() {
+            let wv = S::load(wp.add(o));
+            for r in 0..DOT_R {
+                acc[r][i] = S::fma(d[r], wv, acc[r][i]);
+            }
+        }
+    }
+    let mut sums = [0.0f32; DOT_R * DOT_I];
+    for g in 0..DOT_R * DOT_I / 8 {
+        let v = core::array::from_fn(|k| acc[(g * 8 + k) / DOT_I][(g * 8 + k) % DOT_I]);
+        S::sums8(v, sums.as_mut_ptr().add(g * 8));
+    }
+    for r in 0..r_n {
+        for i in 0..i_n {
+            let mut s = sums[r * DOT_I + i];
+            for o in whole..len {
+                s = (*dy[r].add(o)).mul_add(*w[i].add(o), s);
+            }
+            *dx.add(r * ldx + i) += s;
         }
     }
 }
