@@ -287,31 +287,37 @@ pub fn backward_input(
             let (wq, wt) = rest.split_at_mut(w.len() / 2);
             bf16::round_slice_par(dy, &mut bf16::as_bf16(dyq)[..dy.len()]);
             let dyq = &bf16::as_u32(dyq)[..dy.len() / 2];
-            if n.is_multiple_of(16) && amx::gemm_applies(16, c_out / 2, c_in) {
-                // On AMX: dy's rows (pairs along the output features) by wᵀ in pairs (a row
-                // per output pair, a column per input feature), rounded and transposed at once.
-                let wt = &mut bf16::as_u32(wt)[..w.len() / 2];
-                amx::round_transpose_pairs(w, c_in, c_out, wt);
-                let wt = &*wt;
-                dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dyq.par_chunks(ROWS_PER_TASK * c_out / 2)).for_each(
-                    |(dxt, dyt)| {
-                        let rows = dxt.len() / c_in;
-                        // SAFETY: rows x c_out / 2 pairs of dyt, c_out / 2 x c_in of wt and rows
-                        // x c_in of dxt (zeroed above) are inside their slices; rows % 16 == 0.
+            bf16::round_slice_par(w, &mut bf16::as_bf16(wq)[..w.len()]);
+            let wq = &bf16::as_u32(wq)[..w.len() / 2];
+            if amx::gemm_applies(c_in, c_out / 2, n) {
+                // On AMX, dxᵀ = w dyᵀ: w's rows are pairs along the output features as they
+                // are (the kernel rounded, not transposed: transposing its 3 MB took more
+                // than the products), dy's pairs transposed (a row per output pair, a column
+                // per batch row), and dxᵀ transposed back at the end.
+                let (dyt, dxt) = wt.split_at_mut(dy.len() / 2);
+                let dyt = bf16::as_u32(dyt);
+                amx::transpose_pairs(dyq, n, c_out / 2, dyt);
+                let dyt = &*dyt;
+                let dxt = &mut dxt[..c_in * n];
+                dxt.par_chunks_mut(W_ROWS_PER_TASK * n).zip(wq.par_chunks(W_ROWS_PER_TASK * c_out / 2)).for_each(
+                    |(ct, at)| {
+                        ct.fill(0.0);
+                        // SAFETY: the task's rows of wq (c_out / 2 pairs each), c_out / 2 x n
+                        // pairs of dyt and the task's rows of dxt (n each) are inside their
+                        // slices; `gemm_applies` holds for every task (W_ROWS_PER_TASK % 16 == 0).
                         unsafe {
                             amx::gemm_acc(
-                                (rows, c_out / 2, c_in),
-                                (dyt.as_ptr(), c_out / 2),
-                                (wt.as_ptr(), c_in),
-                                (dxt.as_mut_ptr(), c_in),
+                                (ct.len() / n, c_out / 2, n),
+                                (at.as_ptr(), c_out / 2),
+                                (dyt.as_ptr(), n),
+                                (ct.as_mut_ptr(), n),
                             )
                         }
                     },
                 );
+                amx::transpose_pairs(bf16::as_u32(dxt), c_in, n, bf16::as_u32(dx));
                 return;
             }
-            bf16::round_slice_par(w, &mut bf16::as_bf16(wq)[..w.len()]);
-            let wq = &bf16::as_u32(wq)[..w.len() / 2];
             transposed_tasks(c_in, c_out / 2, DX_OB / 2, dyq, wq, dx, |rows, ob, a, b, c| {
                 // SAFETY: as for the f32 tiles, with pairs along the output features; `native`
                 // means the CPU has AVX512-BF16.
