@@ -515,11 +515,19 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
     let count = g.h_out * g.w_out;
     for p0 in (0..count).step_by(PIXEL_BLOCK) {
         let len = PIXEL_BLOCK.min(count - p0);
-        for (i, o) in windows.iter_mut().take(len).enumerate() {
-            // PIXEL_BLOCK is even, so a block holds whole pairs (and an odd last pixel).
-            let p = if swapped && ((p0 + i) ^ 1) < count { (p0 + i) ^ 1 } else { p0 + i };
-            let (oh, ow) = (p / g.w_out, p % g.w_out);
+        // The pixels' rows and columns stepped along, not divided out: a division per pixel
+        // took as long as the products of a one-channel image.
+        let (mut oh, mut ow) = (p0 / g.w_out, p0 % g.w_out);
+        for o in windows.iter_mut().take(len) {
             *o = (oh * s * wp + ow * s) * ci_n;
+            ow += 1;
+            if ow == g.w_out {
+                (oh, ow) = (oh + 1, 0);
+            }
+        }
+        if swapped {
+            // PIXEL_BLOCK is even, so a block holds whole pairs (and an odd last pixel).
+            windows[..len].chunks_exact_mut(2).for_each(|pair| pair.swap(0, 1));
         }
         let (dyb, windows) = (dy.add(p0 * co_n), &windows[..len]);
         for (co0, nv) in channel_blocks(co_n, S::PATH) {
