@@ -253,12 +253,17 @@ pub fn backward_input(
     if n == 0 || c_in == 0 {
         return;
     }
-    dx.fill(0.0);
+    // The lanes run along the batch, so natively any c_out fits.
+    let route = bf16_route(precision, c_out.is_multiple_of(2), 16);
+    // On AMX, dxᵀ is computed whole and transposed into dx; every other path adds into dx.
+    let amx_whole = route == Some(true) && amx::gemm_applies(c_in, c_out / 2, n);
+    if !amx_whole {
+        dx.fill(0.0);
+    }
     if c_out == 0 {
         return;
     }
-    // The lanes run along the batch, so natively any c_out fits.
-    match bf16_route(precision, c_out.is_multiple_of(2), 16) {
+    match route {
         // With 32 registers, dot products along the output features: a tile's sums stay in
         // registers for the whole run and reach dx once (the transposed tiles below add each
         // block of products to dx one float at a time).
@@ -289,7 +294,7 @@ pub fn backward_input(
             let dyq = &bf16::as_u32(dyq)[..dy.len() / 2];
             bf16::round_slice_par(w, &mut bf16::as_bf16(wq)[..w.len()]);
             let wq = &bf16::as_u32(wq)[..w.len() / 2];
-            if amx::gemm_applies(c_in, c_out / 2, n) {
+            if amx_whole {
                 // On AMX, dxᵀ = w dyᵀ: w's rows are pairs along the output features as they
                 // are (the kernel rounded, not transposed: transposing its 3 MB took more
                 // than the products), dy's pairs transposed (a row per output pair, a column
