@@ -434,6 +434,9 @@ fn conv_cases(path: KernelPath) -> Vec<(String, Vec<f32>)> {
         (8, 9, 112, 80, 3, 2, Padding::Same),
         (6, 6, 40, 112, 3, 2, Padding::Same),
         (7, 5, 96, 40, 3, 1, Padding::Valid),
+        // The transposed convolutions' forward (this conv's input gradient): 4-vector blocks of
+        // dx channels, taps outermost, over 7 x 7 phase classes of 1, 2 and 4 taps.
+        (14, 14, 128, 128, 3, 2, Padding::Same),
         // AVX-512's tall tiles: 7 pixels on 7-wide rows, 16-channel pixels (row stride 16),
         // stride 2 (row stride 64), a 16-channel output (one vector), 12-row weight-gradient
         // tiles over kernel rows of 3 x 16 and 3 x 32, and 48 channels (blocks of 2 + 1

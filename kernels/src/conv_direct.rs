@@ -10,8 +10,8 @@ use crate::bf16;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{
-    channel_blocks, channel_blocks_upto, each_tile, pixel_chunks, tall_tile, with_rows, Avx512, Bf16Pairs, Operand,
-    Rows, Simd, Tile, Values,
+    channel_blocks, each_tile, pixel_chunks, row_chunks, with_rows, Avx512, Bf16Pairs, Operand, Rows, Simd, Tile,
+    Values,
 };
 
 /// Output pixels per block of `weight_grad_tiled_acc`.
@@ -190,13 +190,10 @@ pub fn strided_path(g: &ConvGeom) -> KernelPath {
 }
 
 /// Blocks of input channels of `backward_input_strided` on `path`, `(ci0, nv)` as
-/// `channel_blocks`: at most 2 vectors where the phase classes' rows take tall tiles
-/// (`tall_tile`, dy's pixels `c_out` apart), which use each weight vector 7 or 14 times where
-/// a 6 x 4 tile uses it 6 times: the taps' weights (up to 4 x 128 x 64 floats) come from L2,
-/// and at 6 x 4 that traffic held the models' transposed convolutions to 55% of the peak.
+/// `channel_blocks`. Blocks of 4 vectors (AVX-512) run taps outermost (`strided_taps_outermost`);
+/// narrower ones all of a pixel's taps in one tile, tall where the phase classes' rows allow.
 pub(crate) fn strided_blocks(g: &ConvGeom, path: KernelPath) -> impl Iterator<Item = (usize, usize)> {
-    let tall = tall_tile(path, 2, g.w_in.div_ceil(g.stride), g.c_out).is_some();
-    channel_blocks_upto(g.c_in, path, if tall { 2 } else { path.block_vectors() })
+    channel_blocks(g.c_in, path)
 }
 
 /// The kernel of `backward_input_strided` on `path` (its `strided_path`), per tap and per block
@@ -760,10 +757,61 @@ unsafe fn backward_input_strided_with<S: Simd, O: Operand<S>>(
         let first = |i: usize| dyp.add(c.dy_pixel((i / c.cols, i % c.cols), 0, 0, wpd) * unit);
         let target = |i: usize| dxp.add(c.dx_pixel(g, (i / c.cols, i % c.cols)) * ci_n);
         for (ci0, nv) in strided_blocks(g, S::PATH) {
+            if S::PATH.block_vectors() >= 4 && nv == 4 {
+                strided_taps_outermost::<S, O>(g, &c, dyp, wt, ci0, dxp);
+                continue;
+            }
             each_tile!(S, nv, c.rows * c.cols, c.cols, unit, first, |p0, M, NV, rows| {
                 let out: [*mut f32; M] = core::array::from_fn(|j| target(p0 + j).add(ci0));
                 strided_tile::<S, O, M, NV>(g, &c, rows, wt, ci0, out);
             });
+        }
+    }
+}
+
+/// `backward_input_strided_with` for class `c` and the 4-vector block of input channels from
+/// `ci0`, taps outermost: each tap's weights for the block (`c_out` x 64 floats, 32 KB at
+/// c_out = 128) stay in L1 while every 6-pixel tile of the class uses them, the tiles' partial
+/// sums going through dx (each output the same chain of FMAs, tap by tap, as in one tile).
+/// With every tap in one tile, the class's weights (up to 128 KB) came from L2 for each tile;
+/// tall 14 x 2 tiles, which read them 14 times per load, ran at ~86% of the FMA peak where 6 x 4
+/// tiles run at 95% (a probe of both inner loops, 128 steps, 32 KB of weights in L1).
+/// # Safety
+/// As `backward_input_strided_with`.
+#[inline(always)]
+unsafe fn strided_taps_outermost<S: Simd, O: Operand<S>>(
+    g: &ConvGeom,
+    c: &StridedClass,
+    dyp: *const O::E,
+    wt: *const O::E,
+    ci0: usize,
+    dxp: *mut f32,
+) {
+    const NV: usize = 4;
+    let (s, k, ci_n, unit) = (g.stride, g.k, g.c_in, g.c_out / O::PER);
+    let wpd = strided_dy_dims(g).1;
+    for (th, kh) in (c.a..k).step_by(s).enumerate() {
+        for (tw, kw) in (c.b..k).step_by(s).enumerate() {
+            let w = wt.add((kh * k + kw) * unit * ci_n + ci0 * unit);
+            // The class's pixels in row-major order, (r, q) stepped along.
+            let (mut r, mut q) = (0, 0);
+            for (_, m) in row_chunks(c.rows * c.cols) {
+                with_rows!(m, M => {
+                    let mut rows = [core::ptr::null(); M];
+                    let mut out = [core::ptr::null_mut(); M];
+                    for j in 0..M {
+                        rows[j] = dyp.add(c.dy_pixel((r, q), th, tw, wpd) * unit);
+                        out[j] = dxp.add(c.dx_pixel(g, (r, q)) * ci_n + ci0);
+                        q += 1;
+                        if q == c.cols {
+                            (r, q) = (r + 1, 0);
+                        }
+                    }
+                    let mut t = if th == 0 && tw == 0 { Tile::<S, M, NV>::zero() } else { Tile::load_at(out) };
+                    O::run(&mut t, rows, 1, w, S::LANES * NV, unit);
+                    t.store_at(out);
+                })
+            }
         }
     }
 }

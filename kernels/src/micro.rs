@@ -304,6 +304,12 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
         Tile { acc }
     }
 
+    /// Row j set to c[j][.. L NV] (partial sums `store_at` left there).
+    #[inline(always)]
+    pub unsafe fn load_at(c: [*mut f32; M]) -> Self {
+        Tile { acc: core::array::from_fn(|j| core::array::from_fn(|v| S::load(c[j].add(S::LANES * v)))) }
+    }
+
     /// acc[j] += a[j][offset] * b[.. L NV]: one rank-1 update.
     #[inline(always)]
     unsafe fn update(&mut self, a: impl Rows<f32, M>, offset: usize, b: *const f32) {
