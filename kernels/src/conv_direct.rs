@@ -773,9 +773,9 @@ unsafe fn backward_input_strided_with<S: Simd, O: Operand<S>>(
 /// `ci0`, taps outermost: each tap's weights for the block (`c_out` x 64 floats, 32 KB at
 /// c_out = 128) stay in L1 while every 6-pixel tile of the class uses them, the tiles' partial
 /// sums going through dx (each output the same chain of FMAs, tap by tap, as in one tile).
-/// With every tap in one tile, the class's weights (up to 128 KB) came from L2 for each tile;
-/// tall 14 x 2 tiles, which read them 14 times per load, ran at ~86% of the FMA peak where 6 x 4
-/// tiles run at 95% (a probe of both inner loops, 128 steps, 32 KB of weights in L1).
+/// With every tap in one 6 x 4 tile, the class's weights (up to 128 KB) came from L2 for each
+/// tile; tall 14 x 2 tiles with every tap, which read each weight vector 14 times, ran the
+/// models' two layers 8-12% slower on one thread (`bench --layers`, 64 images), 0-7% on two.
 /// # Safety
 /// As `backward_input_strided_with`.
 #[inline(always)]
