@@ -436,7 +436,7 @@ unsafe fn forward_single_sets<S: Simd, const SETS: usize>(
     // block of this row: the image is read in place, three rows at a time, a pattern the
     // hardware prefetchers did not follow when it came from memory.
     let row_lines = (g.w_in * ci_n).div_ceil(16);
-    let lines_per_block = row_lines.div_ceil(g.w_out / B);
+    let lines_per_block = row_lines.div_ceil((g.w_out / B).max(1));
     for oh in 0..g.h_out {
         // Kernel rows that read a row of the image: i = oh + kh - pad_top in 0..h_in.
         let khs = (0..3).filter(|kh| (oh + kh).checked_sub(g.pad_top).is_some_and(|i| i < g.h_in));
