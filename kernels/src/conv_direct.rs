@@ -10,7 +10,7 @@ use crate::bf16;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{
-    channel_blocks, each_tile, pixel_chunks, row_chunks, with_rows, Avx512, Bf16Pairs, Operand, Rows, Simd, Tile,
+    channel_blocks, each_tile, next_pixel, pixel_chunks, with_rows, Avx512, Bf16Pairs, Operand, Rows, Simd, Tile,
     Values,
 };
 
@@ -522,15 +522,10 @@ unsafe fn weight_grad_tiled_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], 
     let count = g.h_out * g.w_out;
     for p0 in (0..count).step_by(PIXEL_BLOCK) {
         let len = PIXEL_BLOCK.min(count - p0);
-        // The pixels' rows and columns stepped along, not divided out: a division per pixel
-        // was 5-10% of the one-input-channel weight gradient.
-        let (mut oh, mut ow) = (p0 / g.w_out, p0 % g.w_out);
+        let mut at = (p0 / g.w_out, p0 % g.w_out);
         for o in windows.iter_mut().take(len) {
-            *o = (oh * s * wp + ow * s) * ci_n;
-            ow += 1;
-            if ow == g.w_out {
-                (oh, ow) = (oh + 1, 0);
-            }
+            *o = (at.0 * s * wp + at.1 * s) * ci_n;
+            at = next_pixel(at, g.w_out);
         }
         if swapped {
             // PIXEL_BLOCK is even, so a block holds whole pairs (and an odd last pixel).
@@ -803,20 +798,10 @@ unsafe fn strided_taps_outermost<S: Simd, O: Operand<S>>(
     for (th, kh) in (c.a..k).step_by(s).enumerate() {
         for (tw, kw) in (c.b..k).step_by(s).enumerate() {
             let w = wt.add((kh * k + kw) * unit * ci_n + ci0 * unit);
-            // The class's pixels in row-major order, (r, q) stepped along.
-            let (mut r, mut q) = (0, 0);
-            for (_, m) in row_chunks(c.rows * c.cols) {
+            for (_, m, px) in pixel_chunks(c.rows, c.cols) {
                 with_rows!(m, M => {
-                    let mut rows = [core::ptr::null(); M];
-                    let mut out = [core::ptr::null_mut(); M];
-                    for j in 0..M {
-                        rows[j] = dyp.add(c.dy_pixel((r, q), th, tw, wpd) * unit);
-                        out[j] = dxp.add(c.dx_pixel(g, (r, q)) * ci_n + ci0);
-                        q += 1;
-                        if q == c.cols {
-                            (r, q) = (r + 1, 0);
-                        }
-                    }
+                    let rows: [_; M] = core::array::from_fn(|j| dyp.add(c.dy_pixel(px[j], th, tw, wpd) * unit));
+                    let out: [_; M] = core::array::from_fn(|j| dxp.add(c.dx_pixel(g, px[j]) * ci_n + ci0));
                     let mut t = if th == 0 && tw == 0 { Tile::<S, M, NV>::zero() } else { Tile::load_at(out) };
                     O::run(&mut t, rows, 1, w, S::LANES * NV, unit);
                     t.store_at(out);

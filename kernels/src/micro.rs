@@ -584,7 +584,28 @@ pub(crate) fn row_chunks(n: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 /// `row_chunks` over the `h x w` pixels of an image in row-major order, with the (row,
-/// column) of each pixel of a chunk. Yields (start, len, positions).
+/// column) of each pixel of a chunk (entries past `len` unspecified). Yields (start, len,
+/// positions).
 pub(crate) fn pixel_chunks(h: usize, w: usize) -> impl Iterator<Item = (usize, usize, [(usize, usize); MAX_M])> {
-    row_chunks(h * w).map(move |(p0, m)| (p0, m, core::array::from_fn(|j| ((p0 + j) / w, (p0 + j) % w))))
+    let mut at = (0, 0);
+    row_chunks(h * w).map(move |(p0, m)| {
+        let mut px = [at; MAX_M];
+        for j in 1..m {
+            px[j] = next_pixel(px[j - 1], w);
+        }
+        at = next_pixel(px[m - 1], w);
+        (p0, m, px)
+    })
+}
+
+/// The pixel after `(row, column)` in row-major order on rows `w` wide: pixels stepped along
+/// rather than divided out of their index (a division per pixel was 5-10% of the
+/// one-input-channel weight gradient).
+#[inline(always)]
+pub(crate) fn next_pixel((r, q): (usize, usize), w: usize) -> (usize, usize) {
+    if q + 1 == w {
+        (r + 1, 0)
+    } else {
+        (r, q + 1)
+    }
 }
