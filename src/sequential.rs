@@ -17,6 +17,9 @@ pub struct Sequential {
     shapes: Vec<Vec<usize>>, // per-image shape of acts[i]
     acts: Vec<Tensor>,       // acts[0] = input, acts[i + 1] = output of layer i
     grads: Vec<Tensor>,      // grads[i] = dL/d acts[i]
+    /// Layers whose work the next layer does (an upsampling the convolution after it took
+    /// over, `Layer::fuse_input_upsampling`): their input passes on as it is, as a view's.
+    handed_on: Vec<bool>,
 }
 
 impl Sequential {
@@ -30,10 +33,17 @@ impl Sequential {
                 layers[i - 1].receive_pre_activation_gradient();
             }
         }
+        let mut handed_on = vec![false; layers.len()];
+        for i in 1..layers.len() {
+            if let Some(factor) = layers[i - 1].upsampling_factor() {
+                handed_on[i - 1] = layers[i].fuse_input_upsampling(factor);
+            }
+        }
         let slots = layers.len() + 1;
         let mut shapes = vec![input_shape.to_vec()];
         shapes.extend(layers.iter().map(|l| l.output_shape().to_vec()));
-        Sequential { layers, shapes, acts: vec![Tensor::default(); slots], grads: vec![Tensor::default(); slots] }
+        let (acts, grads) = (vec![Tensor::default(); slots], vec![Tensor::default(); slots]);
+        Sequential { layers, shapes, acts, grads, handed_on }
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
@@ -77,6 +87,9 @@ impl Sequential {
             if layer.is_view() {
                 std::mem::swap(x, y);
                 y.reshape_for(n, layer.output_shape());
+            } else if self.handed_on[i] && i + 1 < layers {
+                // The next layer reads the input as it is (at its own shape).
+                std::mem::swap(x, y);
             } else {
                 layer.forward_timed(x, y, profile);
             }
@@ -107,7 +120,7 @@ impl Sequential {
             profile.enter(Stage::Layer(i));
             let (acts_lo, acts_hi) = self.acts.split_at_mut(i + 1);
             let (grads_lo, grads_hi) = self.grads.split_at_mut(i + 1);
-            if layer.is_view() {
+            if layer.is_view() || self.handed_on[i] {
                 // Undo the forward move: the buffers go back to the layer's input side.
                 let n = acts_hi[0].batch();
                 std::mem::swap(&mut acts_lo[i], &mut acts_hi[0]);
@@ -115,8 +128,10 @@ impl Sequential {
                 acts_lo[i].reshape_for(n, &self.shapes[i]);
                 grads_lo[i].reshape_for(n, &self.shapes[i]);
                 // The buffer swapped into slot i + 1 receives the next step's gradient: size it
-                // now, so that only the first step allocates.
-                grads_hi[0].reshape_for(n, &self.shapes[i + 1]);
+                // now, so that only the first step allocates (the next layer's input gradient
+                // has this layer's input shape where it does this layer's work).
+                let next = if self.handed_on[i] { &self.shapes[i] } else { &self.shapes[i + 1] };
+                grads_hi[0].reshape_for(n, next);
             } else {
                 let dx = (i > 0).then_some(&mut grads_lo[i]);
                 layer.backward_timed(&acts_lo[i], &acts_hi[0], &mut grads_hi[0], dx, profile);

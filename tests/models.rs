@@ -2,7 +2,8 @@
 //! `Sequential` forward/backward (including the copy-free Flatten/Reshape) against finite
 //! differences.
 
-use autoencoder::layers::Activation::{Linear, Sigmoid};
+use autoencoder::layers::Activation::{Linear, Relu, Sigmoid};
+use autoencoder::layers::{Conv2D, Layer, Padding, UpSampling2D};
 use autoencoder::models::{self, ModelKind, Spec};
 use autoencoder::Tensor;
 use rand::{Rng, SeedableRng};
@@ -103,6 +104,9 @@ fn sequential_gradients_match_finite_differences() {
         Spec::UpSampling2D { factor: 2 },
         Spec::Conv2DTranspose { filters: 2, k: 3, stride: 2, act: Sigmoid },
         Spec::Conv2D { filters: 1, k: 3, stride: 2, act: Sigmoid },
+        // Taken over by the convolution after it (`Layer::fuse_input_upsampling`).
+        Spec::UpSampling2D { factor: 2 },
+        Spec::Conv2D { filters: 2, k: 3, stride: 1, act: Sigmoid },
     ];
     let mut m = models::build_specs(&specs, &[8, 8, 1], 3).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -141,6 +145,68 @@ fn sequential_gradients_match_finite_differences() {
     }
     assert!(bad.is_empty(), "{} of {checked} gradients disagree:\n{}", bad.len(), bad.join("\n"));
     assert!(checked >= 6 * names.len() / 2, "checked only {checked}");
+}
+
+/// Random values in [lo, hi).
+fn uniform(rng: &mut ChaCha8Rng, len: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+#[test]
+fn a_convolution_that_takes_over_the_upsampling_computes_what_the_two_layers_do() {
+    // In a Sequential, a 3 x 3 'same' Conv2D after a 2x UpSampling2D runs as a 4 x 4 stride-2
+    // transposed convolution of the small image (`kernels::upsample_conv`); here the same three
+    // layers run one by one, the upsampling written out. Outputs and every gradient (the first
+    // layer's are the fused layer's input gradient) must agree to rounding: the baseline
+    // decoder's geometry on the fast kernels, and a small odd one.
+    for (h, w, c, filters, act) in [(14, 14, 32, 32, Relu), (3, 5, 3, 2, Sigmoid)] {
+        let specs = [
+            Spec::Conv2D { filters: c, k: 3, stride: 1, act: Sigmoid },
+            Spec::UpSampling2D { factor: 2 },
+            Spec::Conv2D { filters, k: 3, stride: 1, act },
+        ];
+        let mut fused = models::build_specs(&specs, &[h, w, 2], 4).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(h as u64);
+        for p in fused.params_mut() {
+            let noise = uniform(&mut rng, p.value.len(), -0.1, 0.1);
+            p.value.iter_mut().zip(noise).for_each(|(v, d)| *v += d);
+        }
+        let mut first = Conv2D::new("first", &[h, w, 2], c, 3, 1, Padding::Same, Sigmoid).unwrap();
+        let mut up = UpSampling2D::new("up", &[h, w, c], 2).unwrap();
+        let mut conv = Conv2D::new("conv", &[2 * h, 2 * w, c], filters, 3, 1, Padding::Same, act).unwrap();
+        let values: Vec<Vec<f32>> = fused.params().map(|(_, p)| p.value.clone()).collect();
+        for (p, v) in first.params_mut().iter_mut().chain(conv.params_mut()).zip(values) {
+            p.value = v;
+        }
+
+        let n = 2;
+        let x = Tensor::from_vec(&[n, h, w, 2], uniform(&mut rng, n * h * w * 2, 0.0, 1.0));
+        let dy = Tensor::from_vec(&[n, 2 * h, 2 * w, filters], uniform(&mut rng, n * 4 * h * w * filters, -1.0, 1.0));
+        let y_fused = fused.forward(&x).clone();
+        fused.backward(&dy);
+        let (mut a, mut au, mut y) = (Tensor::default(), Tensor::default(), Tensor::default());
+        first.forward(&x, &mut a);
+        up.forward(&a, &mut au);
+        conv.forward(&au, &mut y);
+        let (mut dy_conv, mut dau, mut da) = (dy.clone(), Tensor::default(), Tensor::default());
+        conv.backward(&au, &y, &mut dy_conv, Some(&mut dau));
+        up.backward(&a, &au, &mut dau, Some(&mut da));
+        first.backward(&x, &a, &mut da, None);
+
+        let close = |what: &str, got: &[f32], want: &[f32]| {
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{what}: all zero");
+            for (i, (g, e)) in got.iter().zip(want).enumerate() {
+                assert!((g - e).abs() <= 1e-5 * scale, "{h}x{w}x{c}: {what}[{i}]: fused {g}, two layers {e}");
+            }
+        };
+        assert_eq!(y_fused.shape(), y.shape());
+        close("output", y_fused.data(), y.data());
+        let grads = first.params().iter().chain(conv.params()).map(|p| p.grad.clone());
+        for ((layer, p), want) in fused.params().zip(grads) {
+            close(&format!("{layer}.{}", p.name), &p.grad, &want);
+        }
+    }
 }
 
 #[test]

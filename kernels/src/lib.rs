@@ -36,6 +36,7 @@ pub mod pca;
 mod simd;
 pub mod ssim;
 pub mod upsample2d;
+pub mod upsample_conv;
 mod winograd;
 
 /// Images per parallel task. Fixed (not derived from the thread count) so that the order of

@@ -1,13 +1,27 @@
 //! Conv2D and Conv2DTranspose layers: one struct, since a transposed convolution is the
 //! adjoint of a convolution with the same kernel array and geometry (see
 //! `kernels::conv_transpose2d`). Keras kernels: Conv2D `[k, k, c_in, c_out]`,
-//! Conv2DTranspose `[k, k, c_out, c_in]`; bias `[c_out]`; fused activation.
+//! Conv2DTranspose `[k, k, c_out, c_in]`; bias `[c_out]`; fused activation. A 3 x 3 Conv2D
+//! after a 2x UpSampling2D may take over the upsampling (`Layer::fuse_input_upsampling`).
 
 use super::{Activation, Layer, Padding, Param};
 use crate::profile::Profile;
 use crate::{Error, Result, Tensor};
 use kernels::bf16::Precision;
-use kernels::{activation, conv2d, conv_transpose2d, geom::ConvGeom};
+use kernels::{activation, conv2d, conv_transpose2d, geom::ConvGeom, upsample_conv};
+
+/// A Conv2D whose input is the small image the 2x upsampling before it left as it was: the
+/// layer runs as a 4 x 4 stride-2 transposed convolution with its kernel folded
+/// (`kernels::upsample_conv`), 4 multiply-adds per output where the upsampled convolution
+/// takes 9.
+struct Upsampled {
+    /// The transposed convolution's geometry (`upsample_conv::geom`).
+    geom: ConvGeom,
+    /// The folded kernel of this step's weights, refolded by every forward pass.
+    kernel: Vec<f32>,
+    /// The folded kernel's gradient, unfolded into the layer's.
+    grad: Vec<f32>,
+}
 
 pub struct Conv2D {
     name: String,
@@ -24,6 +38,8 @@ pub struct Conv2D {
     input_act: Activation,
     /// Whether `backward`'s dy arrives as dL/dz already (the next layer applied `act`'s gradient).
     dy_is_pre_activation: bool,
+    /// Set when the layer took over the upsampling before it.
+    upsampled: Option<Upsampled>,
 }
 
 impl Conv2D {
@@ -90,6 +106,7 @@ impl Conv2D {
             precision: Precision::F32,
             input_act: Activation::Linear,
             dy_is_pre_activation: false,
+            upsampled: None,
         })
     }
 }
@@ -115,14 +132,18 @@ impl Layer for Conv2D {
         self.backward_timed(x, y, dy, dx, &mut Profile::off());
     }
     fn forward_timed(&mut self, x: &Tensor, y: &mut Tensor, profile: &mut Profile) {
-        let (g, n) = (&self.geom, x.batch());
-        let flops = 2.0 * (n * g.macs()) as f64;
+        let n = x.batch();
+        let flops = 2.0 * (n * self.geom.macs()) as f64;
         y.reshape_for(n, &self.out_shape);
+        let g = &self.upsampled.as_ref().map_or(self.geom, |u| u.geom);
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &self.params;
         // The activation runs on each output image as the kernel finishes it (`forward_act`).
         let (x, act, y, scratch, p) = (x.data(), self.act, y.data_mut(), &mut self.scratch, self.precision);
-        if self.transpose {
+        if let Some(u) = &mut self.upsampled {
+            upsample_conv::fold_kernel(self.geom.c_in, self.geom.c_out, &w.value, &mut u.kernel);
+            conv_transpose2d::forward_act(g, n, x, &u.kernel, &b.value, act, y, scratch, p);
+        } else if self.transpose {
             conv_transpose2d::forward_act(g, n, x, &w.value, &b.value, act, y, scratch, p);
         } else {
             conv2d::forward_act(g, n, x, &w.value, Some(&b.value), act, y, scratch, p);
@@ -137,17 +158,21 @@ impl Layer for Conv2D {
         dx: Option<&mut Tensor>,
         profile: &mut Profile,
     ) {
-        let (g, n) = (&self.geom, x.batch());
-        let flops = 2.0 * (n * g.macs()) as f64;
+        let n = x.batch();
+        let flops = 2.0 * (n * self.geom.macs()) as f64;
         if !self.dy_is_pre_activation {
             activation::backward(self.act, y.data(), dy.data_mut());
             profile.lap("activation gradient", 0.0);
         }
         let dz = dy.data();
+        let g = &self.upsampled.as_ref().map_or(self.geom, |u| u.geom);
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &mut self.params;
         let scratch = &mut self.scratch;
-        if self.transpose {
+        if let Some(u) = &mut self.upsampled {
+            conv_transpose2d::backward_weight(g, n, x.data(), dz, &mut u.grad, &mut b.grad, scratch, self.precision);
+            upsample_conv::unfold_gradient(self.geom.c_in, self.geom.c_out, &u.grad, &mut w.grad);
+        } else if self.transpose {
             conv_transpose2d::backward_weight(g, n, x.data(), dz, &mut w.grad, &mut b.grad, scratch, self.precision);
         } else {
             conv2d::backward_weight(g, n, x.data(), dz, &mut w.grad, Some(&mut b.grad), scratch, self.precision);
@@ -156,7 +181,9 @@ impl Layer for Conv2D {
         if let Some(dx) = dx {
             dx.reshape_for(n, &x.shape()[1..]);
             let (dx, p, act) = (dx.data_mut(), self.precision, self.input_act);
-            if self.transpose {
+            if let Some(u) = &self.upsampled {
+                conv_transpose2d::backward_input_act(g, n, dz, &u.kernel, dx, scratch, p, act, x.data());
+            } else if self.transpose {
                 conv_transpose2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data());
             } else {
                 conv2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data());
@@ -185,5 +212,18 @@ impl Layer for Conv2D {
     }
     fn receive_pre_activation_gradient(&mut self) {
         self.dy_is_pre_activation = true;
+    }
+    fn fuse_input_upsampling(&mut self, factor: usize) -> bool {
+        let g = self.geom;
+        let same_3x3 = g.k == 3 && g.stride == 1 && g.pad_top == 1 && g.pad_left == 1 && g.h_out == g.h_in;
+        let small =
+            (factor == 2 && !self.transpose && same_3x3 && g.h_in.is_multiple_of(2) && g.w_in.is_multiple_of(2))
+                .then(|| upsample_conv::geom(g.h_in / 2, g.w_in / 2, g.c_in, g.c_out))
+                .flatten();
+        if let Some(geom) = small {
+            let len = upsample_conv::folded_len(g.c_in, g.c_out);
+            self.upsampled = Some(Upsampled { geom, kernel: vec![0.0; len], grad: vec![0.0; len] });
+        }
+        self.upsampled.is_some()
     }
 }

@@ -113,6 +113,16 @@ pub trait Layer: Send {
     fn receive_pre_activation_gradient(&mut self) {
         unreachable!("{} has no activation gradient to hand over", self.name())
     }
+    /// The factor of a nearest upsampling, if this layer is one (UpSampling2D).
+    fn upsampling_factor(&self) -> Option<usize> {
+        None
+    }
+    /// Asks the layer to take inputs before the upsampling (by `factor`) that precedes it and
+    /// do that upsampling's work itself; true if it will. `Sequential` then passes the small
+    /// image on as it is, forward and backward. The default declines.
+    fn fuse_input_upsampling(&mut self, _factor: usize) -> bool {
+        false
+    }
 }
 
 /// Glorot-uniform initialisation as Keras does it: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).

@@ -41,6 +41,9 @@ impl Layer for UpSampling2D {
         y.reshape_for(n, &self.out_shape);
         upsample2d::forward(&self.geom, n, x.data(), y.data_mut());
     }
+    fn upsampling_factor(&self) -> Option<usize> {
+        Some(self.geom.factor)
+    }
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {
             let n = x.batch();
