@@ -6,7 +6,9 @@
 //!   sixteens (`winograd`); else the direct kernel (a narrow variant when `c_out % 8 != 0`,
 //!   and for one output channel of a 3 x 3 stride-1 kernel one that reads the image in place);
 //! * input gradient: for stride 1, the same as the forward with the flipped kernel; for larger
-//!   strides and `c_in % 8 == 0`, one direct correlation of dy per output phase;
+//!   strides and `c_in % 8 == 0`, one direct correlation of dy per output phase, or in f32,
+//!   for 3 x 3 stride 2 with whole 2 x 2 tiles and channels in sixteens (Conv2DTranspose's
+//!   forward), minimal filtering over the phases (`winograd_transpose`);
 //! * weight gradient: in f32, Winograd's where its forward applies and an image has 100 tiles
 //!   or more; else a tiled kernel per kernel row (`c_out % 8 == 0`, or a single output
 //!   channel).
@@ -22,7 +24,7 @@ use crate::activation::{self, Activation};
 use crate::bf16::{self, Precision};
 use crate::gemm::{gemm, Mat};
 use crate::geom::{size, ConvGeom};
-use crate::{amx, conv_direct, conv_task_images, simd, winograd};
+use crate::{amx, conv_direct, conv_task_images, simd, winograd, winograd_transpose};
 use rayon::prelude::*;
 
 fn tasks(n: usize) -> usize {
@@ -62,7 +64,7 @@ fn task_scratch(g: &ConvGeom) -> usize {
         conv_direct::padded_len(&gb).max(winograd::padded_len(&gb) + winograd::work_len(&gb))
     } else if g.c_in.is_multiple_of(8) {
         let (hpd, wpd) = conv_direct::strided_dy_dims(g);
-        size(&[hpd, wpd, g.c_out])
+        size(&[hpd, wpd, g.c_out]).max(winograd_transpose::padded_len(g) + winograd_transpose::work_len(g))
     } else {
         g.cols_len()
     };
@@ -400,6 +402,17 @@ pub(crate) fn backward_input_then(
         let (wf, work) = shared.split_at_mut(g.w_len());
         conv_direct::flip_weights(g, w, wf);
         direct(g, &gb, n, (dx, g.x_len()), (dy, g.y_len()), (wf, work), None, post, rest, precision);
+        return;
+    }
+    if precision == Precision::F32 && winograd_transpose::applies(g) {
+        let u = &mut shared[..winograd_transpose::weights_len(g)];
+        winograd_transpose::transform_weights(g, w, u);
+        let u = &*u;
+        per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, post, |dxi, dyi, s| {
+            let (xp, work) = s.split_at_mut(winograd_transpose::padded_len(g));
+            winograd_transpose::pad_input(g, dyi, xp);
+            winograd_transpose::forward(g, xp, u, dxi, work);
+        });
         return;
     }
     if g.c_in.is_multiple_of(8) {

@@ -9,10 +9,11 @@
 //!   Chunks do not depend on the thread count and partial sums are added in a fixed order, so
 //!   results are bitwise identical on 1 or many threads.
 //! * Every fast kernel has a `naive` twin in plain loops, always compiled, used as the oracle.
-//! * **unsafe** only in the register-tiled kernels (`micro`, `conv_direct`, `dense`, `bf16`,
-//!   `amx`), the dispatcher (`isa`), `gemm` and the allocator (`alloc`), each block with its
-//!   `SAFETY:` argument (a lint below enforces it); every length those blocks rely on is
-//!   computed in checked arithmetic (`geom::size`) and checked once at the public entry.
+//! * **unsafe** only in the register-tiled kernels (`micro`, `conv_direct`, `winograd`,
+//!   `winograd_transpose`, `dense`, `bf16`, `amx`), the dispatcher (`isa`), `gemm` and the
+//!   allocator (`alloc`), each block with its `SAFETY:` argument (a lint below enforces it);
+//!   every length those blocks rely on is computed in checked arithmetic (`geom::size`) and
+//!   checked once at the public entry.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod activation;
@@ -38,6 +39,7 @@ pub mod ssim;
 pub mod upsample2d;
 pub mod upsample_conv;
 mod winograd;
+mod winograd_transpose;
 
 /// Images per parallel task. Fixed (not derived from the thread count) so that the order of
 /// floating-point sums, and therefore every result, is the same on any number of threads.

@@ -1,0 +1,318 @@
+//! Minimal filtering for the stride-2 3 x 3 transposed convolutions (Keras 'same', an output
+//! twice the input: the modified model's Conv2DTranspose layers), in the notation of
+//! `conv_transpose2d`: `g` is the Conv2D that reads the layer's output, so the layer reads
+//! `x [g.h_out, g.w_out, C = g.c_out]` and writes `y [g.h_in, g.w_in, F = g.c_in]` with the
+//! kernel `w [3, 3, F, C]`.
+//!
+//! Along one axis, output 2i is x[i] W0 + x[i - 1] W2 and output 2i + 1 is x[i] W1. A tile of
+//! two inputs i = 2t, 2t + 1 gives four outputs from the window d = (x[i - 1], x[i], x[i + 1]):
+//! the even pair is a 2-tap correlation, which Winograd's F(2, 2) computes with 3 products
+//! instead of 4 (m0 = (d0 - d1) W2, m1 = d1 (W2 + W0), m2 = (d2 - d1) W0; outputs m0 + m1 and
+//! m1 + m2), the odd pair takes 2 (m3 = d1 W1, m4 = d2 W1): 5 products for 4 outputs where
+//! the direct pass takes 6. In two dimensions a tile is 2 x 2 inputs and 4 x 4 outputs, 25
+//! products where the direct pass takes 36: the 25 points (pr, pc) of 5 x 5, each a GEMM over
+//! the tiles `M[p] = V[val(pr), val(pc)] U[taps(pr), taps(pc)]` on the register tiles, where
+//! the window's 1-D values are d0 - d1, d1, d2 - d1 and d2 (`VALUE`: 16 planes `V`) and the
+//! kernel's W2, W2 + W0, W0 and W1 (`TAPS`: 16 planes `U`, summed in f64 and rounded once).
+//! The transforms only add and subtract.
+
+// The transforms index rows and columns of small arrays of vectors, as the formulas do.
+#![allow(clippy::needless_range_loop)]
+
+use crate::geom::{size, ConvGeom};
+use crate::isa::{dispatch, kernel_path};
+use crate::micro::{channel_blocks_upto, each_tile, Simd, Tile};
+
+/// Which of the window's four 1-D values (d0 - d1, d1, d2 - d1, d2) each of the 5 points reads.
+const VALUE: [usize; 5] = [0, 1, 2, 1, 3];
+
+/// Which of the four 1-D kernel sums (W2, W2 + W0, W0, W1) each point multiplies by.
+const KERNEL: [usize; 5] = [0, 1, 2, 3, 3];
+
+/// The taps each 1-D kernel sum adds.
+const TAPS: [&[usize]; 4] = [&[2], &[0, 2], &[0], &[1]];
+
+/// The points each of a tile's four outputs (2i, 2i + 1, 2i + 2, 2i + 3) adds.
+const OUTPUT: [&[usize]; 4] = [&[0, 1], &[3], &[1, 2], &[4]];
+
+/// Tile rows per block: each `U` plane read from L2 serves that many tiles per GEMM. At 1
+/// thread, 14 x 14 128 -> 28 x 28 64, batch 64: 1, 2, 4 rows ran the pass in 11.7-12.2,
+/// 11.4-11.8 and 10.4-11.5 ms.
+const BLOCK_ROWS: usize = 4;
+
+/// Whether `g` runs here: a 3 x 3 stride-2 'same' transposed convolution whose output is twice
+/// its input, in whole tiles (even sizes), channels in whole vectors on every path (16). An
+/// odd input's last tiles would compute a row and column past it: the modified model's 7 x 7
+/// -> 14 x 14 layer ran 2.8 -> 3.8 ms that way (batch 64, 2 threads), so it stays direct.
+pub fn applies(g: &ConvGeom) -> bool {
+    let twice = g.h_in == 2 * g.h_out && g.w_in == 2 * g.w_out && g.h_out > 0 && g.w_out > 0;
+    let whole_tiles = g.h_out.is_multiple_of(2) && g.w_out.is_multiple_of(2);
+    g.k == 3 && g.stride == 2 && twice && whole_tiles && g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16)
+}
+
+/// Tile rows and tiles per row: 2 x 2 inputs each.
+fn tile_grid(g: &ConvGeom) -> (usize, usize) {
+    (g.h_out.div_ceil(2), g.w_out.div_ceil(2))
+}
+
+/// Rows and columns of the padded input: a row and a column of zeros before and after.
+fn padded_dims(g: &ConvGeom) -> (usize, usize) {
+    let (th, tw) = tile_grid(g);
+    (2 * th + 1, 2 * tw + 1)
+}
+
+/// Floats of the padded input (`pad_input`), where `applies`.
+pub fn padded_len(g: &ConvGeom) -> usize {
+    if applies(g) {
+        let (hp, wp) = padded_dims(g);
+        size(&[hp, wp, g.c_out])
+    } else {
+        0
+    }
+}
+
+/// xp <- x placed in zeros at (1, 1), `padded_dims` large.
+pub fn pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
+    let gx = ConvGeom { h_in: g.h_out, w_in: g.w_out, c_in: g.c_out, pad_top: 1, pad_left: 1, ..*g };
+    crate::conv_direct::pad_input_to(&gx, padded_dims(g), x, &mut xp[..padded_len(g)]);
+}
+
+/// Tiles per block: `BLOCK_ROWS` tile rows, or enough for 12 tiles.
+fn block_tiles(g: &ConvGeom) -> usize {
+    let tw = tile_grid(g).1;
+    BLOCK_ROWS.max(12usize.div_ceil(tw)) * tw
+}
+
+/// Floats of the transformed kernel `U [16][C][F]`.
+pub fn weights_len(g: &ConvGeom) -> usize {
+    size(&[16, g.c_out, g.c_in])
+}
+
+/// Floats of `forward`'s work area (`V [16][tiles][C]`, then `M [25][tiles][F]`), where `applies`.
+pub fn work_len(g: &ConvGeom) -> usize {
+    if applies(g) {
+        size(&[block_tiles(g), 16 * g.c_out + 25 * g.c_in])
+    } else {
+        0
+    }
+}
+
+/// U[4 kr + kc][c][f] = sum of w[a][b][f][c] over a in `TAPS[kr]`, b in `TAPS[kc]`, in f64,
+/// rounded once. Overwrites `u` (`weights_len`).
+pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
+    assert!(applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g), "winograd_transpose: kernel lengths");
+    let (f_n, c_n) = (g.c_in, g.c_out);
+    for (plane, up) in u[..weights_len(g)].chunks_exact_mut(c_n * f_n).enumerate() {
+        let (ta, tb) = (TAPS[plane / 4], TAPS[plane % 4]);
+        for f in 0..f_n {
+            // A chunk of input channels at a time, its sums on the stack (a step allocates nothing).
+            for c0 in (0..c_n).step_by(CHUNK) {
+                let len = CHUNK.min(c_n - c0);
+                let mut sums = [0.0f64; CHUNK];
+                for &a in ta {
+                    for &b in tb {
+                        let row = &w[((a * 3 + b) * f_n + f) * c_n + c0..][..len];
+                        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += f64::from(v));
+                    }
+                }
+                for (c, &s) in sums[..len].iter().enumerate() {
+                    up[(c0 + c) * f_n + f] = s as f32;
+                }
+            }
+        }
+    }
+}
+
+/// Input channels `transform_weights` sums at a time.
+const CHUNK: usize = 64;
+
+/// y = the transposed convolution of one image whose input is already padded (`pad_input`),
+/// `u` from `transform_weights`, `work` of `work_len` floats; no bias. Overwrites `y`.
+pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f32]) {
+    assert!(applies(g), "winograd_transpose: a 3 x 3 stride-2 transposed convolution with channels in sixteens");
+    assert!(xp.len() >= padded_len(g) && u.len() >= weights_len(g) && y.len() == g.x_len());
+    assert!(work.len() >= work_len(g), "winograd_transpose: work length");
+    dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f32]))
+}
+
+/// # Safety
+/// `S`'s instructions exist; the lengths are those `forward` checks: every window of every
+/// tile is inside the padded image, every block inside `work`, every output inside `y`.
+#[inline(always)]
+unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f32]) {
+    let (f_n, c_n) = (g.c_in, g.c_out);
+    let ((th, tw), block) = (tile_grid(g), block_tiles(g));
+    let (v, m) = work.split_at_mut(16 * block * c_n);
+    let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
+    let path = kernel_path();
+    for r0 in (0..th).step_by(block / tw) {
+        let tiles = (block / tw).min(th - r0) * tw;
+        transform_input::<S>(g, xp, r0, tiles, v);
+        // M[p] = V[value(p)] U[kernel(p)]: each element one chain over C in order.
+        for p in 0..25 {
+            let (pr, pc) = (p / 5, p % 5);
+            let vx = v.add((VALUE[pr] * 4 + VALUE[pc]) * tiles * c_n).cast_const();
+            let ux = u.add((KERNEL[pr] * 4 + KERNEL[pc]) * c_n * f_n);
+            let mx = m.add(p * tiles * f_n);
+            for (f0, nv) in channel_blocks_upto(f_n, path, 2) {
+                each_tile!(S, nv, tiles, tiles, c_n, |t: usize| vx.add(t * c_n), |t0, M, NV, rows| {
+                    let mut acc = Tile::<S, M, NV>::zero();
+                    acc.run(rows, 1, ux.add(f0), f_n, c_n);
+                    acc.store(mx.add(t0 * f_n + f0), f_n);
+                });
+            }
+        }
+        // The 4 x 4 outputs of each tile: sums of points along columns, then along rows.
+        for t in 0..tiles {
+            let (oh, ow) = (4 * (r0 + t / tw), 4 * (t % tw));
+            for f0 in (0..f_n).step_by(S::LANES) {
+                let point = |pr: usize, pc: usize| S::load(m.add(((pr * 5 + pc) * tiles + t) * f_n + f0));
+                for (or, rows) in OUTPUT.iter().enumerate().filter(|(r, _)| oh + r < g.h_in) {
+                    // The sums along columns of each point row the output row adds, then their sum.
+                    let cols = |pr: usize| -> [S::V; 4] {
+                        let mv: [S::V; 5] = core::array::from_fn(|pc| point(pr, pc));
+                        core::array::from_fn(|oc| sum_of::<S>(&mv, OUTPUT[oc]))
+                    };
+                    let out = rows[1..].iter().fold(cols(rows[0]), |acc, &pr| {
+                        let c = cols(pr);
+                        core::array::from_fn(|oc| S::add(acc[oc], c[oc]))
+                    });
+                    for oc in (0..4).filter(|c| ow + c < g.w_in) {
+                        S::store(yp.add(((oh + or) * g.w_in + ow + oc) * f_n + f0), out[oc]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The sum of `v[i]` over the listed `i`, in order.
+#[inline(always)]
+unsafe fn sum_of<S: Simd>(v: &[S::V; 5], points: &[usize]) -> S::V {
+    points[1..].iter().fold(v[points[0]], |s, &i| S::add(s, v[i]))
+}
+
+/// The 1-D values of a window (d0, d1, d2): d0 - d1, d1, d2 - d1, d2.
+#[inline(always)]
+unsafe fn values<S: Simd>(d: [S::V; 3]) -> [S::V; 4] {
+    [S::sub(d[0], d[1]), d[1], S::sub(d[2], d[1]), d[2]]
+}
+
+/// V[4 a + b][t][c] = the values along rows (a) of the values along columns (b) of the 3 x 3
+/// window of each of the `tiles` tiles from tile row `r0` of the padded input `xp`.
+/// # Safety
+/// As `forward_with`.
+#[inline(always)]
+unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tiles: usize, v: *mut f32) {
+    let (c_n, wp, tw) = (g.c_out, padded_dims(g).1, tile_grid(g).1);
+    for t in 0..tiles {
+        let corner = xp.add((2 * (r0 + t / tw) * wp + 2 * (t % tw)) * c_n);
+        for c0 in (0..c_n).step_by(S::LANES) {
+            let rows: [[S::V; 4]; 3] = core::array::from_fn(|r| {
+                values::<S>(core::array::from_fn(|c| S::load(corner.add((r * wp + c) * c_n + c0))))
+            });
+            for b in 0..4 {
+                let col = values::<S>([rows[0][b], rows[1][b], rows[2][b]]);
+                for (a, &val) in col.iter().enumerate() {
+                    S::store(v.add(((a * 4 + b) * tiles + t) * c_n + c0), val);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geom::Padding;
+    use crate::{conv_direct, conv_transpose2d};
+
+    fn data(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The forward pass against the naive twin (in f64, rounded once): the worst error in
+    /// units of the output's largest magnitude. Blocks of whole and partial tile rows.
+    #[test]
+    fn forward_matches_the_naive_transposed_convolution() {
+        for (h, w, c) in [(7, 7, 16), (3, 6, 16), (6, 5, 16), (14, 14, 15)] {
+            let g = ConvGeom::transpose(h, w, c, 16, 3, 2, Padding::Same).unwrap();
+            assert!(!applies(&g), "{g:?}");
+        }
+        for (h, w, c, f) in [(4, 6, 32, 16), (2, 2, 16, 16), (14, 14, 32, 48), (10, 4, 16, 32)] {
+            let g = ConvGeom::transpose(h, w, c, f, 3, 2, Padding::Same).unwrap();
+            assert!(applies(&g), "{g:?}");
+            let (x, k) = (data(g.y_len(), 1), data(g.w_len(), 2));
+            let mut want = vec![0.0; g.x_len()];
+            conv_transpose2d::forward_naive(&g, 1, &x, &k, &vec![0.0; f], &mut want);
+            let mut u = vec![0.0; weights_len(&g)];
+            transform_weights(&g, &k, &mut u);
+            let mut xp = vec![f32::NAN; padded_len(&g)];
+            pad_input(&g, &x, &mut xp);
+            let (mut y, mut work) = (vec![f32::NAN; g.x_len()], vec![f32::NAN; work_len(&g)]);
+            forward(&g, &xp, &u, &mut y, &mut work);
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() <= 1e-5 * scale, "{h}x{w} {c}->{f}: y[{i}] = {a}, naive {b}");
+            }
+        }
+    }
+
+    /// The largest error of `y` against the f64 sum, in units of the sum of the terms'
+    /// magnitudes (the scale of an f32 dot product's rounding error).
+    fn worst_error(g: &ConvGeom, x: &[f32], k: &[f32], y: &[f32]) -> f64 {
+        let (f_n, c_n) = (g.c_in, g.c_out);
+        let (mut sum, mut scale) = (vec![0.0f64; g.x_len()], vec![0.0f64; g.x_len()]);
+        for (p, px) in x.chunks_exact(c_n).enumerate() {
+            let (i, j) = (p / g.w_out, p % g.w_out);
+            for (tap, taps) in k.chunks_exact(f_n * c_n).enumerate() {
+                let (oh, ow) = (2 * i + tap / 3, 2 * j + tap % 3);
+                if oh >= g.h_in || ow >= g.w_in {
+                    continue;
+                }
+                for (f, row) in taps.chunks_exact(c_n).enumerate() {
+                    let at = (oh * g.w_in + ow) * f_n + f;
+                    for (&a, &b) in px.iter().zip(row) {
+                        let t = f64::from(a) * f64::from(b);
+                        sum[at] += t;
+                        scale[at] += t.abs();
+                    }
+                }
+            }
+        }
+        y.iter().zip(sum.iter().zip(&scale)).map(|(&v, (s, m))| (f64::from(v) - s).abs() / m).fold(0.0, f64::max)
+    }
+
+    /// Its differences cancel what they add, so against the f64 sum the error must stay within
+    /// twice the direct (phase-class) kernel's.
+    #[test]
+    fn error_is_no_worse_than_twice_the_direct_kernels() {
+        for (h, c, f) in [(14, 128, 64), (8, 64, 128), (4, 32, 16)] {
+            let g = ConvGeom::transpose(h, h, c, f, 3, 2, Padding::Same).unwrap();
+            let (x, k) = (data(g.y_len(), 3), data(g.w_len(), 4));
+            let path = conv_direct::strided_path(&g);
+            let mut kt = vec![0.0; g.w_len()];
+            conv_direct::transpose_taps(&g, path, &k, &mut kt);
+            let (hpd, wpd) = conv_direct::strided_dy_dims(&g);
+            let (mut direct, mut xs) = (vec![0.0; g.x_len()], vec![0.0; hpd * wpd * c]);
+            conv_direct::backward_input_strided(&g, path, &x, &kt, &mut xs, &mut direct, false);
+            let mut u = vec![0.0; weights_len(&g)];
+            transform_weights(&g, &k, &mut u);
+            let mut xp = vec![0.0; padded_len(&g)];
+            pad_input(&g, &x, &mut xp);
+            let (mut wino, mut work) = (vec![0.0; g.x_len()], vec![0.0; work_len(&g)]);
+            forward(&g, &xp, &u, &mut wino, &mut work);
+            let (e_direct, e_wino) = (worst_error(&g, &x, &k, &direct), worst_error(&g, &x, &k, &wino));
+            eprintln!("{h}x{h} {c}->{f}: direct {e_direct:.2e}, winograd {e_wino:.2e}");
+            assert!(e_wino <= 2.0 * e_direct, "{h}x{h} {c}->{f}: {e_wino:e} vs {e_direct:e}");
+        }
+    }
+}
