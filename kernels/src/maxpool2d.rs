@@ -5,6 +5,8 @@
 
 use crate::activation::{self, Activation};
 use crate::geom::{size, PoolGeom};
+use crate::isa::dispatch;
+use crate::micro::Simd;
 use crate::{simd, IMAGES_PER_TASK};
 use rayon::prelude::*;
 
@@ -14,8 +16,17 @@ fn check(g: &PoolGeom, n: usize, x: usize, y: usize) {
 }
 
 /// One image: for each output pixel, scan its window in row-major order over whole channel
-/// runs (contiguous in NHWC), keeping the first maximum of each channel.
+/// runs (contiguous in NHWC), keeping the first maximum of each channel. Dispatched once per
+/// image, so the comparisons inline into the loop: dispatching each window cell's 32 channels
+/// had made the pass several times slower than its memory traffic.
 fn forward_image(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    dispatch!(forward_image_with(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]))
+}
+
+/// # Safety
+/// None beyond `dispatch!`'s (the CPU has the path's instructions).
+#[inline(always)]
+unsafe fn forward_image_with<S: Simd>(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let c = g.c;
     for oh in 0..g.h_out {
         for ow in 0..g.w_out {
@@ -37,7 +48,7 @@ fn forward_image(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
                         ao.iter_mut().zip(i0 as u32..).for_each(|(a, i)| *a = i);
                         first = false;
                     } else {
-                        simd::keep_first_max(xs, i0 as u32, yo, ao);
+                        simd::keep_first_max_with::<S>(xs, i0 as u32, yo, ao);
                     }
                 }
             }

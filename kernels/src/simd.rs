@@ -30,16 +30,11 @@ pub fn copy_rows(row: &[f32], y: &mut [f32]) {
 /// Where `x[i] > best[i]`: `best[i]` <- `x[i]` and `arg[i]` <- first_index + i. Strict `>` keeps
 /// the first maximum of a window scanned in order (TensorFlow's tie rule). Written as selects,
 /// so the compiler vectorizes it into compares and blends (branches here had run at about 10
-/// cycles per element).
-pub fn keep_first_max(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]) {
-    assert!(x.len() == best.len() && best.len() == arg.len());
-    dispatch!(keep_first_max_with(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]))
-}
-
+/// cycles per element). Inlined into its caller's dispatched loop (`maxpool2d`).
 /// # Safety
 /// As `add_assign_with`.
 #[inline(always)]
-unsafe fn keep_first_max_with<S: Simd>(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]) {
+pub(crate) unsafe fn keep_first_max_with<S: Simd>(x: &[f32], first_index: u32, best: &mut [f32], arg: &mut [u32]) {
     for (i, ((&x, b), a)) in x.iter().zip(best.iter_mut()).zip(arg.iter_mut()).enumerate() {
         let gt = x > *b;
         *b = if gt { x } else { *b };
