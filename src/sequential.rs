@@ -20,6 +20,9 @@ pub struct Sequential {
     /// Layers whose work the next layer does (an upsampling the convolution after it took
     /// over, `Layer::fuse_input_upsampling`): their input passes on as it is, as a view's.
     handed_on: Vec<bool>,
+    /// Layers that run the next layer's forward pass on each of their output images
+    /// (`Layer::forward_with_next`); that layer's own forward pass is skipped.
+    runs_next: Vec<bool>,
 }
 
 impl Sequential {
@@ -39,11 +42,18 @@ impl Sequential {
                 handed_on[i - 1] = layers[i].fuse_input_upsampling(factor);
             }
         }
+        let runs_next: Vec<bool> = (0..layers.len())
+            .map(|i| {
+                let (layer, next) = layers[i..].split_first_mut().expect("i < len");
+                layer.runs_next_forward()
+                    && next.first_mut().is_some_and(|l| l.next_forward(1, &mut Tensor::default()).is_some())
+            })
+            .collect();
         let slots = layers.len() + 1;
         let mut shapes = vec![input_shape.to_vec()];
         shapes.extend(layers.iter().map(|l| l.output_shape().to_vec()));
         let (acts, grads) = (vec![Tensor::default(); slots], vec![Tensor::default(); slots]);
-        Sequential { layers, shapes, acts, grads, handed_on }
+        Sequential { layers, shapes, acts, grads, handed_on, runs_next }
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
@@ -80,9 +90,11 @@ impl Sequential {
         let layers = layers.min(self.layers.len());
         self.acts[0].reshape_for(n, &self.shapes[0]);
         self.acts[0].data_mut().copy_from_slice(x.data());
-        for (i, layer) in self.layers.iter_mut().enumerate().take(layers) {
+        let mut i = 0;
+        while i < layers {
             let (before, after) = self.acts.split_at_mut(i + 1);
-            let (x, y) = (&mut before[i], &mut after[0]);
+            let (x, (y, later)) = (&mut before[i], after.split_first_mut().expect("an output slot per layer"));
+            let (layer, next) = self.layers[i..].split_first_mut().expect("i < layers");
             profile.enter(Stage::Layer(i));
             if layer.is_view() {
                 std::mem::swap(x, y);
@@ -90,9 +102,16 @@ impl Sequential {
             } else if self.handed_on[i] && i + 1 < layers {
                 // The next layer reads the input as it is (at its own shape).
                 std::mem::swap(x, y);
+            } else if let Some(next) =
+                (self.runs_next[i] && i + 1 < layers).then(|| next[0].next_forward(n, &mut later[0])).flatten()
+            {
+                // The next layer's forward pass runs on each output image while it is in cache.
+                layer.forward_with_next(x, y, &next, profile);
+                i += 1;
             } else {
                 layer.forward_timed(x, y, profile);
             }
+            i += 1;
         }
         &self.acts[layers]
     }

@@ -210,6 +210,69 @@ fn a_convolution_that_takes_over_the_upsampling_computes_what_the_two_layers_do(
 }
 
 #[test]
+fn a_last_layer_run_on_each_image_of_the_layer_before_gives_the_same_bits() {
+    // A one-output-channel 3 x 3 stride-1 convolution after a convolution (the baseline's
+    // last two layers) or a transposed one (the modified model's) runs on each output image of
+    // the layer before while it is in cache (`Layer::forward_with_next`): the same operations,
+    // so the same bits as the two layers run one by one; and the backward pass that follows
+    // gives the same gradients.
+    for (input, transpose) in [([14, 14, 32], false), ([7, 7, 32], true)] {
+        let first = if transpose {
+            Spec::Conv2DTranspose { filters: 16, k: 3, stride: 2, act: Relu }
+        } else {
+            Spec::Conv2D { filters: 16, k: 3, stride: 1, act: Relu }
+        };
+        let last = if transpose {
+            Spec::Conv2DTranspose { filters: 1, k: 3, stride: 1, act: Sigmoid }
+        } else {
+            Spec::Conv2D { filters: 1, k: 3, stride: 1, act: Sigmoid }
+        };
+        let mut fused = models::build_specs(&[first, last], &input, 6).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        for p in fused.params_mut() {
+            let noise = uniform(&mut rng, p.value.len(), -0.1, 0.1);
+            p.value.iter_mut().zip(noise).for_each(|(v, d)| *v += d);
+        }
+        let (h, w) = (input[0] * if transpose { 2 } else { 1 }, input[1] * if transpose { 2 } else { 1 });
+        let (mut a, mut b) = if transpose {
+            let a = Conv2D::transpose("a", &input, 16, 3, 2, Padding::Same, Relu).unwrap();
+            (a, Conv2D::transpose("b", &[h, w, 16], 1, 3, 1, Padding::Same, Sigmoid).unwrap())
+        } else {
+            let a = Conv2D::new("a", &input, 16, 3, 1, Padding::Same, Relu).unwrap();
+            (a, Conv2D::new("b", &[h, w, 16], 1, 3, 1, Padding::Same, Sigmoid).unwrap())
+        };
+        let values: Vec<Vec<f32>> = fused.params().map(|(_, p)| p.value.clone()).collect();
+        for (p, v) in a.params_mut().iter_mut().chain(b.params_mut()).zip(values) {
+            p.value = v;
+        }
+        let n = 5;
+        let x = Tensor::from_vec(
+            &[n, input[0], input[1], 32],
+            uniform(&mut rng, n * input.iter().product::<usize>(), -1.0, 1.0),
+        );
+        let dy = Tensor::from_vec(&[n, h, w, 1], uniform(&mut rng, n * h * w, -1.0, 1.0));
+        let y_fused = fused.forward(&x).clone();
+        fused.backward(&dy);
+        let (mut ya, mut yb) = (Tensor::default(), Tensor::default());
+        a.forward(&x, &mut ya);
+        b.forward(&ya, &mut yb);
+        let same_bits = |what: &str, got: &[f32], want: &[f32]| {
+            assert_eq!(got.len(), want.len(), "transpose {transpose}: {what} length");
+            let differ = got.iter().zip(want).position(|(a, b)| a.to_bits() != b.to_bits());
+            assert!(differ.is_none(), "transpose {transpose}: {what}[{differ:?}] differs");
+        };
+        same_bits("output", y_fused.data(), yb.data());
+        let (mut dyb, mut dya) = (dy.clone(), Tensor::default());
+        b.backward(&ya, &yb, &mut dyb, Some(&mut dya));
+        a.backward(&x, &ya, &mut dya, None);
+        let grads = a.params().iter().chain(b.params()).map(|p| p.grad.clone());
+        for ((layer, p), want) in fused.params().zip(grads) {
+            same_bits(&format!("{layer}.{}", p.name), &p.grad, &want);
+        }
+    }
+}
+
+#[test]
 fn views_move_buffers_and_backward_restores_them() {
     // Forward twice and backward twice must give identical gradients: the Flatten/Reshape
     // buffer moves must be undone exactly.

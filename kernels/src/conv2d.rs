@@ -181,6 +181,27 @@ pub fn forward_act(
     forward_then(g, n, x, w, b, y, scratch, precision, Epilogue { act, ..Epilogue::NONE });
 }
 
+/// `forward_act`, then the next layer's forward pass on each output image while it is in
+/// cache (`NextSingle`, for the same `n`).
+/// # Panics
+/// As `forward`, or if `next` was made for another batch size.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_act_next(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+    next: &NextSingle,
+) {
+    next.check_batch(n);
+    forward_then(g, n, x, w, b, y, scratch, precision, Epilogue { act, next: Some(next), ..Epilogue::NONE });
+}
+
 /// `forward`, then `post` on each output image (Conv2DTranspose's input gradient).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_then(
@@ -211,10 +232,12 @@ pub(crate) struct Epilogue<'a> {
     pub bias: Option<&'a [f32]>,
     pub act: Activation,
     pub grad_of: Option<(Activation, &'a [f32])>,
+    /// The next layer's forward pass, on the finished image (`NextSingle`).
+    pub next: Option<&'a NextSingle<'a>>,
 }
 
 impl Epilogue<'_> {
-    pub const NONE: Epilogue<'static> = Epilogue { bias: None, act: Activation::Linear, grad_of: None };
+    pub const NONE: Epilogue<'static> = Epilogue { bias: None, act: Activation::Linear, grad_of: None, next: None };
 
     /// On output image number `image` of the batch, `y`.
     fn apply(&self, y: &mut [f32], image: usize) {
@@ -225,6 +248,89 @@ impl Epilogue<'_> {
         if let Some((act, outputs)) = self.grad_of {
             activation::backward_apply(act, &outputs[image * y.len()..][..y.len()], y);
         }
+        if let Some(next) = self.next {
+            next.run(y, image);
+        }
+    }
+}
+
+/// The forward pass of the layer after this pass's, when that layer is a one-output-channel 3 x
+/// 3 stride-1 convolution (`conv_direct::single_applies`: both models' last layers): run on
+/// each output image as soon as it is finished, while it is in cache, rather than by a pass
+/// over the batch that reads the images back from memory. The same operations as that layer's
+/// own pass (`forward_act`, or `conv_transpose2d::forward_act` at stride 1), so the same bits.
+pub struct NextSingle<'a> {
+    /// The direct convolution `forward_single` runs, and its kernel (flipped for a transpose).
+    g: ConvGeom,
+    w: &'a [f32],
+    /// The bias inside the kernel (Conv2D's) or added after it (Conv2DTranspose's).
+    b: Option<&'a [f32]>,
+    bias_after: Option<&'a [f32]>,
+    act: Activation,
+    /// The next layer's output, `n` images of `g.y_len()`.
+    y: *mut f32,
+    n: usize,
+}
+
+// SAFETY: `y` is only written through `run`, each image's own `g.y_len()` floats, and the
+// passes visit every image once, in one task.
+unsafe impl Sync for NextSingle<'_> {}
+
+impl<'a> NextSingle<'a> {
+    /// For the Conv2D `g` (`forward_act`'s arguments) over `n` images into `y`; `None` where its
+    /// forward pass is not the one-output-channel kernel.
+    /// # Panics
+    /// If a length disagrees with `g` and `n`.
+    pub fn conv(g: &ConvGeom, n: usize, w: &'a [f32], b: &'a [f32], act: Activation, y: &'a mut [f32]) -> Option<Self> {
+        assert!(w.len() == g.w_len() && b.len() == g.c_out && y.len() == size(&[n, g.y_len()]), "conv2d: next lengths");
+        let y = y.as_mut_ptr();
+        conv_direct::single_applies(g).then_some(NextSingle { g: *g, w, b: Some(b), bias_after: None, act, y, n })
+    }
+
+    /// For the stride-1 Conv2DTranspose `g` (`conv_transpose2d::forward_act`'s arguments),
+    /// its kernel flipped into `flipped` (`w_len` floats); `None` where its forward pass is not
+    /// the one-output-channel kernel.
+    /// # Panics
+    /// If a length disagrees with `g` and `n`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn transpose(
+        g: &ConvGeom,
+        n: usize,
+        w: &[f32],
+        b: &'a [f32],
+        act: Activation,
+        y: &'a mut [f32],
+        flipped: &'a mut [f32],
+    ) -> Option<Self> {
+        assert!(w.len() == g.w_len() && b.len() == g.c_in && y.len() == size(&[n, g.x_len()]), "conv2d: next lengths");
+        if g.stride != 1 || !conv_direct::single_applies(&conv_direct::backward_input_geom(g)) {
+            return None;
+        }
+        let flipped = &mut flipped[..g.w_len()];
+        conv_direct::flip_weights(g, w, flipped);
+        let (g, y) = (conv_direct::backward_input_geom(g), y.as_mut_ptr());
+        Some(NextSingle { g, w: flipped, b: None, bias_after: Some(b), act, y, n })
+    }
+
+    /// Multiply-adds per image.
+    pub fn macs(&self) -> usize {
+        self.g.macs()
+    }
+
+    /// # Panics
+    /// If made for a batch of other than `n` images.
+    pub(crate) fn check_batch(&self, n: usize) {
+        assert_eq!(self.n, n, "conv2d: the next layer's batch size");
+    }
+
+    /// On image `image` of this pass's output, `x`: the next layer's image `image`.
+    fn run(&self, x: &[f32], image: usize) {
+        assert!(image < self.n, "conv2d: next image out of range");
+        // SAFETY: inside the `n` images `y` was measured for; no other task writes image
+        // `image` (see the `Sync` impl).
+        let y = unsafe { std::slice::from_raw_parts_mut(self.y.add(image * self.g.y_len()), self.g.y_len()) };
+        conv_direct::forward_single(&self.g, x, self.w, self.b, y);
+        Epilogue { bias: self.bias_after, act: self.act, ..Epilogue::NONE }.apply(y, image);
     }
 }
 

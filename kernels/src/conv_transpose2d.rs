@@ -58,6 +58,29 @@ pub fn forward_act(
     conv2d::backward_input_then(g, n, x, w, y, scratch, precision, post);
 }
 
+/// `forward_act`, then the next layer's forward pass on each output image while it is in
+/// cache (`conv2d::NextSingle`, for the same `n`).
+/// # Panics
+/// As `forward`, or if `next` was made for another batch size.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_act_next(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    act: Activation,
+    y: &mut [f32],
+    scratch: &mut [f32],
+    precision: Precision,
+    next: &conv2d::NextSingle,
+) {
+    assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
+    next.check_batch(n);
+    let post = conv2d::Epilogue { bias: Some(b), act, next: Some(next), ..conv2d::Epilogue::NONE };
+    conv2d::backward_input_then(g, n, x, w, y, scratch, precision, post);
+}
+
 /// `dx[n,i,j,ci]` = sum_{kh,kw,o} `dy_full[n, i*s+kh, j*s+kw, o] * w[kh,kw,o,ci]`: a strided
 /// correlation of dy, i.e. a Conv2D forward. Overwrites `dx`.
 /// # Panics

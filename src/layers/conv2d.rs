@@ -8,6 +8,7 @@ use super::{Activation, Layer, Padding, Param};
 use crate::profile::Profile;
 use crate::{Error, Result, Tensor};
 use kernels::bf16::Precision;
+use kernels::conv2d::NextSingle;
 use kernels::{activation, conv2d, conv_transpose2d, geom::ConvGeom, upsample_conv};
 
 /// A Conv2D whose input is the small image the 2x upsampling before it left as it was: the
@@ -40,6 +41,8 @@ pub struct Conv2D {
     dy_is_pre_activation: bool,
     /// Set when the layer took over the upsampling before it.
     upsampled: Option<Upsampled>,
+    /// The flipped kernel a stride-1 transpose's `next_forward` hands over.
+    flipped: Vec<f32>,
 }
 
 impl Conv2D {
@@ -107,7 +110,43 @@ impl Conv2D {
             input_act: Activation::Linear,
             dy_is_pre_activation: false,
             upsampled: None,
+            flipped: Vec::new(),
         })
+    }
+}
+
+impl Conv2D {
+    /// The forward pass, with `next` (the next layer's) on each output image where given.
+    fn forward_then(&mut self, x: &Tensor, y: &mut Tensor, next: Option<&NextSingle>, profile: &mut Profile) {
+        let n = x.batch();
+        let macs = self.geom.macs() + next.map_or(0, |next| next.macs());
+        y.reshape_for(n, &self.out_shape);
+        let g = &self.upsampled.as_ref().map_or(self.geom, |u| u.geom);
+        self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
+        let [w, b] = &self.params;
+        // The activation runs on each output image as the kernel finishes it (`forward_act`).
+        let (x, act, y, scratch, p) = (x.data(), self.act, y.data_mut(), &mut self.scratch, self.precision);
+        match (&mut self.upsampled, next) {
+            (Some(u), next) => {
+                upsample_conv::fold_kernel(self.geom.c_in, self.geom.c_out, &w.value, &mut u.kernel);
+                let kernel = &u.kernel;
+                match next {
+                    Some(next) => {
+                        conv_transpose2d::forward_act_next(g, n, x, kernel, &b.value, act, y, scratch, p, next)
+                    }
+                    None => conv_transpose2d::forward_act(g, n, x, kernel, &b.value, act, y, scratch, p),
+                }
+            }
+            (None, Some(next)) if self.transpose => {
+                conv_transpose2d::forward_act_next(g, n, x, &w.value, &b.value, act, y, scratch, p, next)
+            }
+            (None, None) if self.transpose => {
+                conv_transpose2d::forward_act(g, n, x, &w.value, &b.value, act, y, scratch, p)
+            }
+            (None, Some(next)) => conv2d::forward_act_next(g, n, x, &w.value, Some(&b.value), act, y, scratch, p, next),
+            (None, None) => conv2d::forward_act(g, n, x, &w.value, Some(&b.value), act, y, scratch, p),
+        }
+        profile.lap("forward", 2.0 * (n * macs) as f64);
     }
 }
 
@@ -132,23 +171,26 @@ impl Layer for Conv2D {
         self.backward_timed(x, y, dy, dx, &mut Profile::off());
     }
     fn forward_timed(&mut self, x: &Tensor, y: &mut Tensor, profile: &mut Profile) {
-        let n = x.batch();
-        let flops = 2.0 * (n * self.geom.macs()) as f64;
-        y.reshape_for(n, &self.out_shape);
-        let g = &self.upsampled.as_ref().map_or(self.geom, |u| u.geom);
-        self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
-        let [w, b] = &self.params;
-        // The activation runs on each output image as the kernel finishes it (`forward_act`).
-        let (x, act, y, scratch, p) = (x.data(), self.act, y.data_mut(), &mut self.scratch, self.precision);
-        if let Some(u) = &mut self.upsampled {
-            upsample_conv::fold_kernel(self.geom.c_in, self.geom.c_out, &w.value, &mut u.kernel);
-            conv_transpose2d::forward_act(g, n, x, &u.kernel, &b.value, act, y, scratch, p);
-        } else if self.transpose {
-            conv_transpose2d::forward_act(g, n, x, &w.value, &b.value, act, y, scratch, p);
-        } else {
-            conv2d::forward_act(g, n, x, &w.value, Some(&b.value), act, y, scratch, p);
+        self.forward_then(x, y, None, profile);
+    }
+    fn runs_next_forward(&self) -> bool {
+        true
+    }
+    fn forward_with_next(&mut self, x: &Tensor, y: &mut Tensor, next: &NextSingle, profile: &mut Profile) {
+        self.forward_then(x, y, Some(next), profile);
+    }
+    fn next_forward<'a>(&'a mut self, n: usize, y: &'a mut Tensor) -> Option<NextSingle<'a>> {
+        if self.upsampled.is_some() {
+            return None;
         }
-        profile.lap("forward", flops);
+        y.reshape_for(n, &self.out_shape);
+        let (g, [w, b], act) = (&self.geom, &self.params, self.act);
+        if self.transpose {
+            self.flipped.resize(g.w_len(), 0.0);
+            NextSingle::transpose(g, n, &w.value, &b.value, act, y.data_mut(), &mut self.flipped)
+        } else {
+            NextSingle::conv(g, n, &w.value, &b.value, act, y.data_mut())
+        }
     }
     fn backward_timed(
         &mut self,

@@ -19,6 +19,7 @@ pub use upsample2d::UpSampling2D;
 
 use crate::profile::Profile;
 use crate::Tensor;
+use kernels::conv2d::NextSingle;
 
 /// A trainable array and its gradient, in Keras layout.
 #[derive(Clone, Debug)]
@@ -112,6 +113,23 @@ pub trait Layer: Send {
     /// next layer accepted `fuse_input_activation`.
     fn receive_pre_activation_gradient(&mut self) {
         unreachable!("{} has no activation gradient to hand over", self.name())
+    }
+    /// Whether `forward_with_next` runs: the layer can run the next layer's forward pass on
+    /// each of its output images while the image is in cache (`next_forward`).
+    fn runs_next_forward(&self) -> bool {
+        false
+    }
+    /// `forward_timed`, running `next` (the next layer's `next_forward`) on each output image
+    /// as soon as it is finished; the time of both is charged to this layer's forward.
+    fn forward_with_next(&mut self, _x: &Tensor, _y: &mut Tensor, _next: &NextSingle, _profile: &mut Profile) {
+        unreachable!("{} does not run the next layer's forward pass", self.name())
+    }
+    /// This layer's forward pass for the layer before to run (`forward_with_next`) over `n`
+    /// images into `y` (resized here); `None` where it is not a one-output-channel 3 x 3
+    /// stride-1 convolution (`kernels::conv2d::NextSingle`). `Sequential` then skips this
+    /// layer's own forward pass.
+    fn next_forward<'a>(&'a mut self, _n: usize, _y: &'a mut Tensor) -> Option<NextSingle<'a>> {
+        None
     }
     /// The factor of a nearest upsampling, if this layer is one (UpSampling2D).
     fn upsampling_factor(&self) -> Option<usize> {
