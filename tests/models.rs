@@ -3,7 +3,7 @@
 //! differences.
 
 use autoencoder::layers::Activation::{Linear, Relu, Sigmoid};
-use autoencoder::layers::{Conv2D, Layer, Padding, UpSampling2D};
+use autoencoder::layers::{Conv2D, Layer, MaxPooling2D, Padding, UpSampling2D};
 use autoencoder::models::{self, ModelKind, Spec};
 use autoencoder::Tensor;
 use rand::{Rng, SeedableRng};
@@ -210,12 +210,13 @@ fn a_convolution_that_takes_over_the_upsampling_computes_what_the_two_layers_do(
 }
 
 #[test]
-fn a_last_layer_run_on_each_image_of_the_layer_before_gives_the_same_bits() {
+fn a_layer_run_on_each_image_of_the_layer_before_gives_the_same_bits() {
     // A one-output-channel 3 x 3 stride-1 convolution after a convolution (the baseline's
-    // last two layers) or a transposed one (the modified model's) runs on each output image of
-    // the layer before while it is in cache (`Layer::forward_with_next`): the same operations,
-    // so the same bits as the two layers run one by one; and the backward pass that follows
-    // gives the same gradients.
+    // last two layers) or a transposed one (the modified model's), or a max pooling after a
+    // convolution (the baseline's encoder), runs on each output image of the layer before
+    // while it is in cache (`Layer::forward_with_next`): the same operations, so the same bits
+    // as the two layers run one by one; and the backward pass that follows gives the same
+    // gradients.
     for (input, transpose) in [([14, 14, 32], false), ([7, 7, 32], true)] {
         let first = if transpose {
             Spec::Conv2DTranspose { filters: 16, k: 3, stride: 2, act: Relu }
@@ -269,6 +270,34 @@ fn a_last_layer_run_on_each_image_of_the_layer_before_gives_the_same_bits() {
         for ((layer, p), want) in fused.params().zip(grads) {
             same_bits(&format!("{layer}.{}", p.name), &p.grad, &want);
         }
+    }
+}
+
+#[test]
+fn a_pooling_run_on_each_image_of_the_convolution_before_gives_the_same_bits() {
+    let specs = [Spec::Conv2D { filters: 16, k: 3, stride: 1, act: Relu }, Spec::MaxPooling2D { pool: 2 }];
+    let mut fused = models::build_specs(&specs, &[6, 10, 3], 8).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut conv = Conv2D::new("conv", &[6, 10, 3], 16, 3, 1, Padding::Same, Relu).unwrap();
+    let values: Vec<Vec<f32>> = fused.params().map(|(_, p)| p.value.clone()).collect();
+    for (p, v) in conv.params_mut().iter_mut().zip(values) {
+        p.value = v;
+    }
+    let mut pool = MaxPooling2D::new("pool", &[6, 10, 16], 2, 2, Padding::Valid).unwrap();
+    let x = Tensor::from_vec(&[3, 6, 10, 3], uniform(&mut rng, 3 * 6 * 10 * 3, -1.0, 1.0));
+    let dy = Tensor::from_vec(&[3, 3, 5, 16], uniform(&mut rng, 3 * 3 * 5 * 16, -1.0, 1.0));
+    let y_fused = fused.forward(&x).clone();
+    fused.backward(&dy);
+    let (mut a, mut y) = (Tensor::default(), Tensor::default());
+    conv.forward(&x, &mut a);
+    pool.forward(&a, &mut y);
+    let (mut dyp, mut da) = (dy.clone(), Tensor::default());
+    pool.backward(&a, &y, &mut dyp, Some(&mut da));
+    conv.backward(&x, &a, &mut da, None);
+    let bits = |t: &[f32]| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert!(bits(y_fused.data()) == bits(y.data()), "pooled outputs differ");
+    for ((layer, p), want) in fused.params().zip(conv.params()) {
+        assert!(bits(&p.grad) == bits(&want.grad), "{layer}.{} differs", p.name);
     }
 }
 

@@ -23,8 +23,8 @@
 use crate::activation::{self, Activation};
 use crate::bf16::{self, Precision};
 use crate::gemm::{gemm, Mat};
-use crate::geom::{size, ConvGeom};
-use crate::{amx, conv_direct, conv_task_images, simd, winograd, winograd_transpose};
+use crate::geom::{size, ConvGeom, PoolGeom};
+use crate::{amx, conv_direct, conv_task_images, maxpool2d, simd, winograd, winograd_transpose};
 use rayon::prelude::*;
 
 fn tasks(n: usize) -> usize {
@@ -182,7 +182,7 @@ pub fn forward_act(
 }
 
 /// `forward_act`, then the next layer's forward pass on each output image while it is in
-/// cache (`NextSingle`, for the same `n`).
+/// cache (`NextLayer`, for the same `n`).
 /// # Panics
 /// As `forward`, or if `next` was made for another batch size.
 #[allow(clippy::too_many_arguments)]
@@ -196,7 +196,7 @@ pub fn forward_act_next(
     y: &mut [f32],
     scratch: &mut [f32],
     precision: Precision,
-    next: &NextSingle,
+    next: &NextLayer,
 ) {
     next.check_batch(n);
     forward_then(g, n, x, w, b, y, scratch, precision, Epilogue { act, next: Some(next), ..Epilogue::NONE });
@@ -232,8 +232,8 @@ pub(crate) struct Epilogue<'a> {
     pub bias: Option<&'a [f32]>,
     pub act: Activation,
     pub grad_of: Option<(Activation, &'a [f32])>,
-    /// The next layer's forward pass, on the finished image (`NextSingle`).
-    pub next: Option<&'a NextSingle<'a>>,
+    /// The next layer's forward pass, on the finished image (`NextLayer`).
+    pub next: Option<&'a NextLayer<'a>>,
 }
 
 impl Epilogue<'_> {
@@ -254,37 +254,41 @@ impl Epilogue<'_> {
     }
 }
 
-/// The forward pass of the layer after this pass's, when that layer is a one-output-channel 3 x
-/// 3 stride-1 convolution (`conv_direct::single_applies`: both models' last layers): run on
-/// each output image as soon as it is finished, while it is in cache, rather than by a pass
-/// over the batch that reads the images back from memory. The same operations as that layer's
-/// own pass (`forward_act`, or `conv_transpose2d::forward_act` at stride 1), so the same bits.
-pub struct NextSingle<'a> {
-    /// The direct convolution `forward_single` runs, and its kernel (flipped for a transpose).
-    g: ConvGeom,
-    w: &'a [f32],
-    /// The bias inside the kernel (Conv2D's) or added after it (Conv2DTranspose's).
-    b: Option<&'a [f32]>,
-    bias_after: Option<&'a [f32]>,
-    act: Activation,
-    /// The next layer's output, `n` images of `g.y_len()`.
+/// The forward pass of the layer after this pass's, run on each output image as soon as it is
+/// finished, while it is in cache, rather than by a pass over the batch that reads the images
+/// back from memory: a one-output-channel 3 x 3 stride-1 convolution (`conv_direct::
+/// single_applies`: both models' last layers) or a max pooling (the baseline's). The same
+/// operations as that layer's own pass (`forward_act`, `conv_transpose2d::forward_act` at
+/// stride 1, `maxpool2d::forward`), so the same bits.
+pub struct NextLayer<'a> {
+    kind: NextKind<'a>,
+    /// The next layer's output, `n` images of `out_len`.
     y: *mut f32,
+    out_len: usize,
     n: usize,
 }
 
-// SAFETY: `y` is only written through `run`, each image's own `g.y_len()` floats, and the
-// passes visit every image once, in one task.
-unsafe impl Sync for NextSingle<'_> {}
+enum NextKind<'a> {
+    /// The direct convolution `forward_single` runs and its kernel (flipped for a transpose),
+    /// the bias inside the kernel (Conv2D's) or added after it (Conv2DTranspose's).
+    Conv { g: ConvGeom, w: &'a [f32], b: Option<&'a [f32]>, bias_after: Option<&'a [f32]>, act: Activation },
+    /// The pooling and its winners' indices, `n` images of `out_len`.
+    Pool { g: PoolGeom, argmax: *mut u32 },
+}
 
-impl<'a> NextSingle<'a> {
+// SAFETY: `y` and `argmax` are only written through `run`, each image's own `out_len` values,
+// and the passes visit every image once, in one task.
+unsafe impl Sync for NextLayer<'_> {}
+
+impl<'a> NextLayer<'a> {
     /// For the Conv2D `g` (`forward_act`'s arguments) over `n` images into `y`; `None` where its
     /// forward pass is not the one-output-channel kernel.
     /// # Panics
     /// If a length disagrees with `g` and `n`.
     pub fn conv(g: &ConvGeom, n: usize, w: &'a [f32], b: &'a [f32], act: Activation, y: &'a mut [f32]) -> Option<Self> {
         assert!(w.len() == g.w_len() && b.len() == g.c_out && y.len() == size(&[n, g.y_len()]), "conv2d: next lengths");
-        let y = y.as_mut_ptr();
-        conv_direct::single_applies(g).then_some(NextSingle { g: *g, w, b: Some(b), bias_after: None, act, y, n })
+        let kind = NextKind::Conv { g: *g, w, b: Some(b), bias_after: None, act };
+        conv_direct::single_applies(g).then_some(NextLayer { kind, y: y.as_mut_ptr(), out_len: g.y_len(), n })
     }
 
     /// For the stride-1 Conv2DTranspose `g` (`conv_transpose2d::forward_act`'s arguments),
@@ -308,13 +312,26 @@ impl<'a> NextSingle<'a> {
         }
         let flipped = &mut flipped[..g.w_len()];
         conv_direct::flip_weights(g, w, flipped);
-        let (g, y) = (conv_direct::backward_input_geom(g), y.as_mut_ptr());
-        Some(NextSingle { g, w: flipped, b: None, bias_after: Some(b), act, y, n })
+        let gb = conv_direct::backward_input_geom(g);
+        let kind = NextKind::Conv { g: gb, w: flipped, b: None, bias_after: Some(b), act };
+        Some(NextLayer { kind, y: y.as_mut_ptr(), out_len: gb.y_len(), n })
+    }
+
+    /// For the max pooling `g` over `n` images into `y` and `argmax` (`maxpool2d::forward`'s).
+    /// # Panics
+    /// If a length disagrees with `g` and `n`.
+    pub fn pool(g: &PoolGeom, n: usize, y: &'a mut [f32], argmax: &'a mut [u32]) -> Self {
+        assert!(y.len() == size(&[n, g.y_len()]) && argmax.len() == y.len(), "conv2d: next pooling lengths");
+        let kind = NextKind::Pool { g: *g, argmax: argmax.as_mut_ptr() };
+        NextLayer { kind, y: y.as_mut_ptr(), out_len: g.y_len(), n }
     }
 
     /// Multiply-adds per image.
     pub fn macs(&self) -> usize {
-        self.g.macs()
+        match &self.kind {
+            NextKind::Conv { g, .. } => g.macs(),
+            NextKind::Pool { .. } => 0,
+        }
     }
 
     /// # Panics
@@ -328,9 +345,18 @@ impl<'a> NextSingle<'a> {
         assert!(image < self.n, "conv2d: next image out of range");
         // SAFETY: inside the `n` images `y` was measured for; no other task writes image
         // `image` (see the `Sync` impl).
-        let y = unsafe { std::slice::from_raw_parts_mut(self.y.add(image * self.g.y_len()), self.g.y_len()) };
-        conv_direct::forward_single(&self.g, x, self.w, self.b, y);
-        Epilogue { bias: self.bias_after, act: self.act, ..Epilogue::NONE }.apply(y, image);
+        let y = unsafe { std::slice::from_raw_parts_mut(self.y.add(image * self.out_len), self.out_len) };
+        match self.kind {
+            NextKind::Conv { g, w, b, bias_after, act } => {
+                conv_direct::forward_single(&g, x, w, b, y);
+                Epilogue { bias: bias_after, act, ..Epilogue::NONE }.apply(y, image);
+            }
+            NextKind::Pool { g, argmax } => {
+                // SAFETY: as `y`, `argmax` holding as many values.
+                let argmax = unsafe { std::slice::from_raw_parts_mut(argmax.add(image * self.out_len), self.out_len) };
+                maxpool2d::forward_image(&g, x, y, argmax);
+            }
+        }
     }
 }
 

@@ -59,7 +59,7 @@ pub fn forward_act(
 }
 
 /// `forward_act`, then the next layer's forward pass on each output image while it is in
-/// cache (`conv2d::NextSingle`, for the same `n`).
+/// cache (`conv2d::NextLayer`, for the same `n`).
 /// # Panics
 /// As `forward`, or if `next` was made for another batch size.
 #[allow(clippy::too_many_arguments)]
@@ -73,7 +73,7 @@ pub fn forward_act_next(
     y: &mut [f32],
     scratch: &mut [f32],
     precision: Precision,
-    next: &conv2d::NextSingle,
+    next: &conv2d::NextLayer,
 ) {
     assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
     next.check_batch(n);

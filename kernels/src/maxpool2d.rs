@@ -19,7 +19,7 @@ fn check(g: &PoolGeom, n: usize, x: usize, y: usize) {
 /// runs (contiguous in NHWC), keeping the first maximum of each channel. Dispatched once per
 /// image, so the comparisons inline into the loop: dispatching each window cell's 32 channels
 /// had made the pass several times slower than its memory traffic.
-fn forward_image(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+pub(crate) fn forward_image(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     dispatch!(forward_image_with(g: &PoolGeom, x: &[f32], y: &mut [f32], argmax: &mut [u32]))
 }
 

@@ -8,7 +8,7 @@ use super::{Activation, Layer, Padding, Param};
 use crate::profile::Profile;
 use crate::{Error, Result, Tensor};
 use kernels::bf16::Precision;
-use kernels::conv2d::NextSingle;
+use kernels::conv2d::NextLayer;
 use kernels::{activation, conv2d, conv_transpose2d, geom::ConvGeom, upsample_conv};
 
 /// A Conv2D whose input is the small image the 2x upsampling before it left as it was: the
@@ -117,7 +117,7 @@ impl Conv2D {
 
 impl Conv2D {
     /// The forward pass, with `next` (the next layer's) on each output image where given.
-    fn forward_then(&mut self, x: &Tensor, y: &mut Tensor, next: Option<&NextSingle>, profile: &mut Profile) {
+    fn forward_then(&mut self, x: &Tensor, y: &mut Tensor, next: Option<&NextLayer>, profile: &mut Profile) {
         let n = x.batch();
         let macs = self.geom.macs() + next.map_or(0, |next| next.macs());
         y.reshape_for(n, &self.out_shape);
@@ -176,10 +176,10 @@ impl Layer for Conv2D {
     fn runs_next_forward(&self) -> bool {
         true
     }
-    fn forward_with_next(&mut self, x: &Tensor, y: &mut Tensor, next: &NextSingle, profile: &mut Profile) {
+    fn forward_with_next(&mut self, x: &Tensor, y: &mut Tensor, next: &NextLayer, profile: &mut Profile) {
         self.forward_then(x, y, Some(next), profile);
     }
-    fn next_forward<'a>(&'a mut self, n: usize, y: &'a mut Tensor) -> Option<NextSingle<'a>> {
+    fn next_forward<'a>(&'a mut self, n: usize, y: &'a mut Tensor) -> Option<NextLayer<'a>> {
         if self.upsampled.is_some() {
             return None;
         }
@@ -187,9 +187,9 @@ impl Layer for Conv2D {
         let (g, [w, b], act) = (&self.geom, &self.params, self.act);
         if self.transpose {
             self.flipped.resize(g.w_len(), 0.0);
-            NextSingle::transpose(g, n, &w.value, &b.value, act, y.data_mut(), &mut self.flipped)
+            NextLayer::transpose(g, n, &w.value, &b.value, act, y.data_mut(), &mut self.flipped)
         } else {
-            NextSingle::conv(g, n, &w.value, &b.value, act, y.data_mut())
+            NextLayer::conv(g, n, &w.value, &b.value, act, y.data_mut())
         }
     }
     fn backward_timed(

@@ -2,6 +2,7 @@
 
 use super::{Activation, Layer, Padding};
 use crate::{Error, Result, Tensor};
+use kernels::conv2d::NextLayer;
 use kernels::{geom::PoolGeom, maxpool2d};
 
 pub struct MaxPooling2D {
@@ -51,6 +52,12 @@ impl Layer for MaxPooling2D {
         y.reshape_for(n, &self.out_shape);
         self.argmax.resize(y.data().len(), 0);
         maxpool2d::forward(&self.geom, n, x.data(), y.data_mut(), &mut self.argmax);
+    }
+    /// Run on each output image of the layer before while it is in cache.
+    fn next_forward<'a>(&'a mut self, n: usize, y: &'a mut Tensor) -> Option<NextLayer<'a>> {
+        y.reshape_for(n, &self.out_shape);
+        self.argmax.resize(y.data().len(), 0);
+        Some(NextLayer::pool(&self.geom, n, y.data_mut(), &mut self.argmax))
     }
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {

@@ -19,7 +19,7 @@ pub use upsample2d::UpSampling2D;
 
 use crate::profile::Profile;
 use crate::Tensor;
-use kernels::conv2d::NextSingle;
+use kernels::conv2d::NextLayer;
 
 /// A trainable array and its gradient, in Keras layout.
 #[derive(Clone, Debug)]
@@ -121,14 +121,14 @@ pub trait Layer: Send {
     }
     /// `forward_timed`, running `next` (the next layer's `next_forward`) on each output image
     /// as soon as it is finished; the time of both is charged to this layer's forward.
-    fn forward_with_next(&mut self, _x: &Tensor, _y: &mut Tensor, _next: &NextSingle, _profile: &mut Profile) {
+    fn forward_with_next(&mut self, _x: &Tensor, _y: &mut Tensor, _next: &NextLayer, _profile: &mut Profile) {
         unreachable!("{} does not run the next layer's forward pass", self.name())
     }
     /// This layer's forward pass for the layer before to run (`forward_with_next`) over `n`
-    /// images into `y` (resized here); `None` where it is not a one-output-channel 3 x 3
-    /// stride-1 convolution (`kernels::conv2d::NextSingle`). `Sequential` then skips this
-    /// layer's own forward pass.
-    fn next_forward<'a>(&'a mut self, _n: usize, _y: &'a mut Tensor) -> Option<NextSingle<'a>> {
+    /// images into `y` (resized here), where it is a one-output-channel 3 x 3 stride-1
+    /// convolution or a max pooling (`kernels::conv2d::NextLayer`); `Sequential` then skips
+    /// this layer's own forward pass. The default declines.
+    fn next_forward<'a>(&'a mut self, _n: usize, _y: &'a mut Tensor) -> Option<NextLayer<'a>> {
         None
     }
     /// The factor of a nearest upsampling, if this layer is one (UpSampling2D).
