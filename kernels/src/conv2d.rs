@@ -178,11 +178,11 @@ pub fn forward_act(
     scratch: &mut [f32],
     precision: Precision,
 ) {
-    forward_then(g, n, x, w, b, y, scratch, precision, Epilogue { act, ..Epilogue::NONE });
+    forward_act_next(g, n, x, w, b, act, y, scratch, precision, None);
 }
 
-/// `forward_act`, then the next layer's forward pass on each output image while it is in
-/// cache (`NextLayer`, for the same `n`).
+/// `forward_act`, then, where given, the next layer's forward pass on each output image while
+/// it is in cache (`NextLayer`, for the same `n`).
 /// # Panics
 /// As `forward`, or if `next` was made for another batch size.
 #[allow(clippy::too_many_arguments)]
@@ -196,10 +196,10 @@ pub fn forward_act_next(
     y: &mut [f32],
     scratch: &mut [f32],
     precision: Precision,
-    next: &NextLayer,
+    next: Option<&NextLayer>,
 ) {
-    next.check_batch(n);
-    forward_then(g, n, x, w, b, y, scratch, precision, Epilogue { act, next: Some(next), ..Epilogue::NONE });
+    next.inspect(|next| next.check_batch(n));
+    forward_then(g, n, x, w, b, y, scratch, precision, Epilogue { act, next, ..Epilogue::NONE });
 }
 
 /// `forward`, then `post` on each output image (Conv2DTranspose's input gradient).

@@ -53,13 +53,11 @@ pub fn forward_act(
     scratch: &mut [f32],
     precision: Precision,
 ) {
-    assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
-    let post = conv2d::Epilogue { bias: Some(b), act, ..conv2d::Epilogue::NONE };
-    conv2d::backward_input_then(g, n, x, w, y, scratch, precision, post);
+    forward_act_next(g, n, x, w, b, act, y, scratch, precision, None);
 }
 
-/// `forward_act`, then the next layer's forward pass on each output image while it is in
-/// cache (`conv2d::NextLayer`, for the same `n`).
+/// `forward_act`, then, where given, the next layer's forward pass on each output image while
+/// it is in cache (`conv2d::NextLayer`, for the same `n`).
 /// # Panics
 /// As `forward`, or if `next` was made for another batch size.
 #[allow(clippy::too_many_arguments)]
@@ -73,11 +71,11 @@ pub fn forward_act_next(
     y: &mut [f32],
     scratch: &mut [f32],
     precision: Precision,
-    next: &conv2d::NextLayer,
+    next: Option<&conv2d::NextLayer>,
 ) {
     assert_eq!(b.len(), g.c_in, "conv_transpose2d: b length");
-    next.check_batch(n);
-    let post = conv2d::Epilogue { bias: Some(b), act, next: Some(next), ..conv2d::Epilogue::NONE };
+    next.inspect(|next| next.check_batch(n));
+    let post = conv2d::Epilogue { bias: Some(b), act, next, ..conv2d::Epilogue::NONE };
     conv2d::backward_input_then(g, n, x, w, y, scratch, precision, post);
 }
 

@@ -31,7 +31,7 @@ pub fn folded_len(c_in: usize, c_out: usize) -> usize {
     size(&[16, c_out, c_in])
 }
 
-/// w4[a][b][co][ci] = sum of w3[kh][kw][ci][co] over kh in `TAPS[a]`, kw in `TAPS[b]`, for
+/// `w4[a][b][co][ci]` = sum of `w3[kh][kw][ci][co]` over kh in `TAPS[a]`, kw in `TAPS[b]`, for
 /// the Conv2D kernel `w3 [3, 3, c_in, c_out]`. Overwrites `w4` (`folded_len`).
 /// # Panics
 /// If a length disagrees with `c_in` and `c_out`.
@@ -54,7 +54,7 @@ pub fn fold_kernel(c_in: usize, c_out: usize, w3: &[f32], w4: &mut [f32]) {
     }
 }
 
-/// dw3[kh][kw][ci][co] = sum of dw4[a][b][co][ci] over the (a, b) whose `TAPS` hold kh and kw:
+/// `dw3[kh][kw][ci][co]` = sum of `dw4[a][b][co][ci]` over the (a, b) whose `TAPS` hold kh and kw:
 /// the gradient of `fold_kernel`'s input from that of its output. Overwrites `dw3`.
 /// # Panics
 /// If a length disagrees with `c_in` and `c_out`.

@@ -126,25 +126,13 @@ impl Conv2D {
         let [w, b] = &self.params;
         // The activation runs on each output image as the kernel finishes it (`forward_act`).
         let (x, act, y, scratch, p) = (x.data(), self.act, y.data_mut(), &mut self.scratch, self.precision);
-        match (&mut self.upsampled, next) {
-            (Some(u), next) => {
-                upsample_conv::fold_kernel(self.geom.c_in, self.geom.c_out, &w.value, &mut u.kernel);
-                let kernel = &u.kernel;
-                match next {
-                    Some(next) => {
-                        conv_transpose2d::forward_act_next(g, n, x, kernel, &b.value, act, y, scratch, p, next)
-                    }
-                    None => conv_transpose2d::forward_act(g, n, x, kernel, &b.value, act, y, scratch, p),
-                }
-            }
-            (None, Some(next)) if self.transpose => {
-                conv_transpose2d::forward_act_next(g, n, x, &w.value, &b.value, act, y, scratch, p, next)
-            }
-            (None, None) if self.transpose => {
-                conv_transpose2d::forward_act(g, n, x, &w.value, &b.value, act, y, scratch, p)
-            }
-            (None, Some(next)) => conv2d::forward_act_next(g, n, x, &w.value, Some(&b.value), act, y, scratch, p, next),
-            (None, None) => conv2d::forward_act(g, n, x, &w.value, Some(&b.value), act, y, scratch, p),
+        if let Some(u) = &mut self.upsampled {
+            upsample_conv::fold_kernel(self.geom.c_in, self.geom.c_out, &w.value, &mut u.kernel);
+            conv_transpose2d::forward_act_next(g, n, x, &u.kernel, &b.value, act, y, scratch, p, next);
+        } else if self.transpose {
+            conv_transpose2d::forward_act_next(g, n, x, &w.value, &b.value, act, y, scratch, p, next);
+        } else {
+            conv2d::forward_act_next(g, n, x, &w.value, Some(&b.value), act, y, scratch, p, next);
         }
         profile.lap("forward", 2.0 * (n * macs) as f64);
     }
