@@ -105,8 +105,11 @@ impl Sequential {
             } else if let Some(next) =
                 (self.runs_next[i] && i + 1 < layers).then(|| next[0].next_forward(n, &mut later[0])).flatten()
             {
-                // The next layer's forward pass runs on each output image while it is in cache.
+                // The next layer's forward pass runs on each output image while it is in cache;
+                // its row in a profile stays, with no time of its own.
                 layer.forward_with_next(x, y, &next, profile);
+                profile.enter(Stage::Layer(i + 1));
+                profile.lap("forward", 0.0);
                 i += 1;
             } else {
                 layer.forward_timed(x, y, profile);

@@ -440,6 +440,11 @@ fn bench_reports_layers_peak_and_kernel_path() {
     // has it as a pass of its own.
     assert!(!has("conv2d_1", "activation") && has("dense", "activation"), "{v}");
     assert!(has("dense", "weight gradient") && has("max_pooling2d", "forward") && has("optimizer", "adam"), "{v}");
+    // The pooling and the last layer run on each image inside the forward pass before them
+    // (`Layer::forward_with_next`): their rows stay, with no time of their own.
+    let ms =
+        |layer: &str| layers.iter().find(|l| l["layer"] == layer && l["pass"] == "forward").unwrap()["ms"].as_f64();
+    assert!(ms("max_pooling2d").unwrap() < 0.05 && ms("conv2d_4").unwrap() < 0.05, "{v}");
     // The first layer's input gradient is never computed.
     assert!(!has("conv2d", "input gradient"), "{v}");
     // And every layer's forward pass at the inference batch, nothing else.
