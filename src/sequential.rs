@@ -20,9 +20,6 @@ pub struct Sequential {
     /// Layers whose work the next layer does (an upsampling the convolution after it took
     /// over, `Layer::fuse_input_upsampling`): their input passes on as it is, as a view's.
     handed_on: Vec<bool>,
-    /// Layers that run the next layer's forward pass on each of their output images
-    /// (`Layer::forward_with_next`); that layer's own forward pass is skipped.
-    runs_next: Vec<bool>,
 }
 
 impl Sequential {
@@ -42,18 +39,11 @@ impl Sequential {
                 handed_on[i - 1] = layers[i].fuse_input_upsampling(factor);
             }
         }
-        let runs_next: Vec<bool> = (0..layers.len())
-            .map(|i| {
-                let (layer, next) = layers[i..].split_first_mut().expect("i < len");
-                layer.runs_next_forward()
-                    && next.first_mut().is_some_and(|l| l.next_forward(1, &mut Tensor::default()).is_some())
-            })
-            .collect();
         let slots = layers.len() + 1;
         let mut shapes = vec![input_shape.to_vec()];
         shapes.extend(layers.iter().map(|l| l.output_shape().to_vec()));
         let (acts, grads) = (vec![Tensor::default(); slots], vec![Tensor::default(); slots]);
-        Sequential { layers, shapes, acts, grads, handed_on, runs_next }
+        Sequential { layers, shapes, acts, grads, handed_on }
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
@@ -103,10 +93,11 @@ impl Sequential {
                 // The next layer reads the input as it is (at its own shape).
                 std::mem::swap(x, y);
             } else if let Some(next) =
-                (self.runs_next[i] && i + 1 < layers).then(|| next[0].next_forward(n, &mut later[0])).flatten()
+                (layer.runs_next_forward() && i + 1 < layers).then(|| next[0].next_forward(n, &mut later[0])).flatten()
             {
-                // The next layer's forward pass runs on each output image while it is in cache;
-                // its row in a profile stays, with no time of its own.
+                // The next layer's forward pass runs on each output image while it is in cache
+                // (where it is of a kind that can); its row in a profile stays, with no time of
+                // its own.
                 layer.forward_with_next(x, y, &next, profile);
                 profile.enter(Stage::Layer(i + 1));
                 profile.lap("forward", 0.0);

@@ -292,8 +292,8 @@ impl<'a> NextLayer<'a> {
     }
 
     /// For the stride-1 Conv2DTranspose `g` (`conv_transpose2d::forward_act`'s arguments),
-    /// its kernel flipped into `flipped` (`w_len` floats); `None` where its forward pass is not
-    /// the one-output-channel kernel.
+    /// its kernel flipped into `flipped` (resized to `w_len` floats where it applies); `None`
+    /// where its forward pass is not the one-output-channel kernel.
     /// # Panics
     /// If a length disagrees with `g` and `n`.
     #[allow(clippy::too_many_arguments)]
@@ -304,15 +304,15 @@ impl<'a> NextLayer<'a> {
         b: &'a [f32],
         act: Activation,
         y: &'a mut [f32],
-        flipped: &'a mut [f32],
+        flipped: &'a mut Vec<f32>,
     ) -> Option<Self> {
         assert!(w.len() == g.w_len() && b.len() == g.c_in && y.len() == size(&[n, g.x_len()]), "conv2d: next lengths");
-        if g.stride != 1 || !conv_direct::single_applies(&conv_direct::backward_input_geom(g)) {
+        let gb = conv_direct::backward_input_geom(g);
+        if g.stride != 1 || !conv_direct::single_applies(&gb) {
             return None;
         }
-        let flipped = &mut flipped[..g.w_len()];
+        flipped.resize(g.w_len(), 0.0);
         conv_direct::flip_weights(g, w, flipped);
-        let gb = conv_direct::backward_input_geom(g);
         let kind = NextKind::Conv { g: gb, w: flipped, b: None, bias_after: Some(b), act };
         Some(NextLayer { kind, y: y.as_mut_ptr(), out_len: gb.y_len(), n })
     }

@@ -113,15 +113,19 @@ impl Conv2D {
             flipped: Vec::new(),
         })
     }
-}
 
-impl Conv2D {
+    /// The geometry the kernels run: the layer's own, or the transposed convolution it runs
+    /// as where it took over the upsampling before it.
+    fn kernel_geom(&self) -> ConvGeom {
+        self.upsampled.as_ref().map_or(self.geom, |u| u.geom)
+    }
+
     /// The forward pass, with `next` (the next layer's) on each output image where given.
     fn forward_then(&mut self, x: &Tensor, y: &mut Tensor, next: Option<&NextLayer>, profile: &mut Profile) {
         let n = x.batch();
         let macs = self.geom.macs() + next.map_or(0, |next| next.macs());
         y.reshape_for(n, &self.out_shape);
-        let g = &self.upsampled.as_ref().map_or(self.geom, |u| u.geom);
+        let g = &self.kernel_geom();
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &self.params;
         // The activation runs on each output image as the kernel finishes it (`forward_act`).
@@ -174,7 +178,6 @@ impl Layer for Conv2D {
         y.reshape_for(n, &self.out_shape);
         let (g, [w, b], act) = (&self.geom, &self.params, self.act);
         if self.transpose {
-            self.flipped.resize(g.w_len(), 0.0);
             NextLayer::transpose(g, n, &w.value, &b.value, act, y.data_mut(), &mut self.flipped)
         } else {
             NextLayer::conv(g, n, &w.value, &b.value, act, y.data_mut())
@@ -195,7 +198,7 @@ impl Layer for Conv2D {
             profile.lap("activation gradient", 0.0);
         }
         let dz = dy.data();
-        let g = &self.upsampled.as_ref().map_or(self.geom, |u| u.geom);
+        let g = &self.kernel_geom();
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &mut self.params;
         let scratch = &mut self.scratch;
