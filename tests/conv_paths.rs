@@ -348,7 +348,9 @@ fn fused_activation_cases(path: KernelPath) {
         (14, 14, 64, 1, 2, true, Activation::Sigmoid),
         (5, 3, 3, 5, 1, false, Activation::Relu),
         (3, 5, 8, 3, 2, true, Activation::Relu),
+        (9, 7, 16, 1, 1, true, Activation::Relu),
     ];
+    let mut fused_backward = 0;
     for (i, &(h, w, ci, co, s, transpose, act)) in cases.iter().enumerate() {
         let g = if transpose {
             ConvGeom::transpose(h, w, ci, co, 3, s, Padding::Same)
@@ -394,8 +396,30 @@ fn fused_activation_cases(path: KernelPath) {
             activation::backward(act, &x_act, &mut apart);
             assert!(apart.iter().any(|&v| v == 0.0 || act != Activation::Relu), "{name}: no gradient masked");
             assert_bitwise(&name, "backward_input_act vs backward_input + activation::backward", &fused, &apart);
+
+            if transpose {
+                // The whole backward pass (one pass over the images where it fuses), against
+                // `backward_weight` and `backward_input_act`; 9 images, so 3 tasks of 4, 4, 1.
+                let n = 9;
+                let mut scratch = vec![f32::NAN; conv2d::scratch_len(&g, n)];
+                let mut x_act = values(n * in_len, 1900 + i as u32);
+                activation::forward(act, &mut x_act);
+                let dy = values(n * out_len, 2000 + i as u32);
+                let mut one = (vec![0.0; g.w_len()], vec![0.0; bias], vec![0.0; n * in_len]);
+                let mut two = (vec![1.0; g.w_len()], vec![1.0; bias], vec![1.0; n * in_len]);
+                let (dw, db, dx) = (&mut one.0, &mut one.1, &mut one.2);
+                let dx = Some((&mut dx[..], act));
+                conv_transpose2d::backward(&g, n, &x_act, &dy, &wt, (dw, db), dx, &mut scratch, p);
+                conv_transpose2d::backward_weight(&g, n, &x_act, &dy, &mut two.0, &mut two.1, &mut scratch, p);
+                conv_transpose2d::backward_input_act(&g, n, &dy, &wt, &mut two.2, &mut scratch, p, act, &x_act);
+                fused_backward += usize::from(conv_transpose2d::backward_fuses(&g, p));
+                assert_bitwise(&name, "backward's dw vs backward_weight", &one.0, &two.0);
+                assert_bitwise(&name, "backward's db vs backward_weight", &one.1, &two.1);
+                assert_bitwise(&name, "backward's dx vs backward_input_act", &one.2, &two.2);
+            }
         }
     }
+    assert_eq!(fused_backward, 4, "the transposed cases in f32 fuse their backward passes");
 }
 
 /// Returns the outputs of the passes that run on register tiles (every channel count a

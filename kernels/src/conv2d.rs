@@ -83,7 +83,13 @@ fn task_scratch(g: &ConvGeom) -> usize {
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
         WeightPath::Im2col => g.cols_len(),
     };
-    (forward.max(input).max(weight) + g.w_len() + g.c_out).next_multiple_of(16)
+    (forward.max(input).max(weight) + g.w_len() + bias_len(g)).next_multiple_of(16)
+}
+
+/// Floats of a task's partial bias gradient: a convolution's (`c_out`) or a transposed one's
+/// (`c_in`, `BiasOf::X`).
+fn bias_len(g: &ConvGeom) -> usize {
+    g.c_in.max(g.c_out)
 }
 
 /// Floats shared by all tasks: a rearranged copy of the kernel (the flipped one of a stride-1
@@ -600,10 +606,45 @@ pub fn backward_weight(
     scratch: &mut [f32],
     precision: Precision,
 ) {
+    backward_weight_sums(g, n, x, dy, dw, db.map(|db| (BiasOf::Dy, db)), scratch, precision);
+}
+
+/// Whose rows a weight-gradient pass sums into its bias gradient while it has each image in
+/// cache: dy's (a convolution's bias, `[c_out]`) or x's (a transposed convolution's, whose
+/// output gradient is the convolution's x: `[c_in]`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BiasOf {
+    Dy,
+    X,
+}
+
+impl BiasOf {
+    /// Adds image `(xi, dyi)`'s rows to the task's partial sums.
+    fn add(self, (xi, dyi): (&[f32], &[f32]), db_t: &mut [f32]) {
+        simd::sum_rows_acc(if self == BiasOf::X { xi } else { dyi }, db_t);
+    }
+}
+
+/// `backward_weight` with the bias gradient `db` of either kind (`BiasOf`), summed per image
+/// in image order: the same bits as one sum over each task's images.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_weight_sums(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<(BiasOf, &mut [f32])>,
+    scratch: &mut [f32],
+    precision: Precision,
+) {
     check(g, n, x.len(), dw.len(), dy.len(), scratch.len());
+    let bias = db.as_ref().map(|(of, db)| {
+        assert_eq!(db.len(), if *of == BiasOf::X { g.c_in } else { g.c_out }, "conv2d: db length");
+        (*of, db.len())
+    });
     let ts = task_scratch(g);
-    let work = ts - g.w_len() - g.c_out;
-    let want_db = db.is_some();
+    let work = ts - g.w_len() - bias_len(g);
     let wino = precision == Precision::F32 && winograd::weight_grad_applies(g);
     let on_amx = precision == Precision::Bf16 && amx::weight_grad_applies(g);
     let (shared, rest) = scratch.split_at_mut(shared_len(g));
@@ -614,15 +655,17 @@ pub fn backward_weight(
         .for_each(|((s, xt), dyt)| {
             let (work, partial) = s.split_at_mut(work);
             let (dw_t, db_t) = partial.split_at_mut(g.w_len());
-            // db_t: the task's rows of dy in order, as one run.
+            let db_t = &mut db_t[..bias.map_or(0, |(_, len)| len)];
             db_t.fill(0.0);
+            let images = || xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len()));
             if on_amx {
                 // Transposed: `untranspose_weights` below, once for the sum of the tasks.
-                amx::weight_grad(g, (xt, dyt), work, dw_t, want_db.then_some(db_t));
+                let amx_db = (bias.map(|(of, _)| of) == Some(BiasOf::Dy)).then_some(&mut *db_t);
+                amx::weight_grad(g, (xt, dyt), work, dw_t, amx_db);
+                if let Some((BiasOf::X, _)) = bias {
+                    images().for_each(|image| BiasOf::X.add(image, db_t));
+                }
                 return;
-            }
-            if want_db {
-                simd::sum_rows_acc(dyt, db_t);
             }
             dw_t.fill(0.0);
             if wino {
@@ -630,50 +673,81 @@ pub fn backward_weight(
                 let (xp, rest) = work.split_at_mut(winograd::padded_len(g));
                 let (sums, rest) = rest.split_at_mut(winograd::weights_len(g));
                 sums.fill(0.0);
-                for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
+                for (xi, dyi) in images() {
+                    if let Some((of, _)) = bias {
+                        of.add((xi, dyi), db_t);
+                    }
                     winograd::pad_input(g, xi, xp);
                     winograd::weight_grad_acc(g, xp, dyi, sums, rest);
                 }
                 winograd::weight_grad_finish(g, sums, dw_t);
                 return;
             }
-            for (xi, dyi) in xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())) {
-                match (weight_path(g), bf16_route(precision, g.c_in, g.c_out)) {
-                    (WeightPath::Direct, Some(true)) => {
-                        let (xq, rest) = work.split_at_mut(conv_direct::padded_len(g));
-                        let xq = &mut bf16::as_bf16(xq)[..conv_direct::padded_len(g)];
-                        conv_direct::pad_input_bf16(g, xi, xq);
-                        conv_direct::weight_grad_tiled_bf16_acc(g, xq, dyi, bf16::as_u32(rest), dw_t);
-                    }
-                    (WeightPath::Direct, Some(false)) => {
-                        let (xp, dye) = work.split_at_mut(conv_direct::padded_len(g));
-                        conv_direct::pad_input(g, xi, xp);
-                        xp.iter_mut().for_each(|v| *v = bf16::quantize(*v));
-                        conv_direct::quantize_swapped_rows(g, dyi, &mut dye[..g.y_len()]);
-                        conv_direct::weight_grad_tiled_acc(g, xp, &dye[..g.y_len()], dw_t, true);
-                    }
-                    (WeightPath::Direct, None) => {
-                        let xp = &mut work[..conv_direct::padded_len(g)];
-                        conv_direct::pad_input(g, xi, xp);
-                        if g.c_out == 1 {
-                            conv_direct::weight_grad_narrow_acc(g, xp, dyi, dw_t);
-                        } else {
-                            conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t, false);
-                        }
-                    }
-                    (WeightPath::Shifted, _) => weight_grad_shifted_acc(g, xi, dyi, work, dw_t),
-                    (WeightPath::Im2col, _) => {
-                        let cols = &mut work[..g.cols_len()];
-                        im2col(g, xi, cols);
-                        let p = g.h_out * g.w_out;
-                        gemm(Mat::t(cols, g.patch_len(), p), Mat::rows(dyi, p, g.c_out), 1.0, dw_t);
-                    }
+            for (xi, dyi) in images() {
+                if let Some((of, _)) = bias {
+                    of.add((xi, dyi), db_t);
                 }
+                weight_grad_image(g, (xi, dyi), work, dw_t, precision);
             }
         });
-    // The tasks' partial sums added in task order, each stretch of dw on its own thread:
-    // the same bits on any number of threads.
-    let rest = &*rest;
+    reduce_tasks(g, (shared, &*rest), ts, work, dw, db.map(|(_, db)| db), on_amx);
+}
+
+/// One image's contribution to `dw_t` on the paths other than Winograd's and AMX's, `work`
+/// holding its padded copy (and, in bf16, its packed operands).
+fn weight_grad_image(
+    g: &ConvGeom,
+    (xi, dyi): (&[f32], &[f32]),
+    work: &mut [f32],
+    dw_t: &mut [f32],
+    precision: Precision,
+) {
+    match (weight_path(g), bf16_route(precision, g.c_in, g.c_out)) {
+        (WeightPath::Direct, Some(true)) => {
+            let (xq, rest) = work.split_at_mut(conv_direct::padded_len(g));
+            let xq = &mut bf16::as_bf16(xq)[..conv_direct::padded_len(g)];
+            conv_direct::pad_input_bf16(g, xi, xq);
+            conv_direct::weight_grad_tiled_bf16_acc(g, xq, dyi, bf16::as_u32(rest), dw_t);
+        }
+        (WeightPath::Direct, Some(false)) => {
+            let (xp, dye) = work.split_at_mut(conv_direct::padded_len(g));
+            conv_direct::pad_input(g, xi, xp);
+            xp.iter_mut().for_each(|v| *v = bf16::quantize(*v));
+            conv_direct::quantize_swapped_rows(g, dyi, &mut dye[..g.y_len()]);
+            conv_direct::weight_grad_tiled_acc(g, xp, &dye[..g.y_len()], dw_t, true);
+        }
+        (WeightPath::Direct, None) => {
+            let xp = &mut work[..conv_direct::padded_len(g)];
+            conv_direct::pad_input(g, xi, xp);
+            if g.c_out == 1 {
+                conv_direct::weight_grad_narrow_acc(g, xp, dyi, dw_t);
+            } else {
+                conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t, false);
+            }
+        }
+        (WeightPath::Shifted, _) => weight_grad_shifted_acc(g, xi, dyi, work, dw_t),
+        (WeightPath::Im2col, _) => {
+            let cols = &mut work[..g.cols_len()];
+            im2col(g, xi, cols);
+            let p = g.h_out * g.w_out;
+            gemm(Mat::t(cols, g.patch_len(), p), Mat::rows(dyi, p, g.c_out), 1.0, dw_t);
+        }
+    }
+}
+
+/// dw and db from the tasks' partial sums (`rest`, areas of `ts` floats: `work` floats, then
+/// dw's and db's partials), added in task order, each stretch of dw on its own thread: the
+/// same bits on any number of threads. On AMX the partials are transposed: their sum goes
+/// through `shared` and is transposed once.
+fn reduce_tasks(
+    g: &ConvGeom,
+    (shared, rest): (&mut [f32], &[f32]),
+    ts: usize,
+    work: usize,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    on_amx: bool,
+) {
     let total = if on_amx { &mut shared[..g.w_len()] } else { &mut *dw };
     total.par_chunks_mut(REDUCE_CHUNK).enumerate().for_each(|(c, d)| {
         d.fill(0.0);
@@ -685,12 +759,75 @@ pub fn backward_weight(
         amx::untranspose_weights(g, &shared[..g.w_len()], dw);
     }
     if let Some(db) = db {
-        assert_eq!(db.len(), g.c_out, "conv2d: db length");
         db.fill(0.0);
         for s in rest.chunks(ts) {
-            simd::add_assign(&s[work + g.w_len()..], db);
+            simd::add_assign(&s[work + g.w_len()..][..db.len()], db);
         }
     }
+}
+
+/// Whether `weight_grad_and_forward` applies to `g` at `precision`: in f32, where the forward
+/// pass and the weight gradient both run the direct tiled kernels on the same padded copy of
+/// x (no Winograd: both models' Conv2DTranspose layers, whose input gradient is this forward).
+pub(crate) fn weight_grad_and_forward_applies(g: &ConvGeom, precision: Precision) -> bool {
+    precision == Precision::F32
+        && g.c_out.is_multiple_of(8)
+        && !winograd::applies(g)
+        && !winograd::weight_grad_applies(g)
+}
+
+/// `backward_weight_sums` and `forward_then` (no bias) in one pass over the images, where
+/// `weight_grad_and_forward_applies`: each image of x is padded once, then serves the weight
+/// gradient and the forward pass, and `post` runs on each output image while its dy (the
+/// transposed layer's input, which `post`'s `grad_of` reads too) is still in cache. The same
+/// operations in the same order as the two passes, so the same bits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_grad_and_forward(
+    g: &ConvGeom,
+    n: usize,
+    (x, dy): (&[f32], &[f32]),
+    w: &[f32],
+    (dw, db): (&mut [f32], Option<(BiasOf, &mut [f32])>),
+    y: &mut [f32],
+    post: Epilogue,
+    scratch: &mut [f32],
+) {
+    check(g, n, x.len(), dw.len(), dy.len(), scratch.len());
+    check(g, n, x.len(), w.len(), y.len(), scratch.len());
+    assert!(weight_grad_and_forward_applies(g, Precision::F32), "conv2d: weight_grad_and_forward does not apply");
+    let bias = db.as_ref().map(|(of, db)| {
+        assert_eq!(db.len(), if *of == BiasOf::X { g.c_in } else { g.c_out }, "conv2d: db length");
+        (*of, db.len())
+    });
+    let (ts, per_task) = (task_scratch(g), conv_task_images(n));
+    let work = ts - g.w_len() - bias_len(g);
+    let (shared, rest) = scratch.split_at_mut(shared_len(g));
+    let rest = &mut rest[..tasks(n) * ts];
+    let len = conv_direct::padded_len(g);
+    rest.par_chunks_mut(ts)
+        .zip(x.par_chunks(per_task * g.x_len()))
+        .zip(dy.par_chunks(per_task * g.y_len()))
+        .zip(y.par_chunks_mut(per_task * g.y_len()))
+        .enumerate()
+        .for_each(|(task, (((s, xt), dyt), yt))| {
+            let (work, partial) = s.split_at_mut(work);
+            let (dw_t, db_t) = partial.split_at_mut(g.w_len());
+            let db_t = &mut db_t[..bias.map_or(0, |(_, len)| len)];
+            db_t.fill(0.0);
+            dw_t.fill(0.0);
+            let xp = &mut work[..len];
+            let images = xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())).zip(yt.chunks_mut(g.y_len()));
+            for (i, ((xi, dyi), yi)) in images.enumerate() {
+                if let Some((of, _)) = bias {
+                    of.add((xi, dyi), db_t);
+                }
+                conv_direct::pad_input(g, xi, xp);
+                conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t, false);
+                conv_direct::forward_tiled(g, xp, w, None, yi);
+                post.apply(yi, task * per_task + i);
+            }
+        });
+    reduce_tasks(g, (shared, &*rest), ts, work, dw, db.map(|(_, db)| db), false);
 }
 
 /// Floats of dw per thread task when `backward_weight` adds up its tasks' partial sums.

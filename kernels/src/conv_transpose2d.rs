@@ -11,8 +11,6 @@ use crate::activation::Activation;
 use crate::bf16::Precision;
 use crate::conv2d;
 use crate::geom::ConvGeom;
-use crate::{conv_task_images, simd};
-use rayon::prelude::*;
 
 /// Scratch floats any pass over `n` images needs.
 pub fn scratch_len(g: &ConvGeom, n: usize) -> usize {
@@ -132,17 +130,49 @@ pub fn backward_weight(
     precision: Precision,
 ) {
     assert_eq!(db.len(), g.c_in, "conv_transpose2d: db length");
-    conv2d::backward_weight(g, n, dy, x, dw, None, scratch, precision);
-    // db over the pool: a sum per fixed group of images (in `scratch`, free again), then the
-    // groups' sums in order, so the bits do not depend on the threads.
-    let per_task = conv_task_images(n);
-    let partials = &mut scratch[..n.div_ceil(per_task) * g.c_in];
-    partials.par_chunks_mut(g.c_in).zip(dy.par_chunks(per_task * g.x_len())).for_each(|(p, d)| {
-        p.fill(0.0);
-        simd::sum_rows_acc(d, p);
-    });
-    db.fill(0.0);
-    partials.chunks_exact(g.c_in).for_each(|p| simd::add_assign(p, db));
+    // db: dy is the Conv2D's x, summed per image while the pass has it in cache.
+    conv2d::backward_weight_sums(g, n, dy, x, dw, Some((conv2d::BiasOf::X, db)), scratch, precision);
+}
+
+/// Whether `backward` computes both gradients in one pass at `precision`.
+pub fn backward_fuses(g: &ConvGeom, precision: Precision) -> bool {
+    conv2d::weight_grad_and_forward_applies(g, precision)
+}
+
+/// The layer's whole backward pass: `backward_weight`, then, where `dx` is given,
+/// `backward_input_act` with its activation. Where `backward_fuses` (in f32: both models'
+/// transposed layers) one pass over the images does both: each image of dy is
+/// padded once for both products, and x, which both read, is read once. The same bits as the
+/// two passes.
+/// # Panics
+/// As `backward_weight` and `backward_input_act`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    dy: &[f32],
+    w: &[f32],
+    (dw, db): (&mut [f32], &mut [f32]),
+    dx: Option<(&mut [f32], Activation)>,
+    scratch: &mut [f32],
+    precision: Precision,
+) {
+    match dx {
+        Some((dx, act)) if backward_fuses(g, precision) => {
+            assert_eq!(db.len(), g.c_in, "conv_transpose2d: db length");
+            assert_eq!(x.len(), dx.len(), "conv_transpose2d: x length");
+            let post = conv2d::Epilogue { grad_of: Some((act, x)), ..conv2d::Epilogue::NONE };
+            let grads = (dw, Some((conv2d::BiasOf::X, db)));
+            conv2d::weight_grad_and_forward(g, n, (dy, x), w, grads, dx, post, scratch);
+        }
+        dx => {
+            backward_weight(g, n, x, dy, dw, db, scratch, precision);
+            if let Some((dx, act)) = dx {
+                backward_input_act(g, n, dy, w, dx, scratch, precision, act, x);
+            }
+        }
+    }
 }
 
 /// Sizes of the uncropped "full" output along each axis, and the crop at the top/left.

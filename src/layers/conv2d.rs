@@ -120,6 +120,14 @@ impl Conv2D {
         self.upsampled.as_ref().map_or(self.geom, |u| u.geom)
     }
 
+    /// Where the layer took over the upsampling before it: its kernel's gradient from the
+    /// folded kernel's (`upsample_conv::unfold_gradient`).
+    fn unfold_gradient(&mut self) {
+        if let Some(u) = &self.upsampled {
+            upsample_conv::unfold_gradient(self.geom.c_in, self.geom.c_out, &u.grad, &mut self.params[0].grad);
+        }
+    }
+
     /// The forward pass, with `next` (the next layer's) on each output image where given.
     fn forward_then(&mut self, x: &Tensor, y: &mut Tensor, next: Option<&NextLayer>, profile: &mut Profile) {
         let n = x.batch();
@@ -188,7 +196,7 @@ impl Layer for Conv2D {
         x: &Tensor,
         y: &Tensor,
         dy: &mut Tensor,
-        dx: Option<&mut Tensor>,
+        mut dx: Option<&mut Tensor>,
         profile: &mut Profile,
     ) {
         let n = x.batch();
@@ -201,28 +209,44 @@ impl Layer for Conv2D {
         let g = &self.kernel_geom();
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
         let [w, b] = &mut self.params;
-        let scratch = &mut self.scratch;
-        if let Some(u) = &mut self.upsampled {
-            conv_transpose2d::backward_weight(g, n, x.data(), dz, &mut u.grad, &mut b.grad, scratch, self.precision);
-            upsample_conv::unfold_gradient(self.geom.c_in, self.geom.c_out, &u.grad, &mut w.grad);
-        } else if self.transpose {
-            conv_transpose2d::backward_weight(g, n, x.data(), dz, &mut w.grad, &mut b.grad, scratch, self.precision);
-        } else {
-            conv2d::backward_weight(g, n, x.data(), dz, &mut w.grad, Some(&mut b.grad), scratch, self.precision);
+        let (scratch, p, act) = (&mut self.scratch, self.precision, self.input_act);
+        // A transpose, or the transposed convolution a Conv2D runs as after an upsampling:
+        // its kernel, and where its gradient goes before the layer's own.
+        let transposed = match &mut self.upsampled {
+            Some(u) => Some((&u.kernel[..], &mut u.grad[..])),
+            None => self.transpose.then_some((&w.value[..], &mut w.grad[..])),
+        };
+        if let Some(dx) = dx.as_mut() {
+            dx.reshape_for(n, &x.shape()[1..]);
+        }
+        match transposed {
+            Some((kernel, grad)) if dx.is_some() && conv_transpose2d::backward_fuses(g, p) => {
+                let dx = dx.as_mut().map(|dx| (dx.data_mut(), act));
+                conv_transpose2d::backward(g, n, x.data(), dz, kernel, (grad, &mut b.grad), dx, scratch, p);
+                // One pass for both gradients: its time and both products under the weight
+                // gradient, the input gradient's row at 0 ms.
+                self.unfold_gradient();
+                profile.lap("weight gradient", 2.0 * flops);
+                profile.lap("input gradient", 0.0);
+                return;
+            }
+            Some((_, grad)) => conv_transpose2d::backward_weight(g, n, x.data(), dz, grad, &mut b.grad, scratch, p),
+            None => conv2d::backward_weight(g, n, x.data(), dz, &mut w.grad, Some(&mut b.grad), scratch, p),
         }
         profile.lap("weight gradient", flops);
         if let Some(dx) = dx {
-            dx.reshape_for(n, &x.shape()[1..]);
-            let (dx, p, act) = (dx.data_mut(), self.precision, self.input_act);
-            if let Some(u) = &self.upsampled {
-                conv_transpose2d::backward_input_act(g, n, dz, &u.kernel, dx, scratch, p, act, x.data());
-            } else if self.transpose {
-                conv_transpose2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data());
-            } else {
-                conv2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data());
+            let dx = dx.data_mut();
+            let [w, _] = &self.params;
+            match &self.upsampled {
+                Some(u) => conv_transpose2d::backward_input_act(g, n, dz, &u.kernel, dx, scratch, p, act, x.data()),
+                None if self.transpose => {
+                    conv_transpose2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data())
+                }
+                None => conv2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data()),
             }
             profile.lap("input gradient", flops);
         }
+        self.unfold_gradient();
     }
     fn params(&self) -> &[Param] {
         &self.params
