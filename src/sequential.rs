@@ -129,8 +129,27 @@ impl Sequential {
         assert_eq!(dy.shape(), self.acts[last].shape(), "output gradient shape");
         self.grads[last].reshape_for(dy.batch(), &dy.shape()[1..]);
         self.grads[last].data_mut().copy_from_slice(dy.data());
-        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
+        let mut i = last;
+        while i > 0 {
+            i -= 1;
             profile.enter(Stage::Layer(i));
+            if i >= 2 && self.runs_backward_of(i) {
+                // The layer before runs this one's backward pass on each image, just before it
+                // needs that image of its output gradient (`Layer::backward_with_next`): this
+                // layer's rows stay, with no time of their own.
+                let (below, above) = self.layers.split_at_mut(i);
+                let (grads_lo, grads_hi) = self.grads.split_at_mut(i);
+                let acts = &self.acts;
+                if let Some(next) = above[0].next_backward(&acts[i], &acts[i + 1], &mut grads_hi[1], profile) {
+                    profile.lap("weight gradient", 0.0);
+                    profile.lap("input gradient", 0.0);
+                    profile.enter(Stage::Layer(i - 1));
+                    below[i - 1].backward_with_next(&acts[i - 1], &mut grads_lo[i - 1], next, profile);
+                    i -= 1;
+                    continue;
+                }
+            }
+            let layer = &mut self.layers[i];
             let (acts_lo, acts_hi) = self.acts.split_at_mut(i + 1);
             let (grads_lo, grads_hi) = self.grads.split_at_mut(i + 1);
             if layer.is_view() || self.handed_on[i] {
@@ -150,6 +169,13 @@ impl Sequential {
                 layer.backward_timed(&acts_lo[i], &acts_hi[0], &mut grads_hi[0], dx, profile);
             }
         }
+    }
+
+    /// Whether layer `i - 1` can run layer `i`'s backward pass (`Layer::runs_next_backward`;
+    /// `next_backward` has the last word).
+    fn runs_backward_of(&self, i: usize) -> bool {
+        let below = &self.layers[i - 1];
+        !self.layers[i].is_view() && !below.is_view() && !self.handed_on[i - 1] && below.runs_next_backward()
     }
 
     /// Every parameter, layer by layer, kernel before bias.

@@ -5,6 +5,7 @@
 use autoencoder::layers::Activation::{Linear, Relu, Sigmoid};
 use autoencoder::layers::{Conv2D, Layer, MaxPooling2D, Padding, UpSampling2D};
 use autoencoder::models::{self, ModelKind, Spec};
+use autoencoder::profile::{Profile, Stage};
 use autoencoder::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -270,6 +271,62 @@ fn a_layer_run_on_each_image_of_the_layer_before_gives_the_same_bits() {
         for ((layer, p), want) in fused.params().zip(grads) {
             same_bits(&format!("{layer}.{}", p.name), &p.grad, &want);
         }
+    }
+}
+
+#[test]
+fn a_transposed_layer_run_inside_the_backward_pass_of_the_one_before_gives_the_same_bits() {
+    // The modified model's last two layers (a stride-2 Conv2DTranspose with ReLU, then a
+    // one-channel stride-1 one with a sigmoid) after a layer that needs their input gradient:
+    // in f32 the stride-2 layer runs the last one's backward pass on each image, just before
+    // it needs that image of its output gradient (`Layer::backward_with_next`). Against the
+    // three layers run one by one: the same bits in every gradient.
+    let input = [7, 5, 8];
+    let specs = [
+        Spec::Conv2D { filters: 16, k: 3, stride: 1, act: Relu },
+        Spec::Conv2DTranspose { filters: 16, k: 3, stride: 2, act: Relu },
+        Spec::Conv2DTranspose { filters: 1, k: 3, stride: 1, act: Sigmoid },
+    ];
+    let mut fused = models::build_specs(&specs, &input, 7).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for p in fused.params_mut() {
+        let noise = uniform(&mut rng, p.value.len(), -0.1, 0.1);
+        p.value.iter_mut().zip(noise).for_each(|(v, d)| *v += d);
+    }
+    let mut a = Conv2D::new("a", &input, 16, 3, 1, Padding::Same, Relu).unwrap();
+    let mut b = Conv2D::transpose("b", &[7, 5, 16], 16, 3, 2, Padding::Same, Relu).unwrap();
+    let mut c = Conv2D::transpose("c", &[14, 10, 16], 1, 3, 1, Padding::Same, Sigmoid).unwrap();
+    let values: Vec<Vec<f32>> = fused.params().map(|(_, p)| p.value.clone()).collect();
+    let params = a.params_mut().iter_mut().chain(b.params_mut()).chain(c.params_mut());
+    params.zip(values).for_each(|(p, v)| p.value = v);
+    // 9 images: tasks of 4, 4 and 1.
+    let n = 9;
+    let x = Tensor::from_vec(&[n, 7, 5, 8], uniform(&mut rng, n * 7 * 5 * 8, -1.0, 1.0));
+    let dy = Tensor::from_vec(&[n, 14, 10, 1], uniform(&mut rng, n * 14 * 10, -1.0, 1.0));
+    fused.forward(&x);
+    let mut profile = Profile::on();
+    fused.backward_timed(&dy, &mut profile);
+    // The last layer's gradients ran inside the layer before's pass: its rows carry no
+    // products, that layer's weight gradient carries all four passes'.
+    let flops = |layer: usize, pass: &str| {
+        let row = profile.passes().iter().find(|p| p.stage == Stage::Layer(layer) && p.pass == pass);
+        row.unwrap_or_else(|| panic!("no {pass} of layer {layer}")).flops
+    };
+    let macs = |l: &Conv2D| (n * l.macs()) as f64;
+    assert_eq!(flops(2, "weight gradient"), 0.0, "the last layer's backward ran on its own");
+    assert_eq!(flops(1, "weight gradient"), 4.0 * (macs(&b) + macs(&c)));
+    let (mut ya, mut yb, mut yc) = (Tensor::default(), Tensor::default(), Tensor::default());
+    a.forward(&x, &mut ya);
+    b.forward(&ya, &mut yb);
+    c.forward(&yb, &mut yc);
+    let (mut dyc, mut dyb, mut dya) = (dy.clone(), Tensor::default(), Tensor::default());
+    c.backward(&yb, &yc, &mut dyc, Some(&mut dyb));
+    b.backward(&ya, &yb, &mut dyb, Some(&mut dya));
+    a.backward(&x, &ya, &mut dya, None);
+    let grads = a.params().iter().chain(b.params()).chain(c.params()).map(|p| p.grad.clone());
+    for ((layer, p), want) in fused.params().zip(grads) {
+        let differ = p.grad.iter().zip(&want).position(|(g, w)| g.to_bits() != w.to_bits());
+        assert!(differ.is_none(), "{layer}.{}[{differ:?}] differs", p.name);
     }
 }
 

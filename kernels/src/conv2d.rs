@@ -25,6 +25,7 @@ use crate::bf16::{self, Precision};
 use crate::gemm::{gemm, Mat};
 use crate::geom::{size, ConvGeom, PoolGeom};
 use crate::{amx, conv_direct, conv_task_images, maxpool2d, simd, winograd, winograd_transpose};
+use rayon::iter::Either;
 use rayon::prelude::*;
 
 fn tasks(n: usize) -> usize {
@@ -766,68 +767,186 @@ fn reduce_tasks(
     }
 }
 
-/// Whether `weight_grad_and_forward` applies to `g` at `precision`: in f32, where the forward
+/// Whether `transposed_backward` applies to `g` at `precision`: in f32, where the forward
 /// pass and the weight gradient both run the direct tiled kernels on the same padded copy of
 /// x (no Winograd: both models' Conv2DTranspose layers, whose input gradient is this forward).
-pub(crate) fn weight_grad_and_forward_applies(g: &ConvGeom, precision: Precision) -> bool {
+pub(crate) fn transposed_backward_applies(g: &ConvGeom, precision: Precision) -> bool {
     precision == Precision::F32
         && g.c_out.is_multiple_of(8)
         && !winograd::applies(g)
         && !winograd::weight_grad_applies(g)
 }
 
-/// `backward_weight_sums` and `forward_then` (no bias) in one pass over the images, where
-/// `weight_grad_and_forward_applies`: each image of x is padded once, then serves the weight
-/// gradient and the forward pass, and `post` runs on each output image while its dy (the
-/// transposed layer's input, which `post`'s `grad_of` reads too) is still in cache. The same
-/// operations in the same order as the two passes, so the same bits.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_grad_and_forward(
-    g: &ConvGeom,
-    n: usize,
-    (x, dy): (&[f32], &[f32]),
-    w: &[f32],
-    (dw, db): (&mut [f32], Option<(BiasOf, &mut [f32])>),
-    y: &mut [f32],
-    post: Epilogue,
-    scratch: &mut [f32],
-) {
-    check(g, n, x.len(), dw.len(), dy.len(), scratch.len());
-    check(g, n, x.len(), w.len(), y.len(), scratch.len());
-    assert!(weight_grad_and_forward_applies(g, Precision::F32), "conv2d: weight_grad_and_forward does not apply");
-    let bias = db.as_ref().map(|(of, db)| {
-        assert_eq!(db.len(), if *of == BiasOf::X { g.c_in } else { g.c_out }, "conv2d: db length");
-        (*of, db.len())
-    });
-    let (ts, per_task) = (task_scratch(g), conv_task_images(n));
-    let work = ts - g.w_len() - bias_len(g);
-    let (shared, rest) = scratch.split_at_mut(shared_len(g));
-    let rest = &mut rest[..tasks(n) * ts];
-    let len = conv_direct::padded_len(g);
-    rest.par_chunks_mut(ts)
-        .zip(x.par_chunks(per_task * g.x_len()))
-        .zip(dy.par_chunks(per_task * g.y_len()))
-        .zip(y.par_chunks_mut(per_task * g.y_len()))
-        .enumerate()
-        .for_each(|(task, (((s, xt), dyt), yt))| {
-            let (work, partial) = s.split_at_mut(work);
-            let (dw_t, db_t) = partial.split_at_mut(g.w_len());
-            let db_t = &mut db_t[..bias.map_or(0, |(_, len)| len)];
-            db_t.fill(0.0);
-            dw_t.fill(0.0);
-            let xp = &mut work[..len];
-            let images = xt.chunks(g.x_len()).zip(dyt.chunks(g.y_len())).zip(yt.chunks_mut(g.y_len()));
-            for (i, ((xi, dyi), yi)) in images.enumerate() {
-                if let Some((of, _)) = bias {
-                    of.add((xi, dyi), db_t);
-                }
-                conv_direct::pad_input(g, xi, xp);
-                conv_direct::weight_grad_tiled_acc(g, xp, dyi, dw_t, false);
-                conv_direct::forward_tiled(g, xp, w, None, yi);
-                post.apply(yi, task * per_task + i);
+/// A transposed convolution's backward pass as `transposed_backward` runs it, in the Conv2D
+/// terms of `g` (`conv_transpose2d`): the kernel `w`, the layer's input `x` (`[n, g.y_len()]`,
+/// the Conv2D's dy; `act`'s outputs, whose gradient multiplies dx), the kernel and bias
+/// gradients `dw` and `db` (`[g.c_in]`) it overwrites, and its `scratch`.
+pub(crate) struct TransposedBackward<'a> {
+    pub g: ConvGeom,
+    pub w: &'a [f32],
+    pub x: &'a [f32],
+    pub act: Activation,
+    pub dw: &'a mut [f32],
+    pub db: &'a mut [f32],
+    pub scratch: &'a mut [f32],
+}
+
+/// Where a transposed layer's output gradient comes from: a batch `[n, g.x_len()]`, or the
+/// backward pass of the transposed layer after it, run on each image (its output gradient
+/// `dz`) just before this layer needs that image's input gradient. That layer's scratch then
+/// holds `transposed_next_scratch_len` floats: each task keeps its image of dx there (in
+/// cache) instead of writing the batch out and reading it back.
+pub(crate) enum OutputGradient<'a> {
+    Batch(&'a [f32]),
+    Next(TransposedBackward<'a>, &'a [f32]),
+}
+
+/// Scratch floats of the transposed layer `g` whose backward pass the layer before runs
+/// (`OutputGradient::Next`): its own, then one image of its input gradient per task.
+pub(crate) fn transposed_next_scratch_len(g: &ConvGeom, n: usize) -> usize {
+    scratch_len(g, n) + tasks(n) * g.y_len().next_multiple_of(16)
+}
+
+/// The transposed layer `pass`'s weight, bias and input gradients in one pass over the
+/// images (where `transposed_backward_applies`): each image of dz is padded once and serves
+/// the weight gradient and the input gradient (the Conv2D's forward) into `dx` (`[n,
+/// g.y_len()]`), and x, which both read (the second as the activation's outputs), is read
+/// once. The same operations in the same order as `backward_weight_sums` (with `BiasOf::X`)
+/// and `forward_then` with `grad_of`, so the same bits.
+/// # Panics
+/// If a length disagrees with `g` and `n`, or a pass does not apply.
+pub(crate) fn transposed_backward(n: usize, pass: TransposedBackward, dz: OutputGradient, dx: &mut [f32]) {
+    let (batch, next) = match dz {
+        OutputGradient::Batch(dz) => (Some(dz), None),
+        OutputGradient::Next(next, dz) => (None, Some((next, dz))),
+    };
+    let (this, mut this_sums) = pass.split(n);
+    assert_eq!(dx.len(), size(&[n, this.g.y_len()]), "conv2d: dx length");
+    if let Some(dz) = batch {
+        assert_eq!(dz.len(), size(&[n, this.g.x_len()]), "conv2d: dz length");
+    }
+    let (next, mut next_sums) = match next {
+        Some((next, dz)) => {
+            assert_eq!(dz.len(), size(&[n, next.g.x_len()]), "conv2d: the next layer's dz length");
+            assert_eq!(next.g.y_len(), this.g.x_len(), "conv2d: the next layer's input is not this output");
+            assert!(next.scratch.len() >= transposed_next_scratch_len(&next.g, n), "conv2d: next scratch too short");
+            let (next, sums) = next.split(n);
+            (Some((next, dz)), Some(sums))
+        }
+        None => (None, None),
+    };
+    let per_task = conv_task_images(n);
+    // Each task's parts of the next layer's scratch: its partial sums, and its image of dx.
+    let next_parts = match (&next, next_sums.as_mut()) {
+        (Some((next, _)), Some(sums)) => {
+            let (areas, images) = sums.tasks_and_rest();
+            let image_len = next.g.y_len().next_multiple_of(16);
+            Either::Left(areas.par_chunks_mut(task_scratch(&next.g)).zip(images.par_chunks_mut(image_len)).map(Some))
+        }
+        _ => Either::Right((0..tasks(n)).into_par_iter().map(|_| None)),
+    };
+    this_sums.tasks().zip(dx.par_chunks_mut(per_task * this.g.y_len())).zip(next_parts).enumerate().for_each(
+        |(task, ((part, dx_t), mut next_part))| {
+            this.zero_sums(part);
+            if let (Some((next, _)), Some((next_part, _))) = (&next, next_part.as_mut()) {
+                next.zero_sums(next_part);
             }
-        });
-    reduce_tasks(g, (shared, &*rest), ts, work, dw, db.map(|(_, db)| db), false);
+            for (i, dx_i) in dx_t.chunks_mut(this.g.y_len()).enumerate() {
+                let image = task * per_task + i;
+                let dz_i = match (&next, next_part.as_mut()) {
+                    (Some((next, dz)), Some((next_part, dx_next))) => {
+                        let dx_next = &mut dx_next[..next.g.y_len()];
+                        next.image(next_part, &dz[image * next.g.x_len()..][..next.g.x_len()], dx_next, image);
+                        &*dx_next
+                    }
+                    _ => &batch.expect("a batch where no next layer")[image * this.g.x_len()..][..this.g.x_len()],
+                };
+                this.image(part, dz_i, dx_i, image);
+            }
+        },
+    );
+    this_sums.reduce();
+    if let Some(sums) = next_sums {
+        sums.reduce();
+    }
+}
+
+/// The half of a `TransposedBackward` its tasks read.
+struct TransposedImages<'a> {
+    g: ConvGeom,
+    w: &'a [f32],
+    x: &'a [f32],
+    act: Activation,
+}
+
+/// The half its tasks write: their areas of the scratch (`task_scratch`: a work area, then
+/// the partial sums of dw and db), added up into dw and db at the end.
+struct TransposedSums<'a> {
+    g: ConvGeom,
+    n: usize,
+    dw: &'a mut [f32],
+    db: &'a mut [f32],
+    scratch: &'a mut [f32],
+}
+
+impl<'a> TransposedBackward<'a> {
+    /// # Panics
+    /// If a length disagrees with `g` and `n`, or `transposed_backward` does not apply.
+    fn split(self, n: usize) -> (TransposedImages<'a>, TransposedSums<'a>) {
+        let TransposedBackward { g, w, x, act, dw, db, scratch } = self;
+        check(&g, n, size(&[n, g.x_len()]), w.len(), x.len(), scratch.len());
+        assert_eq!(dw.len(), g.w_len(), "conv2d: dw length");
+        assert_eq!(db.len(), g.c_in, "conv2d: db length");
+        assert!(transposed_backward_applies(&g, Precision::F32), "conv2d: transposed_backward does not apply");
+        (TransposedImages { g, w, x, act }, TransposedSums { g, n, dw, db, scratch })
+    }
+}
+
+/// Where a task area's partial sums start.
+fn sums_start(g: &ConvGeom) -> usize {
+    task_scratch(g) - g.w_len() - bias_len(g)
+}
+
+impl TransposedImages<'_> {
+    fn zero_sums(&self, part: &mut [f32]) {
+        part[sums_start(&self.g)..].fill(0.0);
+    }
+
+    /// Image `image`, its output gradient `dz_i`: its bias and weight gradients added to the
+    /// task's area `part`, its input gradient into `dx_i`, times the gradient of `act`.
+    fn image(&self, part: &mut [f32], dz_i: &[f32], dx_i: &mut [f32], image: usize) {
+        let g = &self.g;
+        let x_i = &self.x[image * g.y_len()..][..g.y_len()];
+        let (work, sums) = part.split_at_mut(sums_start(g));
+        let (dw_t, db_t) = sums.split_at_mut(g.w_len());
+        BiasOf::X.add((dz_i, x_i), &mut db_t[..g.c_in]);
+        let xp = &mut work[..conv_direct::padded_len(g)];
+        conv_direct::pad_input(g, dz_i, xp);
+        conv_direct::weight_grad_tiled_acc(g, xp, x_i, dw_t, false);
+        conv_direct::forward_tiled(g, xp, self.w, None, dx_i);
+        Epilogue { grad_of: Some((self.act, self.x)), ..Epilogue::NONE }.apply(dx_i, image);
+    }
+}
+
+impl TransposedSums<'_> {
+    /// The tasks' areas, then the rest of the scratch after them.
+    fn tasks_and_rest(&mut self) -> (&mut [f32], &mut [f32]) {
+        let rest = &mut self.scratch[shared_len(&self.g)..];
+        rest.split_at_mut(tasks(self.n) * task_scratch(&self.g))
+    }
+
+    fn tasks(&mut self) -> rayon::slice::ChunksMut<'_, f32> {
+        let ts = task_scratch(&self.g);
+        self.tasks_and_rest().0.par_chunks_mut(ts)
+    }
+
+    /// dw and db from the tasks' partial sums (`reduce_tasks`).
+    fn reduce(self) {
+        let (g, n) = (self.g, self.n);
+        let (shared, rest) = self.scratch.split_at_mut(shared_len(&g));
+        let ts = task_scratch(&g);
+        reduce_tasks(&g, (shared, &rest[..tasks(n) * ts]), ts, sums_start(&g), self.dw, Some(self.db), false);
+    }
 }
 
 /// Floats of dw per thread task when `backward_weight` adds up its tasks' partial sums.

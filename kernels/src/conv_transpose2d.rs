@@ -136,14 +136,13 @@ pub fn backward_weight(
 
 /// Whether `backward` computes both gradients in one pass at `precision`.
 pub fn backward_fuses(g: &ConvGeom, precision: Precision) -> bool {
-    conv2d::weight_grad_and_forward_applies(g, precision)
+    conv2d::transposed_backward_applies(g, precision)
 }
 
 /// The layer's whole backward pass: `backward_weight`, then, where `dx` is given,
 /// `backward_input_act` with its activation. Where `backward_fuses` (in f32: both models'
-/// transposed layers) one pass over the images does both: each image of dy is
-/// padded once for both products, and x, which both read, is read once. The same bits as the
-/// two passes.
+/// transposed layers) one pass over the images does both: each image of dy is padded once for
+/// both products, and x, which both read, is read once. The same bits as the two passes.
 /// # Panics
 /// As `backward_weight` and `backward_input_act`.
 #[allow(clippy::too_many_arguments)]
@@ -160,11 +159,8 @@ pub fn backward(
 ) {
     match dx {
         Some((dx, act)) if backward_fuses(g, precision) => {
-            assert_eq!(db.len(), g.c_in, "conv_transpose2d: db length");
-            assert_eq!(x.len(), dx.len(), "conv_transpose2d: x length");
-            let post = conv2d::Epilogue { grad_of: Some((act, x)), ..conv2d::Epilogue::NONE };
-            let grads = (dw, Some((conv2d::BiasOf::X, db)));
-            conv2d::weight_grad_and_forward(g, n, (dy, x), w, grads, dx, post, scratch);
+            let pass = conv2d::TransposedBackward { g: *g, w, x, act, dw, db, scratch };
+            conv2d::transposed_backward(n, pass, conv2d::OutputGradient::Batch(dy), dx);
         }
         dx => {
             backward_weight(g, n, x, dy, dw, db, scratch, precision);
@@ -173,6 +169,68 @@ pub fn backward(
             }
         }
     }
+}
+
+/// The backward pass of a transposed layer that the transposed layer before it runs on each
+/// image (`backward_with_next`), where both fuse (`backward_fuses`): its input gradient, the
+/// other layer's output gradient, then never leaves the cache as a batch.
+pub struct NextBackward<'a>(conv2d::TransposedBackward<'a>, &'a [f32]);
+
+impl<'a> NextBackward<'a> {
+    /// `backward`'s arguments (dx, of `act`, computed image by image inside the other layer's
+    /// pass), with `scratch` of `next_scratch_len` floats; `None` where `backward_fuses` does
+    /// not hold at `precision`.
+    /// # Panics
+    /// If a length disagrees with `g` and `n`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        g: &ConvGeom,
+        n: usize,
+        x: &'a [f32],
+        dy: &'a [f32],
+        w: &'a [f32],
+        (dw, db): (&'a mut [f32], &'a mut [f32]),
+        act: Activation,
+        scratch: &'a mut [f32],
+        precision: Precision,
+    ) -> Option<Self> {
+        if !backward_fuses(g, precision) {
+            return None;
+        }
+        assert!(scratch.len() >= next_scratch_len(g, n), "conv_transpose2d: next scratch too short");
+        assert_eq!(dy.len(), n * g.x_len(), "conv_transpose2d: dy length");
+        Some(NextBackward(conv2d::TransposedBackward { g: *g, w, x, act, dw, db, scratch }, dy))
+    }
+
+    /// Multiply-adds per image of one of its passes.
+    pub fn macs(&self) -> usize {
+        self.0.g.macs()
+    }
+}
+
+/// Scratch floats of a layer whose backward pass another runs (`NextBackward`).
+pub fn next_scratch_len(g: &ConvGeom, n: usize) -> usize {
+    conv2d::transposed_next_scratch_len(g, n)
+}
+
+/// `backward` with an input gradient, where `backward_fuses`, with `dy` computed image by
+/// image by `next`, the layer after this one, which this pass also finishes (its weight, bias
+/// and input gradients). The same bits as the two layers' `backward` one after the other.
+/// # Panics
+/// As `backward`, or if `next`'s input is not this layer's output or `backward_fuses` fails.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_with_next(
+    g: &ConvGeom,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    (dw, db): (&mut [f32], &mut [f32]),
+    (dx, act): (&mut [f32], Activation),
+    scratch: &mut [f32],
+    next: NextBackward,
+) {
+    let pass = conv2d::TransposedBackward { g: *g, w, x, act, dw, db, scratch };
+    conv2d::transposed_backward(n, pass, conv2d::OutputGradient::Next(next.0, next.1), dx);
 }
 
 /// Sizes of the uncropped "full" output along each axis, and the crop at the top/left.

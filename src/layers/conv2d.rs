@@ -9,6 +9,7 @@ use crate::profile::Profile;
 use crate::{Error, Result, Tensor};
 use kernels::bf16::Precision;
 use kernels::conv2d::NextLayer;
+use kernels::conv_transpose2d::NextBackward;
 use kernels::{activation, conv2d, conv_transpose2d, geom::ConvGeom, upsample_conv};
 
 /// A Conv2D whose input is the small image the 2x upsampling before it left as it was: the
@@ -118,6 +119,13 @@ impl Conv2D {
     /// as where it took over the upsampling before it.
     fn kernel_geom(&self) -> ConvGeom {
         self.upsampled.as_ref().map_or(self.geom, |u| u.geom)
+    }
+
+    /// Whether the layer's backward pass can run inside the transposed layer before it, or
+    /// run the next one's inside its own (`conv_transpose2d::NextBackward`): a transpose whose
+    /// two gradients fuse.
+    fn chains_backward(&self) -> bool {
+        self.transpose && self.upsampled.is_none() && conv_transpose2d::backward_fuses(&self.geom, self.precision)
     }
 
     /// Where the layer took over the upsampling before it: its kernel's gradient from the
@@ -247,6 +255,58 @@ impl Layer for Conv2D {
             profile.lap("input gradient", flops);
         }
         self.unfold_gradient();
+    }
+    fn runs_next_backward(&self) -> bool {
+        // Its own output gradient arrives pre-activation (the next layer applies this layer's
+        // activation gradient), as the next layer's pass leaves it.
+        let pre_activation = self.dy_is_pre_activation || self.act == Activation::Linear;
+        self.chains_backward() && pre_activation
+    }
+    fn backward_with_next(&mut self, x: &Tensor, dx: &mut Tensor, next: NextBackward, profile: &mut Profile) {
+        assert!(self.runs_next_backward(), "{} cannot run the next layer's backward pass", self.name);
+        let n = x.batch();
+        let flops = 2.0 * (n * (self.geom.macs() + next.macs())) as f64;
+        let g = &self.geom;
+        self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
+        dx.reshape_for(n, &x.shape()[1..]);
+        let [w, b] = &mut self.params;
+        let (dx, act) = (dx.data_mut(), self.input_act);
+        conv_transpose2d::backward_with_next(
+            g,
+            n,
+            x.data(),
+            &w.value,
+            (&mut w.grad, &mut b.grad),
+            (dx, act),
+            &mut self.scratch,
+            next,
+        );
+        // Both layers' passes, all four products: the weight gradient's row; the input
+        // gradient's at 0 ms.
+        profile.lap("weight gradient", 2.0 * flops);
+        profile.lap("input gradient", 0.0);
+    }
+    fn next_backward<'a>(
+        &'a mut self,
+        x: &'a Tensor,
+        y: &Tensor,
+        dy: &'a mut Tensor,
+        profile: &mut Profile,
+    ) -> Option<NextBackward<'a>> {
+        if !self.chains_backward() {
+            return None;
+        }
+        let n = x.batch();
+        if !self.dy_is_pre_activation {
+            activation::backward(self.act, y.data(), dy.data_mut());
+            profile.lap("activation gradient", 0.0);
+        }
+        let g = &self.geom;
+        self.scratch.resize(conv_transpose2d::next_scratch_len(g, n), 0.0);
+        let [w, b] = &mut self.params;
+        let grads = (&mut w.grad[..], &mut b.grad[..]);
+        let (dy, act, p) = (dy.data(), self.input_act, self.precision);
+        NextBackward::new(g, n, x.data(), dy, &w.value, grads, act, &mut self.scratch, p)
     }
     fn params(&self) -> &[Param] {
         &self.params

@@ -20,6 +20,7 @@ pub use upsample2d::UpSampling2D;
 use crate::profile::Profile;
 use crate::Tensor;
 use kernels::conv2d::NextLayer;
+use kernels::conv_transpose2d::NextBackward;
 
 /// A trainable array and its gradient, in Keras layout.
 #[derive(Clone, Debug)]
@@ -129,6 +130,30 @@ pub trait Layer: Send {
     /// convolution or a max pooling (`kernels::conv2d::NextLayer`); `Sequential` then skips
     /// this layer's own forward pass. The default declines.
     fn next_forward<'a>(&'a mut self, _n: usize, _y: &'a mut Tensor) -> Option<NextLayer<'a>> {
+        None
+    }
+    /// Whether `backward_with_next` runs: the layer can run the next layer's backward pass on
+    /// each image, just before it needs that image of its output gradient (`next_backward`).
+    fn runs_next_backward(&self) -> bool {
+        false
+    }
+    /// `backward_timed` with an input gradient, its output gradient computed image by image
+    /// by `next` (the next layer's `next_backward`), which this pass finishes; the time of both
+    /// is charged to this layer's weight gradient.
+    fn backward_with_next(&mut self, _x: &Tensor, _dx: &mut Tensor, _next: NextBackward, _profile: &mut Profile) {
+        unreachable!("{} does not run the next layer's backward pass", self.name())
+    }
+    /// This layer's backward pass over its input `x` and output gradient `dy` for the layer
+    /// before to run (`backward_with_next`), where both are transposed convolutions that fuse
+    /// (`kernels::conv_transpose2d::NextBackward`); its activation gradient is applied to `dy`
+    /// first. `Sequential` then skips this layer's own backward pass. The default declines.
+    fn next_backward<'a>(
+        &'a mut self,
+        _x: &'a Tensor,
+        _y: &Tensor,
+        _dy: &'a mut Tensor,
+        _profile: &mut Profile,
+    ) -> Option<NextBackward<'a>> {
         None
     }
     /// The factor of a nearest upsampling, if this layer is one (UpSampling2D).
