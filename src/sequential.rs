@@ -133,7 +133,7 @@ impl Sequential {
         while i > 0 {
             i -= 1;
             profile.enter(Stage::Layer(i));
-            if i >= 2 && self.runs_backward_of(i) {
+            if i >= 2 && self.layers[i - 1].runs_next_backward() {
                 // The layer before runs this one's backward pass on each image, just before it
                 // needs that image of its output gradient (`Layer::backward_with_next`): this
                 // layer's rows stay, with no time of their own.
@@ -169,13 +169,6 @@ impl Sequential {
                 layer.backward_timed(&acts_lo[i], &acts_hi[0], &mut grads_hi[0], dx, profile);
             }
         }
-    }
-
-    /// Whether layer `i - 1` can run layer `i`'s backward pass (`Layer::runs_next_backward`;
-    /// `next_backward` has the last word).
-    fn runs_backward_of(&self, i: usize) -> bool {
-        let below = &self.layers[i - 1];
-        !self.layers[i].is_view() && !below.is_view() && !self.handed_on[i - 1] && below.runs_next_backward()
     }
 
     /// Every parameter, layer by layer, kernel before bias.

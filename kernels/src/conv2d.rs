@@ -644,8 +644,7 @@ pub(crate) fn backward_weight_sums(
         assert_eq!(db.len(), if *of == BiasOf::X { g.c_in } else { g.c_out }, "conv2d: db length");
         (*of, db.len())
     });
-    let ts = task_scratch(g);
-    let work = ts - g.w_len() - bias_len(g);
+    let (ts, work) = (task_scratch(g), sums_start(g));
     let wino = precision == Precision::F32 && winograd::weight_grad_applies(g);
     let on_amx = precision == Precision::Bf16 && amx::weight_grad_applies(g);
     let (shared, rest) = scratch.split_at_mut(shared_len(g));
@@ -816,24 +815,20 @@ pub(crate) fn transposed_next_scratch_len(g: &ConvGeom, n: usize) -> usize {
 /// # Panics
 /// If a length disagrees with `g` and `n`, or a pass does not apply.
 pub(crate) fn transposed_backward(n: usize, pass: TransposedBackward, dz: OutputGradient, dx: &mut [f32]) {
-    let (batch, next) = match dz {
-        OutputGradient::Batch(dz) => (Some(dz), None),
-        OutputGradient::Next(next, dz) => (None, Some((next, dz))),
-    };
     let (this, mut this_sums) = pass.split(n);
     assert_eq!(dx.len(), size(&[n, this.g.y_len()]), "conv2d: dx length");
-    if let Some(dz) = batch {
-        assert_eq!(dz.len(), size(&[n, this.g.x_len()]), "conv2d: dz length");
-    }
-    let (next, mut next_sums) = match next {
-        Some((next, dz)) => {
+    let (batch, next, mut next_sums) = match dz {
+        OutputGradient::Batch(dz) => {
+            assert_eq!(dz.len(), size(&[n, this.g.x_len()]), "conv2d: dz length");
+            (Some(dz), None, None)
+        }
+        OutputGradient::Next(next, dz) => {
             assert_eq!(dz.len(), size(&[n, next.g.x_len()]), "conv2d: the next layer's dz length");
             assert_eq!(next.g.y_len(), this.g.x_len(), "conv2d: the next layer's input is not this output");
             assert!(next.scratch.len() >= transposed_next_scratch_len(&next.g, n), "conv2d: next scratch too short");
             let (next, sums) = next.split(n);
-            (Some((next, dz)), Some(sums))
+            (None, Some((next, dz)), Some(sums))
         }
-        None => (None, None),
     };
     let per_task = conv_task_images(n);
     // Each task's parts of the next layer's scratch: its partial sums, and its image of dx.

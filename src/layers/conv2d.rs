@@ -128,6 +128,15 @@ impl Conv2D {
         self.transpose && self.upsampled.is_none() && conv_transpose2d::backward_fuses(&self.geom, self.precision)
     }
 
+    /// dy times the gradient of the layer's activation at its outputs `y`, in place, unless
+    /// the next layer already applied it (`dy_is_pre_activation`).
+    fn activation_gradient(&self, y: &Tensor, dy: &mut Tensor, profile: &mut Profile) {
+        if !self.dy_is_pre_activation {
+            activation::backward(self.act, y.data(), dy.data_mut());
+            profile.lap("activation gradient", 0.0);
+        }
+    }
+
     /// Where the layer took over the upsampling before it: its kernel's gradient from the
     /// folded kernel's (`upsample_conv::unfold_gradient`).
     fn unfold_gradient(&mut self) {
@@ -209,48 +218,44 @@ impl Layer for Conv2D {
     ) {
         let n = x.batch();
         let flops = 2.0 * (n * self.geom.macs()) as f64;
-        if !self.dy_is_pre_activation {
-            activation::backward(self.act, y.data(), dy.data_mut());
-            profile.lap("activation gradient", 0.0);
-        }
+        self.activation_gradient(y, dy, profile);
         let dz = dy.data();
         let g = &self.kernel_geom();
         self.scratch.resize(conv2d::scratch_len(g, n), 0.0);
-        let [w, b] = &mut self.params;
         let (scratch, p, act) = (&mut self.scratch, self.precision, self.input_act);
-        // A transpose, or the transposed convolution a Conv2D runs as after an upsampling:
-        // its kernel, and where its gradient goes before the layer's own.
-        let transposed = match &mut self.upsampled {
-            Some(u) => Some((&u.kernel[..], &mut u.grad[..])),
-            None => self.transpose.then_some((&w.value[..], &mut w.grad[..])),
+        // A transpose, or a Conv2D that runs as one after taking over the upsampling (its
+        // folded kernel, whose gradient is unfolded into the layer's at the end).
+        let transposed = self.transpose || self.upsampled.is_some();
+        let [w, b] = &mut self.params;
+        let (kernel, grad) = match &mut self.upsampled {
+            Some(u) => (&u.kernel[..], &mut u.grad[..]),
+            None => (&w.value[..], &mut w.grad[..]),
         };
         if let Some(dx) = dx.as_mut() {
             dx.reshape_for(n, &x.shape()[1..]);
         }
-        match transposed {
-            Some((kernel, grad)) if dx.is_some() && conv_transpose2d::backward_fuses(g, p) => {
-                let dx = dx.as_mut().map(|dx| (dx.data_mut(), act));
-                conv_transpose2d::backward(g, n, x.data(), dz, kernel, (grad, &mut b.grad), dx, scratch, p);
-                // One pass for both gradients: its time and both products under the weight
-                // gradient, the input gradient's row at 0 ms.
-                self.unfold_gradient();
-                profile.lap("weight gradient", 2.0 * flops);
-                profile.lap("input gradient", 0.0);
-                return;
-            }
-            Some((_, grad)) => conv_transpose2d::backward_weight(g, n, x.data(), dz, grad, &mut b.grad, scratch, p),
-            None => conv2d::backward_weight(g, n, x.data(), dz, &mut w.grad, Some(&mut b.grad), scratch, p),
+        if transposed && dx.is_some() && conv_transpose2d::backward_fuses(g, p) {
+            let dx = dx.map(|dx| (dx.data_mut(), act));
+            conv_transpose2d::backward(g, n, x.data(), dz, kernel, (grad, &mut b.grad), dx, scratch, p);
+            // One pass for both gradients: its time and both products under the weight
+            // gradient, the input gradient's row at 0 ms.
+            self.unfold_gradient();
+            profile.lap("weight gradient", 2.0 * flops);
+            profile.lap("input gradient", 0.0);
+            return;
+        }
+        if transposed {
+            conv_transpose2d::backward_weight(g, n, x.data(), dz, grad, &mut b.grad, scratch, p);
+        } else {
+            conv2d::backward_weight(g, n, x.data(), dz, grad, Some(&mut b.grad), scratch, p);
         }
         profile.lap("weight gradient", flops);
         if let Some(dx) = dx {
             let dx = dx.data_mut();
-            let [w, _] = &self.params;
-            match &self.upsampled {
-                Some(u) => conv_transpose2d::backward_input_act(g, n, dz, &u.kernel, dx, scratch, p, act, x.data()),
-                None if self.transpose => {
-                    conv_transpose2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data())
-                }
-                None => conv2d::backward_input_act(g, n, dz, &w.value, dx, scratch, p, act, x.data()),
+            if transposed {
+                conv_transpose2d::backward_input_act(g, n, dz, kernel, dx, scratch, p, act, x.data());
+            } else {
+                conv2d::backward_input_act(g, n, dz, kernel, dx, scratch, p, act, x.data());
             }
             profile.lap("input gradient", flops);
         }
@@ -297,10 +302,7 @@ impl Layer for Conv2D {
             return None;
         }
         let n = x.batch();
-        if !self.dy_is_pre_activation {
-            activation::backward(self.act, y.data(), dy.data_mut());
-            profile.lap("activation gradient", 0.0);
-        }
+        self.activation_gradient(y, dy, profile);
         let g = &self.geom;
         self.scratch.resize(conv_transpose2d::next_scratch_len(g, n), 0.0);
         let [w, b] = &mut self.params;
