@@ -20,6 +20,11 @@ pub struct Sequential {
     /// Layers whose work the next layer does (an upsampling the convolution after it took
     /// over, `Layer::fuse_input_upsampling`): their input passes on as it is, as a view's.
     handed_on: Vec<bool>,
+    /// Activations the last pass did not keep (`infer`): stale, never to be read.
+    discarded: Vec<bool>,
+    /// Where an inference pass's layers compute the images the next layer discards
+    /// (`kernels::conv2d::NextLayer::discarding_input`).
+    slots: Vec<f32>,
 }
 
 impl Sequential {
@@ -43,7 +48,8 @@ impl Sequential {
         let mut shapes = vec![input_shape.to_vec()];
         shapes.extend(layers.iter().map(|l| l.output_shape().to_vec()));
         let (acts, grads) = (vec![Tensor::default(); slots], vec![Tensor::default(); slots]);
-        Sequential { layers, shapes, acts, grads, handed_on }
+        let discarded = vec![false; slots];
+        Sequential { layers, shapes, acts, grads, handed_on, discarded, slots: Vec::new() }
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {
@@ -75,21 +81,49 @@ impl Sequential {
 
     /// `forward_prefix`, charging each layer's passes to `profile`.
     pub fn forward_timed(&mut self, x: &Tensor, layers: usize, profile: &mut Profile) -> &Tensor {
+        self.run(x, layers, profile, true)
+    }
+
+    /// `forward` for inference: the same output, but a layer whose forward pass the layer
+    /// before runs on each of its images (`Layer::forward_with_next`) reads them from the
+    /// cache, and their batch is not written. `layer_output` of such a layer, or `backward`,
+    /// then panics.
+    /// # Panics
+    /// If `x`'s per-image shape is not the model's input shape.
+    pub fn infer(&mut self, x: &Tensor) -> &Tensor {
+        self.infer_timed(x, self.layers.len(), &mut Profile::off())
+    }
+
+    /// `infer` of the first `layers` layers, as `forward_prefix`.
+    pub fn infer_prefix(&mut self, x: &Tensor, layers: usize) -> &Tensor {
+        self.infer_timed(x, layers, &mut Profile::off())
+    }
+
+    /// `infer_prefix`, charging each layer's passes to `profile`.
+    pub fn infer_timed(&mut self, x: &Tensor, layers: usize, profile: &mut Profile) -> &Tensor {
+        self.run(x, layers, profile, false)
+    }
+
+    /// The forward pass of the first `layers` layers, keeping every activation (`keep`, for a
+    /// backward pass) or not (inference).
+    fn run(&mut self, x: &Tensor, layers: usize, profile: &mut Profile, keep: bool) -> &Tensor {
         assert_eq!(&x.shape()[1..], self.input_shape(), "model input shape");
         let n = x.batch();
         let layers = layers.min(self.layers.len());
-        self.acts[0].reshape_for(n, &self.shapes[0]);
-        self.acts[0].data_mut().copy_from_slice(x.data());
+        let Sequential { layers: model, shapes, acts, handed_on, discarded, slots, .. } = self;
+        acts[0].reshape_for(n, &shapes[0]);
+        acts[0].data_mut().copy_from_slice(x.data());
+        discarded.fill(false);
         let mut i = 0;
         while i < layers {
-            let (before, after) = self.acts.split_at_mut(i + 1);
+            let (before, after) = acts.split_at_mut(i + 1);
             let (x, (y, later)) = (&mut before[i], after.split_first_mut().expect("an output slot per layer"));
-            let (layer, next) = self.layers[i..].split_first_mut().expect("i < layers");
+            let (layer, next) = model[i..].split_first_mut().expect("i < layers");
             profile.enter(Stage::Layer(i));
             if layer.is_view() {
                 std::mem::swap(x, y);
                 y.reshape_for(n, layer.output_shape());
-            } else if self.handed_on[i] && i + 1 < layers {
+            } else if handed_on[i] && i + 1 < layers {
                 // The next layer reads the input as it is (at its own shape).
                 std::mem::swap(x, y);
             } else if let Some(next) =
@@ -98,6 +132,15 @@ impl Sequential {
                 // The next layer's forward pass runs on each output image while it is in cache
                 // (where it is of a kind that can); its row in a profile stays, with no time of
                 // its own.
+                let next = if keep {
+                    next
+                } else {
+                    if slots.len() < next.input_slots_len() {
+                        slots.resize(next.input_slots_len(), 0.0);
+                    }
+                    discarded[i + 1] = true;
+                    next.discarding_input(slots)
+                };
                 layer.forward_with_next(x, y, &next, profile);
                 profile.enter(Stage::Layer(i + 1));
                 profile.lap("forward", 0.0);
@@ -110,15 +153,18 @@ impl Sequential {
         &self.acts[layers]
     }
 
-    /// Output of layer `index` from the last `forward` (for example the latent code).
+    /// Output of layer `index` from the last `forward` or `infer` (for example the latent code).
+    /// # Panics
+    /// If the last pass was `infer` and did not keep it.
     pub fn layer_output(&self, index: usize) -> &Tensor {
+        assert!(!self.discarded[index + 1], "layer {index}'s output was not kept by an inference pass");
         &self.acts[index + 1]
     }
 
     /// Backpropagates `dy` = dL/d(output of the last forward), writing every parameter
     /// gradient. The input gradient is not computed (nothing needs it).
     /// # Panics
-    /// If `dy` does not have the output's shape.
+    /// If `dy` does not have the output's shape, or the last pass was `infer`.
     pub fn backward(&mut self, dy: &Tensor) {
         self.backward_timed(dy, &mut Profile::off());
     }
@@ -126,6 +172,10 @@ impl Sequential {
     /// `backward`, charging each layer's passes to `profile`.
     pub fn backward_timed(&mut self, dy: &Tensor, profile: &mut Profile) {
         let last = self.layers.len();
+        assert!(
+            !self.discarded.contains(&true),
+            "backward after an inference pass (infer), which keeps no activations for it"
+        );
         assert_eq!(dy.shape(), self.acts[last].shape(), "output gradient shape");
         self.grads[last].reshape_for(dy.batch(), &dy.shape()[1..]);
         self.grads[last].data_mut().copy_from_slice(dy.data());

@@ -33,6 +33,7 @@ fn every_pass_matches_naive_on_each_path() {
     for path in paths {
         set_kernel_path(path).expect("a supported path");
         fused_activation_cases(path);
+        next_layer_cases(path);
         elementwise_cases(path);
         // The tiled f32 passes sum each output in the same order on AVX-512 (tall tiles of up
         // to 14 rows along image rows, rows 12 at a time in the weight gradient) as on AVX2
@@ -72,6 +73,91 @@ fn every_pass_matches_naive_on_each_path() {
                 assert_bitwise(name, &format!("bf16 on {path} vs on {}", KernelPath::supported()[0]), a, b);
             }
         }
+    }
+}
+
+/// A layer run on each image of the pass before (`conv2d::NextLayer`: a pooling after a
+/// convolution, a one-channel convolution after a transposed one, as in the two models),
+/// with the pass before's output kept in its batch or discarded (`discarding_input`, for
+/// inference): the next layer's outputs (and the pooling's winners) are the same bits either
+/// way, and a discarded batch is left as it was (NaN here) while a kept one holds the images.
+/// 11 images: tasks of 2 images and a last of 1, each through its own slot.
+fn next_layer_cases(path: KernelPath) {
+    let n = 11;
+    // The baseline's encoder: Conv2D 3 -> 16, 3 x 3 'same', ReLU, then 2 x 2 max pooling.
+    let g = ConvGeom::new(8, 6, 3, 16, 3, 1, Padding::Same).unwrap();
+    let pg = PoolGeom::new(8, 6, 16, 2, 2, Padding::Valid).unwrap();
+    let (x, w, b) = (values(n * g.x_len(), 81), values(g.w_len(), 82), values(g.c_out, 83));
+    let mut scratch = vec![0.0; conv2d::scratch_len(&g, n)];
+    let mut pooled = |discard: bool| {
+        let (mut y, mut p, mut argmax) =
+            (vec![f32::NAN; n * g.y_len()], vec![0.0; n * pg.y_len()], vec![0; n * pg.y_len()]);
+        let mut slots = Vec::new();
+        let mut next = conv2d::NextLayer::pool(&pg, n, &mut p, &mut argmax);
+        if discard {
+            slots.resize(next.input_slots_len(), 0.0);
+            next = next.discarding_input(&mut slots);
+        }
+        conv2d::forward_act_next(
+            &g,
+            n,
+            &x,
+            &w,
+            Some(&b),
+            Activation::Relu,
+            &mut y,
+            &mut scratch,
+            Precision::F32,
+            Some(&next),
+        );
+        (y, p, argmax)
+    };
+    let ((kept, p_kept, arg_kept), (dropped, p_dropped, arg_dropped)) = (pooled(false), pooled(true));
+    let what = format!("{path}: pooling after a convolution");
+    assert_bitwise(&what, "pooled, discarded vs kept", &p_dropped, &p_kept);
+    assert!(arg_dropped == arg_kept, "{what}: the winners differ");
+    assert!(kept.iter().all(|v| !v.is_nan()), "{what}: the kept batch is not all written");
+    assert!(dropped.iter().all(|v| v.is_nan()), "{what}: the discarded batch was written");
+
+    // The modified model's decoder: a stride-2 Conv2DTranspose, ReLU, then a one-channel
+    // stride-1 one, sigmoid (rows of 7 and channels in sixteens, as `forward_single` takes
+    // them); on even sizes (minimal filtering, as the model's 14 -> 28 layer) and odd ones
+    // (the direct kernel).
+    for (h, w_in, c, f) in [(2, 14, 16, 16), (3, 7, 32, 16)] {
+        let gt = ConvGeom::transpose(h, w_in, c, f, 3, 2, Padding::Same).unwrap();
+        let gl = ConvGeom::transpose(2 * h, 2 * w_in, f, 1, 3, 1, Padding::Same).unwrap();
+        let (x, w, b) = (values(n * gt.y_len(), 84), values(gt.w_len(), 85), values(gt.c_in, 86));
+        let (wl, bl) = (values(gl.w_len(), 87), values(gl.c_in, 88));
+        let mut scratch = vec![0.0; conv_transpose2d::scratch_len(&gt, n)];
+        let mut decoded = |discard: bool| {
+            let (mut y, mut out, mut flipped) = (vec![f32::NAN; n * gt.x_len()], vec![0.0; n * gl.x_len()], Vec::new());
+            let mut slots = Vec::new();
+            let mut next = conv2d::NextLayer::transpose(&gl, n, &wl, &bl, Activation::Sigmoid, &mut out, &mut flipped)
+                .expect("a one-channel 3 x 3 stride-1 layer runs on each image");
+            if discard {
+                slots.resize(next.input_slots_len(), 0.0);
+                next = next.discarding_input(&mut slots);
+            }
+            let p = Precision::F32;
+            conv_transpose2d::forward_act_next(
+                &gt,
+                n,
+                &x,
+                &w,
+                &b,
+                Activation::Relu,
+                &mut y,
+                &mut scratch,
+                p,
+                Some(&next),
+            );
+            (y, out)
+        };
+        let ((kept, out_kept), (dropped, out_dropped)) = (decoded(false), decoded(true));
+        let what = format!("{path}: a one-channel layer after a transposed one, {h}x{w_in}x{c} -> {f}");
+        assert_bitwise(&what, "output, discarded vs kept", &out_dropped, &out_kept);
+        assert!(kept.iter().all(|v| !v.is_nan()), "{what}: the kept batch is not all written");
+        assert!(dropped.iter().all(|v| v.is_nan()), "{what}: the discarded batch was written");
     }
 }
 

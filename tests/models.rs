@@ -386,3 +386,43 @@ fn evaluating_no_images_is_an_error() {
     assert!(err.contains("at least one") && err.contains("empty"), "{err}");
     assert_eq!(evaluate(&mut model, Images::Pixels(&[0.5; 784])).unwrap().count, 1);
 }
+
+#[test]
+fn inference_gives_the_bits_of_the_training_pass_and_keeps_no_chained_output() {
+    // `infer` runs the layer that the one before runs on each image (the baseline's pooling,
+    // the modified model's last layer) on images it never writes to the batch: the model's
+    // output and latent code are the bits of `forward`; the skipped output cannot be read,
+    // nor can a backward pass follow.
+    for kind in [ModelKind::Baseline, ModelKind::Modified] {
+        let mut m = models::build(kind, 11).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let n = 9;
+        let x = Tensor::from_vec(&[n, 28, 28, 1], uniform(&mut rng, n * 784, 0.0, 1.0));
+        let latent = models::latent_index(&m).unwrap();
+        let out = m.layers().len() - 1;
+        let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        m.forward(&x);
+        let kept: Vec<Vec<u32>> = (0..=out).map(|i| bits(m.layer_output(i))).collect();
+        m.infer(&x);
+        assert!(bits(m.layer_output(out)) == kept[out], "{kind:?}: the output differs from forward's");
+        assert!(bits(m.layer_output(latent)) == kept[latent], "{kind:?}: the latent code differs from forward's");
+        // The layers that run the next one on each image: the baseline's second convolution
+        // (its pooling) and its last but one (its last), the modified model's last but one.
+        let unread: Vec<usize> = (0..out)
+            .filter(|&i| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.layer_output(i).clone())).is_err())
+            .collect();
+        let chained = match kind {
+            ModelKind::Baseline => vec![1, out - 1],
+            ModelKind::Modified => vec![out - 1],
+        };
+        assert_eq!(unread, chained, "{kind:?}: the outputs infer did not keep");
+        let dy = Tensor::from_vec(&[n, 28, 28, 1], vec![0.0; n * 784]);
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.backward(&dy)));
+        assert!(refused.is_err(), "{kind:?}: a backward pass ran after infer");
+        // A training pass keeps them again.
+        m.forward(&x);
+        for i in chained {
+            assert!(bits(m.layer_output(i)) == kept[i], "{kind:?}: layer {i} after forward");
+        }
+    }
+}

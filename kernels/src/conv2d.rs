@@ -267,12 +267,21 @@ impl Epilogue<'_> {
 /// single_applies`: both models' last layers) or a max pooling (the baseline's). The same
 /// operations as that layer's own pass (`forward_act`, `conv_transpose2d::forward_act` at
 /// stride 1, `maxpool2d::forward`), so the same bits.
+///
+/// Where nothing reads the pass before's output after this layer has (inference: no backward
+/// pass follows), `discarding_input` gives each of that pass's tasks a slot for its image, in
+/// cache, instead of the batch, whose writes went out to memory (25-50 MB at batch 256).
 pub struct NextLayer<'a> {
     kind: NextKind<'a>,
     /// The next layer's output, `n` images of `out_len`.
     y: *mut f32,
     out_len: usize,
     n: usize,
+    /// Floats of one image of this layer's input (the output of the pass before).
+    in_len: usize,
+    /// Where the pass before computes its images instead of its batch: a slot of
+    /// `slot_len(in_len)` floats per task of that pass (`discarding_input`).
+    slots: Option<*mut f32>,
 }
 
 enum NextKind<'a> {
@@ -295,7 +304,8 @@ impl<'a> NextLayer<'a> {
     pub fn conv(g: &ConvGeom, n: usize, w: &'a [f32], b: &'a [f32], act: Activation, y: &'a mut [f32]) -> Option<Self> {
         assert!(w.len() == g.w_len() && b.len() == g.c_out && y.len() == size(&[n, g.y_len()]), "conv2d: next lengths");
         let kind = NextKind::Conv { g: *g, w, b: Some(b), bias_after: None, act };
-        conv_direct::single_applies(g).then_some(NextLayer { kind, y: y.as_mut_ptr(), out_len: g.y_len(), n })
+        let next = NextLayer { kind, y: y.as_mut_ptr(), out_len: g.y_len(), n, in_len: g.x_len(), slots: None };
+        conv_direct::single_applies(g).then_some(next)
     }
 
     /// For the stride-1 Conv2DTranspose `g` (`conv_transpose2d::forward_act`'s arguments),
@@ -321,7 +331,7 @@ impl<'a> NextLayer<'a> {
         flipped.resize(g.w_len(), 0.0);
         conv_direct::flip_weights(g, w, flipped);
         let kind = NextKind::Conv { g: gb, w: flipped, b: None, bias_after: Some(b), act };
-        Some(NextLayer { kind, y: y.as_mut_ptr(), out_len: gb.y_len(), n })
+        Some(NextLayer { kind, y: y.as_mut_ptr(), out_len: gb.y_len(), n, in_len: gb.x_len(), slots: None })
     }
 
     /// For the max pooling `g` over `n` images into `y` and `argmax` (`maxpool2d::forward`'s).
@@ -330,7 +340,35 @@ impl<'a> NextLayer<'a> {
     pub fn pool(g: &PoolGeom, n: usize, y: &'a mut [f32], argmax: &'a mut [u32]) -> Self {
         assert!(y.len() == size(&[n, g.y_len()]) && argmax.len() == y.len(), "conv2d: next pooling lengths");
         let kind = NextKind::Pool { g: *g, argmax: argmax.as_mut_ptr() };
-        NextLayer { kind, y: y.as_mut_ptr(), out_len: g.y_len(), n }
+        NextLayer { kind, y: y.as_mut_ptr(), out_len: g.y_len(), n, in_len: g.x_len(), slots: None }
+    }
+
+    /// Floats `discarding_input` needs: a slot per task of the pass before (`per_image`'s).
+    pub fn input_slots_len(&self) -> usize {
+        tasks(self.n) * slot_len(self.in_len)
+    }
+
+    /// This layer for a pass before whose output nothing reads after it: that pass computes
+    /// each image into its task's slot of `slots` (`input_slots_len` floats or more) instead
+    /// of its output batch, which it leaves as it was.
+    /// # Panics
+    /// If `slots` is too short.
+    pub fn discarding_input(self, slots: &'a mut [f32]) -> Self {
+        assert!(slots.len() >= self.input_slots_len(), "conv2d: next input slots too short");
+        NextLayer { slots: Some(slots.as_mut_ptr()), ..self }
+    }
+
+    /// The slot of the pass before's task `task` for an image of `len` floats, where
+    /// `discarding_input` gave slots.
+    /// # Panics
+    /// If `len` is not this layer's input image, or `task` is past the pass's tasks.
+    #[allow(clippy::mut_from_ref)]
+    fn input_slot(&self, task: usize, len: usize) -> Option<&mut [f32]> {
+        let slots = self.slots?;
+        assert!(len == self.in_len && task < tasks(self.n), "conv2d: next input slot");
+        // SAFETY: inside the `input_slots_len` floats `discarding_input` measured; each task
+        // of the pass before uses only its own slot, one image at a time.
+        Some(unsafe { std::slice::from_raw_parts_mut(slots.add(task * slot_len(len)), len) })
     }
 
     /// Multiply-adds per image.
@@ -458,9 +496,16 @@ fn direct(
     }
 }
 
+/// Floats of a task's slot for an image of `len`: whole cache lines, so slots share none.
+fn slot_len(len: usize) -> usize {
+    len.next_multiple_of(16)
+}
+
 /// Runs `f(out image, its input image, the task's scratch)`, then `post` on the out image, for
 /// each of the `n` images, in parallel tasks of `conv_task_images(n)` images, each task on
-/// its own `task_scratch` part.
+/// its own `task_scratch` part. Where the next layer discards this pass's output
+/// (`NextLayer::discarding_input`), the out image is the task's slot there instead of the
+/// batch's.
 fn per_image(
     g: &ConvGeom,
     n: usize,
@@ -477,6 +522,7 @@ fn per_image(
         .enumerate()
         .for_each(|(task, ((ot, it), s))| {
             for (i, (oi, ii)) in ot.chunks_mut(out_len).zip(it.chunks(in_len)).enumerate() {
+                let oi = post.next.and_then(|next| next.input_slot(task, out_len)).unwrap_or(oi);
                 f(oi, ii, s);
                 post.apply(oi, task * per_task + i);
             }

@@ -119,18 +119,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let mut infer = Tensor::default();
         infer.reshape_for(INFER_BATCH, &INPUT_SHAPE);
         infer.data_mut().copy_from_slice(&pixels[..INFER_BATCH * IMAGE_LEN]);
-        model.forward(&infer);
+        model.infer(&infer);
         let reps = args.steps.div_ceil(4).max(2);
         let t = Instant::now();
         for _ in 0..reps {
-            model.forward(&infer);
+            model.infer(&infer);
         }
         let infer_ips = (reps * INFER_BATCH) as f64 / t.elapsed().as_secs_f64();
         let mut infer_layers = Vec::new();
         if args.layers {
             let mut profile = Profile::on();
             for _ in 0..reps {
-                model.forward_timed(&infer, usize::MAX, &mut profile);
+                model.infer_timed(&infer, usize::MAX, &mut profile);
             }
             infer_layers = layer_rows(&model, &profile, reps);
         }

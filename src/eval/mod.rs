@@ -77,7 +77,7 @@ fn for_each_batch_prefix(
         let end = (start + EVAL_BATCH).min(images.len());
         batch.reshape_for(end - start, &INPUT_SHAPE);
         images.fill(start, end, batch.data_mut());
-        model.forward_prefix(&batch, layers);
+        model.infer_prefix(&batch, layers);
         visit(&batch, model)?;
     }
     Ok(())
