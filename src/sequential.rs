@@ -113,7 +113,8 @@ impl Sequential {
         let Sequential { layers: model, shapes, acts, handed_on, discarded, slots, .. } = self;
         acts[0].reshape_for(n, &shapes[0]);
         acts[0].data_mut().copy_from_slice(x.data());
-        discarded.fill(false);
+        // This pass writes acts[..=layers]; the ones after keep their state, stale or not.
+        discarded[..=layers].fill(false);
         let mut i = 0;
         while i < layers {
             let (before, after) = acts.split_at_mut(i + 1);
