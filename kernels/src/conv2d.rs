@@ -496,7 +496,8 @@ fn direct(
     }
 }
 
-/// Floats of a task's slot for an image of `len`: whole cache lines, so slots share none.
+/// Floats of a task's slot for an image of `len` (`NextLayer`'s input slots, the chained
+/// backward pass's input-gradient images): whole cache lines, so slots share none.
 fn slot_len(len: usize) -> usize {
     len.next_multiple_of(16)
 }
@@ -849,7 +850,7 @@ pub(crate) enum OutputGradient<'a> {
 /// Scratch floats of the transposed layer `g` whose backward pass the layer before runs
 /// (`OutputGradient::Next`): its own, then one image of its input gradient per task.
 pub(crate) fn transposed_next_scratch_len(g: &ConvGeom, n: usize) -> usize {
-    scratch_len(g, n) + tasks(n) * g.y_len().next_multiple_of(16)
+    scratch_len(g, n) + tasks(n) * slot_len(g.y_len())
 }
 
 /// The transposed layer `pass`'s weight, bias and input gradients in one pass over the
@@ -881,7 +882,7 @@ pub(crate) fn transposed_backward(n: usize, pass: TransposedBackward, dz: Output
     let next_parts = match (&next, next_sums.as_mut()) {
         (Some((next, _)), Some(sums)) => {
             let (areas, images) = sums.tasks_and_rest();
-            let image_len = next.g.y_len().next_multiple_of(16);
+            let image_len = slot_len(next.g.y_len());
             Either::Left(areas.par_chunks_mut(task_scratch(&next.g)).zip(images.par_chunks_mut(image_len)).map(Some))
         }
         _ => Either::Right((0..tasks(n)).into_par_iter().map(|_| None)),
