@@ -3,7 +3,8 @@
 //! Every pass runs per image on a zero-padded copy, through the register-tiled kernels of
 //! `conv_direct` wherever the channel counts allow (all layers of both models):
 //! * forward: in f32, Winograd's F(2x2, 3x3) for 3 x 3 stride-1 convolutions with channels in
-//!   sixteens (`winograd`); else the direct kernel (a narrow variant when `c_out % 8 != 0`,
+//!   sixteens (`winograd`), minimal filtering for 3 x 3 stride-2 ones with whole 2 x 2 tiles
+//!   (Conv2DTranspose's input gradient: `winograd_transpose::strided`); else the direct kernel (a narrow variant when `c_out % 8 != 0`,
 //!   and for one output channel of a 3 x 3 stride-1 kernel one that reads the image in place);
 //! * input gradient: for stride 1, the same as the forward with the flipped kernel; for larger
 //!   strides and `c_in % 8 == 0`, one direct correlation of dy per output phase, or in f32,
@@ -59,7 +60,8 @@ fn weight_path(g: &ConvGeom) -> WeightPath {
 /// dW and a partial db; in all a multiple of 16 floats, so that every task's area starts on a
 /// cache line when the scratch does (`crate::alloc`).
 fn task_scratch(g: &ConvGeom) -> usize {
-    let forward = conv_direct::padded_len(g).max(winograd::padded_len(g) + winograd::work_len(g));
+    let forward = (conv_direct::padded_len(g) + winograd_transpose::strided_work_len(g))
+        .max(winograd::padded_len(g) + winograd::work_len(g));
     let input = if g.stride == 1 {
         let gb = conv_direct::backward_input_geom(g);
         conv_direct::padded_len(&gb).max(winograd::padded_len(&gb) + winograd::work_len(&gb))
@@ -443,6 +445,17 @@ fn direct(
             let (xp, ws) = s.split_at_mut(winograd::padded_len(gd));
             winograd::pad_input(gd, xi, xp);
             winograd::forward(gd, xp, u, b, yi, ws);
+        });
+        return;
+    }
+    if precision == Precision::F32 && winograd_transpose::applies(gd) {
+        let u = &mut work[..winograd_transpose::strided_weights_len(gd)];
+        winograd_transpose::transform_weights_strided(gd, w, u);
+        let u = &*u;
+        per_image(g, n, out, inp, rest, post, |yi, xi, s| {
+            let (xp, ws) = s.split_at_mut(len);
+            conv_direct::pad_input(gd, xi, xp);
+            winograd_transpose::strided(gd, xp, u, b, yi, ws);
         });
         return;
     }
@@ -919,10 +932,13 @@ struct TransposedImages<'a> {
     w: &'a [f32],
     x: &'a [f32],
     act: Activation,
+    /// The kernel transformed for the input gradient by minimal filtering, where it applies
+    /// (`winograd_transpose::applies`), as `forward_then` computes it.
+    strided: Option<&'a [f32]>,
 }
 
-/// The half its tasks write: their areas of the scratch (`task_scratch`: a work area, then
-/// the partial sums of dw and db), added up into dw and db at the end.
+/// The half its tasks write: their areas of the scratch after the shared part (`task_scratch`:
+/// a work area, then the partial sums of dw and db), added up into dw and db at the end.
 struct TransposedSums<'a> {
     g: ConvGeom,
     n: usize,
@@ -940,7 +956,13 @@ impl<'a> TransposedBackward<'a> {
         assert_eq!(dw.len(), g.w_len(), "conv2d: dw length");
         assert_eq!(db.len(), g.c_in, "conv2d: db length");
         assert!(transposed_backward_applies(&g, Precision::F32), "conv2d: transposed_backward does not apply");
-        (TransposedImages { g, w, x, act }, TransposedSums { g, n, dw, db, scratch })
+        let (shared, scratch) = scratch.split_at_mut(shared_len(&g));
+        let strided = winograd_transpose::applies(&g).then(|| {
+            let u = &mut shared[..winograd_transpose::strided_weights_len(&g)];
+            winograd_transpose::transform_weights_strided(&g, w, u);
+            &*u
+        });
+        (TransposedImages { g, w, x, act, strided }, TransposedSums { g, n, dw, db, scratch })
     }
 }
 
@@ -962,10 +984,13 @@ impl TransposedImages<'_> {
         let (work, sums) = part.split_at_mut(sums_start(g));
         let (dw_t, db_t) = sums.split_at_mut(g.w_len());
         BiasOf::X.add((dz_i, x_i), &mut db_t[..g.c_in]);
-        let xp = &mut work[..conv_direct::padded_len(g)];
+        let (xp, work) = work.split_at_mut(conv_direct::padded_len(g));
         conv_direct::pad_input(g, dz_i, xp);
         conv_direct::weight_grad_tiled_acc(g, xp, x_i, dw_t, false);
-        conv_direct::forward_tiled(g, xp, self.w, None, dx_i);
+        match self.strided {
+            Some(u) => winograd_transpose::strided(g, xp, u, None, dx_i, work),
+            None => conv_direct::forward_tiled(g, xp, self.w, None, dx_i),
+        }
         Epilogue { grad_of: Some((self.act, self.x)), ..Epilogue::NONE }.apply(dx_i, image);
     }
 }
@@ -973,8 +998,7 @@ impl TransposedImages<'_> {
 impl TransposedSums<'_> {
     /// The tasks' areas, then the rest of the scratch after them.
     fn tasks_and_rest(&mut self) -> (&mut [f32], &mut [f32]) {
-        let rest = &mut self.scratch[shared_len(&self.g)..];
-        rest.split_at_mut(tasks(self.n) * task_scratch(&self.g))
+        self.scratch.split_at_mut(tasks(self.n) * task_scratch(&self.g))
     }
 
     fn tasks(&mut self) -> rayon::slice::ChunksMut<'_, f32> {
@@ -985,9 +1009,8 @@ impl TransposedSums<'_> {
     /// dw and db from the tasks' partial sums (`reduce_tasks`).
     fn reduce(self) {
         let (g, n) = (self.g, self.n);
-        let (shared, rest) = self.scratch.split_at_mut(shared_len(&g));
         let ts = task_scratch(&g);
-        reduce_tasks(&g, (shared, &rest[..tasks(n) * ts]), ts, sums_start(&g), self.dw, Some(self.db), false);
+        reduce_tasks(&g, (&mut [], &self.scratch[..tasks(n) * ts]), ts, sums_start(&g), self.dw, Some(self.db), false);
     }
 }
 

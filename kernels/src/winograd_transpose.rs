@@ -14,11 +14,13 @@
 //! the tiles `M[p] = V[val(pr), val(pc)] U[taps(pr), taps(pc)]` on the register tiles, where
 //! the window's 1-D values are d0 - d1, d1, d2 - d1 and d2 (`VALUE`: 16 planes `V`) and the
 //! kernel's W2, W2 + W0, W0 and W1 (`TAPS`: 16 planes `U`, summed in f64 and rounded once).
-//! The transforms only add and subtract.
+//! The transforms only add and subtract. `strided` does the same for the adjoint, the
+//! layer's input gradient (a stride-2 convolution).
 
 // The transforms index rows and columns of small arrays of vectors, as the formulas do.
 #![allow(clippy::needless_range_loop)]
 
+use crate::conv_direct;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
 use crate::micro::{channel_blocks_upto, each_tile, Simd, Tile};
@@ -46,6 +48,7 @@ const BLOCK_ROWS: usize = 4;
 /// -> 14 x 14 layer ran 2.8 -> 3.8 ms that way (batch 64, 2 threads), so it stays direct.
 pub fn applies(g: &ConvGeom) -> bool {
     let twice = g.h_in == 2 * g.h_out && g.w_in == 2 * g.w_out && g.h_out > 0 && g.w_out > 0;
+    let twice = twice && g.pad_top == 0 && g.pad_left == 0;
     let whole_tiles = g.h_out.is_multiple_of(2) && g.w_out.is_multiple_of(2);
     g.k == 3 && g.stride == 2 && twice && whole_tiles && g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16)
 }
@@ -221,6 +224,167 @@ unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tile
     }
 }
 
+// The adjoint side: the layer's input gradient, which is the Conv2D `g`'s forward pass (a
+// stride-2 correlation of an image of `g.h_in x g.w_in`, F channels, into `g.h_out x g.w_out`,
+// C channels). Along one axis output i reads x[2i], x[2i + 1], x[2i + 2] with W0, W1, W2. A
+// tile of two outputs reads five inputs d0..d4 (from x[4t]): the even ones e = (d0, d2, d4)
+// with W0 and W2, a 2-tap correlation that F(2, 2) computes with 3 products (m0 = (d0 - d2)
+// W0, m1 = d2 (W0 + W2), m2 = (d4 - d2) W2; outputs m0 + m1 and m1 + m2), the odd ones with
+// W1 (m3 = d1 W1, m4 = d3 W1; outputs + m3 and + m4): again 25 products per 2 x 2 outputs
+// where the direct pass takes 36, and the same four kernel sums.
+
+/// Which of the four 1-D kernel sums (`TAPS`) each of the strided pass's 5 points multiplies by.
+const STRIDED_KERNEL: [usize; 5] = [2, 1, 0, 3, 3];
+
+/// The points each of a strided tile's two outputs adds.
+const STRIDED_OUTPUT: [[usize; 3]; 2] = [[0, 1, 3], [1, 2, 4]];
+
+/// Tile rows per block of the strided pass: its `M` holds 25 planes of C channels.
+const STRIDED_BLOCK_ROWS: usize = 2;
+
+/// Floats of the strided pass's transformed kernel `U [16][F][C]`.
+pub fn strided_weights_len(g: &ConvGeom) -> usize {
+    size(&[16, g.c_in, g.c_out])
+}
+
+/// Tiles per block of the strided pass.
+fn strided_block_tiles(g: &ConvGeom) -> usize {
+    let tw = tile_grid(g).1;
+    STRIDED_BLOCK_ROWS.max(12usize.div_ceil(tw)) * tw
+}
+
+/// Floats of `strided`'s work area (`V [25][tiles][F]`, then `M [25][tiles][C]`), where
+/// `applies`.
+pub fn strided_work_len(g: &ConvGeom) -> usize {
+    if applies(g) {
+        size(&[strided_block_tiles(g), 25, g.c_in + g.c_out])
+    } else {
+        0
+    }
+}
+
+/// U[4 kr + kc][f][c] = sum of w[a][b][f][c] over a in `TAPS[kr]`, b in `TAPS[kc]`, in f64,
+/// rounded once. Overwrites `u` (`strided_weights_len`).
+pub fn transform_weights_strided(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
+    assert!(
+        applies(g) && w.len() == g.w_len() && u.len() >= strided_weights_len(g),
+        "winograd_transpose: kernel lengths"
+    );
+    let plane = g.c_in * g.c_out;
+    for (kernel, up) in u[..strided_weights_len(g)].chunks_exact_mut(plane).enumerate() {
+        let (ta, tb) = (TAPS[kernel / 4], TAPS[kernel % 4]);
+        for (i, v) in up.iter_mut().enumerate() {
+            let mut sum = 0.0f64;
+            for &a in ta {
+                for &b in tb {
+                    sum += f64::from(w[(a * 3 + b) * plane + i]);
+                }
+            }
+            *v = sum as f32;
+        }
+    }
+}
+
+/// y = the Conv2D `g`'s forward pass (stride 2: a transposed layer's input gradient) of one
+/// image padded by `conv_direct::pad_input`, `u` from `transform_weights_strided`, `work` of
+/// `strided_work_len` floats; plus the bias `b` (its sum last) where given. Overwrites `y`.
+pub fn strided(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]) {
+    assert!(applies(g), "winograd_transpose: a 3 x 3 stride-2 convolution with channels in sixteens");
+    assert!(xp.len() >= conv_direct::padded_len(g) && u.len() >= strided_weights_len(g) && y.len() == g.y_len());
+    assert!(work.len() >= strided_work_len(g), "winograd_transpose: work length");
+    assert!(b.is_none_or(|b| b.len() == g.c_out), "winograd_transpose: bias length");
+    dispatch!(strided_with(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]))
+}
+
+/// # Safety
+/// `S`'s instructions exist; the lengths are those `strided` checks: every window of every
+/// tile is inside the padded image (`2 h_out + 1` rows and columns), every block inside
+/// `work`, every output inside `y`.
+#[inline(always)]
+unsafe fn strided_with<S: Simd>(
+    g: &ConvGeom,
+    xp: &[f32],
+    u: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    work: &mut [f32],
+) {
+    let (f_n, c_n) = (g.c_in, g.c_out);
+    let ((th, tw), block) = (tile_grid(g), strided_block_tiles(g));
+    let (v, m) = work.split_at_mut(25 * block * f_n);
+    let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
+    let path = kernel_path();
+    for r0 in (0..th).step_by(block / tw) {
+        let tiles = (block / tw).min(th - r0) * tw;
+        strided_transform_input::<S>(g, xp, r0, tiles, v);
+        // M[p] = V[p] U[kernel(p)]: each element one chain over F in order.
+        for p in 0..25 {
+            let vx = v.add(p * tiles * f_n).cast_const();
+            let ux = u.add((STRIDED_KERNEL[p / 5] * 4 + STRIDED_KERNEL[p % 5]) * f_n * c_n);
+            let mx = m.add(p * tiles * c_n);
+            for (c0, nv) in channel_blocks_upto(c_n, path, 2) {
+                each_tile!(S, nv, tiles, tiles, f_n, |t: usize| vx.add(t * f_n), |t0, M, NV, rows| {
+                    let mut acc = Tile::<S, M, NV>::zero();
+                    acc.run(rows, 1, ux.add(c0), c_n, f_n);
+                    acc.store(mx.add(t0 * c_n + c0), c_n);
+                });
+            }
+        }
+        // The 2 x 2 outputs of each tile: each the sum of 3 x 3 points, along columns first.
+        for t in 0..tiles {
+            let (oh, ow) = (2 * (r0 + t / tw), 2 * (t % tw));
+            for c0 in (0..c_n).step_by(S::LANES) {
+                let point = |pr: usize, pc: usize| S::load(m.add(((pr * 5 + pc) * tiles + t) * c_n + c0));
+                let bias = b.map(|b| S::load(b.as_ptr().add(c0)));
+                // Each point row's two column sums, then each output row's sum of three of them.
+                let mut cols = [[S::zero(); 2]; 5];
+                for (pr, sums) in cols.iter_mut().enumerate() {
+                    let mv: [S::V; 5] = core::array::from_fn(|pc| point(pr, pc));
+                    for (sum, &[i, j, k]) in sums.iter_mut().zip(&STRIDED_OUTPUT) {
+                        *sum = S::add(S::add(mv[i], mv[j]), mv[k]);
+                    }
+                }
+                for (or, &[i, j, k]) in STRIDED_OUTPUT.iter().enumerate() {
+                    for oc in 0..2 {
+                        let out = S::add(S::add(cols[i][oc], cols[j][oc]), cols[k][oc]);
+                        let out = bias.map_or(out, |bias| S::add(out, bias));
+                        S::store(yp.add(((oh + or) * g.w_out + ow + oc) * c_n + c0), out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 1-D values of a strided window (d0, .., d4): d0 - d2, d2, d4 - d2, d1, d3.
+#[inline(always)]
+unsafe fn strided_values<S: Simd>(d: [S::V; 5]) -> [S::V; 5] {
+    [S::sub(d[0], d[2]), d[2], S::sub(d[4], d[2]), d[1], d[3]]
+}
+
+/// V[5 a + b][t][f] = the values along rows (a) of the values along columns (b) of the 5 x 5
+/// window of each of the `tiles` tiles from tile row `r0` of the padded image `xp`.
+/// # Safety
+/// As `strided_with`.
+#[inline(always)]
+unsafe fn strided_transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tiles: usize, v: *mut f32) {
+    let (f_n, wp, tw) = (g.c_in, conv_direct::padded_dims(g).1, tile_grid(g).1);
+    for t in 0..tiles {
+        let corner = xp.add((4 * (r0 + t / tw) * wp + 4 * (t % tw)) * f_n);
+        for f0 in (0..f_n).step_by(S::LANES) {
+            let rows: [[S::V; 5]; 5] = core::array::from_fn(|r| {
+                strided_values::<S>(core::array::from_fn(|c| S::load(corner.add((r * wp + c) * f_n + f0))))
+            });
+            for b in 0..5 {
+                let col = strided_values::<S>([rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b]]);
+                for (a, &val) in col.iter().enumerate() {
+                    S::store(v.add(((a * 5 + b) * tiles + t) * f_n + f0), val);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +477,55 @@ mod tests {
             let (e_direct, e_wino) = (worst_error(&g, &x, &k, &direct), worst_error(&g, &x, &k, &wino));
             eprintln!("{h}x{h} {c}->{f}: direct {e_direct:.2e}, winograd {e_wino:.2e}");
             assert!(e_wino <= 2.0 * e_direct, "{h}x{h} {c}->{f}: {e_wino:e} vs {e_direct:e}");
+        }
+    }
+
+    /// The strided pass (the Conv2D's forward) against the naive twin, and its error against
+    /// the f64 sum within twice the direct kernel's.
+    #[test]
+    fn strided_matches_the_naive_convolution_within_twice_the_direct_error() {
+        for (h, w, f, c) in [(4, 6, 16, 32), (2, 2, 16, 16), (14, 14, 64, 128), (10, 4, 32, 16), (8, 8, 48, 64)] {
+            let g = ConvGeom::transpose(h, w, c, f, 3, 2, Padding::Same).unwrap();
+            assert!(applies(&g), "{g:?}");
+            let (x, k) = (data(g.x_len(), 5), data(g.w_len(), 6));
+            let mut u = vec![f32::NAN; strided_weights_len(&g)];
+            transform_weights_strided(&g, &k, &mut u);
+            let mut xp = vec![f32::NAN; conv_direct::padded_len(&g)];
+            conv_direct::pad_input(&g, &x, &mut xp);
+            let (mut y, mut work) = (vec![f32::NAN; g.y_len()], vec![f32::NAN; strided_work_len(&g)]);
+            strided(&g, &xp, &u, None, &mut y, &mut work);
+            let mut direct = vec![f32::NAN; g.y_len()];
+            conv_direct::forward_tiled(&g, &xp, &k, None, &mut direct);
+            let (mut worst_wino, mut worst_direct) = (0.0f64, 0.0f64);
+            for (p, (yp, dp)) in y.chunks_exact(c).zip(direct.chunks_exact(c)).enumerate() {
+                let (oh, ow) = (p / g.w_out, p % g.w_out);
+                for co in 0..c {
+                    let (mut sum, mut scale) = (0.0f64, 0.0f64);
+                    for tap in 0..9 {
+                        let (r, q) = (2 * oh + tap / 3, 2 * ow + tap % 3);
+                        if r >= g.h_in || q >= g.w_in {
+                            continue;
+                        }
+                        for ci in 0..f {
+                            let t = f64::from(x[(r * g.w_in + q) * f + ci]) * f64::from(k[(tap * f + ci) * c + co]);
+                            sum += t;
+                            scale += t.abs();
+                        }
+                    }
+                    worst_wino = worst_wino.max((f64::from(yp[co]) - sum).abs() / scale);
+                    worst_direct = worst_direct.max((f64::from(dp[co]) - sum).abs() / scale);
+                    assert!(
+                        (f64::from(yp[co]) - sum).abs() <= 1e-5 * scale,
+                        "{h}x{w} {f}->{c}: y[{p}][{co}] = {}, sum {sum}",
+                        yp[co]
+                    );
+                }
+            }
+            eprintln!("{h}x{w} {f}->{c}: direct {worst_direct:.2e}, winograd {worst_wino:.2e}");
+            assert!(
+                worst_wino <= 2.0 * worst_direct.max(f64::from(f32::EPSILON)),
+                "{h}x{w}: {worst_wino:e} vs {worst_direct:e}"
+            );
         }
     }
 }
