@@ -11,7 +11,8 @@
 //!   for 3 x 3 stride 2 with whole 2 x 2 tiles and channels in sixteens (Conv2DTranspose's
 //!   forward), minimal filtering over the phases (`winograd_transpose`);
 //! * weight gradient: in f32, Winograd's where its forward applies and an image has 100 tiles
-//!   or more; else a tiled kernel per kernel row (`c_out % 8 == 0`, or a single output
+//!   or more, or the stride-2 minimal filtering where that forward applies; else a tiled
+//!   kernel per kernel row (`c_out % 8 == 0`, or a single output
 //!   channel).
 //!
 //! Other channel counts fall back to GEMMs: nine per image over shifted views of the padded
@@ -80,7 +81,11 @@ fn task_scratch(g: &ConvGeom) -> usize {
             } else {
                 0
             };
-            let bf16_work = conv_direct::bf16_weight_work_len(g).max(g.y_len());
+            // The strided pass's: its sums, then its work area or the input gradient's (the
+            // transposed layers' backward runs both, `transposed_backward`).
+            let strided = winograd_transpose::strided_weight_sums_len(g)
+                + winograd_transpose::strided_weight_work_len(g).max(winograd_transpose::strided_work_len(g));
+            let bf16_work = conv_direct::bf16_weight_work_len(g).max(g.y_len()).max(strided);
             (conv_direct::padded_len(g) + bf16_work).max(winograd).max(amx::weight_work_len(g))
         }
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
@@ -706,6 +711,7 @@ pub(crate) fn backward_weight_sums(
     });
     let (ts, work) = (task_scratch(g), sums_start(g));
     let wino = precision == Precision::F32 && winograd::weight_grad_applies(g);
+    let strided = precision == Precision::F32 && winograd_transpose::applies(g);
     let on_amx = precision == Precision::Bf16 && amx::weight_grad_applies(g);
     let (shared, rest) = scratch.split_at_mut(shared_len(g));
     let rest = &mut rest[..tasks(n) * ts];
@@ -741,6 +747,21 @@ pub(crate) fn backward_weight_sums(
                     winograd::weight_grad_acc(g, xp, dyi, sums, rest);
                 }
                 winograd::weight_grad_finish(g, sums, dw_t);
+                return;
+            }
+            if strided {
+                // The same, by the strided pass's minimal filtering (`transposed_backward` too).
+                let (xp, rest) = work.split_at_mut(conv_direct::padded_len(g));
+                let (sums, rest) = rest.split_at_mut(winograd_transpose::strided_weight_sums_len(g));
+                sums.fill(0.0);
+                for (xi, dyi) in images() {
+                    if let Some((of, _)) = bias {
+                        of.add((xi, dyi), db_t);
+                    }
+                    conv_direct::pad_input(g, xi, xp);
+                    winograd_transpose::strided_weight_grad_acc(g, xp, dyi, sums, rest);
+                }
+                winograd_transpose::strided_weight_grad_finish(g, sums, dw_t);
                 return;
             }
             for (xi, dyi) in images() {
@@ -918,6 +939,10 @@ pub(crate) fn transposed_backward(n: usize, pass: TransposedBackward, dz: Output
                 };
                 this.image(part, dz_i, dx_i, image);
             }
+            this.finish_sums(part);
+            if let (Some((next, _)), Some((next_part, _))) = (&next, next_part.as_mut()) {
+                next.finish_sums(next_part);
+            }
         },
     );
     this_sums.reduce();
@@ -933,7 +958,8 @@ struct TransposedImages<'a> {
     x: &'a [f32],
     act: Activation,
     /// The kernel transformed for the input gradient by minimal filtering, where it applies
-    /// (`winograd_transpose::applies`), as `forward_then` computes it.
+    /// (`winograd_transpose::applies`), as `forward_then` computes it; the weight gradient
+    /// then runs by minimal filtering too, as `backward_weight_sums`.
     strided: Option<&'a [f32]>,
 }
 
@@ -972,8 +998,28 @@ fn sums_start(g: &ConvGeom) -> usize {
 }
 
 impl TransposedImages<'_> {
+    /// The strided pass's sums of the kernel gradient, where it runs (`strided`): in the
+    /// task's work area after the padded image.
+    fn strided_sums(&self) -> core::ops::Range<usize> {
+        let start = conv_direct::padded_len(&self.g);
+        start..start + self.strided.map_or(0, |_| winograd_transpose::strided_weight_sums_len(&self.g))
+    }
+
     fn zero_sums(&self, part: &mut [f32]) {
         part[sums_start(&self.g)..].fill(0.0);
+        part[self.strided_sums()].fill(0.0);
+    }
+
+    /// After the task's last image: its kernel gradient from the strided pass's sums.
+    fn finish_sums(&self, part: &mut [f32]) {
+        if self.strided.is_some() {
+            let (work, sums) = part.split_at_mut(sums_start(&self.g));
+            winograd_transpose::strided_weight_grad_finish(
+                &self.g,
+                &work[self.strided_sums()],
+                &mut sums[..self.g.w_len()],
+            );
+        }
     }
 
     /// Image `image`, its output gradient `dz_i`: its bias and weight gradients added to the
@@ -986,10 +1032,16 @@ impl TransposedImages<'_> {
         BiasOf::X.add((dz_i, x_i), &mut db_t[..g.c_in]);
         let (xp, work) = work.split_at_mut(conv_direct::padded_len(g));
         conv_direct::pad_input(g, dz_i, xp);
-        conv_direct::weight_grad_tiled_acc(g, xp, x_i, dw_t, false);
         match self.strided {
-            Some(u) => winograd_transpose::strided(g, xp, u, None, dx_i, work),
-            None => conv_direct::forward_tiled(g, xp, self.w, None, dx_i),
+            Some(u) => {
+                let (sums, work) = work.split_at_mut(winograd_transpose::strided_weight_sums_len(g));
+                winograd_transpose::strided_weight_grad_acc(g, xp, x_i, sums, work);
+                winograd_transpose::strided(g, xp, u, None, dx_i, work);
+            }
+            None => {
+                conv_direct::weight_grad_tiled_acc(g, xp, x_i, dw_t, false);
+                conv_direct::forward_tiled(g, xp, self.w, None, dx_i);
+            }
         }
         Epilogue { grad_of: Some((self.act, self.x)), ..Epilogue::NONE }.apply(dx_i, image);
     }
