@@ -479,16 +479,13 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
 pub fn strided_weight_grad_finish(g: &ConvGeom, s: &[f32], dw: &mut [f32]) {
     assert!(s.len() >= strided_weight_sums_len(g) && dw.len() == g.w_len(), "winograd_transpose: kernel lengths");
     let plane = g.c_in * g.c_out;
+    let point = |pr: usize, pc: usize| &s[(pr * 5 + pc) * plane..][..plane];
     for (tap, out) in dw.chunks_exact_mut(plane).enumerate() {
-        let (ra, rb) = (STRIDED_TAP[tap / 3], STRIDED_TAP[tap % 3]);
-        for (i, o) in out.iter_mut().enumerate() {
-            let mut sum = 0.0f64;
-            for &pr in &ra {
-                for &pc in &rb {
-                    sum += f64::from(s[(pr * 5 + pc) * plane + i]);
-                }
-            }
-            *o = sum as f32;
+        let ([r0, r1], [c0, c1]) = (STRIDED_TAP[tap / 3], STRIDED_TAP[tap % 3]);
+        let (a, b, c, d) = (point(r0, c0), point(r0, c1), point(r1, c0), point(r1, c1));
+        // Element by element, so that the loop runs on vectors.
+        for ((o, (&a, &b)), (&c, &d)) in out.iter_mut().zip(a.iter().zip(b)).zip(c.iter().zip(d)) {
+            *o = (f64::from(a) + f64::from(b) + f64::from(c) + f64::from(d)) as f32;
         }
     }
 }
