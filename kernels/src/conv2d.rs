@@ -734,34 +734,34 @@ pub(crate) fn backward_weight_sums(
                 return;
             }
             dw_t.fill(0.0);
-            if wino {
-                // Winograd's sums of every image of the task, then dw_t from them.
-                let (xp, rest) = work.split_at_mut(winograd::padded_len(g));
-                let (sums, rest) = rest.split_at_mut(winograd::weights_len(g));
+            if wino || strided {
+                // Winograd's sums of every image of the task, or the strided pass's minimal
+                // filtering's (`transposed_backward` too), then dw_t from them.
+                let (padded, sums_len) = if wino {
+                    (winograd::padded_len(g), winograd::weights_len(g))
+                } else {
+                    (conv_direct::padded_len(g), winograd_transpose::strided_weight_sums_len(g))
+                };
+                let (xp, rest) = work.split_at_mut(padded);
+                let (sums, rest) = rest.split_at_mut(sums_len);
                 sums.fill(0.0);
                 for (xi, dyi) in images() {
                     if let Some((of, _)) = bias {
                         of.add((xi, dyi), db_t);
                     }
-                    winograd::pad_input(g, xi, xp);
-                    winograd::weight_grad_acc(g, xp, dyi, sums, rest);
-                }
-                winograd::weight_grad_finish(g, sums, dw_t);
-                return;
-            }
-            if strided {
-                // The same, by the strided pass's minimal filtering (`transposed_backward` too).
-                let (xp, rest) = work.split_at_mut(conv_direct::padded_len(g));
-                let (sums, rest) = rest.split_at_mut(winograd_transpose::strided_weight_sums_len(g));
-                sums.fill(0.0);
-                for (xi, dyi) in images() {
-                    if let Some((of, _)) = bias {
-                        of.add((xi, dyi), db_t);
+                    if wino {
+                        winograd::pad_input(g, xi, xp);
+                        winograd::weight_grad_acc(g, xp, dyi, sums, rest);
+                    } else {
+                        conv_direct::pad_input(g, xi, xp);
+                        winograd_transpose::strided_weight_grad_acc(g, xp, dyi, sums, rest);
                     }
-                    conv_direct::pad_input(g, xi, xp);
-                    winograd_transpose::strided_weight_grad_acc(g, xp, dyi, sums, rest);
                 }
-                winograd_transpose::strided_weight_grad_finish(g, sums, dw_t);
+                if wino {
+                    winograd::weight_grad_finish(g, sums, dw_t);
+                } else {
+                    winograd_transpose::strided_weight_grad_finish(g, sums, dw_t);
+                }
                 return;
             }
             for (xi, dyi) in images() {

@@ -148,24 +148,13 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
     let ((th, tw), block) = (tile_grid(g), block_tiles(g));
     let (v, m) = work.split_at_mut(16 * block * c_n);
     let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
-    let path = kernel_path();
     for r0 in (0..th).step_by(block / tw) {
         let tiles = (block / tw).min(th - r0) * tw;
         transform_input::<S>(g, xp, r0, tiles, v);
         // M[p] = V[value(p)] U[kernel(p)]: each element one chain over C in order.
-        for p in 0..25 {
-            let (pr, pc) = (p / 5, p % 5);
-            let vx = v.add((VALUE[pr] * 4 + VALUE[pc]) * tiles * c_n).cast_const();
-            let ux = u.add((KERNEL[pr] * 4 + KERNEL[pc]) * c_n * f_n);
-            let mx = m.add(p * tiles * f_n);
-            for (f0, nv) in channel_blocks_upto(f_n, path, 2) {
-                each_tile!(S, nv, tiles, tiles, c_n, |t: usize| vx.add(t * c_n), |t0, M, NV, rows| {
-                    let mut acc = Tile::<S, M, NV>::zero();
-                    acc.run(rows, 1, ux.add(f0), f_n, c_n);
-                    acc.store(mx.add(t0 * f_n + f0), f_n);
-                });
-            }
-        }
+        point_products::<S>((v, u, m), tiles, (c_n, f_n), |pr, pc| {
+            (VALUE[pr] * 4 + VALUE[pc], KERNEL[pr] * 4 + KERNEL[pc])
+        });
         // The 4 x 4 outputs of each tile: sums of points along columns, then along rows.
         for t in 0..tiles {
             let (oh, ow) = (4 * (r0 + t / tw), 4 * (t % tw));
@@ -186,6 +175,32 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
                     }
                 }
             }
+        }
+    }
+}
+
+/// M[p] = V[vp] U[up] for the 25 points p = 5 pr + pc, `(vp, up) = planes(pr, pc)`: `V` planes
+/// of `tiles x k`, `U` planes of `k x n`, `M` planes of `tiles x n`, on the register tiles.
+/// # Safety
+/// `S`'s instructions exist; every plane `planes` names is inside `v` and `u`, and 25 planes
+/// inside `m`.
+#[inline(always)]
+unsafe fn point_products<S: Simd>(
+    (v, u, m): (*const f32, *const f32, *mut f32),
+    tiles: usize,
+    (k, n): (usize, usize),
+    planes: impl Fn(usize, usize) -> (usize, usize),
+) {
+    let path = kernel_path();
+    for p in 0..25 {
+        let (vp, up) = planes(p / 5, p % 5);
+        let (vx, ux, mx) = (v.add(vp * tiles * k), u.add(up * k * n), m.add(p * tiles * n));
+        for (c0, nv) in channel_blocks_upto(n, path, 2) {
+            each_tile!(S, nv, tiles, tiles, k, |t: usize| vx.add(t * k), |t0, M, NV, rows| {
+                let mut acc = Tile::<S, M, NV>::zero();
+                acc.run(rows, 1, ux.add(c0), n, k);
+                acc.store(mx.add(t0 * n + c0), n);
+            });
         }
     }
 }
@@ -314,23 +329,13 @@ unsafe fn strided_with<S: Simd>(
     let ((th, tw), block) = (tile_grid(g), strided_block_tiles(g));
     let (v, m) = work.split_at_mut(25 * block * f_n);
     let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
-    let path = kernel_path();
     for r0 in (0..th).step_by(block / tw) {
         let tiles = (block / tw).min(th - r0) * tw;
         strided_transform_input::<S>(g, xp, r0, tiles, v);
         // M[p] = V[p] U[kernel(p)]: each element one chain over F in order.
-        for p in 0..25 {
-            let vx = v.add(p * tiles * f_n).cast_const();
-            let ux = u.add((STRIDED_KERNEL[p / 5] * 4 + STRIDED_KERNEL[p % 5]) * f_n * c_n);
-            let mx = m.add(p * tiles * c_n);
-            for (c0, nv) in channel_blocks_upto(c_n, path, 2) {
-                each_tile!(S, nv, tiles, tiles, f_n, |t: usize| vx.add(t * f_n), |t0, M, NV, rows| {
-                    let mut acc = Tile::<S, M, NV>::zero();
-                    acc.run(rows, 1, ux.add(c0), c_n, f_n);
-                    acc.store(mx.add(t0 * c_n + c0), c_n);
-                });
-            }
-        }
+        point_products::<S>((v, u, m), tiles, (f_n, c_n), |pr, pc| {
+            (pr * 5 + pc, STRIDED_KERNEL[pr] * 4 + STRIDED_KERNEL[pc])
+        });
         // The 2 x 2 outputs of each tile: each the sum of 3 x 3 points, along columns first.
         for t in 0..tiles {
             let (oh, ow) = (2 * (r0 + t / tw), 2 * (t % tw));
