@@ -4,16 +4,16 @@
 //! `conv_direct` wherever the channel counts allow (all layers of both models):
 //! * forward: in f32, Winograd's F(2x2, 3x3) for 3 x 3 stride-1 convolutions with channels in
 //!   sixteens (`winograd`), minimal filtering for 3 x 3 stride-2 ones with whole 2 x 2 tiles
-//!   (Conv2DTranspose's input gradient: `winograd_transpose::strided`); else the direct kernel (a narrow variant when `c_out % 8 != 0`,
-//!   and for one output channel of a 3 x 3 stride-1 kernel one that reads the image in place);
+//!   (Conv2DTranspose's input gradient: `winograd_transpose::strided`); else the direct
+//!   kernel (a narrow variant when `c_out % 8 != 0`, and for one output channel of a 3 x 3
+//!   stride-1 kernel one that reads the image in place);
 //! * input gradient: for stride 1, the same as the forward with the flipped kernel; for larger
 //!   strides and `c_in % 8 == 0`, one direct correlation of dy per output phase, or in f32,
 //!   for 3 x 3 stride 2 with whole 2 x 2 tiles and channels in sixteens (Conv2DTranspose's
 //!   forward), minimal filtering over the phases (`winograd_transpose`);
 //! * weight gradient: in f32, Winograd's where its forward applies and an image has 100 tiles
 //!   or more, or the stride-2 minimal filtering where that forward applies; else a tiled
-//!   kernel per kernel row (`c_out % 8 == 0`, or a single output
-//!   channel).
+//!   kernel per kernel row (`c_out % 8 == 0`, or a single output channel).
 //!
 //! Other channel counts fall back to GEMMs: nine per image over shifted views of the padded
 //! image (stride 1), or per-image im2col (one image's patch matrix stays in L2, unlike a whole

@@ -393,7 +393,7 @@ unsafe fn strided_transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usi
 
 // Its weight gradient: the strided pass is linear in the four kernel sums, so the gradient of
 // sum U[kernel(p)] is the sum over the tiles of each point's input value times the output
-// gradients that point adds to (`strided_gradient_value`), and the gradient of a tap the sum
+// gradients that point adds to (`STRIDED_GRADIENT`), and the gradient of a tap the sum
 // over the points whose kernel sum holds it (`STRIDED_TAP`): 25 products per tile where the
 // direct pass takes 36.
 
@@ -482,7 +482,10 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
 /// `STRIDED_TAP[b]`, in f64, rounded once: the kernel gradient from the sums of
 /// `strided_weight_grad_acc`. Overwrites `dw` (`w_len`).
 pub fn strided_weight_grad_finish(g: &ConvGeom, s: &[f32], dw: &mut [f32]) {
-    assert!(s.len() >= strided_weight_sums_len(g) && dw.len() == g.w_len(), "winograd_transpose: kernel lengths");
+    assert!(
+        applies(g) && s.len() >= strided_weight_sums_len(g) && dw.len() == g.w_len(),
+        "winograd_transpose: kernel lengths"
+    );
     let plane = g.c_in * g.c_out;
     let point = |pr: usize, pc: usize| &s[(pr * 5 + pc) * plane..][..plane];
     for (tap, out) in dw.chunks_exact_mut(plane).enumerate() {
