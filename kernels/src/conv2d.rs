@@ -608,7 +608,7 @@ pub(crate) fn backward_input_then(
         direct(g, &gb, n, (dx, g.x_len()), (dy, g.y_len()), (wf, work), None, post, rest, precision);
         return;
     }
-    if precision == Precision::F32 && winograd_transpose::applies(g) {
+    if precision == Precision::F32 && winograd_transpose::forward_applies(g) {
         let u = &mut shared[..winograd_transpose::weights_len(g)];
         winograd_transpose::transform_weights(g, w, u);
         let u = &*u;

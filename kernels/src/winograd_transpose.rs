@@ -14,7 +14,8 @@
 //! the tiles `M[p] = V[val(pr), val(pc)] U[taps(pr), taps(pc)]` on the register tiles, where
 //! the window's 1-D values are d0 - d1, d1, d2 - d1 and d2 (`VALUE`: 16 planes `V`) and the
 //! kernel's W2, W2 + W0, W0 and W1 (`TAPS`: 16 planes `U`, summed in f64 and rounded once).
-//! The transforms only add and subtract. `strided` does the same for the adjoint, the
+//! The transforms only add and subtract. An odd side's last tiles hold one input and take
+//! only the points of their first two outputs (`point_grid`). `strided` does the same for the adjoint, the
 //! layer's input gradient (a stride-2 convolution), and `strided_weight_grad_acc` for its
 //! kernel gradient.
 
@@ -25,6 +26,7 @@ use crate::conv_direct;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
 use crate::micro::{channel_blocks, channel_blocks_upto, each_tile, Simd, Tile};
+use rayon::prelude::*;
 
 /// Which of the window's four 1-D values (d0 - d1, d1, d2 - d1, d2) each of the 5 points reads.
 const VALUE: [usize; 5] = [0, 1, 2, 1, 3];
@@ -43,15 +45,36 @@ const OUTPUT: [&[usize]; 4] = [&[0, 1], &[3], &[1, 2], &[4]];
 /// 11.4-11.8 and 10.4-11.5 ms.
 const BLOCK_ROWS: usize = 4;
 
-/// Whether `g` runs here: a 3 x 3 stride-2 'same' transposed convolution whose output is twice
-/// its input, in whole tiles (even sizes), channels in whole vectors on every path (16). An
-/// odd input's last tiles would compute a row and column past it: the modified model's 7 x 7
-/// -> 14 x 14 layer ran 2.8 -> 3.8 ms that way (batch 64, 2 threads), so it stays direct.
+/// Whether `strided` and the weight gradient run `g`: `forward_applies`, in whole tiles (even
+/// sizes).
 pub fn applies(g: &ConvGeom) -> bool {
+    forward_applies(g) && g.h_out.is_multiple_of(2) && g.w_out.is_multiple_of(2)
+}
+
+/// Whether `forward` runs `g`: a 3 x 3 stride-2 'same' transposed convolution whose output is
+/// twice its input, channels in whole vectors on every path (16). An odd side's last tiles
+/// hold one input: they take only the points of their first two outputs (`ONE_INPUT`), so
+/// the modified model's 7 x 7 -> 14 x 14 layer takes 18 x 18 products per channel pair where
+/// the direct pass takes 20 x 20 (its cropped taps) and padded tiles 20 x 20 (8 x 8 inputs).
+pub fn forward_applies(g: &ConvGeom) -> bool {
     let twice = g.h_in == 2 * g.h_out && g.w_in == 2 * g.w_out && g.h_out > 0 && g.w_out > 0;
     let twice = twice && g.pad_top == 0 && g.pad_left == 0;
-    let whole_tiles = g.h_out.is_multiple_of(2) && g.w_out.is_multiple_of(2);
-    g.k == 3 && g.stride == 2 && twice && whole_tiles && g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16)
+    g.k == 3 && g.stride == 2 && twice && g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16)
+}
+
+/// The points a tile of one input along an axis (the last of an odd side) needs: those of
+/// its first two outputs, `OUTPUT[0]` and `OUTPUT[1]`; the other two lie past the image.
+const ONE_INPUT: [bool; 5] = [true, true, false, true, false];
+
+/// The tile rows and columns of a block of `rows x tw` tiles that point (pr, pc) is needed
+/// for: all, less the last row where the block ends on an odd side's one-input row
+/// (`edge_row`) and the point needs a second input along the rows, and likewise the last column.
+fn point_grid(
+    (pr, pc): (usize, usize),
+    (rows, tw): (usize, usize),
+    (edge_row, edge_col): (bool, bool),
+) -> (usize, usize) {
+    (rows - usize::from(edge_row && !ONE_INPUT[pr]), tw - usize::from(edge_col && !ONE_INPUT[pc]))
 }
 
 /// Tile rows and tiles per row: 2 x 2 inputs each.
@@ -65,9 +88,9 @@ fn padded_dims(g: &ConvGeom) -> (usize, usize) {
     (2 * th + 1, 2 * tw + 1)
 }
 
-/// Floats of the padded input (`pad_input`), where `applies`.
+/// Floats of the padded input (`pad_input`), where `forward_applies`.
 pub fn padded_len(g: &ConvGeom) -> usize {
-    if applies(g) {
+    if forward_applies(g) {
         let (hp, wp) = padded_dims(g);
         size(&[hp, wp, g.c_out])
     } else {
@@ -92,9 +115,10 @@ pub fn weights_len(g: &ConvGeom) -> usize {
     size(&[16, g.c_out, g.c_in])
 }
 
-/// Floats of `forward`'s work area (`V [16][tiles][C]`, then `M [25][tiles][F]`), where `applies`.
+/// Floats of `forward`'s work area (`V [16][tiles][C]`, then `M [25][tiles][F]`), where
+/// `forward_applies`.
 pub fn work_len(g: &ConvGeom) -> usize {
-    if applies(g) {
+    if forward_applies(g) {
         size(&[block_tiles(g), 16 * g.c_out + 25 * g.c_in])
     } else {
         0
@@ -104,36 +128,46 @@ pub fn work_len(g: &ConvGeom) -> usize {
 /// U[4 kr + kc][c][f] = sum of w[a][b][f][c] over a in `TAPS[kr]`, b in `TAPS[kc]`, in f64,
 /// rounded once. Overwrites `u` (`weights_len`).
 pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
-    assert!(applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g), "winograd_transpose: kernel lengths");
+    assert!(
+        forward_applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g),
+        "winograd_transpose: kernel lengths"
+    );
     let (f_n, c_n) = (g.c_in, g.c_out);
-    for (plane, up) in u[..weights_len(g)].chunks_exact_mut(c_n * f_n).enumerate() {
+    // A plane per task, in blocks of 16 x 16 (both counts are multiples of 16): summed along c,
+    // contiguous in w, then written along f, contiguous in u. The 128 x 128 kernel, minimum
+    // of 100 interleaved tries: 184 us on 1 thread and 109 on 2, where element by element
+    // through the transpose, one plane after another, took 308.
+    u[..weights_len(g)].par_chunks_exact_mut(c_n * f_n).enumerate().for_each(|(plane, up)| {
         let (ta, tb) = (TAPS[plane / 4], TAPS[plane % 4]);
-        for f in 0..f_n {
-            // A chunk of input channels at a time, its sums on the stack (a step allocates nothing).
-            for c0 in (0..c_n).step_by(CHUNK) {
-                let len = CHUNK.min(c_n - c0);
-                let mut sums = [0.0f64; CHUNK];
-                for &a in ta {
-                    for &b in tb {
-                        let row = &w[((a * 3 + b) * f_n + f) * c_n + c0..][..len];
-                        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += f64::from(v));
+        for f0 in (0..f_n).step_by(16) {
+            for c0 in (0..c_n).step_by(16) {
+                let mut block = [[0.0f32; 16]; 16];
+                for (f, row) in block.iter_mut().enumerate() {
+                    let mut sums = [0.0f64; 16];
+                    for &a in ta {
+                        for &b in tb {
+                            let w = &w[((a * 3 + b) * f_n + f0 + f) * c_n + c0..][..16];
+                            sums.iter_mut().zip(w).for_each(|(s, &v)| *s += f64::from(v));
+                        }
                     }
+                    row.iter_mut().zip(sums).for_each(|(r, s)| *r = s as f32);
                 }
-                for (c, &s) in sums[..len].iter().enumerate() {
-                    up[(c0 + c) * f_n + f] = s as f32;
+                for c in 0..16 {
+                    let out = &mut up[(c0 + c) * f_n + f0..][..16];
+                    out.iter_mut().enumerate().for_each(|(f, o)| *o = block[f][c]);
                 }
             }
         }
-    }
+    });
 }
-
-/// Input channels `transform_weights` sums at a time.
-const CHUNK: usize = 64;
 
 /// y = the transposed convolution of one image whose input is already padded (`pad_input`),
 /// `u` from `transform_weights`, `work` of `work_len` floats; no bias. Overwrites `y`.
 pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f32]) {
-    assert!(applies(g), "winograd_transpose: a 3 x 3 stride-2 transposed convolution with channels in sixteens");
+    assert!(
+        forward_applies(g),
+        "winograd_transpose: a 3 x 3 stride-2 transposed convolution with channels in sixteens"
+    );
     assert!(xp.len() >= padded_len(g) && u.len() >= weights_len(g) && y.len() == g.x_len());
     assert!(work.len() >= work_len(g), "winograd_transpose: work length");
     dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f32]))
@@ -149,17 +183,33 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
     let (v, m) = work.split_at_mut(16 * block * c_n);
     let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
     for r0 in (0..th).step_by(block / tw) {
-        let tiles = (block / tw).min(th - r0) * tw;
+        let rows = (block / tw).min(th - r0);
+        let tiles = rows * tw;
+        let edges = (r0 + rows == th && g.h_out % 2 == 1, g.w_out % 2 == 1);
         transform_input::<S>(g, xp, r0, tiles, v);
         // M[p] = V[value(p)] U[kernel(p)]: each element one chain over C in order.
-        point_products::<S>((v, u, m), tiles, (c_n, f_n), |pr, pc| {
-            (VALUE[pr] * 4 + VALUE[pc], KERNEL[pr] * 4 + KERNEL[pc])
+        point_products::<S>((v, u, m), (rows, tw), (c_n, f_n), |pr, pc| {
+            let grid = point_grid((pr, pc), (rows, tw), edges);
+            (VALUE[pr] * 4 + VALUE[pc], KERNEL[pr] * 4 + KERNEL[pc], grid)
         });
         // The 4 x 4 outputs of each tile: sums of points along columns, then along rows.
         for t in 0..tiles {
-            let (oh, ow) = (4 * (r0 + t / tw), 4 * (t % tw));
+            let (r, c) = (t / tw, t % tw);
+            let (oh, ow) = (4 * (r0 + r), 4 * c);
+            // Each point's row of M for this tile: row 0 (unused) where the point skipped it.
+            let rows_of: [usize; 25] = core::array::from_fn(|p| {
+                let (pr, pc) = point_grid((p / 5, p % 5), (rows, tw), edges);
+                if r < pr && c < pc {
+                    r * pc + c
+                } else {
+                    0
+                }
+            });
             for f0 in (0..f_n).step_by(S::LANES) {
-                let point = |pr: usize, pc: usize| S::load(m.add(((pr * 5 + pc) * tiles + t) * f_n + f0));
+                let point = |pr: usize, pc: usize| {
+                    let p = pr * 5 + pc;
+                    S::load(m.add((p * tiles + rows_of[p]) * f_n + f0))
+                };
                 for (or, rows) in OUTPUT.iter().enumerate().filter(|(r, _)| oh + r < g.h_in) {
                     // The sums along columns of each point row the output row adds, then their sum.
                     let cols = |pr: usize| -> [S::V; 4] {
@@ -179,24 +229,29 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
     }
 }
 
-/// M[p] = V[vp] U[up] for the 25 points p = 5 pr + pc, `(vp, up) = planes(pr, pc)`: `V` planes
-/// of `tiles x k`, `U` planes of `k x n`, `M` planes of `tiles x n`, on the register tiles.
+/// M[p] = V[vp] U[up] for the 25 points p = 5 pr + pc, `(vp, up, (rows_p, cols_p)) = planes(pr,
+/// pc)`, over the block's first `rows_p` tile rows and `cols_p` tile columns: `V` planes of
+/// `rows x tw` tiles by `k`, `U` planes of `k x n`, `M` planes of as many tiles by `n`, each
+/// point's tiles in its grid's row-major order, on the register tiles.
 /// # Safety
 /// `S`'s instructions exist; every plane `planes` names is inside `v` and `u`, and 25 planes
-/// inside `m`.
+/// inside `m`; its grid is inside `rows x tw`.
 #[inline(always)]
 unsafe fn point_products<S: Simd>(
     (v, u, m): (*const f32, *const f32, *mut f32),
-    tiles: usize,
+    (rows, tw): (usize, usize),
     (k, n): (usize, usize),
-    planes: impl Fn(usize, usize) -> (usize, usize),
+    planes: impl Fn(usize, usize) -> (usize, usize, (usize, usize)),
 ) {
-    let path = kernel_path();
+    let (path, tiles) = (kernel_path(), rows * tw);
     for p in 0..25 {
-        let (vp, up) = planes(p / 5, p % 5);
+        let (vp, up, (rows_p, cols_p)) = planes(p / 5, p % 5);
         let (vx, ux, mx) = (v.add(vp * tiles * k), u.add(up * k * n), m.add(p * tiles * n));
+        // Whole tile rows run on, evenly spaced; else runs of `cols_p` tiles a row.
+        let (count, run) = (rows_p * cols_p, if cols_p == tw { rows_p * tw } else { cols_p });
+        let tile = |j: usize| if cols_p == tw { j } else { j / cols_p * tw + j % cols_p };
         for (c0, nv) in channel_blocks_upto(n, path, 2) {
-            each_tile!(S, nv, tiles, tiles, k, |t: usize| vx.add(t * k), |t0, M, NV, rows| {
+            each_tile!(S, nv, count, run, k, |j: usize| vx.add(tile(j) * k), |t0, M, NV, rows| {
                 let mut acc = Tile::<S, M, NV>::zero();
                 acc.run(rows, 1, ux.add(c0), n, k);
                 acc.store(mx.add(t0 * n + c0), n);
@@ -287,7 +342,8 @@ pub fn transform_weights_strided(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
         "winograd_transpose: kernel lengths"
     );
     let plane = g.c_in * g.c_out;
-    for (kernel, up) in u[..strided_weights_len(g)].chunks_exact_mut(plane).enumerate() {
+    // A plane per task: the pass runs this once, before its tasks.
+    u[..strided_weights_len(g)].par_chunks_exact_mut(plane).enumerate().for_each(|(kernel, up)| {
         let (ta, tb) = (TAPS[kernel / 4], TAPS[kernel % 4]);
         for (i, v) in up.iter_mut().enumerate() {
             let mut sum = 0.0f64;
@@ -298,7 +354,7 @@ pub fn transform_weights_strided(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
             }
             *v = sum as f32;
         }
-    }
+    });
 }
 
 /// y = the Conv2D `g`'s forward pass (stride 2: a transposed layer's input gradient) of one
@@ -333,8 +389,8 @@ unsafe fn strided_with<S: Simd>(
         let tiles = (block / tw).min(th - r0) * tw;
         strided_transform_input::<S>(g, xp, r0, tiles, v);
         // M[p] = V[p] U[kernel(p)]: each element one chain over F in order.
-        point_products::<S>((v, u, m), tiles, (f_n, c_n), |pr, pc| {
-            (pr * 5 + pc, STRIDED_KERNEL[pr] * 4 + STRIDED_KERNEL[pc])
+        point_products::<S>((v, u, m), (tiles / tw, tw), (f_n, c_n), |pr, pc| {
+            (pr * 5 + pc, STRIDED_KERNEL[pr] * 4 + STRIDED_KERNEL[pc], (tiles / tw, tw))
         });
         // The 2 x 2 outputs of each tile: each the sum of 3 x 3 points, along columns first.
         for t in 0..tiles {
@@ -520,13 +576,15 @@ mod tests {
     /// units of the output's largest magnitude. Blocks of whole and partial tile rows.
     #[test]
     fn forward_matches_the_naive_transposed_convolution() {
-        for (h, w, c) in [(7, 7, 16), (3, 6, 16), (6, 5, 16), (14, 14, 15)] {
-            let g = ConvGeom::transpose(h, w, c, 16, 3, 2, Padding::Same).unwrap();
-            assert!(!applies(&g), "{g:?}");
-        }
-        for (h, w, c, f) in [(4, 6, 32, 16), (2, 2, 16, 16), (14, 14, 32, 48), (10, 4, 16, 32)] {
+        let g = ConvGeom::transpose(14, 14, 15, 16, 3, 2, Padding::Same).unwrap();
+        assert!(!forward_applies(&g), "{g:?}");
+        let cases = [(4, 6, 32, 16), (2, 2, 16, 16), (14, 14, 32, 48), (10, 4, 16, 32)];
+        // Odd sides: the last tile row or column holds one input.
+        let odd = [(7, 7, 32, 16), (3, 6, 16, 16), (6, 5, 16, 32), (1, 1, 16, 16), (9, 3, 16, 16)];
+        for (h, w, c, f) in cases.into_iter().chain(odd) {
             let g = ConvGeom::transpose(h, w, c, f, 3, 2, Padding::Same).unwrap();
-            assert!(applies(&g), "{g:?}");
+            assert!(forward_applies(&g), "{g:?}");
+            assert_eq!(applies(&g), h % 2 == 0 && w % 2 == 0, "{g:?}");
             let (x, k) = (data(g.y_len(), 1), data(g.w_len(), 2));
             let mut want = vec![0.0; g.x_len()];
             conv_transpose2d::forward_naive(&g, 1, &x, &k, &vec![0.0; f], &mut want);
@@ -572,7 +630,7 @@ mod tests {
     /// twice the direct (phase-class) kernel's.
     #[test]
     fn error_is_no_worse_than_twice_the_direct_kernels() {
-        for (h, c, f) in [(14, 128, 64), (8, 64, 128), (4, 32, 16)] {
+        for (h, c, f) in [(14, 128, 64), (8, 64, 128), (4, 32, 16), (7, 128, 128)] {
             let g = ConvGeom::transpose(h, h, c, f, 3, 2, Padding::Same).unwrap();
             let (x, k) = (data(g.y_len(), 3), data(g.w_len(), 4));
             let path = conv_direct::strided_path(&g);
