@@ -61,8 +61,10 @@ fn weight_path(g: &ConvGeom) -> WeightPath {
 /// dW and a partial db; in all a multiple of 16 floats, so that every task's area starts on a
 /// cache line when the scratch does (`crate::alloc`).
 fn task_scratch(g: &ConvGeom) -> usize {
-    let forward = (conv_direct::padded_len(g) + winograd_transpose::strided_work_len(g))
-        .max(winograd::padded_len(g) + winograd::work_len(g));
+    // Either padded copy: the direct kernel's, or the strided pass's (larger past an odd side).
+    let padded = conv_direct::padded_len(g).max(winograd_transpose::strided_padded_len(g));
+    let forward =
+        (padded + winograd_transpose::strided_work_len(g)).max(winograd::padded_len(g) + winograd::work_len(g));
     let input = if g.stride == 1 {
         let gb = conv_direct::backward_input_geom(g);
         conv_direct::padded_len(&gb).max(winograd::padded_len(&gb) + winograd::work_len(&gb))
@@ -83,10 +85,12 @@ fn task_scratch(g: &ConvGeom) -> usize {
             };
             // The strided pass's: its sums, then its work area or the input gradient's (the
             // transposed layers' backward runs both, `transposed_backward`).
+            // (On an odd side, the direct weight gradient's padded image in the work area.)
             let strided = winograd_transpose::strided_weight_sums_len(g)
-                + winograd_transpose::strided_weight_work_len(g).max(winograd_transpose::strided_work_len(g));
+                + (winograd_transpose::strided_weight_work_len(g).max(winograd_transpose::strided_work_len(g)))
+                    .max(conv_direct::padded_len(g));
             let bf16_work = conv_direct::bf16_weight_work_len(g).max(g.y_len()).max(strided);
-            (conv_direct::padded_len(g) + bf16_work).max(winograd).max(amx::weight_work_len(g))
+            (padded + bf16_work).max(winograd).max(amx::weight_work_len(g))
         }
         WeightPath::Shifted => conv_direct::padded_len(g) + g.h_out * grid_w(g) * g.c_out,
         WeightPath::Im2col => g.cols_len(),
@@ -458,8 +462,8 @@ fn direct(
         winograd_transpose::transform_weights_strided(gd, w, u);
         let u = &*u;
         per_image(g, n, out, inp, rest, post, |yi, xi, s| {
-            let (xp, ws) = s.split_at_mut(len);
-            conv_direct::pad_input(gd, xi, xp);
+            let (xp, ws) = s.split_at_mut(winograd_transpose::strided_padded_len(gd));
+            winograd_transpose::strided_pad_input(gd, xi, xp);
             winograd_transpose::strided(gd, xp, u, b, yi, ws);
         });
         return;
@@ -608,7 +612,7 @@ pub(crate) fn backward_input_then(
         direct(g, &gb, n, (dx, g.x_len()), (dy, g.y_len()), (wf, work), None, post, rest, precision);
         return;
     }
-    if precision == Precision::F32 && winograd_transpose::forward_applies(g) {
+    if precision == Precision::F32 && winograd_transpose::applies(g) {
         let u = &mut shared[..winograd_transpose::weights_len(g)];
         winograd_transpose::transform_weights(g, w, u);
         let u = &*u;
@@ -711,7 +715,7 @@ pub(crate) fn backward_weight_sums(
     });
     let (ts, work) = (task_scratch(g), sums_start(g));
     let wino = precision == Precision::F32 && winograd::weight_grad_applies(g);
-    let strided = precision == Precision::F32 && winograd_transpose::applies(g);
+    let strided = precision == Precision::F32 && winograd_transpose::weight_grad_applies(g);
     let on_amx = precision == Precision::Bf16 && amx::weight_grad_applies(g);
     let (shared, rest) = scratch.split_at_mut(shared_len(g));
     let rest = &mut rest[..tasks(n) * ts];
@@ -740,7 +744,7 @@ pub(crate) fn backward_weight_sums(
                 let (padded, sums_len) = if wino {
                     (winograd::padded_len(g), winograd::weights_len(g))
                 } else {
-                    (conv_direct::padded_len(g), winograd_transpose::strided_weight_sums_len(g))
+                    (winograd_transpose::strided_padded_len(g), winograd_transpose::strided_weight_sums_len(g))
                 };
                 let (xp, rest) = work.split_at_mut(padded);
                 let (sums, rest) = rest.split_at_mut(sums_len);
@@ -753,7 +757,7 @@ pub(crate) fn backward_weight_sums(
                         winograd::pad_input(g, xi, xp);
                         winograd::weight_grad_acc(g, xp, dyi, sums, rest);
                     } else {
-                        conv_direct::pad_input(g, xi, xp);
+                        winograd_transpose::strided_pad_input(g, xi, xp);
                         winograd_transpose::strided_weight_grad_acc(g, xp, dyi, sums, rest);
                     }
                 }
@@ -959,7 +963,8 @@ struct TransposedImages<'a> {
     act: Activation,
     /// The kernel transformed for the input gradient by minimal filtering, where it applies
     /// (`winograd_transpose::applies`), as `forward_then` computes it; the weight gradient
-    /// then runs by minimal filtering too, as `backward_weight_sums`.
+    /// then runs by minimal filtering too where the sides are even
+    /// (`winograd_transpose::weight_grad_applies`), as `backward_weight_sums`, else direct.
     strided: Option<&'a [f32]>,
 }
 
@@ -998,10 +1003,18 @@ fn sums_start(g: &ConvGeom) -> usize {
 }
 
 impl TransposedImages<'_> {
+    /// Floats of the task's padded image: the strided pass's (`strided`) or the direct kernel's.
+    fn padded_len(&self) -> usize {
+        match self.strided {
+            Some(_) => winograd_transpose::strided_padded_len(&self.g),
+            None => conv_direct::padded_len(&self.g),
+        }
+    }
+
     /// The strided pass's sums of the kernel gradient, where it runs (`strided`): in the
     /// task's work area after the padded image.
     fn strided_sums(&self) -> core::ops::Range<usize> {
-        let start = conv_direct::padded_len(&self.g);
+        let start = self.padded_len();
         start..start + self.strided.map_or(0, |_| winograd_transpose::strided_weight_sums_len(&self.g))
     }
 
@@ -1012,7 +1025,7 @@ impl TransposedImages<'_> {
 
     /// After the task's last image: its kernel gradient from the strided pass's sums.
     fn finish_sums(&self, part: &mut [f32]) {
-        if self.strided.is_some() {
+        if self.strided.is_some() && winograd_transpose::weight_grad_applies(&self.g) {
             let (work, sums) = part.split_at_mut(sums_start(&self.g));
             winograd_transpose::strided_weight_grad_finish(
                 &self.g,
@@ -1030,15 +1043,23 @@ impl TransposedImages<'_> {
         let (work, sums) = part.split_at_mut(sums_start(g));
         let (dw_t, db_t) = sums.split_at_mut(g.w_len());
         BiasOf::X.add((dz_i, x_i), &mut db_t[..g.c_in]);
-        let (xp, work) = work.split_at_mut(conv_direct::padded_len(g));
-        conv_direct::pad_input(g, dz_i, xp);
+        let (xp, work) = work.split_at_mut(self.padded_len());
         match self.strided {
             Some(u) => {
+                winograd_transpose::strided_pad_input(g, dz_i, xp);
                 let (sums, work) = work.split_at_mut(winograd_transpose::strided_weight_sums_len(g));
-                winograd_transpose::strided_weight_grad_acc(g, xp, x_i, sums, work);
+                if winograd_transpose::weight_grad_applies(g) {
+                    winograd_transpose::strided_weight_grad_acc(g, xp, x_i, sums, work);
+                } else {
+                    // The direct kernel's padded copy in the work area, which `strided` reuses.
+                    let xd = &mut work[..conv_direct::padded_len(g)];
+                    conv_direct::pad_input(g, dz_i, xd);
+                    conv_direct::weight_grad_tiled_acc(g, xd, x_i, dw_t, false);
+                }
                 winograd_transpose::strided(g, xp, u, None, dx_i, work);
             }
             None => {
+                conv_direct::pad_input(g, dz_i, xp);
                 conv_direct::weight_grad_tiled_acc(g, xp, x_i, dw_t, false);
                 conv_direct::forward_tiled(g, xp, self.w, None, dx_i);
             }

@@ -45,25 +45,29 @@ const OUTPUT: [&[usize]; 4] = [&[0, 1], &[3], &[1, 2], &[4]];
 /// 11.4-11.8 and 10.4-11.5 ms.
 const BLOCK_ROWS: usize = 4;
 
-/// Whether `strided` and the weight gradient run `g`: `forward_applies`, in whole tiles (even
-/// sizes).
+/// Whether `g` runs here: a 3 x 3 stride-2 'same' transposed convolution whose output is twice
+/// its input, channels in whole vectors on every path (16). An odd side's last tiles hold one
+/// input (or, in the strided pass, one output): they take only the points of their first two
+/// outputs (`ONE_INPUT`), so the modified model's 7 x 7 -> 14 x 14 layer takes 18 x 18
+/// products per channel pair where the direct pass takes 20 x 20 (its cropped taps) and
+/// padded tiles 20 x 20 (8 x 8 inputs). Odd sides only with `ODD_MIN_CHANNELS` each way.
 pub fn applies(g: &ConvGeom) -> bool {
-    forward_applies(g) && g.h_out.is_multiple_of(2) && g.w_out.is_multiple_of(2)
-}
-
-/// Whether `forward` runs `g`: a 3 x 3 stride-2 'same' transposed convolution whose output is
-/// twice its input, channels in whole vectors on every path (16). An odd side's last tiles
-/// hold one input: they take only the points of their first two outputs (`ONE_INPUT`), so
-/// the modified model's 7 x 7 -> 14 x 14 layer takes 18 x 18 products per channel pair where
-/// the direct pass takes 20 x 20 (its cropped taps) and padded tiles 20 x 20 (8 x 8 inputs).
-pub fn forward_applies(g: &ConvGeom) -> bool {
     let twice = g.h_in == 2 * g.h_out && g.w_in == 2 * g.w_out && g.h_out > 0 && g.w_out > 0;
     let twice = twice && g.pad_top == 0 && g.pad_left == 0;
-    g.k == 3 && g.stride == 2 && twice && g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16)
+    let even = g.h_out.is_multiple_of(2) && g.w_out.is_multiple_of(2);
+    let wide = g.c_in.min(g.c_out) >= ODD_MIN_CHANNELS;
+    g.k == 3 && g.stride == 2 && twice && (even || wide) && g.c_in.is_multiple_of(16) && g.c_out.is_multiple_of(16)
 }
 
+/// Fewest channels (in and out) for minimal filtering on an odd side: the transforms' share
+/// grows as the channels shrink. `bench --layers --threads 1`, modified, medians of 3: the 7 x 7
+/// 128 -> 128 layer's forward 8.95 -> 8.14 ms, its backward 18.2 -> 17.5; the 7 x 7 <-> 14 x 14
+/// 32 / 64-channel passes of conv2d_1 1.16 -> 1.27 (forward) and 1.24 -> 1.38 (input gradient).
+const ODD_MIN_CHANNELS: usize = 128;
+
 /// The points a tile of one input along an axis (the last of an odd side) needs: those of
-/// its first two outputs, `OUTPUT[0]` and `OUTPUT[1]`; the other two lie past the image.
+/// its first two outputs, `OUTPUT[0]` and `OUTPUT[1]`; the other two lie past the image. In
+/// the strided pass, a tile of one output needs the points of `STRIDED_OUTPUT[0]`: the same.
 const ONE_INPUT: [bool; 5] = [true, true, false, true, false];
 
 /// The tile rows and columns of a block of `rows x tw` tiles that point (pr, pc) is needed
@@ -77,6 +81,26 @@ fn point_grid(
     (rows - usize::from(edge_row && !ONE_INPUT[pr]), tw - usize::from(edge_col && !ONE_INPUT[pc]))
 }
 
+/// Each point's row of `M` for tile `t` of the block (`point_products` over `point_grid`):
+/// row 0, unused, where the point skipped the tile.
+fn point_rows(t: usize, (rows, tw): (usize, usize), edges: (bool, bool)) -> [usize; 25] {
+    let (r, c) = (t / tw, t % tw);
+    core::array::from_fn(|p| {
+        let (rows_p, cols_p) = point_grid((p / 5, p % 5), (rows, tw), edges);
+        if r < rows_p && c < cols_p {
+            r * cols_p + c
+        } else {
+            0
+        }
+    })
+}
+
+/// Whether a block of `rows` tile rows from `r0` ends on a tile of one input (or output) row,
+/// and whether the tile columns do: the edges of `point_grid`.
+fn block_edges(g: &ConvGeom, r0: usize, rows: usize) -> (bool, bool) {
+    (r0 + rows == tile_grid(g).0 && g.h_out % 2 == 1, g.w_out % 2 == 1)
+}
+
 /// Tile rows and tiles per row: 2 x 2 inputs each.
 fn tile_grid(g: &ConvGeom) -> (usize, usize) {
     (g.h_out.div_ceil(2), g.w_out.div_ceil(2))
@@ -88,9 +112,9 @@ fn padded_dims(g: &ConvGeom) -> (usize, usize) {
     (2 * th + 1, 2 * tw + 1)
 }
 
-/// Floats of the padded input (`pad_input`), where `forward_applies`.
+/// Floats of the padded input (`pad_input`), where `applies`.
 pub fn padded_len(g: &ConvGeom) -> usize {
-    if forward_applies(g) {
+    if applies(g) {
         let (hp, wp) = padded_dims(g);
         size(&[hp, wp, g.c_out])
     } else {
@@ -116,9 +140,9 @@ pub fn weights_len(g: &ConvGeom) -> usize {
 }
 
 /// Floats of `forward`'s work area (`V [16][tiles][C]`, then `M [25][tiles][F]`), where
-/// `forward_applies`.
+/// `applies`.
 pub fn work_len(g: &ConvGeom) -> usize {
-    if forward_applies(g) {
+    if applies(g) {
         size(&[block_tiles(g), 16 * g.c_out + 25 * g.c_in])
     } else {
         0
@@ -128,10 +152,7 @@ pub fn work_len(g: &ConvGeom) -> usize {
 /// U[4 kr + kc][c][f] = sum of w[a][b][f][c] over a in `TAPS[kr]`, b in `TAPS[kc]`, in f64,
 /// rounded once. Overwrites `u` (`weights_len`).
 pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
-    assert!(
-        forward_applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g),
-        "winograd_transpose: kernel lengths"
-    );
+    assert!(applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g), "winograd_transpose: kernel lengths");
     let (f_n, c_n) = (g.c_in, g.c_out);
     // A plane per task, in blocks of 16 x 16 (both counts are multiples of 16): summed along c,
     // contiguous in w, then written along f, contiguous in u. The 128 x 128 kernel, minimum
@@ -164,10 +185,7 @@ pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
 /// y = the transposed convolution of one image whose input is already padded (`pad_input`),
 /// `u` from `transform_weights`, `work` of `work_len` floats; no bias. Overwrites `y`.
 pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f32]) {
-    assert!(
-        forward_applies(g),
-        "winograd_transpose: a 3 x 3 stride-2 transposed convolution with channels in sixteens"
-    );
+    assert!(applies(g), "winograd_transpose: a 3 x 3 stride-2 transposed convolution with channels in sixteens");
     assert!(xp.len() >= padded_len(g) && u.len() >= weights_len(g) && y.len() == g.x_len());
     assert!(work.len() >= work_len(g), "winograd_transpose: work length");
     dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f32]))
@@ -185,7 +203,7 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
     for r0 in (0..th).step_by(block / tw) {
         let rows = (block / tw).min(th - r0);
         let tiles = rows * tw;
-        let edges = (r0 + rows == th && g.h_out % 2 == 1, g.w_out % 2 == 1);
+        let edges = block_edges(g, r0, rows);
         transform_input::<S>(g, xp, r0, tiles, v);
         // M[p] = V[value(p)] U[kernel(p)]: each element one chain over C in order.
         point_products::<S>((v, u, m), (rows, tw), (c_n, f_n), |pr, pc| {
@@ -194,17 +212,8 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
         });
         // The 4 x 4 outputs of each tile: sums of points along columns, then along rows.
         for t in 0..tiles {
-            let (r, c) = (t / tw, t % tw);
-            let (oh, ow) = (4 * (r0 + r), 4 * c);
-            // Each point's row of M for this tile: row 0 (unused) where the point skipped it.
-            let rows_of: [usize; 25] = core::array::from_fn(|p| {
-                let (pr, pc) = point_grid((p / 5, p % 5), (rows, tw), edges);
-                if r < pr && c < pc {
-                    r * pc + c
-                } else {
-                    0
-                }
-            });
+            let (oh, ow) = (4 * (r0 + t / tw), 4 * (t % tw));
+            let rows_of = point_rows(t, (rows, tw), edges);
             for f0 in (0..f_n).step_by(S::LANES) {
                 let point = |pr: usize, pc: usize| {
                     let p = pr * 5 + pc;
@@ -324,6 +333,30 @@ fn strided_block_tiles(g: &ConvGeom) -> usize {
     STRIDED_BLOCK_ROWS.max(12usize.div_ceil(tw)) * tw
 }
 
+/// Rows and columns of the strided pass's padded image: 4 per tile row and column, and one
+/// more (`conv_direct::padded_dims` where the output's sides are even; past an odd side, zeros
+/// that only the points its last tiles skip read).
+fn strided_padded_dims(g: &ConvGeom) -> (usize, usize) {
+    let (th, tw) = tile_grid(g);
+    (4 * th + 1, 4 * tw + 1)
+}
+
+/// Floats of the strided pass's padded image (`strided_pad_input`), where `applies`.
+pub fn strided_padded_len(g: &ConvGeom) -> usize {
+    if applies(g) {
+        let (hp, wp) = strided_padded_dims(g);
+        size(&[hp, wp, g.c_in])
+    } else {
+        0
+    }
+}
+
+/// xp <- x placed in zeros (`strided_padded_dims` large) for `strided` and
+/// `strided_weight_grad_acc`.
+pub fn strided_pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
+    conv_direct::pad_input_to(g, strided_padded_dims(g), x, &mut xp[..strided_padded_len(g)]);
+}
+
 /// Floats of `strided`'s work area (`V [25][tiles][F]`, then `M [25][tiles][C]`), where
 /// `applies`.
 pub fn strided_work_len(g: &ConvGeom) -> usize {
@@ -358,11 +391,11 @@ pub fn transform_weights_strided(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
 }
 
 /// y = the Conv2D `g`'s forward pass (stride 2: a transposed layer's input gradient) of one
-/// image padded by `conv_direct::pad_input`, `u` from `transform_weights_strided`, `work` of
+/// image padded by `strided_pad_input`, `u` from `transform_weights_strided`, `work` of
 /// `strided_work_len` floats; plus the bias `b` (its sum last) where given. Overwrites `y`.
 pub fn strided(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]) {
     assert!(applies(g), "winograd_transpose: a 3 x 3 stride-2 convolution with channels in sixteens");
-    assert!(xp.len() >= conv_direct::padded_len(g) && u.len() >= strided_weights_len(g) && y.len() == g.y_len());
+    assert!(xp.len() >= strided_padded_len(g) && u.len() >= strided_weights_len(g) && y.len() == g.y_len());
     assert!(work.len() >= strided_work_len(g), "winograd_transpose: work length");
     assert!(b.is_none_or(|b| b.len() == g.c_out), "winograd_transpose: bias length");
     dispatch!(strided_with(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]))
@@ -370,8 +403,8 @@ pub fn strided(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [
 
 /// # Safety
 /// `S`'s instructions exist; the lengths are those `strided` checks: every window of every
-/// tile is inside the padded image (`2 h_out + 1` rows and columns), every block inside
-/// `work`, every output inside `y`.
+/// tile is inside the padded image (`strided_padded_dims`), every block inside `work`, every
+/// output stored inside `y`.
 #[inline(always)]
 unsafe fn strided_with<S: Simd>(
     g: &ConvGeom,
@@ -386,17 +419,23 @@ unsafe fn strided_with<S: Simd>(
     let (v, m) = work.split_at_mut(25 * block * f_n);
     let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
     for r0 in (0..th).step_by(block / tw) {
-        let tiles = (block / tw).min(th - r0) * tw;
+        let rows = (block / tw).min(th - r0);
+        let (tiles, edges) = (rows * tw, block_edges(g, r0, rows));
         strided_transform_input::<S>(g, xp, r0, tiles, v);
         // M[p] = V[p] U[kernel(p)]: each element one chain over F in order.
-        point_products::<S>((v, u, m), (tiles / tw, tw), (f_n, c_n), |pr, pc| {
-            (pr * 5 + pc, STRIDED_KERNEL[pr] * 4 + STRIDED_KERNEL[pc], (tiles / tw, tw))
+        point_products::<S>((v, u, m), (rows, tw), (f_n, c_n), |pr, pc| {
+            (pr * 5 + pc, STRIDED_KERNEL[pr] * 4 + STRIDED_KERNEL[pc], point_grid((pr, pc), (rows, tw), edges))
         });
-        // The 2 x 2 outputs of each tile: each the sum of 3 x 3 points, along columns first.
+        // The 2 x 2 outputs of each tile (those inside y): each the sum of 3 x 3 points, along
+        // columns first.
         for t in 0..tiles {
             let (oh, ow) = (2 * (r0 + t / tw), 2 * (t % tw));
+            let rows_of = point_rows(t, (rows, tw), edges);
             for c0 in (0..c_n).step_by(S::LANES) {
-                let point = |pr: usize, pc: usize| S::load(m.add(((pr * 5 + pc) * tiles + t) * c_n + c0));
+                let point = |pr: usize, pc: usize| {
+                    let p = pr * 5 + pc;
+                    S::load(m.add((p * tiles + rows_of[p]) * c_n + c0))
+                };
                 let bias = b.map(|b| S::load(b.as_ptr().add(c0)));
                 // Each point row's two column sums, then each output row's sum of three of them.
                 let mut cols = [[S::zero(); 2]; 5];
@@ -406,8 +445,8 @@ unsafe fn strided_with<S: Simd>(
                         *sum = S::add(S::add(mv[i], mv[j]), mv[k]);
                     }
                 }
-                for (or, &[i, j, k]) in STRIDED_OUTPUT.iter().enumerate() {
-                    for oc in 0..2 {
+                for (or, &[i, j, k]) in STRIDED_OUTPUT.iter().enumerate().filter(|(r, _)| oh + r < g.h_out) {
+                    for oc in (0..2).filter(|c| ow + c < g.w_out) {
                         let out = S::add(S::add(cols[i][oc], cols[j][oc]), cols[k][oc]);
                         let out = bias.map_or(out, |bias| S::add(out, bias));
                         S::store(yp.add(((oh + or) * g.w_out + ow + oc) * c_n + c0), out);
@@ -430,7 +469,7 @@ unsafe fn strided_values<S: Simd>(d: [S::V; 5]) -> [S::V; 5] {
 /// As `strided_with`.
 #[inline(always)]
 unsafe fn strided_transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tiles: usize, v: *mut f32) {
-    let (f_n, wp, tw) = (g.c_in, conv_direct::padded_dims(g).1, tile_grid(g).1);
+    let (f_n, wp, tw) = (g.c_in, strided_padded_dims(g).1, tile_grid(g).1);
     for t in 0..tiles {
         let corner = xp.add((4 * (r0 + t / tw) * wp + 4 * (t % tw)) * f_n);
         for f0 in (0..f_n).step_by(S::LANES) {
@@ -456,9 +495,17 @@ unsafe fn strided_transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usi
 /// The points whose kernel sums hold each tap (W0: W0 and W0 + W2; W1; W2: W0 + W2 and W2).
 const STRIDED_TAP: [[usize; 2]; 3] = [[0, 1], [3, 4], [1, 2]];
 
-/// Floats of `strided_weight_grad_acc`'s sums `S [25][F][C]`, where `applies`.
+/// Whether `strided_weight_grad_acc` runs `g`: `applies`, in whole tiles (even sides). On an
+/// odd side the direct kernel is faster: a 7 x 7 image has 16 tiles, so each point's product
+/// sums 16 terms between loads and stores of its sums (7 x 7 128 -> 128, 1 thread, 32 images:
+/// 159-162 us per image against the direct 138-141).
+pub fn weight_grad_applies(g: &ConvGeom) -> bool {
+    applies(g) && g.h_out.is_multiple_of(2) && g.w_out.is_multiple_of(2)
+}
+
+/// Floats of `strided_weight_grad_acc`'s sums `S [25][F][C]`, where `weight_grad_applies`.
 pub fn strided_weight_sums_len(g: &ConvGeom) -> usize {
-    if applies(g) {
+    if weight_grad_applies(g) {
         size(&[25, g.c_in, g.c_out])
     } else {
         0
@@ -470,9 +517,9 @@ const STRIDED_GRADIENT: [usize; 5] = [0, 1, 2, 0, 2];
 
 /// Floats of `strided_weight_grad_acc`'s work area: the image's input values `V
 /// [25][tiles][F]` (as `strided`'s) and its 9 output-gradient sums `D [9][tiles][C]`, where
-/// `applies`.
+/// `weight_grad_applies`.
 pub fn strided_weight_work_len(g: &ConvGeom) -> usize {
-    if applies(g) {
+    if weight_grad_applies(g) {
         let (th, tw) = tile_grid(g);
         size(&[th * tw, 25 * g.c_in + 9 * g.c_out])
     } else {
@@ -481,12 +528,15 @@ pub fn strided_weight_work_len(g: &ConvGeom) -> usize {
 }
 
 /// s[p][f][c] += the sum over the image's tiles t of V[p][t][f] D[p][t][c]: V the strided
-/// pass's input values of `xp` (padded by `conv_direct::pad_input`), D the sum of the output
+/// pass's input values of `xp` (padded by `strided_pad_input`), D the sum of the output
 /// gradients of `dy` that point p adds to. `strided_weight_grad_finish` turns the sums of
 /// every image into the kernel gradient.
 pub fn strided_weight_grad_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], s: &mut [f32], work: &mut [f32]) {
-    assert!(applies(g), "winograd_transpose: a 3 x 3 stride-2 convolution with channels in sixteens");
-    assert!(xp.len() >= conv_direct::padded_len(g) && dy.len() == g.y_len() && s.len() >= strided_weight_sums_len(g));
+    assert!(
+        weight_grad_applies(g),
+        "winograd_transpose: a 3 x 3 stride-2 convolution, even sides, channels in sixteens"
+    );
+    assert!(xp.len() >= strided_padded_len(g) && dy.len() == g.y_len() && s.len() >= strided_weight_sums_len(g));
     assert!(work.len() >= strided_weight_work_len(g), "winograd_transpose: work length");
     dispatch!(strided_weight_grad_with(g: &ConvGeom, xp: &[f32], dy: &[f32], s: &mut [f32], work: &mut [f32]))
 }
@@ -539,7 +589,7 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
 /// `strided_weight_grad_acc`. Overwrites `dw` (`w_len`).
 pub fn strided_weight_grad_finish(g: &ConvGeom, s: &[f32], dw: &mut [f32]) {
     assert!(
-        applies(g) && s.len() >= strided_weight_sums_len(g) && dw.len() == g.w_len(),
+        weight_grad_applies(g) && s.len() >= strided_weight_sums_len(g) && dw.len() == g.w_len(),
         "winograd_transpose: kernel lengths"
     );
     let plane = g.c_in * g.c_out;
@@ -576,15 +626,16 @@ mod tests {
     /// units of the output's largest magnitude. Blocks of whole and partial tile rows.
     #[test]
     fn forward_matches_the_naive_transposed_convolution() {
-        let g = ConvGeom::transpose(14, 14, 15, 16, 3, 2, Padding::Same).unwrap();
-        assert!(!forward_applies(&g), "{g:?}");
+        for (h, c, f) in [(14, 15, 16), (7, 64, 128), (7, 128, 64)] {
+            let g = ConvGeom::transpose(h, h, c, f, 3, 2, Padding::Same).unwrap();
+            assert!(!applies(&g), "{g:?}");
+        }
         let cases = [(4, 6, 32, 16), (2, 2, 16, 16), (14, 14, 32, 48), (10, 4, 16, 32)];
         // Odd sides: the last tile row or column holds one input.
-        let odd = [(7, 7, 32, 16), (3, 6, 16, 16), (6, 5, 16, 32), (1, 1, 16, 16), (9, 3, 16, 16)];
+        let odd = [(7, 7, 128, 128), (3, 6, 128, 256), (6, 5, 256, 128), (1, 1, 128, 128), (9, 3, 128, 128)];
         for (h, w, c, f) in cases.into_iter().chain(odd) {
             let g = ConvGeom::transpose(h, w, c, f, 3, 2, Padding::Same).unwrap();
-            assert!(forward_applies(&g), "{g:?}");
-            assert_eq!(applies(&g), h % 2 == 0 && w % 2 == 0, "{g:?}");
+            assert!(applies(&g), "{g:?}");
             let (x, k) = (data(g.y_len(), 1), data(g.w_len(), 2));
             let mut want = vec![0.0; g.x_len()];
             conv_transpose2d::forward_naive(&g, 1, &x, &k, &vec![0.0; f], &mut want);
@@ -655,18 +706,23 @@ mod tests {
     /// the f64 sum within twice the direct kernel's.
     #[test]
     fn strided_matches_the_naive_convolution_within_twice_the_direct_error() {
-        for (h, w, f, c) in [(4, 6, 16, 32), (2, 2, 16, 16), (14, 14, 64, 128), (10, 4, 32, 16), (8, 8, 48, 64)] {
+        let even = [(4, 6, 16, 32), (2, 2, 16, 16), (14, 14, 64, 128), (10, 4, 32, 16), (8, 8, 48, 64)];
+        // Odd output sides: the last tile row or column holds one output.
+        let odd = [(7, 7, 128, 128), (3, 6, 128, 256), (6, 5, 256, 128), (1, 1, 128, 128), (9, 3, 128, 128)];
+        for (h, w, f, c) in even.into_iter().chain(odd) {
             let g = ConvGeom::transpose(h, w, c, f, 3, 2, Padding::Same).unwrap();
             assert!(applies(&g), "{g:?}");
             let (x, k) = (data(g.x_len(), 5), data(g.w_len(), 6));
             let mut u = vec![f32::NAN; strided_weights_len(&g)];
             transform_weights_strided(&g, &k, &mut u);
-            let mut xp = vec![f32::NAN; conv_direct::padded_len(&g)];
-            conv_direct::pad_input(&g, &x, &mut xp);
+            let mut xp = vec![f32::NAN; strided_padded_len(&g)];
+            strided_pad_input(&g, &x, &mut xp);
             let (mut y, mut work) = (vec![f32::NAN; g.y_len()], vec![f32::NAN; strided_work_len(&g)]);
             strided(&g, &xp, &u, None, &mut y, &mut work);
             let mut direct = vec![f32::NAN; g.y_len()];
-            conv_direct::forward_tiled(&g, &xp, &k, None, &mut direct);
+            let mut xd = vec![f32::NAN; conv_direct::padded_len(&g)];
+            conv_direct::pad_input(&g, &x, &mut xd);
+            conv_direct::forward_tiled(&g, &xd, &k, None, &mut direct);
             let (mut worst_wino, mut worst_direct) = (0.0f64, 0.0f64);
             for (p, (yp, dp)) in y.chunks_exact(c).zip(direct.chunks_exact(c)).enumerate() {
                 let (oh, ow) = (p / g.w_out, p % g.w_out);
@@ -709,12 +765,14 @@ mod tests {
             let (x, dy) = (data(2 * g.x_len(), 7), data(2 * g.y_len(), 8));
             let mut sums = vec![0.0; strided_weight_sums_len(&g)];
             let (mut xp, mut work) =
-                (vec![f32::NAN; conv_direct::padded_len(&g)], vec![f32::NAN; strided_weight_work_len(&g)]);
+                (vec![f32::NAN; strided_padded_len(&g)], vec![f32::NAN; strided_weight_work_len(&g)]);
+            let mut xd = vec![f32::NAN; conv_direct::padded_len(&g)];
             let mut direct = vec![0.0; g.w_len()];
             for (xi, dyi) in x.chunks_exact(g.x_len()).zip(dy.chunks_exact(g.y_len())) {
-                conv_direct::pad_input(&g, xi, &mut xp);
+                strided_pad_input(&g, xi, &mut xp);
                 strided_weight_grad_acc(&g, &xp, dyi, &mut sums, &mut work);
-                conv_direct::weight_grad_tiled_acc(&g, &xp, dyi, &mut direct, false);
+                conv_direct::pad_input(&g, xi, &mut xd);
+                conv_direct::weight_grad_tiled_acc(&g, &xd, dyi, &mut direct, false);
             }
             let mut dw = vec![f32::NAN; g.w_len()];
             strided_weight_grad_finish(&g, &sums, &mut dw);
