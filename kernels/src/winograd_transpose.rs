@@ -106,26 +106,29 @@ fn tile_grid(g: &ConvGeom) -> (usize, usize) {
     (g.h_out.div_ceil(2), g.w_out.div_ceil(2))
 }
 
-/// Rows and columns of the padded input: a row and a column of zeros before and after.
-fn padded_dims(g: &ConvGeom) -> (usize, usize) {
+/// Rows and columns of a padded image of `per_tile` rows and columns per tile and one more:
+/// the forward's input (2: a row and a column of zeros before and after) or the strided pass's
+/// image (4: `conv_direct::padded_dims` where the output's sides are even; past an odd side,
+/// zeros that only the points its last tiles skip read).
+fn padded_dims(g: &ConvGeom, per_tile: usize) -> (usize, usize) {
     let (th, tw) = tile_grid(g);
-    (2 * th + 1, 2 * tw + 1)
+    (per_tile * th + 1, per_tile * tw + 1)
 }
 
 /// Floats of the padded input (`pad_input`), where `applies`.
 pub fn padded_len(g: &ConvGeom) -> usize {
     if applies(g) {
-        let (hp, wp) = padded_dims(g);
+        let (hp, wp) = padded_dims(g, 2);
         size(&[hp, wp, g.c_out])
     } else {
         0
     }
 }
 
-/// xp <- x placed in zeros at (1, 1), `padded_dims` large.
+/// xp <- x placed in zeros at (1, 1), `padded_dims(g, 2)` large.
 pub fn pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
     let gx = ConvGeom { h_in: g.h_out, w_in: g.w_out, c_in: g.c_out, pad_top: 1, pad_left: 1, ..*g };
-    crate::conv_direct::pad_input_to(&gx, padded_dims(g), x, &mut xp[..padded_len(g)]);
+    crate::conv_direct::pad_input_to(&gx, padded_dims(g, 2), x, &mut xp[..padded_len(g)]);
 }
 
 /// Tiles per block: `BLOCK_ROWS` tile rows, or enough for 12 tiles.
@@ -287,7 +290,7 @@ unsafe fn values<S: Simd>(d: [S::V; 3]) -> [S::V; 4] {
 /// As `forward_with`.
 #[inline(always)]
 unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tiles: usize, v: *mut f32) {
-    let (c_n, wp, tw) = (g.c_out, padded_dims(g).1, tile_grid(g).1);
+    let (c_n, wp, tw) = (g.c_out, padded_dims(g, 2).1, tile_grid(g).1);
     for t in 0..tiles {
         let corner = xp.add((2 * (r0 + t / tw) * wp + 2 * (t % tw)) * c_n);
         for c0 in (0..c_n).step_by(S::LANES) {
@@ -333,28 +336,20 @@ fn strided_block_tiles(g: &ConvGeom) -> usize {
     STRIDED_BLOCK_ROWS.max(12usize.div_ceil(tw)) * tw
 }
 
-/// Rows and columns of the strided pass's padded image: 4 per tile row and column, and one
-/// more (`conv_direct::padded_dims` where the output's sides are even; past an odd side, zeros
-/// that only the points its last tiles skip read).
-fn strided_padded_dims(g: &ConvGeom) -> (usize, usize) {
-    let (th, tw) = tile_grid(g);
-    (4 * th + 1, 4 * tw + 1)
-}
-
 /// Floats of the strided pass's padded image (`strided_pad_input`), where `applies`.
 pub fn strided_padded_len(g: &ConvGeom) -> usize {
     if applies(g) {
-        let (hp, wp) = strided_padded_dims(g);
+        let (hp, wp) = padded_dims(g, 4);
         size(&[hp, wp, g.c_in])
     } else {
         0
     }
 }
 
-/// xp <- x placed in zeros (`strided_padded_dims` large) for `strided` and
+/// xp <- x placed in zeros (`padded_dims(g, 4)` large) for `strided` and
 /// `strided_weight_grad_acc`.
 pub fn strided_pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
-    conv_direct::pad_input_to(g, strided_padded_dims(g), x, &mut xp[..strided_padded_len(g)]);
+    conv_direct::pad_input_to(g, padded_dims(g, 4), x, &mut xp[..strided_padded_len(g)]);
 }
 
 /// Floats of `strided`'s work area (`V [25][tiles][F]`, then `M [25][tiles][C]`), where
@@ -403,7 +398,7 @@ pub fn strided(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [
 
 /// # Safety
 /// `S`'s instructions exist; the lengths are those `strided` checks: every window of every
-/// tile is inside the padded image (`strided_padded_dims`), every block inside `work`, every
+/// tile is inside the padded image (`padded_dims(g, 4)`), every block inside `work`, every
 /// output stored inside `y`.
 #[inline(always)]
 unsafe fn strided_with<S: Simd>(
@@ -469,7 +464,7 @@ unsafe fn strided_values<S: Simd>(d: [S::V; 5]) -> [S::V; 5] {
 /// As `strided_with`.
 #[inline(always)]
 unsafe fn strided_transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tiles: usize, v: *mut f32) {
-    let (f_n, wp, tw) = (g.c_in, strided_padded_dims(g).1, tile_grid(g).1);
+    let (f_n, wp, tw) = (g.c_in, padded_dims(g, 4).1, tile_grid(g).1);
     for t in 0..tiles {
         let corner = xp.add((4 * (r0 + t / tw) * wp + 4 * (t % tw)) * f_n);
         for f0 in (0..f_n).step_by(S::LANES) {
