@@ -15,9 +15,9 @@
 //! the window's 1-D values are d0 - d1, d1, d2 - d1 and d2 (`VALUE`: 16 planes `V`) and the
 //! kernel's W2, W2 + W0, W0 and W1 (`TAPS`: 16 planes `U`, summed in f64 and rounded once).
 //! The transforms only add and subtract. An odd side's last tiles hold one input and take
-//! only the points of their first two outputs (`point_grid`). `strided` does the same for the adjoint, the
-//! layer's input gradient (a stride-2 convolution), and `strided_weight_grad_acc` for its
-//! kernel gradient.
+//! only the points of their first two outputs (`point_grid`). `strided` does the same for the
+//! adjoint, the layer's input gradient (a stride-2 convolution), and `strided_weight_grad_acc`
+//! for its kernel gradient.
 
 // The transforms index rows and columns of small arrays of vectors, as the formulas do.
 #![allow(clippy::needless_range_loop)]
@@ -162,19 +162,11 @@ pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     // of 100 interleaved tries: 184 us on 1 thread and 109 on 2, where element by element
     // through the transpose, one plane after another, took 308.
     u[..weights_len(g)].par_chunks_exact_mut(c_n * f_n).enumerate().for_each(|(plane, up)| {
-        let (ta, tb) = (TAPS[plane / 4], TAPS[plane % 4]);
         for f0 in (0..f_n).step_by(16) {
             for c0 in (0..c_n).step_by(16) {
                 let mut block = [[0.0f32; 16]; 16];
                 for (f, row) in block.iter_mut().enumerate() {
-                    let mut sums = [0.0f64; 16];
-                    for &a in ta {
-                        for &b in tb {
-                            let w = &w[((a * 3 + b) * f_n + f0 + f) * c_n + c0..][..16];
-                            sums.iter_mut().zip(w).for_each(|(s, &v)| *s += f64::from(v));
-                        }
-                    }
-                    row.iter_mut().zip(sums).for_each(|(r, s)| *r = s as f32);
+                    kernel_sums(w, c_n * f_n, plane, (f0 + f) * c_n + c0, row);
                 }
                 for c in 0..16 {
                     let out = &mut up[(c0 + c) * f_n + f0..][..16];
@@ -183,6 +175,25 @@ pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
             }
         }
     });
+}
+
+/// out[j] = the kernel sum `kernel` (w's taps a in `TAPS[kernel / 4]`, b in `TAPS[kernel % 4]`)
+/// at element i0 + j of a tap's plane of `plane` floats, in f64 in that order, rounded once:
+/// both passes' transformed kernels.
+#[inline(always)]
+fn kernel_sums(w: &[f32], plane: usize, kernel: usize, i0: usize, out: &mut [f32]) {
+    let mut sums = [0.0f64; 16];
+    for (out, at) in out.chunks_mut(16).zip((i0..).step_by(16)) {
+        let sums = &mut sums[..out.len()];
+        sums.fill(0.0);
+        for &a in TAPS[kernel / 4] {
+            for &b in TAPS[kernel % 4] {
+                let w = &w[(a * 3 + b) * plane + at..][..out.len()];
+                sums.iter_mut().zip(w).for_each(|(s, &v)| *s += f64::from(v));
+            }
+        }
+        out.iter_mut().zip(&*sums).for_each(|(o, &s)| *o = s as f32);
+    }
 }
 
 /// y = the transposed convolution of one image whose input is already padded (`pad_input`),
@@ -371,18 +382,10 @@ pub fn transform_weights_strided(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     );
     let plane = g.c_in * g.c_out;
     // A plane per task: the pass runs this once, before its tasks.
-    u[..strided_weights_len(g)].par_chunks_exact_mut(plane).enumerate().for_each(|(kernel, up)| {
-        let (ta, tb) = (TAPS[kernel / 4], TAPS[kernel % 4]);
-        for (i, v) in up.iter_mut().enumerate() {
-            let mut sum = 0.0f64;
-            for &a in ta {
-                for &b in tb {
-                    sum += f64::from(w[(a * 3 + b) * plane + i]);
-                }
-            }
-            *v = sum as f32;
-        }
-    });
+    u[..strided_weights_len(g)]
+        .par_chunks_exact_mut(plane)
+        .enumerate()
+        .for_each(|(kernel, up)| kernel_sums(w, plane, kernel, 0, up));
 }
 
 /// y = the Conv2D `g`'s forward pass (stride 2: a transposed layer's input gradient) of one
