@@ -37,7 +37,8 @@ const KERNEL: [usize; 5] = [0, 1, 2, 3, 3];
 /// The taps each 1-D kernel sum adds.
 const TAPS: [&[usize]; 4] = [&[2], &[0, 2], &[0], &[1]];
 
-/// The points each of a tile's four outputs (2i, 2i + 1, 2i + 2, 2i + 3) adds.
+/// The points each of a tile's four outputs (2i, 2i + 1, 2i + 2, 2i + 3) adds: the sums that
+/// `forward_with` spells out.
 const OUTPUT: [&[usize]; 4] = [&[0, 1], &[3], &[1, 2], &[4]];
 
 /// Tile rows per block: each `U` plane read from L2 serves that many tiles per GEMM. At 1
@@ -68,7 +69,26 @@ const ODD_MIN_CHANNELS: usize = 128;
 /// The points a tile of one input along an axis (the last of an odd side) needs: those of
 /// its first two outputs, `OUTPUT[0]` and `OUTPUT[1]`; the other two lie past the image. In
 /// the strided pass, a tile of one output needs the points of `STRIDED_OUTPUT[0]`: the same.
-const ONE_INPUT: [bool; 5] = [true, true, false, true, false];
+const ONE_INPUT: [bool; 5] = {
+    let (mut need, mut strided) = ([false; 5], [false; 5]);
+    let mut i = 0;
+    while i < 3 {
+        if i < OUTPUT[0].len() {
+            need[OUTPUT[0][i]] = true;
+        }
+        if i < OUTPUT[1].len() {
+            need[OUTPUT[1][i]] = true;
+        }
+        strided[STRIDED_OUTPUT[0][i]] = true;
+        i += 1;
+    }
+    let mut p = 0;
+    while p < 5 {
+        assert!(need[p] == strided[p], "the strided pass's one-output tiles need other points");
+        p += 1;
+    }
+    need
+};
 
 /// The tile rows and columns of a block of `rows x tw` tiles that point (pr, pc) is needed
 /// for: all, less the last row where the block ends on an odd side's one-input row
@@ -131,6 +151,13 @@ pub fn pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
     crate::conv_direct::pad_input_to(&gx, padded_dims(g, 2), x, &mut xp[..padded_len(g)]);
 }
 
+/// Floats of a plane of `tiles` tiles of `width` channels in a work area (`V`, `M`): a cache
+/// line more than the tiles, so that the 16-25 planes a transform reads or writes at once do
+/// not share a few L1 sets (planes of 14 KB would start every 2 KB of the 4 KB set cycle).
+fn plane_len(tiles: usize, width: usize) -> usize {
+    tiles * width + 16
+}
+
 /// Tiles per block: `BLOCK_ROWS` tile rows, or enough for 12 tiles.
 fn block_tiles(g: &ConvGeom) -> usize {
     let tw = tile_grid(g).1;
@@ -146,7 +173,7 @@ pub fn weights_len(g: &ConvGeom) -> usize {
 /// `applies`.
 pub fn work_len(g: &ConvGeom) -> usize {
     if applies(g) {
-        size(&[block_tiles(g), 16 * g.c_out + 25 * g.c_in])
+        16 * plane_len(block_tiles(g), g.c_out) + 25 * plane_len(block_tiles(g), g.c_in)
     } else {
         0
     }
@@ -212,7 +239,7 @@ pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f
 unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f32], work: &mut [f32]) {
     let (f_n, c_n) = (g.c_in, g.c_out);
     let ((th, tw), block) = (tile_grid(g), block_tiles(g));
-    let (v, m) = work.split_at_mut(16 * block * c_n);
+    let (v, m) = work.split_at_mut(16 * plane_len(block, c_n));
     let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
     for r0 in (0..th).step_by(block / tw) {
         let rows = (block / tw).min(th - r0);
@@ -227,25 +254,38 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
         // The 4 x 4 outputs of each tile: sums of points along columns, then along rows.
         for t in 0..tiles {
             let (oh, ow) = (4 * (r0 + t / tw), 4 * (t % tw));
+            let (out_rows, out_cols) = ((g.h_in - oh).min(4), (g.w_in - ow).min(4));
             let rows_of = point_rows(t, (rows, tw), edges);
             for f0 in (0..f_n).step_by(S::LANES) {
-                let point = |pr: usize, pc: usize| {
-                    let p = pr * 5 + pc;
-                    S::load(m.add((p * tiles + rows_of[p]) * f_n + f0))
+                let point = |p: usize| S::load(m.add(p * plane_len(tiles, f_n) + rows_of[p] * f_n + f0));
+                // Point row pr's sums along columns (`OUTPUT` along columns).
+                let cols = |pr: usize| {
+                    let p = 5 * pr;
+                    let m1 = point(p + 1);
+                    [S::add(point(p), m1), point(p + 3), S::add(m1, point(p + 2)), point(p + 4)]
                 };
-                for (or, rows) in OUTPUT.iter().enumerate().filter(|(r, _)| oh + r < g.h_in) {
-                    // The sums along columns of each point row the output row adds, then their sum.
-                    let cols = |pr: usize| -> [S::V; 4] {
-                        let mv: [S::V; 5] = core::array::from_fn(|pc| point(pr, pc));
-                        core::array::from_fn(|oc| sum_of::<S>(&mv, OUTPUT[oc]))
-                    };
-                    let out = rows[1..].iter().fold(cols(rows[0]), |acc, &pr| {
-                        let c = cols(pr);
-                        core::array::from_fn(|oc| S::add(acc[oc], c[oc]))
-                    });
-                    for oc in (0..4).filter(|c| ow + c < g.w_in) {
-                        S::store(yp.add(((oh + or) * g.w_in + ow + oc) * f_n + f0), out[oc]);
+                let store = |or: usize, v: [S::V; 4]| {
+                    let at = yp.add(((oh + or) * g.w_in + ow) * f_n + f0);
+                    if out_cols == 4 {
+                        for oc in 0..4 {
+                            S::store(at.add(oc * f_n), v[oc]);
+                        }
+                    } else {
+                        for oc in 0..out_cols {
+                            S::store(at.add(oc * f_n), v[oc]);
+                        }
                     }
+                };
+                let add = |a: [S::V; 4], b: [S::V; 4]| {
+                    [S::add(a[0], b[0]), S::add(a[1], b[1]), S::add(a[2], b[2]), S::add(a[3], b[3])]
+                };
+                // Along rows, as `OUTPUT`: rows 0 and 2 share point row 1.
+                let c1 = cols(1);
+                store(0, add(cols(0), c1));
+                store(1, cols(3));
+                if out_rows > 2 {
+                    store(2, add(c1, cols(2)));
+                    store(3, cols(4));
                 }
             }
         }
@@ -269,7 +309,7 @@ unsafe fn point_products<S: Simd>(
     let (path, tiles) = (kernel_path(), rows * tw);
     for p in 0..25 {
         let (vp, up, (rows_p, cols_p)) = planes(p / 5, p % 5);
-        let (vx, ux, mx) = (v.add(vp * tiles * k), u.add(up * k * n), m.add(p * tiles * n));
+        let (vx, ux, mx) = (v.add(vp * plane_len(tiles, k)), u.add(up * k * n), m.add(p * plane_len(tiles, n)));
         // Whole tile rows run on, evenly spaced; else runs of `cols_p` tiles a row.
         let (count, run) = (rows_p * cols_p, if cols_p == tw { rows_p * tw } else { cols_p });
         let tile = |j: usize| if cols_p == tw { j } else { j / cols_p * tw + j % cols_p };
@@ -281,12 +321,6 @@ unsafe fn point_products<S: Simd>(
             });
         }
     }
-}
-
-/// The sum of `v[i]` over the listed `i`, in order.
-#[inline(always)]
-unsafe fn sum_of<S: Simd>(v: &[S::V; 5], points: &[usize]) -> S::V {
-    points[1..].iter().fold(v[points[0]], |s, &i| S::add(s, v[i]))
 }
 
 /// The 1-D values of a window (d0, d1, d2): d0 - d1, d1, d2 - d1, d2.
@@ -311,7 +345,7 @@ unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tile
             for b in 0..4 {
                 let col = values::<S>([rows[0][b], rows[1][b], rows[2][b]]);
                 for (a, &val) in col.iter().enumerate() {
-                    S::store(v.add(((a * 4 + b) * tiles + t) * c_n + c0), val);
+                    S::store(v.add((a * 4 + b) * plane_len(tiles, c_n) + t * c_n + c0), val);
                 }
             }
         }
@@ -330,7 +364,8 @@ unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tile
 /// Which of the four 1-D kernel sums (`TAPS`) each of the strided pass's 5 points multiplies by.
 const STRIDED_KERNEL: [usize; 5] = [2, 1, 0, 3, 3];
 
-/// The points each of a strided tile's two outputs adds.
+/// The points each of a strided tile's two outputs adds: the sums that `strided_with` spells
+/// out.
 const STRIDED_OUTPUT: [[usize; 3]; 2] = [[0, 1, 3], [1, 2, 4]];
 
 /// Tile rows per block of the strided pass: its `M` holds 25 planes of C channels.
@@ -367,7 +402,7 @@ pub fn strided_pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
 /// `applies`.
 pub fn strided_work_len(g: &ConvGeom) -> usize {
     if applies(g) {
-        size(&[strided_block_tiles(g), 25, g.c_in + g.c_out])
+        25 * (plane_len(strided_block_tiles(g), g.c_in) + plane_len(strided_block_tiles(g), g.c_out))
     } else {
         0
     }
@@ -414,7 +449,7 @@ unsafe fn strided_with<S: Simd>(
 ) {
     let (f_n, c_n) = (g.c_in, g.c_out);
     let ((th, tw), block) = (tile_grid(g), strided_block_tiles(g));
-    let (v, m) = work.split_at_mut(25 * block * f_n);
+    let (v, m) = work.split_at_mut(25 * plane_len(block, f_n));
     let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
     for r0 in (0..th).step_by(block / tw) {
         let rows = (block / tw).min(th - r0);
@@ -428,27 +463,29 @@ unsafe fn strided_with<S: Simd>(
         // columns first.
         for t in 0..tiles {
             let (oh, ow) = (2 * (r0 + t / tw), 2 * (t % tw));
+            let (out_rows, out_cols) = ((g.h_out - oh).min(2), (g.w_out - ow).min(2));
             let rows_of = point_rows(t, (rows, tw), edges);
             for c0 in (0..c_n).step_by(S::LANES) {
-                let point = |pr: usize, pc: usize| {
-                    let p = pr * 5 + pc;
-                    S::load(m.add((p * tiles + rows_of[p]) * c_n + c0))
+                let point = |p: usize| S::load(m.add(p * plane_len(tiles, c_n) + rows_of[p] * c_n + c0));
+                // Point row pr's two sums along columns (`STRIDED_OUTPUT` along columns).
+                let cols = |pr: usize| {
+                    let p = 5 * pr;
+                    let m1 = point(p + 1);
+                    [S::add(S::add(point(p), m1), point(p + 3)), S::add(S::add(m1, point(p + 2)), point(p + 4))]
                 };
                 let bias = b.map(|b| S::load(b.as_ptr().add(c0)));
-                // Each point row's two column sums, then each output row's sum of three of them.
-                let mut cols = [[S::zero(); 2]; 5];
-                for (pr, sums) in cols.iter_mut().enumerate() {
-                    let mv: [S::V; 5] = core::array::from_fn(|pc| point(pr, pc));
-                    for (sum, &[i, j, k]) in sums.iter_mut().zip(&STRIDED_OUTPUT) {
-                        *sum = S::add(S::add(mv[i], mv[j]), mv[k]);
+                let store = |or: usize, [i, j, k]: [[S::V; 2]; 3]| {
+                    let at = yp.add(((oh + or) * g.w_out + ow) * c_n + c0);
+                    for oc in 0..out_cols {
+                        let out = S::add(S::add(i[oc], j[oc]), k[oc]);
+                        S::store(at.add(oc * c_n), bias.map_or(out, |bias| S::add(out, bias)));
                     }
-                }
-                for (or, &[i, j, k]) in STRIDED_OUTPUT.iter().enumerate().filter(|(r, _)| oh + r < g.h_out) {
-                    for oc in (0..2).filter(|c| ow + c < g.w_out) {
-                        let out = S::add(S::add(cols[i][oc], cols[j][oc]), cols[k][oc]);
-                        let out = bias.map_or(out, |bias| S::add(out, bias));
-                        S::store(yp.add(((oh + or) * g.w_out + ow + oc) * c_n + c0), out);
-                    }
+                };
+                // Along rows, as `STRIDED_OUTPUT`: both rows add point row 1.
+                let c1 = cols(1);
+                store(0, [cols(0), c1, cols(3)]);
+                if out_rows == 2 {
+                    store(1, [c1, cols(2), cols(4)]);
                 }
             }
         }
@@ -477,7 +514,7 @@ unsafe fn strided_transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usi
             for b in 0..5 {
                 let col = strided_values::<S>([rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b]]);
                 for (a, &val) in col.iter().enumerate() {
-                    S::store(v.add(((a * 5 + b) * tiles + t) * f_n + f0), val);
+                    S::store(v.add((a * 5 + b) * plane_len(tiles, f_n) + t * f_n + f0), val);
                 }
             }
         }
@@ -519,7 +556,7 @@ const STRIDED_GRADIENT: [usize; 5] = [0, 1, 2, 0, 2];
 pub fn strided_weight_work_len(g: &ConvGeom) -> usize {
     if weight_grad_applies(g) {
         let (th, tw) = tile_grid(g);
-        size(&[th * tw, 25 * g.c_in + 9 * g.c_out])
+        25 * plane_len(th * tw, g.c_in) + 9 * plane_len(th * tw, g.c_out)
     } else {
         0
     }
@@ -546,7 +583,7 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
     let (f_n, c_n) = (g.c_in, g.c_out);
     let (th, tw) = tile_grid(g);
     let tiles = th * tw;
-    let (v, d) = work.split_at_mut(25 * tiles * f_n);
+    let (v, d) = work.split_at_mut(25 * plane_len(tiles, f_n));
     let (v, d, dy, sp) = (v.as_mut_ptr(), d.as_mut_ptr(), dy.as_ptr(), s.as_mut_ptr());
     strided_transform_input::<S>(g, xp.as_ptr(), 0, tiles, v);
     // D[3 a + b][t][c]: sum a along rows of sum b along columns of tile t's 2 x 2 block.
@@ -561,7 +598,7 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
             for b in 0..3 {
                 let col = sums(r0[b], r1[b]);
                 for (a, &val) in col.iter().enumerate() {
-                    S::store(d.add(((3 * a + b) * tiles + t) * c_n + c0), val);
+                    S::store(d.add((3 * a + b) * plane_len(tiles, c_n) + t * c_n + c0), val);
                 }
             }
         }
@@ -570,8 +607,8 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
     for p in 0..25 {
         let (pr, pc) = (p / 5, p % 5);
         // s[p] += Vᵀ D: rows f, the tiles along the sum, in order.
-        let dx = d.add((3 * STRIDED_GRADIENT[pr] + STRIDED_GRADIENT[pc]) * tiles * c_n).cast_const();
-        let (vx, sx) = (v.add(p * tiles * f_n).cast_const(), sp.add(p * f_n * c_n));
+        let dx = d.add((3 * STRIDED_GRADIENT[pr] + STRIDED_GRADIENT[pc]) * plane_len(tiles, c_n)).cast_const();
+        let (vx, sx) = (v.add(p * plane_len(tiles, f_n)).cast_const(), sp.add(p * f_n * c_n));
         for (c0, nv) in channel_blocks(c_n, gemm_path) {
             each_tile!(S, nv, f_n, f_n, 1, |f: usize| vx.add(f), |f0, M, NV, rows| {
                 let mut acc = Tile::<S, M, NV>::zero();
