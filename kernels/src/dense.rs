@@ -84,9 +84,9 @@ pub fn forward(
         return;
     }
     match bf16_route(precision, c_in.is_multiple_of(2), c_out) {
-        None => forward_tasks(c_in, c_out, x, w, b, y, KC, |rows, k, a, bw, c| {
-            let (a_j, a_k) = (c_in, 1);
-            dispatch!(gemm_acc(rows: usize, k: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, bw: *const f32, c: *mut f32))
+        None => forward_tasks(c_in, c_out, x, w, b, y, KC, |rows, k, a, bw, c, bias| {
+            let (a_j, a_k, c, bias) = (c_in, 1, c.as_mut_ptr(), bias.map(<[f32]>::as_ptr));
+            dispatch!(gemm_acc(rows: usize, k: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, bw: *const f32, c: *mut f32, bias: Option<*const f32>))
         }),
         Some(false) => {
             let (xe, we) = scratch.split_at_mut(x.len());
@@ -103,7 +103,11 @@ pub fn forward(
             let wq = &mut bf16::as_u32(wq)[..w.len() / 2];
             bf16::pack_row_pairs_par(w, c_out, wq);
             let xq = &bf16::as_u32(xq)[..x.len() / 2];
-            forward_tasks(c_in / 2, c_out, xq, wq, b, y, KC / 2, |rows, k, a, bw, c| {
+            forward_tasks(c_in / 2, c_out, xq, wq, b, y, KC / 2, |rows, k, a, bw, c, bias| {
+                if let Some(b) = bias {
+                    simd::copy_rows(b, c);
+                }
+                let c = c.as_mut_ptr();
                 if amx::gemm_applies(rows, k, c_out) {
                     // SAFETY: rows x k pairs of xq (c_in / 2 apart), k x c_out of wq and rows x
                     // c_out of y, as `forward_tasks` says.
@@ -119,9 +123,9 @@ pub fn forward(
 }
 
 /// `forward`'s tasks over `x [n, k_len]` and `w [k_len, c_out]` (f32 values, or bf16 pairs
-/// with `k_len` pairs): each task's rows of y start from the bias, then `acc(rows, k, a, bw, c)`
-/// adds one block of `kc` inner steps at a time (a `[kc, 16]` slab of w stays in L1 while every
-/// row tile of the task uses it).
+/// with `k_len` pairs): `acc(rows, k, a, bw, c, bias)` adds one block of `kc` inner steps at a
+/// time to the task's rows of y (a `[kc, 16]` slab of w stays in L1 while every row tile of
+/// the task uses it), the first block to `bias` in place of y's contents.
 #[allow(clippy::too_many_arguments)]
 fn forward_tasks<E: Sync>(
     k_len: usize,
@@ -131,22 +135,24 @@ fn forward_tasks<E: Sync>(
     b: &[f32],
     y: &mut [f32],
     kc: usize,
-    acc: impl Fn(usize, usize, *const E, *const E, *mut f32) + Sync,
+    acc: impl Fn(usize, usize, *const E, *const E, &mut [f32], Option<&[f32]>) + Sync,
 ) {
     y.par_chunks_mut(ROWS_PER_TASK * c_out).zip(x.par_chunks(ROWS_PER_TASK * k_len)).for_each(|(yt, xt)| {
         let rows = yt.len() / c_out;
-        simd::copy_rows(b, yt);
         for k0 in (0..k_len).step_by(kc) {
             // SAFETY (of the pointers `acc` reads): rows x kc of xt from column k0, kc x c_out of
             // w from row k0, and rows x c_out of yt are inside the slices `check` measured.
-            acc(rows, kc.min(k_len - k0), xt[k0..].as_ptr(), w[k0 * c_out..].as_ptr(), yt.as_mut_ptr());
+            let bias = (k0 == 0).then_some(b);
+            acc(rows, kc.min(k_len - k0), xt[k0..].as_ptr(), w[k0 * c_out..].as_ptr(), &mut *yt, bias);
         }
     });
 }
 
 /// c[j, o] += sum_{p < k} a[j * a_j + p * a_k] * b[p * c_out + o] for j < rows, o < c_out, with
-/// `c` row-major `[rows, c_out]`: `gemm_tiles` over the whole vectors of columns, then scalar
-/// columns. Every element is one chain of multiply-adds in p order.
+/// `c` row-major `[rows, c_out]`, or c[j, o] = bias[o] + that sum where `bias` is given (the
+/// forward pass's first block: y is not read back from memory): `gemm_tiles` over the whole
+/// vectors of columns, then scalar columns. Every element is one chain of multiply-adds in p
+/// order.
 /// # Safety
 /// `S`'s instructions exist, and every index above is inside its buffer.
 #[inline(always)]
@@ -160,13 +166,14 @@ unsafe fn gemm_acc<S: Simd>(
     a_k: usize,
     b: *const f32,
     c: *mut f32,
+    bias: Option<*const f32>,
 ) {
     let vec_cols = c_out - c_out % S::LANES;
-    gemm_tiles::<S, Values>(rows, k, c_out, vec_cols, a, a_j, a_k, b, c);
+    gemm_tiles::<S, Values>(rows, k, c_out, vec_cols, a, a_j, a_k, b, c, bias);
     for o in vec_cols..c_out {
         for j in 0..rows {
             let cp = c.add(j * c_out + o);
-            let mut s = *cp;
+            let mut s = bias.map_or(*cp, |bias| *bias.add(o));
             for p in 0..k {
                 s = (*a.add(j * a_j + p * a_k)).mul_add(*b.add(p * c_out + o), s);
             }
@@ -191,7 +198,7 @@ unsafe fn gemm_acc_bf16(
     b: *const u32,
     c: *mut f32,
 ) {
-    gemm_tiles::<Avx512, Bf16Pairs>(rows, k, c_out, c_out, a, a_j, a_k, b, c)
+    gemm_tiles::<Avx512, Bf16Pairs>(rows, k, c_out, c_out, a, a_j, a_k, b, c, None)
 }
 
 /// The tiles of `gemm_acc` over the first `vec_cols` columns (whole vectors), on elements `O`:
@@ -210,6 +217,7 @@ unsafe fn gemm_tiles<S: Simd, O: Operand<S>>(
     a_k: usize,
     b: *const O::E,
     c: *mut f32,
+    bias: Option<*const f32>,
 ) {
     // When a step along k jumps a page or more in `a` (4-byte elements either way), a tile's
     // run would touch more pages than the TLB holds: cut it into runs of KB (the partial sums
@@ -224,7 +232,10 @@ unsafe fn gemm_tiles<S: Simd, O: Operand<S>>(
             for (r0, m) in row_chunks(rows) {
                 with_rows!(m, M => with_nv!(S, nv, NV => {
                     let cp = c.add(r0 * c_out + o0);
-                    let mut t = Tile::<S, M, NV>::load(cp, c_out);
+                    let mut t = match bias {
+                        Some(bias) if p0 == 0 => Tile::<S, M, NV>::rows_of(bias.add(o0)),
+                        _ => Tile::<S, M, NV>::load(cp, c_out),
+                    };
                     O::run(&mut t, Tile::<S, M, NV>::rows(a.add(r0 * a_j), a_j), a_k, b.add(o0), c_out, len);
                     t.store(cp, c_out);
                 }))
@@ -537,7 +548,8 @@ pub fn backward_weight(
     if c_in > 0 && c_out > 0 {
         let f32_tiles = |_, rows, a, b, c| {
             let (a_j, a_k) = (1, c_in);
-            dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32))
+            let bias = None;
+            dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32, bias: Option<*const f32>))
         };
         match bf16_route(precision, true, c_out) {
             None => weight_tasks(n, c_in, c_out, x, dy, dw, f32_tiles),
