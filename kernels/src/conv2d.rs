@@ -26,6 +26,7 @@ use crate::activation::{self, Activation};
 use crate::bf16::{self, Precision};
 use crate::gemm::{gemm, Mat};
 use crate::geom::{size, ConvGeom, PoolGeom};
+use crate::winograd_transpose::StridedInput;
 use crate::{amx, conv_direct, conv_task_images, maxpool2d, simd, winograd, winograd_transpose};
 use rayon::iter::Either;
 use rayon::prelude::*;
@@ -464,7 +465,7 @@ fn direct(
         per_image(g, n, out, inp, rest, post, |yi, xi, s| {
             let (xp, ws) = s.split_at_mut(winograd_transpose::strided_padded_len(gd));
             winograd_transpose::strided_pad_input(gd, xi, xp);
-            winograd_transpose::strided(gd, xp, u, b, yi, ws);
+            winograd_transpose::strided(gd, StridedInput::Padded(xp), u, b, yi, ws);
         });
         return;
     }
@@ -1049,14 +1050,17 @@ impl TransposedImages<'_> {
                 winograd_transpose::strided_pad_input(g, dz_i, xp);
                 let (sums, work) = work.split_at_mut(winograd_transpose::strided_weight_sums_len(g));
                 if winograd_transpose::weight_grad_applies(g) {
+                    // The input gradient from the values the kernel gradient transformed.
                     winograd_transpose::strided_weight_grad_acc(g, xp, x_i, sums, work);
+                    let (values, work) = work.split_at_mut(winograd_transpose::strided_values_len(g));
+                    winograd_transpose::strided(g, StridedInput::Values(values), u, None, dx_i, work);
                 } else {
                     // The direct kernel's padded copy in the work area, which `strided` reuses.
                     let xd = &mut work[..conv_direct::padded_len(g)];
                     conv_direct::pad_input(g, dz_i, xd);
                     conv_direct::weight_grad_tiled_acc(g, xd, x_i, dw_t, false);
+                    winograd_transpose::strided(g, StridedInput::Padded(xp), u, None, dx_i, work);
                 }
-                winograd_transpose::strided(g, xp, u, None, dx_i, work);
             }
             None => {
                 conv_direct::pad_input(g, dz_i, xp);

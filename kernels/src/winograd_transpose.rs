@@ -247,7 +247,7 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
         let edges = block_edges(g, r0, rows);
         transform_input::<S>(g, xp, r0, tiles, v);
         // M[p] = V[value(p)] U[kernel(p)]: each element one chain over C in order.
-        point_products::<S>((v, u, m), (rows, tw), (c_n, f_n), |pr, pc| {
+        point_products::<S>((v, u, m), plane_len(tiles, c_n), (rows, tw), (c_n, f_n), |pr, pc| {
             let grid = point_grid((pr, pc), (rows, tw), edges);
             (VALUE[pr] * 4 + VALUE[pc], KERNEL[pr] * 4 + KERNEL[pc], grid)
         });
@@ -266,6 +266,7 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
                 };
                 let store = |or: usize, v: [S::V; 4]| {
                     let at = yp.add(((oh + or) * g.w_in + ow) * f_n + f0);
+                    // A constant count for whole tiles, so that their stores unroll.
                     if out_cols == 4 {
                         for oc in 0..4 {
                             S::store(at.add(oc * f_n), v[oc]);
@@ -294,7 +295,8 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
 
 /// M[p] = V[vp] U[up] for the 25 points p = 5 pr + pc, `(vp, up, (rows_p, cols_p)) = planes(pr,
 /// pc)`, over the block's first `rows_p` tile rows and `cols_p` tile columns: `V` planes of
-/// `rows x tw` tiles by `k`, `U` planes of `k x n`, `M` planes of as many tiles by `n`, each
+/// `rows x tw` tiles by `k` (`v_plane` floats apart: the block's, or the whole image's where
+/// the block is part of it), `U` planes of `k x n`, `M` planes of as many tiles by `n`, each
 /// point's tiles in its grid's row-major order, on the register tiles.
 /// # Safety
 /// `S`'s instructions exist; every plane `planes` names is inside `v` and `u`, and 25 planes
@@ -302,6 +304,7 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], y: &mut [f3
 #[inline(always)]
 unsafe fn point_products<S: Simd>(
     (v, u, m): (*const f32, *const f32, *mut f32),
+    v_plane: usize,
     (rows, tw): (usize, usize),
     (k, n): (usize, usize),
     planes: impl Fn(usize, usize) -> (usize, usize, (usize, usize)),
@@ -309,7 +312,7 @@ unsafe fn point_products<S: Simd>(
     let (path, tiles) = (kernel_path(), rows * tw);
     for p in 0..25 {
         let (vp, up, (rows_p, cols_p)) = planes(p / 5, p % 5);
-        let (vx, ux, mx) = (v.add(vp * plane_len(tiles, k)), u.add(up * k * n), m.add(p * plane_len(tiles, n)));
+        let (vx, ux, mx) = (v.add(vp * v_plane), u.add(up * k * n), m.add(p * plane_len(tiles, n)));
         // Whole tile rows run on, evenly spaced; else runs of `cols_p` tiles a row.
         let (count, run) = (rows_p * cols_p, if cols_p == tw { rows_p * tw } else { cols_p });
         let tile = |j: usize| if cols_p == tw { j } else { j / cols_p * tw + j % cols_p };
@@ -423,25 +426,63 @@ pub fn transform_weights_strided(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
         .for_each(|(kernel, up)| kernel_sums(w, plane, kernel, 0, up));
 }
 
+/// What `strided` reads: the image padded by `strided_pad_input`, or its values `V` that
+/// `strided_weight_grad_acc` left at the start of its work area (`strided_values_len` floats;
+/// where `weight_grad_applies`), which spares transforming the image twice: the same products,
+/// so the same bits.
+#[derive(Clone, Copy)]
+pub enum StridedInput<'a> {
+    Padded(&'a [f32]),
+    Values(&'a [f32]),
+}
+
 /// y = the Conv2D `g`'s forward pass (stride 2: a transposed layer's input gradient) of one
-/// image padded by `strided_pad_input`, `u` from `transform_weights_strided`, `work` of
-/// `strided_work_len` floats; plus the bias `b` (its sum last) where given. Overwrites `y`.
-pub fn strided(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]) {
+/// image, `u` from `transform_weights_strided`, `work` of `strided_work_len` floats (from its
+/// values: `strided_values_work_len`); plus the bias `b` (its sum last) where given.
+/// Overwrites `y`.
+pub fn strided(g: &ConvGeom, input: StridedInput, u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]) {
     assert!(applies(g), "winograd_transpose: a 3 x 3 stride-2 convolution with channels in sixteens");
-    assert!(xp.len() >= strided_padded_len(g) && u.len() >= strided_weights_len(g) && y.len() == g.y_len());
-    assert!(work.len() >= strided_work_len(g), "winograd_transpose: work length");
+    let work_len = match input {
+        StridedInput::Padded(xp) => {
+            assert!(xp.len() >= strided_padded_len(g), "winograd_transpose: padded image length");
+            strided_work_len(g)
+        }
+        StridedInput::Values(v) => {
+            assert!(weight_grad_applies(g), "winograd_transpose: values only where the weight gradient runs");
+            assert!(v.len() >= strided_values_len(g), "winograd_transpose: values length");
+            strided_values_work_len(g)
+        }
+    };
+    assert!(u.len() >= strided_weights_len(g) && y.len() == g.y_len());
+    assert!(work.len() >= work_len, "winograd_transpose: work length");
     assert!(b.is_none_or(|b| b.len() == g.c_out), "winograd_transpose: bias length");
-    dispatch!(strided_with(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]))
+    dispatch!(strided_with(g: &ConvGeom, input: StridedInput, u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]))
+}
+
+/// Floats of the image's values `V [25][tiles][F]` that `strided_weight_grad_acc` leaves at
+/// the start of its work area, where `weight_grad_applies`.
+pub fn strided_values_len(g: &ConvGeom) -> usize {
+    if weight_grad_applies(g) {
+        let (th, tw) = tile_grid(g);
+        25 * plane_len(th * tw, g.c_in)
+    } else {
+        0
+    }
+}
+
+/// Floats of `strided`'s work area from the values: the products `M` of a block.
+pub fn strided_values_work_len(g: &ConvGeom) -> usize {
+    25 * plane_len(strided_block_tiles(g), g.c_out)
 }
 
 /// # Safety
-/// `S`'s instructions exist; the lengths are those `strided` checks: every window of every
-/// tile is inside the padded image (`padded_dims(g, 4)`), every block inside `work`, every
-/// output stored inside `y`.
+/// `S`'s instructions exist; the lengths are those `strided` checks: every window of
+/// every tile is inside the padded image (`padded_dims(g, 4)`) or every tile inside the values,
+/// every block inside `work`, every output stored inside `y`.
 #[inline(always)]
 unsafe fn strided_with<S: Simd>(
     g: &ConvGeom,
-    xp: &[f32],
+    input: StridedInput,
     u: &[f32],
     b: Option<&[f32]>,
     y: &mut [f32],
@@ -449,14 +490,25 @@ unsafe fn strided_with<S: Simd>(
 ) {
     let (f_n, c_n) = (g.c_in, g.c_out);
     let ((th, tw), block) = (tile_grid(g), strided_block_tiles(g));
-    let (v, m) = work.split_at_mut(25 * plane_len(block, f_n));
-    let (v, m, xp, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), xp.as_ptr(), u.as_ptr(), y.as_mut_ptr());
+    // The blocks' own values where the pass transforms the padded image.
+    let own = match input {
+        StridedInput::Padded(_) => 25 * plane_len(block, f_n),
+        StridedInput::Values(_) => 0,
+    };
+    let (v, m) = work.split_at_mut(own);
+    let (v, m, u, yp) = (v.as_mut_ptr(), m.as_mut_ptr(), u.as_ptr(), y.as_mut_ptr());
     for r0 in (0..th).step_by(block / tw) {
         let rows = (block / tw).min(th - r0);
         let (tiles, edges) = (rows * tw, block_edges(g, r0, rows));
-        strided_transform_input::<S>(g, xp, r0, tiles, v);
+        let (v, v_plane) = match input {
+            StridedInput::Padded(xp) => {
+                strided_transform_input::<S>(g, xp.as_ptr(), r0, tiles, v);
+                (v.cast_const(), plane_len(tiles, f_n))
+            }
+            StridedInput::Values(values) => (values.as_ptr().add(r0 * tw * f_n), plane_len(th * tw, f_n)),
+        };
         // M[p] = V[p] U[kernel(p)]: each element one chain over F in order.
-        point_products::<S>((v, u, m), (rows, tw), (f_n, c_n), |pr, pc| {
+        point_products::<S>((v, u, m), v_plane, (rows, tw), (f_n, c_n), |pr, pc| {
             (pr * 5 + pc, STRIDED_KERNEL[pr] * 4 + STRIDED_KERNEL[pc], point_grid((pr, pc), (rows, tw), edges))
         });
         // The 2 x 2 outputs of each tile (those inside y): each the sum of 3 x 3 points, along
@@ -551,12 +603,13 @@ pub fn strided_weight_sums_len(g: &ConvGeom) -> usize {
 const STRIDED_GRADIENT: [usize; 5] = [0, 1, 2, 0, 2];
 
 /// Floats of `strided_weight_grad_acc`'s work area: the image's input values `V
-/// [25][tiles][F]` (as `strided`'s) and its 9 output-gradient sums `D [9][tiles][C]`, where
+/// [25][tiles][F]` (as `strided`'s, `strided_values_len`), then its 9 output-gradient sums `D
+/// [9][tiles][C]` or, afterwards, `strided`'s work area from the values, where
 /// `weight_grad_applies`.
 pub fn strided_weight_work_len(g: &ConvGeom) -> usize {
     if weight_grad_applies(g) {
         let (th, tw) = tile_grid(g);
-        25 * plane_len(th * tw, g.c_in) + 9 * plane_len(th * tw, g.c_out)
+        strided_values_len(g) + (9 * plane_len(th * tw, g.c_out)).max(strided_values_work_len(g))
     } else {
         0
     }
@@ -565,7 +618,8 @@ pub fn strided_weight_work_len(g: &ConvGeom) -> usize {
 /// s[p][f][c] += the sum over the image's tiles t of V[p][t][f] D[p][t][c]: V the strided
 /// pass's input values of `xp` (padded by `strided_pad_input`), D the sum of the output
 /// gradients of `dy` that point p adds to. `strided_weight_grad_finish` turns the sums of
-/// every image into the kernel gradient.
+/// every image into the kernel gradient. V stays at the start of `work` for `strided`
+/// (`StridedInput::Values`).
 pub fn strided_weight_grad_acc(g: &ConvGeom, xp: &[f32], dy: &[f32], s: &mut [f32], work: &mut [f32]) {
     assert!(
         weight_grad_applies(g),
@@ -753,7 +807,7 @@ mod tests {
             let mut xp = vec![f32::NAN; strided_padded_len(&g)];
             strided_pad_input(&g, &x, &mut xp);
             let (mut y, mut work) = (vec![f32::NAN; g.y_len()], vec![f32::NAN; strided_work_len(&g)]);
-            strided(&g, &xp, &u, None, &mut y, &mut work);
+            strided(&g, StridedInput::Padded(&xp), &u, None, &mut y, &mut work);
             let mut direct = vec![f32::NAN; g.y_len()];
             let mut xd = vec![f32::NAN; conv_direct::padded_len(&g)];
             conv_direct::pad_input(&g, &x, &mut xd);
@@ -803,9 +857,19 @@ mod tests {
                 (vec![f32::NAN; strided_padded_len(&g)], vec![f32::NAN; strided_weight_work_len(&g)]);
             let mut xd = vec![f32::NAN; conv_direct::padded_len(&g)];
             let mut direct = vec![0.0; g.w_len()];
+            let mut u = vec![f32::NAN; strided_weights_len(&g)];
+            transform_weights_strided(&g, &data(g.w_len(), 9), &mut u);
             for (xi, dyi) in x.chunks_exact(g.x_len()).zip(dy.chunks_exact(g.y_len())) {
                 strided_pad_input(&g, xi, &mut xp);
                 strided_weight_grad_acc(&g, &xp, dyi, &mut sums, &mut work);
+                // The input gradient from the values left in the work area: the image's bits.
+                let (mut from_image, mut from_values) = (vec![f32::NAN; g.y_len()], vec![f32::NAN; g.y_len()]);
+                let mut own = vec![f32::NAN; strided_work_len(&g)];
+                strided(&g, StridedInput::Padded(&xp), &u, None, &mut from_image, &mut own);
+                let (values, rest) = work.split_at_mut(strided_values_len(&g));
+                strided(&g, StridedInput::Values(values), &u, None, &mut from_values, rest);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&from_image), bits(&from_values), "{h}x{w} {f}->{c}: strided from the values");
                 conv_direct::pad_input(&g, xi, &mut xd);
                 conv_direct::weight_grad_tiled_acc(&g, &xd, dyi, &mut direct, false);
             }
