@@ -69,26 +69,30 @@ const ODD_MIN_CHANNELS: usize = 128;
 /// The points a tile of one input along an axis (the last of an odd side) needs: those of
 /// its first two outputs, `OUTPUT[0]` and `OUTPUT[1]`; the other two lie past the image. In
 /// the strided pass, a tile of one output needs the points of `STRIDED_OUTPUT[0]`: the same.
-const ONE_INPUT: [bool; 5] = {
-    let (mut need, mut strided) = ([false; 5], [false; 5]);
-    let mut i = 0;
-    while i < 3 {
-        if i < OUTPUT[0].len() {
-            need[OUTPUT[0][i]] = true;
-        }
-        if i < OUTPUT[1].len() {
-            need[OUTPUT[1][i]] = true;
-        }
-        strided[STRIDED_OUTPUT[0][i]] = true;
-        i += 1;
-    }
+const ONE_INPUT: [bool; 5] = points_of(&[OUTPUT[0], OUTPUT[1]]);
+
+const _: () = {
+    let strided = points_of(&[&STRIDED_OUTPUT[0]]);
     let mut p = 0;
     while p < 5 {
-        assert!(need[p] == strided[p], "the strided pass's one-output tiles need other points");
+        assert!(strided[p] == ONE_INPUT[p], "the strided pass's one-output tiles need other points");
         p += 1;
     }
-    need
 };
+
+/// Whether any of `outputs` adds each of the 5 points.
+const fn points_of(outputs: &[&[usize]]) -> [bool; 5] {
+    let (mut any, mut o) = ([false; 5], 0);
+    while o < outputs.len() {
+        let mut i = 0;
+        while i < outputs[o].len() {
+            any[outputs[o][i]] = true;
+            i += 1;
+        }
+        o += 1;
+    }
+    any
+}
 
 /// The tile rows and columns of a block of `rows x tw` tiles that point (pr, pc) is needed
 /// for: all, less the last row where the block ends on an odd side's one-input row
@@ -135,14 +139,19 @@ fn padded_dims(g: &ConvGeom, per_tile: usize) -> (usize, usize) {
     (per_tile * th + 1, per_tile * tw + 1)
 }
 
-/// Floats of the padded input (`pad_input`), where `applies`.
-pub fn padded_len(g: &ConvGeom) -> usize {
+/// Floats of a padded image (`padded_dims(g, per_tile)`) of `channels`, where `applies`.
+fn padded_size(g: &ConvGeom, per_tile: usize, channels: usize) -> usize {
     if applies(g) {
-        let (hp, wp) = padded_dims(g, 2);
-        size(&[hp, wp, g.c_out])
+        let (hp, wp) = padded_dims(g, per_tile);
+        size(&[hp, wp, channels])
     } else {
         0
     }
+}
+
+/// Floats of the padded input (`pad_input`), where `applies`.
+pub fn padded_len(g: &ConvGeom) -> usize {
+    padded_size(g, 2, g.c_out)
 }
 
 /// xp <- x placed in zeros at (1, 1), `padded_dims(g, 2)` large.
@@ -387,12 +396,7 @@ fn strided_block_tiles(g: &ConvGeom) -> usize {
 
 /// Floats of the strided pass's padded image (`strided_pad_input`), where `applies`.
 pub fn strided_padded_len(g: &ConvGeom) -> usize {
-    if applies(g) {
-        let (hp, wp) = padded_dims(g, 4);
-        size(&[hp, wp, g.c_in])
-    } else {
-        0
-    }
+    padded_size(g, 4, g.c_in)
 }
 
 /// xp <- x placed in zeros (`padded_dims(g, 4)` large) for `strided` and
@@ -471,7 +475,7 @@ pub fn strided_values_len(g: &ConvGeom) -> usize {
 }
 
 /// Floats of `strided`'s work area from the values: the products `M` of a block.
-pub fn strided_values_work_len(g: &ConvGeom) -> usize {
+fn strided_values_work_len(g: &ConvGeom) -> usize {
     25 * plane_len(strided_block_tiles(g), g.c_out)
 }
 
