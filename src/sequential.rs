@@ -227,7 +227,7 @@ impl Sequential {
         self.layers.iter().flat_map(|l| l.params().iter().map(move |p| (l.name(), p)))
     }
 
-    pub fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
+    pub fn params_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut Param> {
         self.layers.iter_mut().flat_map(|l| l.params_mut().iter_mut())
     }
 

@@ -236,16 +236,17 @@ fn dense_fast_equals_naive() {
     for &(n, ci, co) in &cases {
         let name = format!("dense n{n} {ci}->{co}");
         let (x, w, b, dy) = (rng.vec(n * ci), scaled(&mut rng, ci * co, ci), rng.vec(co), rng.vec(n * co));
-        let (mut y, mut y_n) = (vec![0.0; dy.len()], vec![0.0; dy.len()]);
+        // The fast outputs start as NaN: every kernel overwrites its outputs.
+        let (mut y, mut y_n) = (vec![f32::NAN; dy.len()], vec![0.0; dy.len()]);
         dense::forward(n, ci, co, &x, &w, &b, &mut y, &mut [], Precision::F32);
         dense::forward_naive(n, ci, co, &x, &w, &b, &mut y_n);
         assert_close(&name, "forward", &y, &y_n, TOL);
-        let (mut dx, mut dx_n) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        let (mut dx, mut dx_n) = (vec![f32::NAN; x.len()], vec![0.0; x.len()]);
         dense::backward_input(n, ci, co, &dy, &w, &mut dx, &mut [], Precision::F32);
         dense::backward_input_naive(n, ci, co, &dy, &w, &mut dx_n);
         assert_close(&name, "backward_input", &dx, &dx_n, TOL);
         let (mut dw, mut dw_n, mut db, mut db_n) =
-            (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; co], vec![0.0; co]);
+            (vec![f32::NAN; w.len()], vec![0.0; w.len()], vec![f32::NAN; co], vec![0.0; co]);
         dense::backward_weight(n, ci, co, &x, &dy, &mut dw, &mut db, &mut [], Precision::F32);
         dense::backward_weight_naive(n, ci, co, &x, &dy, &mut dw_n, &mut db_n);
         assert_close(&name, "backward_weight dw", &dw, &dw_n, TOL);

@@ -225,11 +225,24 @@ unsafe fn gemm_tiles<S: Simd, O: Operand<S>>(
     // extra passes over c would cost more (measured: 20 against 30-39 GFLOP/s for the 128 ->
     // 6272 layer).
     let kb = if a_k * 4 >= 4096 { KB } else { k.max(1) };
+    // Where b's rows are a page or more apart (the 128 -> 6272 layer's weights and output
+    // gradient), a block's slab of b is a few lines from each of `len` pages: too many streams
+    // for the hardware prefetchers, so the first row tile waited for each line in turn. The
+    // next block's slab is asked for while this one runs, a share before each row tile.
+    let far = c_out * 4 >= 4096;
+    let tiles = rows.div_ceil(MAX_M);
     for p0 in (0..k).step_by(kb) {
         let len = kb.min(k - p0);
         let (a, b) = (a.add(p0 * a_k), b.add(p0 * c_out));
         for (o0, nv) in channel_blocks(vec_cols, S::PATH) {
-            for (r0, m) in row_chunks(rows) {
+            let next = o0 + nv * S::LANES;
+            for (i, (r0, m)) in row_chunks(rows).enumerate() {
+                if far && next < vec_cols {
+                    let lines = (vec_cols - next).min(nv * S::LANES).div_ceil(16);
+                    for p in len * i / tiles..len * (i + 1) / tiles {
+                        (0..lines).for_each(|l| simd::prefetch(b.add(p * c_out + next + 16 * l).cast()));
+                    }
+                }
                 with_rows!(m, M => with_nv!(S, nv, NV => {
                     let cp = c.add(r0 * c_out + o0);
                     let mut t = match bias {
@@ -266,9 +279,12 @@ pub fn backward_input(
     }
     // The lanes run along the batch, so natively any c_out fits.
     let route = bf16_route(precision, c_out.is_multiple_of(2), 16);
-    // On AMX, dxᵀ is computed whole and transposed into dx; every other path adds into dx.
+    // On AMX, dxᵀ is computed whole and transposed into dx; the dot products' first run stores
+    // into dx (a fill of the 6272 -> 128 layer's 1.6 MB dx ran on one thread before the tasks);
+    // every other path adds into dx.
     let amx_whole = route == Some(true) && amx::gemm_applies(c_in, c_out / 2, n);
-    if !amx_whole {
+    let dots = route.is_none() && kernel_path() == KernelPath::Avx512;
+    if c_out == 0 || !(amx_whole || dots) {
         dx.fill(0.0);
     }
     if c_out == 0 {
@@ -278,7 +294,7 @@ pub fn backward_input(
         // With 32 registers, dot products along the output features: a tile's sums stay in
         // registers for the whole run and reach dx once (the transposed tiles below add each
         // block of products to dx one float at a time).
-        None if kernel_path() == KernelPath::Avx512 => {
+        None if dots => {
             dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * c_out)).for_each(|(dxt, dyt)| {
                 let rows = dxt.len() / c_in;
                 let (dy, w, dx) = (dyt.as_ptr(), w.as_ptr(), dxt.as_mut_ptr());
@@ -366,9 +382,10 @@ const DOT_I: usize = 4;
 /// row tile of the task uses them (measured: runs of 512 and 2048 were slower).
 const DOT_OC: usize = 1024;
 
-/// dx[r, i] += sum over o of dy[r, o] w[i, o] for r < rows, i < c_in, with `dy [rows, c_out]`,
+/// dx[r, i] = sum over o of dy[r, o] w[i, o] for r < rows, i < c_in, with `dy [rows, c_out]`,
 /// `w [c_in, c_out]`, `dx [rows, c_in]`: `dot_tile`s over runs of `DOT_OC` output features.
-/// Each element of dx gets its runs' sums in run order, whatever the threads.
+/// Each element of dx gets its first run's sum, then the others' added in run order, whatever
+/// the threads.
 /// # Safety
 /// `S`'s instructions exist, and the three arrays are as long as said.
 #[inline(always)]
@@ -380,7 +397,7 @@ unsafe fn dot_acc<S: Simd>(rows: usize, c_in: usize, c_out: usize, dy: *const f3
                 let (r_n, i_n) = (DOT_R.min(rows - r0), DOT_I.min(c_in - i0));
                 let dyr = core::array::from_fn(|r| dy.add((r0 + r.min(r_n - 1)) * c_out + o0));
                 let wr = core::array::from_fn(|i| w.add((i0 + i.min(i_n - 1)) * c_out + o0));
-                dot_tile::<S>(dyr, wr, len, (r_n, i_n), dx.add(r0 * c_in + i0), c_in);
+                dot_tile::<S>(dyr, wr, len, (r_n, i_n), o0 == 0, dx.add(r0 * c_in + i0), c_in);
             }
         }
     }
@@ -389,7 +406,7 @@ unsafe fn dot_acc<S: Simd>(rows: usize, c_in: usize, c_out: usize, dy: *const f3
 /// One tile of `dot_acc`: the dot products of `len` floats of 4 rows of dy and 4 of w (rows
 /// past `r_n` / `i_n` repeat the last valid one; their sums are dropped), each summed along
 /// the vector lanes, then across them (`Simd::sums8`), then the tail past whole vectors, and
-/// added to dx (rows `ldx` apart).
+/// stored into dx (rows `ldx` apart) on the `first` run, else added to it.
 /// # Safety
 /// As `dot_acc`.
 #[inline(always)]
@@ -398,6 +415,7 @@ unsafe fn dot_tile<S: Simd>(
     w: [*const f32; DOT_I],
     len: usize,
     (r_n, i_n): (usize, usize),
+    first: bool,
     dx: *mut f32,
     ldx: usize,
 ) {
@@ -423,7 +441,8 @@ unsafe fn dot_tile<S: Simd>(
             for o in whole..len {
                 s = (*dy[r].add(o)).mul_add(*w[i].add(o), s);
             }
-            *dx.add(r * ldx + i) += s;
+            let d = dx.add(r * ldx + i);
+            *d = if first { s } else { *d + s };
         }
     }
 }

@@ -22,7 +22,11 @@ impl Adam {
     /// Applies one update from the gradients the last `backward` wrote.
     pub fn step(&mut self, model: &mut Sequential) {
         self.t += 1;
-        for ((p, m), v) in model.params_mut().zip(&mut self.m).zip(&mut self.v) {
+        // Last layer first, so that the first layers' weights, which the next forward pass
+        // reads first, are the ones the update left in cache (bench --layers, modified, 2
+        // threads, two interleaved runs of 5: the 6272 -> 128 dense forward 0.81 -> 0.65 and
+        // 0.74 -> 0.63 ms). Each element's update is its own: the order changes no bits.
+        for ((p, m), v) in model.params_mut().rev().zip(self.m.iter_mut().rev()).zip(self.v.iter_mut().rev()) {
             kernels::adam::step(&self.config, self.t, &mut p.value, &p.grad, m, v);
         }
     }
