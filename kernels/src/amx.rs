@@ -420,7 +420,7 @@ unsafe fn transpose_dy(g: &ConvGeom, dy: &[f32], dyt: &mut [u16], mut db: Option
 /// # Safety
 /// The CPU has AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose16(r: &mut [core::arch::x86_64::__m512; 16]) {
+pub(crate) unsafe fn transpose16(r: &mut [core::arch::x86_64::__m512; 16]) {
     use core::arch::x86_64::*;
     let mut t = [_mm512_setzero_ps(); 16];
     for i in 0..8 {

@@ -117,6 +117,16 @@ pub(crate) trait Simd: Copy {
             *out.add(j) = Self::sum(v);
         }
     }
+    /// out[c * ld + j] = block[j][c]: a 16 x 16 block stored transposed, a row of `out` per
+    /// column of the block, element by element unless the path has a faster way.
+    #[inline(always)]
+    unsafe fn store_transposed16(block: &[[f32; 16]; 16], out: *mut f32, ld: usize) {
+        for c in 0..16 {
+            for (j, row) in block.iter().enumerate() {
+                *out.add(c * ld + j) = row[c];
+            }
+        }
+    }
 }
 
 /// AVX2 + FMA (x86-64-v3).
@@ -220,6 +230,15 @@ impl Simd for Avx512 {
         let u = _mm512_add_ps(u, _mm512_shuffle_ps::<0x4E>(u, u));
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
         _mm256_storeu_ps(out, _mm512_castps512_ps256(_mm512_permutexvar_ps(order, u)));
+    }
+    /// In registers: 16 loads, the shuffles of `amx::transpose16`, 16 stores.
+    #[inline(always)]
+    unsafe fn store_transposed16(block: &[[f32; 16]; 16], out: *mut f32, ld: usize) {
+        let mut r: [__m512; 16] = core::array::from_fn(|j| _mm512_loadu_ps(block[j].as_ptr()));
+        crate::amx::transpose16(&mut r);
+        for (c, v) in r.iter().enumerate() {
+            _mm512_storeu_ps(out.add(c * ld), *v);
+        }
     }
 }
 

@@ -129,7 +129,7 @@ pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     // the others waiting, the 7 x 7 64 -> 128 kernels took ~150 us a pass (twice a step of
     // the modified model), the 28 x 28 32 -> 32 ones 25-35 us. Channels in sixteens make
     // whole chunks.
-    debug_assert!(cc.is_multiple_of(CHUNK));
+    assert!(cc.is_multiple_of(CHUNK), "winograd: channels in sixteens");
     (0..cc / CHUNK).into_par_iter().with_min_len(8).for_each(|c| {
         let i0 = c * CHUNK;
         // SAFETY: chunk i0..i0 + CHUNK of each of u's 16 planes of cc is inside the `u` that

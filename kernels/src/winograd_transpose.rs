@@ -198,19 +198,27 @@ pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     // of 100 interleaved tries: 184 us on 1 thread and 109 on 2, where element by element
     // through the transpose, one plane after another, took 308.
     u[..weights_len(g)].par_chunks_exact_mut(c_n * f_n).enumerate().for_each(|(plane, up)| {
-        for f0 in (0..f_n).step_by(16) {
-            for c0 in (0..c_n).step_by(16) {
-                let mut block = [[0.0f32; 16]; 16];
-                for (f, row) in block.iter_mut().enumerate() {
-                    kernel_sums(w, c_n * f_n, plane, (f0 + f) * c_n + c0, row);
-                }
-                for c in 0..16 {
-                    let out = &mut up[(c0 + c) * f_n + f0..][..16];
-                    out.iter_mut().enumerate().for_each(|(f, o)| *o = block[f][c]);
-                }
-            }
-        }
+        // SAFETY: `applies` makes both counts multiples of 16, so every block is inside `up`.
+        dispatch!(transposed_plane(w: &[f32], f_n: usize, c_n: usize, plane: usize, up: &mut [f32]))
     });
+}
+
+/// Plane `plane` of `transform_weights`: each 16 x 16 block's sums along c, then stored
+/// transposed (`Simd::store_transposed16`).
+/// # Safety
+/// `S`'s instructions exist; `f_n` and `c_n` are multiples of 16 and `up` holds `c_n x f_n`.
+#[inline(always)]
+unsafe fn transposed_plane<S: Simd>(w: &[f32], f_n: usize, c_n: usize, plane: usize, up: &mut [f32]) {
+    assert_eq!(up.len(), c_n * f_n, "winograd_transpose: kernel plane length");
+    for f0 in (0..f_n).step_by(16) {
+        for c0 in (0..c_n).step_by(16) {
+            let mut block = [[0.0f32; 16]; 16];
+            for (f, row) in block.iter_mut().enumerate() {
+                kernel_sums(w, c_n * f_n, plane, (f0 + f) * c_n + c0, row);
+            }
+            S::store_transposed16(&block, up.as_mut_ptr().add(c0 * f_n + f0), f_n);
+        }
+    }
 }
 
 /// out[j] = the kernel sum `kernel` (w's taps a in `TAPS[kernel / 4]`, b in `TAPS[kernel % 4]`)
@@ -218,9 +226,10 @@ pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
 /// both passes' transformed kernels, in runs of 16 (`out`'s length is a multiple: channels in
 /// sixteens). `strided_plane` inlines it on the path's vectors: on the baseline's two f64
 /// lanes the 128 x 128 strided kernel took 228-250 us on one thread, on AVX-512 78-79 (2
-/// threads: 110-140 -> 38-40). The forward's (`transform_weights`) is bound by its transposes.
+/// threads: 110-140 -> 38-40); `transposed_plane` likewise.
 #[inline(always)]
 fn kernel_sums(w: &[f32], plane: usize, kernel: usize, i0: usize, out: &mut [f32]) {
+    debug_assert!(out.len().is_multiple_of(16), "winograd_transpose: kernel sums in runs of 16");
     for (out, at) in out.chunks_exact_mut(16).zip((i0..).step_by(16)) {
         let mut sums = [0.0f64; 16];
         for &a in TAPS[kernel / 4] {
