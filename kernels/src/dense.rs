@@ -104,18 +104,20 @@ pub fn forward(
             bf16::pack_row_pairs_par(w, c_out, wq);
             let xq = &bf16::as_u32(xq)[..x.len() / 2];
             forward_tasks(c_in / 2, c_out, xq, wq, b, y, KC / 2, |rows, k, a, bw, c, bias| {
-                if let Some(b) = bias {
-                    simd::copy_rows(b, c);
-                }
-                let c = c.as_mut_ptr();
                 if amx::gemm_applies(rows, k, c_out) {
+                    // AMX's tiles add to y: the bias goes there first.
+                    if let Some(b) = bias {
+                        simd::copy_rows(b, c);
+                    }
+                    let c = c.as_mut_ptr();
                     // SAFETY: rows x k pairs of xq (c_in / 2 apart), k x c_out of wq and rows x
                     // c_out of y, as `forward_tasks` says.
                     unsafe { amx::gemm_acc((rows, k, c_out), (a, c_in / 2), (bw, c_out), (c, c_out)) }
                 } else {
+                    let (c, bias) = (c.as_mut_ptr(), bias.map(<[f32]>::as_ptr));
                     // SAFETY: as for the f32 tiles (the pair arrays have the f32 ones' shape
                     // with half the inner dimension); `native` means the CPU has AVX512-BF16.
-                    unsafe { gemm_acc_bf16(rows, k, c_out, a, c_in / 2, 1, bw, c) }
+                    unsafe { gemm_acc_bf16(rows, k, c_out, a, c_in / 2, 1, bw, c, bias) }
                 }
             });
         }
@@ -183,7 +185,7 @@ unsafe fn gemm_acc<S: Simd>(
 }
 
 /// `gemm_acc` in bf16 pairs (`VDPBF16PS`): `a` and `b` hold pairs along p, `k` of them;
-/// `c_out % 16 == 0`.
+/// `c_out % 16 == 0`; the tiles start from `bias` where given, as the f32 ones.
 /// # Safety
 /// As `gemm_acc`, and the CPU has AVX512-BF16 besides AVX-512F.
 #[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
@@ -197,8 +199,9 @@ unsafe fn gemm_acc_bf16(
     a_k: usize,
     b: *const u32,
     c: *mut f32,
+    bias: Option<*const f32>,
 ) {
-    gemm_tiles::<Avx512, Bf16Pairs>(rows, k, c_out, c_out, a, a_j, a_k, b, c, None)
+    gemm_tiles::<Avx512, Bf16Pairs>(rows, k, c_out, c_out, a, a_j, a_k, b, c, bias)
 }
 
 /// The tiles of `gemm_acc` over the first `vec_cols` columns (whole vectors), on elements `O`:
@@ -230,7 +233,7 @@ unsafe fn gemm_tiles<S: Simd, O: Operand<S>>(
     // for the hardware prefetchers, so the first row tile waited for each line in turn. The
     // next block's slab is asked for while this one runs, a share before each row tile.
     let far = c_out * 4 >= 4096;
-    let tiles = rows.div_ceil(MAX_M);
+    let tiles = row_chunks(rows).count();
     for p0 in (0..k).step_by(kb) {
         let len = kb.min(k - p0);
         let (a, b) = (a.add(p0 * a_k), b.add(p0 * c_out));
@@ -610,7 +613,7 @@ pub fn backward_weight(
                     } else {
                         // SAFETY: as for the f32 tiles, with pairs of batch rows; `native`
                         // means the CPU has AVX512-BF16.
-                        unsafe { gemm_acc_bf16(rows, pairs, c_out, a, 1, c_in, b, c) }
+                        unsafe { gemm_acc_bf16(rows, pairs, c_out, a, 1, c_in, b, c, None) }
                     }
                 });
             }
