@@ -401,7 +401,7 @@ unsafe fn transpose_dy(g: &ConvGeom, dy: &[f32], dyt: &mut [u16], mut db: Option
                     let sum = r[..pixels].iter().fold(_mm512_loadu_ps(at), |acc, row| _mm512_add_ps(acc, *row));
                     _mm512_storeu_ps(at, sum);
                 }
-                transpose16(&mut r);
+                crate::micro::transpose16(&mut r);
                 for (c, v) in r.iter().enumerate() {
                     let v = core::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(*v));
                     // SAFETY: row co0 + c, grid columns ow0.. of row oh, inside it (`keep`).
@@ -412,39 +412,6 @@ unsafe fn transpose_dy(g: &ConvGeom, dy: &[f32], dyt: &mut [u16], mut db: Option
     }
     for row in dyt.chunks_exact_mut(q) {
         row[g.h_out * w..].fill(0);
-    }
-}
-
-/// The 16 x 16 matrix of 32-bit elements in `r` (a row per register) transposed in place:
-/// pairs, then quads within 128-bit lanes, then the lanes themselves.
-/// # Safety
-/// The CPU has AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn transpose16(r: &mut [core::arch::x86_64::__m512; 16]) {
-    use core::arch::x86_64::*;
-    let mut t = [_mm512_setzero_ps(); 16];
-    for i in 0..8 {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    // r[4 i + k], 128-bit lane l: column 4 l + k of rows 4 i .. 4 i + 4.
-    for i in 0..4 {
-        r[4 * i] = _mm512_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
-        r[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
-        r[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
-        r[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
-    }
-    for k in 0..4 {
-        t[k] = _mm512_shuffle_f32x4::<0x88>(r[k], r[4 + k]);
-        t[4 + k] = _mm512_shuffle_f32x4::<0xDD>(r[k], r[4 + k]);
-        t[8 + k] = _mm512_shuffle_f32x4::<0x88>(r[8 + k], r[12 + k]);
-        t[12 + k] = _mm512_shuffle_f32x4::<0xDD>(r[8 + k], r[12 + k]);
-    }
-    for k in 0..4 {
-        r[k] = _mm512_shuffle_f32x4::<0x88>(t[k], t[8 + k]);
-        r[8 + k] = _mm512_shuffle_f32x4::<0xDD>(t[k], t[8 + k]);
-        r[4 + k] = _mm512_shuffle_f32x4::<0x88>(t[4 + k], t[12 + k]);
-        r[12 + k] = _mm512_shuffle_f32x4::<0xDD>(t[4 + k], t[12 + k]);
     }
 }
 
@@ -647,7 +614,7 @@ unsafe fn transpose_pairs_avx512(src: &[u32], rows: usize, cols: usize, j0: usiz
                 _mm512_setzero_ps()
             }
         });
-        transpose16(&mut r);
+        crate::micro::transpose16(&mut r);
         let keep = ((1u32 << height) - 1) as u16;
         for (j, v) in r.iter().enumerate().take(width) {
             _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(j * rows + i0).cast(), keep, _mm512_castps_si512(*v));

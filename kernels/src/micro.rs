@@ -24,6 +24,14 @@ use core::arch::x86_64::*;
 /// Rows per tile: 6 x 16 fills AVX2's 16 registers without spilling.
 pub(crate) const MAX_M: usize = 6;
 
+/// Tile rows per block of a minimal-filtering pass (`winograd`, `winograd_transpose`), whose
+/// point products run over a block's tiles: at least `rows`, and enough for 12 tiles (a 7-wide
+/// image has 4 tiles per row, which short register tiles of 4 rows would run at half their
+/// width).
+pub(crate) fn block_rows(rows: usize, tiles_per_row: usize) -> usize {
+    rows.max(12usize.div_ceil(tiles_per_row))
+}
+
 /// Rows of a tall tile (`tall_tile`): 14 x 2 vectors fill AVX-512's 32 registers (28
 /// accumulators, 2 kernel vectors, a broadcast), and 14 divides the models' widths 28 and 14.
 pub(crate) const TALL_M: usize = 14;
@@ -231,14 +239,47 @@ impl Simd for Avx512 {
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
         _mm256_storeu_ps(out, _mm512_castps512_ps256(_mm512_permutexvar_ps(order, u)));
     }
-    /// In registers: 16 loads, the shuffles of `amx::transpose16`, 16 stores.
+    /// In registers: 16 loads, the shuffles of `transpose16`, 16 stores.
     #[inline(always)]
     unsafe fn store_transposed16(block: &[[f32; 16]; 16], out: *mut f32, ld: usize) {
         let mut r: [__m512; 16] = core::array::from_fn(|j| _mm512_loadu_ps(block[j].as_ptr()));
-        crate::amx::transpose16(&mut r);
+        transpose16(&mut r);
         for (c, v) in r.iter().enumerate() {
             _mm512_storeu_ps(out.add(c * ld), *v);
         }
+    }
+}
+
+/// The 16 x 16 matrix of 32-bit elements in `r` (a row per register) transposed in place:
+/// pairs, then quads within 128-bit lanes, then the lanes themselves (AMX's operands and
+/// `Simd::store_transposed16`).
+/// # Safety
+/// The CPU has AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn transpose16(r: &mut [__m512; 16]) {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // r[4 i + k], 128-bit lane l: column 4 l + k of rows 4 i .. 4 i + 4.
+    for i in 0..4 {
+        r[4 * i] = _mm512_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for k in 0..4 {
+        t[k] = _mm512_shuffle_f32x4::<0x88>(r[k], r[4 + k]);
+        t[4 + k] = _mm512_shuffle_f32x4::<0xDD>(r[k], r[4 + k]);
+        t[8 + k] = _mm512_shuffle_f32x4::<0x88>(r[8 + k], r[12 + k]);
+        t[12 + k] = _mm512_shuffle_f32x4::<0xDD>(r[8 + k], r[12 + k]);
+    }
+    for k in 0..4 {
+        r[k] = _mm512_shuffle_f32x4::<0x88>(t[k], t[8 + k]);
+        r[8 + k] = _mm512_shuffle_f32x4::<0xDD>(t[k], t[8 + k]);
+        r[4 + k] = _mm512_shuffle_f32x4::<0x88>(t[4 + k], t[12 + k]);
+        r[12 + k] = _mm512_shuffle_f32x4::<0xDD>(t[4 + k], t[12 + k]);
     }
 }
 

@@ -25,7 +25,7 @@
 
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
-use crate::micro::{channel_blocks, each_tile, Simd, Tile};
+use crate::micro::{self, channel_blocks, each_tile, Simd, Tile};
 use rayon::prelude::*;
 
 /// Tile rows (of `tile_grid`'s columns each) per block: each `U[ξ]` read from L2 serves that
@@ -85,10 +85,9 @@ pub fn pad_input(g: &ConvGeom, x: &[f32], xp: &mut [f32]) {
     crate::conv_direct::pad_input_to(g, padded_dims(g), x, &mut xp[..padded_len(g)]);
 }
 
-/// Tile rows per block, at least `rows` and enough for 12 tiles (a 7-wide output has 4 tiles
-/// per row, which short tiles of 4 would run at half their width).
+/// Tile rows per block, at least `rows` (`micro::block_rows`).
 fn block_rows(g: &ConvGeom, rows: usize) -> usize {
-    rows.max(12usize.div_ceil(tile_grid(g).1))
+    micro::block_rows(rows, tile_grid(g).1)
 }
 
 /// Floats of the transformed kernel `U`.
@@ -335,23 +334,33 @@ unsafe fn weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], m: &mu
 pub fn weight_grad_finish(g: &ConvGeom, m: &[f32], dw: &mut [f32]) {
     assert!(applies(g) && m.len() >= weights_len(g) && dw.len() == g.w_len(), "winograd: kernel lengths");
     let cc = g.c_in * g.c_out;
+    // Channels in sixteens make whole chunks, on the path's vectors as `transform_chunk`'s.
+    assert!(cc.is_multiple_of(CHUNK), "winograd: channels in sixteens");
     for i0 in (0..cc).step_by(CHUNK) {
-        let len = CHUNK.min(cc - i0);
-        // t[3a + kw] = sum over b of m[a][b] G[b][kw], then dw[kh][kw] = sum over a of G[a][kh] t[3a + kw].
-        let mut t = [[0.0f64; CHUNK]; 12];
-        for (xi, plane) in m[..16 * cc].chunks_exact(cc).enumerate() {
-            let (a, b) = (xi / 4, xi % 4);
-            for (kw, &gw) in G[b].iter().enumerate() {
-                for (tv, &v) in t[3 * a + kw].iter_mut().zip(&plane[i0..i0 + len]) {
-                    *tv += f64::from(v) * gw;
-                }
+        dispatch!(finish_chunk(m: &[f32], cc: usize, i0: usize, dw: &mut [f32]))
+    }
+}
+
+/// Elements `i0..i0 + CHUNK` of `weight_grad_finish`'s 9 taps of `cc`.
+/// # Safety
+/// `S`'s instructions exist.
+#[inline(always)]
+unsafe fn finish_chunk<S: Simd>(m: &[f32], cc: usize, i0: usize, dw: &mut [f32]) {
+    // t[3a + kw] = sum over b of m[a][b] G[b][kw], then dw[kh][kw] = sum over a of G[a][kh] t[3a + kw].
+    let mut t = [[0.0f64; CHUNK]; 12];
+    for (xi, plane) in m[..16 * cc].chunks_exact(cc).enumerate() {
+        let (a, b) = (xi / 4, xi % 4);
+        let src: &[f32; CHUNK] = plane[i0..i0 + CHUNK].try_into().expect("a whole chunk");
+        for (kw, &gw) in G[b].iter().enumerate() {
+            for (tv, &v) in t[3 * a + kw].iter_mut().zip(src) {
+                *tv += f64::from(v) * gw;
             }
         }
-        for (kh, kw) in (0..3).flat_map(|kh| (0..3).map(move |kw| (kh, kw))) {
-            let dst = &mut dw[(kh * 3 + kw) * cc + i0..][..len];
-            for (l, d) in dst.iter_mut().enumerate() {
-                *d = G.iter().enumerate().map(|(a, ga)| ga[kh] * t[3 * a + kw][l]).sum::<f64>() as f32;
-            }
+    }
+    for (kh, kw) in (0..3).flat_map(|kh| (0..3).map(move |kw| (kh, kw))) {
+        let dst: &mut [f32; CHUNK] = (&mut dw[(kh * 3 + kw) * cc + i0..][..CHUNK]).try_into().expect("a whole chunk");
+        for (l, d) in dst.iter_mut().enumerate() {
+            *d = G.iter().enumerate().map(|(a, ga)| ga[kh] * t[3 * a + kw][l]).sum::<f64>() as f32;
         }
     }
 }

@@ -25,7 +25,7 @@
 use crate::conv_direct;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
-use crate::micro::{channel_blocks, channel_blocks_upto, each_tile, Simd, Tile};
+use crate::micro::{self, channel_blocks, channel_blocks_upto, each_tile, Simd, Tile};
 use rayon::prelude::*;
 
 /// Which of the window's four 1-D values (d0 - d1, d1, d2 - d1, d2) each of the 5 points reads.
@@ -167,10 +167,10 @@ fn plane_len(tiles: usize, width: usize) -> usize {
     tiles * width + 16
 }
 
-/// Tiles per block: `BLOCK_ROWS` tile rows, or enough for 12 tiles.
+/// Tiles per block: `BLOCK_ROWS` tile rows at least (`micro::block_rows`).
 fn block_tiles(g: &ConvGeom) -> usize {
     let tw = tile_grid(g).1;
-    BLOCK_ROWS.max(12usize.div_ceil(tw)) * tw
+    micro::block_rows(BLOCK_ROWS, tw) * tw
 }
 
 /// Floats of the transformed kernel `U [16][C][F]`.
@@ -398,10 +398,10 @@ pub fn strided_weights_len(g: &ConvGeom) -> usize {
     size(&[16, g.c_in, g.c_out])
 }
 
-/// Tiles per block of the strided pass.
+/// Tiles per block of the strided pass: `STRIDED_BLOCK_ROWS` tile rows at least.
 fn strided_block_tiles(g: &ConvGeom) -> usize {
     let tw = tile_grid(g).1;
-    STRIDED_BLOCK_ROWS.max(12usize.div_ceil(tw)) * tw
+    micro::block_rows(STRIDED_BLOCK_ROWS, tw) * tw
 }
 
 /// Floats of the strided pass's padded image (`strided_pad_input`), where `applies`.
