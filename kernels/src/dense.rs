@@ -280,6 +280,10 @@ pub fn backward_input(
     if n == 0 || c_in == 0 {
         return;
     }
+    if c_out == 0 {
+        dx.fill(0.0);
+        return;
+    }
     // The lanes run along the batch, so natively any c_out fits.
     let route = bf16_route(precision, c_out.is_multiple_of(2), 16);
     // On AMX, dxᵀ is computed whole and transposed into dx; the dot products' first run stores
@@ -287,11 +291,8 @@ pub fn backward_input(
     // every other path adds into dx.
     let amx_whole = route == Some(true) && amx::gemm_applies(c_in, c_out / 2, n);
     let dots = route.is_none() && kernel_path() == KernelPath::Avx512;
-    if c_out == 0 || !(amx_whole || dots) {
+    if !(amx_whole || dots) {
         dx.fill(0.0);
-    }
-    if c_out == 0 {
-        return;
     }
     match route {
         // With 32 registers, dot products along the output features: a tile's sums stay in
