@@ -115,6 +115,11 @@ pub(crate) trait Simd: Copy {
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
+    /// `v` where `y > 0`, else +0 (`0 < y ? v : 0`: a NaN or -0 `y` gives +0): ReLU
+    /// (`y = v`) and its gradient, as a compare and a mask. The scalar select these loops were
+    /// compiled from became masked stores of zero, which AVX2 runs as `VMASKMOVPS`,
+    /// microcoded on AMD Zen (some 5% of a modified training step on Zen 3).
+    unsafe fn keep_where_positive(v: Self::V, y: Self::V) -> Self::V;
     /// The sum of the lanes, in a fixed order.
     unsafe fn sum(v: Self::V) -> f32;
     /// The sums of the lanes of 8 vectors, each in a fixed order: `sum` of each, unless the
@@ -173,6 +178,10 @@ impl Simd for Avx2 {
         _mm256_sub_ps(a, b)
     }
     #[inline(always)]
+    unsafe fn keep_where_positive(v: __m256, y: __m256) -> __m256 {
+        _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GT_OQ>(y, _mm256_setzero_ps()))
+    }
+    #[inline(always)]
     unsafe fn sum(v: __m256) -> f32 {
         let mut l = [0.0f32; 8];
         _mm256_storeu_ps(l.as_mut_ptr(), v);
@@ -214,6 +223,10 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn sub(a: __m512, b: __m512) -> __m512 {
         _mm512_sub_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn keep_where_positive(v: __m512, y: __m512) -> __m512 {
+        _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm512_setzero_ps()), v)
     }
     #[inline(always)]
     unsafe fn sum(v: __m512) -> f32 {
@@ -318,6 +331,11 @@ impl Simd for Portable {
     #[inline(always)]
     unsafe fn sub(a: wide::f32x8, b: wide::f32x8) -> wide::f32x8 {
         a - b
+    }
+    #[inline(always)]
+    unsafe fn keep_where_positive(v: wide::f32x8, y: wide::f32x8) -> wide::f32x8 {
+        use wide::CmpGt;
+        v & y.cmp_gt(wide::f32x8::ZERO)
     }
     #[inline(always)]
     unsafe fn sum(v: wide::f32x8) -> f32 {
