@@ -32,6 +32,27 @@ pub(crate) fn block_rows(rows: usize, tiles_per_row: usize) -> usize {
     rows.max(12usize.div_ceil(tiles_per_row))
 }
 
+/// Columns per block of a matrix whose rows the register tiles read as their vectors (a
+/// minimal-filtering pass's transformed kernel), at `blocked_at`: 16 on AVX2 (and portable),
+/// one tile's width, so that the rows a tile reads (128 x 16 of a kernel plane: 8 KB) lie in
+/// a row; rows 256-512 bytes apart fell out of L1 and the 512 KB L2 of AMD Zen 3, and the
+/// tiles waited on their loads. The whole width on AVX-512, whose 1 MB L2 held them (the
+/// row-major layout before).
+pub(crate) fn column_block(path: KernelPath, cols: usize) -> usize {
+    if path == KernelPath::Avx512 {
+        cols
+    } else {
+        16
+    }
+}
+
+/// Where element (r, c) of a `rows x cols` matrix is on `path`: in column blocks of
+/// `column_block` columns (`cols` a multiple), each `rows` rows of that width.
+pub(crate) fn blocked_at(path: KernelPath, (r, c): (usize, usize), (rows, cols): (usize, usize)) -> usize {
+    let bw = column_block(path, cols);
+    c / bw * bw * rows + r * bw + c % bw
+}
+
 /// Rows of a tall tile (`tall_tile`): 14 x 2 vectors fill AVX-512's 32 registers (28
 /// accumulators, 2 kernel vectors, a broadcast), and 14 divides the models' widths 28 and 14.
 pub(crate) const TALL_M: usize = 14;

@@ -118,7 +118,7 @@ const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0
 /// along the pairs in vectors.
 const CHUNK: usize = 64;
 
-/// U[ξ = 4a + b][ci][co] = (G g Gᵀ)[a][b] for `w [3, 3, c_in, c_out]`, in f64 (G's entries
+/// U[ξ = 4a + b][ci][co] (at `micro::blocked_at`) = (G g Gᵀ)[a][b] for `w [3, 3, c_in, c_out]`, in f64 (G's entries
 /// are 0, 1/2 and 1, so the products are exact), rounded once. Overwrites `u` (`weights_len`).
 pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     assert!(applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g), "winograd: kernel lengths");
@@ -133,7 +133,8 @@ pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
         let i0 = c * CHUNK;
         // SAFETY: chunk i0..i0 + CHUNK of each of u's 16 planes of cc is inside the `u` that
         // `weights_len` measured, and only this task writes it.
-        dispatch!(transform_chunk(w: &[f32], cc: usize, i0: usize, u: Planes))
+        let dims = (cc, g.c_out);
+        dispatch!(transform_chunk(w: &[f32], dims: (usize, usize), i0: usize, u: Planes))
     });
 }
 
@@ -149,7 +150,7 @@ unsafe impl Sync for Planes {}
 /// # Safety
 /// `S`'s instructions exist; those elements are inside `u` and no other task writes them.
 #[inline(always)]
-unsafe fn transform_chunk<S: Simd>(w: &[f32], cc: usize, i0: usize, u: Planes) {
+unsafe fn transform_chunk<S: Simd>(w: &[f32], (cc, c_out): (usize, usize), i0: usize, u: Planes) {
     // t[3a + kw] = sum over kh of G[a][kh] g[kh][kw], then U[a][b] = sum over kw of t[3a + kw] G[b][kw].
     let mut t = [[0.0f64; CHUNK]; 12];
     for (tap, src) in w.chunks_exact(cc).enumerate() {
@@ -163,9 +164,14 @@ unsafe fn transform_chunk<S: Simd>(w: &[f32], cc: usize, i0: usize, u: Planes) {
     }
     for (a, b) in (0..4).flat_map(|a| (0..4).map(move |b| (a, b))) {
         let gb = G[b];
-        let dst = &mut *u.0.add((a * 4 + b) * cc + i0).cast::<[f32; CHUNK]>();
-        for (l, d) in dst.iter_mut().enumerate() {
-            *d = (gb[0] * t[3 * a][l] + gb[1] * t[3 * a + 1][l] + gb[2] * t[3 * a + 2][l]) as f32;
+        // Runs of 16 along c_out: whole in the plane's column blocks too.
+        for l0 in (0..CHUNK).step_by(16) {
+            let i = i0 + l0;
+            let at = micro::blocked_at(S::PATH, (i / c_out, i % c_out), (cc / c_out, c_out));
+            let dst = &mut *u.0.add((a * 4 + b) * cc + at).cast::<[f32; 16]>();
+            for (l, d) in (l0..).zip(dst.iter_mut()) {
+                *d = (gb[0] * t[3 * a][l] + gb[1] * t[3 * a + 1][l] + gb[2] * t[3 * a + 2][l]) as f32;
+            }
         }
     }
 }
@@ -207,7 +213,13 @@ unsafe fn forward_with<S: Simd>(
             for (co0, nv) in channel_blocks(co_n, gemm_path) {
                 each_tile!(S, nv, tiles, tw, ci_n, |t: usize| vx.add(t * ci_n), |t0, M, NV, rows| {
                     let mut acc = Tile::<S, M, NV>::zero();
-                    acc.run(rows, 1, ux.add(co0), co_n, ci_n);
+                    acc.run(
+                        rows,
+                        1,
+                        ux.add(micro::blocked_at(S::PATH, (0, co0), (ci_n, co_n))),
+                        micro::column_block(S::PATH, co_n),
+                        ci_n,
+                    );
                     acc.store(mx.add(t0 * co_n + co0), co_n);
                 });
             }

@@ -24,7 +24,7 @@
 
 use crate::conv_direct;
 use crate::geom::{size, ConvGeom};
-use crate::isa::{dispatch, kernel_path, KernelPath};
+use crate::isa::{dispatch, kernel_path};
 use crate::micro::{self, channel_blocks, channel_blocks_upto, each_tile, Simd, Tile};
 use rayon::prelude::*;
 
@@ -188,27 +188,7 @@ pub fn work_len(g: &ConvGeom) -> usize {
     }
 }
 
-/// Output channels per column block of a transformed kernel plane (`u_at`): 16 on AVX2 (and
-/// portable), one register tile's width, so that the 128 x 16 block a tile reads is 8 KB in a
-/// row (rows 256-512 bytes apart fell out of L1 and the 512 KB L2 of AMD Zen 3, and the
-/// tiles waited on their kernel loads); the whole plane's width on AVX-512, whose 1 MB L2
-/// held it.
-fn column_block(path: KernelPath, f_n: usize) -> usize {
-    if path == KernelPath::Avx512 {
-        f_n
-    } else {
-        16
-    }
-}
-
-/// Where element (c, f) of a `c_n x f_n` transformed kernel plane is on `path`: in column
-/// blocks of `column_block` channels, each `c_n` rows of that width.
-fn u_at(path: KernelPath, (c, f): (usize, usize), (c_n, f_n): (usize, usize)) -> usize {
-    let bw = column_block(path, f_n);
-    f / bw * bw * c_n + c * bw + f % bw
-}
-
-/// U[4 kr + kc][c][f] (at `u_at`) = sum of w[a][b][f][c] over a in `TAPS[kr]`, b in
+/// U[4 kr + kc][c][f] (at `micro::blocked_at`) = sum of w[a][b][f][c] over a in `TAPS[kr]`, b in
 /// `TAPS[kc]`, in f64, rounded once. Overwrites `u` (`weights_len`).
 pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     assert!(applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g), "winograd_transpose: kernel lengths");
@@ -236,8 +216,8 @@ unsafe fn transposed_plane<S: Simd>(w: &[f32], f_n: usize, c_n: usize, plane: us
             for (f, row) in block.iter_mut().enumerate() {
                 kernel_sums(w, c_n * f_n, plane, (f0 + f) * c_n + c0, row);
             }
-            let at = u_at(S::PATH, (c0, f0), (c_n, f_n));
-            S::store_transposed16(&block, up.as_mut_ptr().add(at), column_block(S::PATH, f_n));
+            let at = micro::blocked_at(S::PATH, (c0, f0), (c_n, f_n));
+            S::store_transposed16(&block, up.as_mut_ptr().add(at), micro::column_block(S::PATH, f_n));
         }
     }
 }
@@ -360,7 +340,13 @@ unsafe fn point_products<S: Simd>(
         for (c0, nv) in channel_blocks_upto(n, path, 2) {
             each_tile!(S, nv, count, run, k, |j: usize| vx.add(tile(j) * k), |t0, M, NV, rows| {
                 let mut acc = Tile::<S, M, NV>::zero();
-                acc.run(rows, 1, ux.add(u_at(S::PATH, (0, c0), (k, n))), column_block(S::PATH, n), k);
+                acc.run(
+                    rows,
+                    1,
+                    ux.add(micro::blocked_at(S::PATH, (0, c0), (k, n))),
+                    micro::column_block(S::PATH, n),
+                    k,
+                );
                 acc.store(mx.add(t0 * n + c0), n);
             });
         }
@@ -447,7 +433,7 @@ pub fn strided_work_len(g: &ConvGeom) -> usize {
     }
 }
 
-/// U[4 kr + kc][f][c] (at `u_at`) = sum of w[a][b][f][c] over a in `TAPS[kr]`, b in
+/// U[4 kr + kc][f][c] (at `micro::blocked_at`) = sum of w[a][b][f][c] over a in `TAPS[kr]`, b in
 /// `TAPS[kc]`, in f64, rounded once. Overwrites `u` (`strided_weights_len`).
 pub fn transform_weights_strided(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     assert!(
@@ -471,7 +457,7 @@ unsafe fn strided_plane<S: Simd>(w: &[f32], c_n: usize, kernel: usize, up: &mut 
     let (plane, f_n) = (up.len(), up.len() / c_n);
     for f in 0..f_n {
         for c0 in (0..c_n).step_by(16) {
-            let at = u_at(S::PATH, (f, c0), (f_n, c_n));
+            let at = micro::blocked_at(S::PATH, (f, c0), (f_n, c_n));
             kernel_sums(w, plane, kernel, f * c_n + c0, &mut up[at..at + 16]);
         }
     }
