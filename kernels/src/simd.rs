@@ -2,9 +2,9 @@
 //! widest vectors of the CPU. Each is a plain scalar loop (`*_with`) that the compiler
 //! vectorizes once `dispatch!` inlines it into a wrapper with the path's instruction set (`S`
 //! picks only that), except ReLU and its gradient, written on `S`'s vectors (see
-//! `Simd::keep_where_positive`). The binary is built for baseline x86-64, so the `wide` vectors these
-//! loops used before were 128-bit SSE: the per-image ReLU of a 28x28x32 output cost 2-3% of
-//! a baseline inference. Elementwise, so every path gives the same bits.
+//! `Simd::keep_where_positive`). The binary is built for baseline x86-64, so the `wide`
+//! vectors these loops used before were 128-bit SSE: the per-image ReLU of a 28x28x32 output
+//! cost 2-3% of a baseline inference. Elementwise, so every path gives the same bits.
 
 use crate::isa::dispatch;
 use crate::micro::Simd;

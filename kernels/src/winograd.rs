@@ -118,8 +118,9 @@ const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0
 /// along the pairs in vectors.
 const CHUNK: usize = 64;
 
-/// U[ξ = 4a + b][ci][co] (at `micro::blocked_at`) = (G g Gᵀ)[a][b] for `w [3, 3, c_in, c_out]`, in f64 (G's entries
-/// are 0, 1/2 and 1, so the products are exact), rounded once. Overwrites `u` (`weights_len`).
+/// U[ξ = 4a + b][ci][co] (at `micro::blocked_at`) = (G g Gᵀ)[a][b] for `w [3, 3, c_in,
+/// c_out]`, in f64 (G's entries are 0, 1/2 and 1, so the products are exact), rounded once.
+/// Overwrites `u` (`weights_len`).
 pub fn transform_weights(g: &ConvGeom, w: &[f32], u: &mut [f32]) {
     assert!(applies(g) && w.len() == g.w_len() && u.len() >= weights_len(g), "winograd: kernel lengths");
     let cc = g.c_in * g.c_out;
