@@ -53,6 +53,12 @@ pub(crate) fn blocked_at(path: KernelPath, (r, c): (usize, usize), (rows, cols):
     c / bw * bw * rows + r * bw + c % bw
 }
 
+/// Where a register tile over columns `c0..` of a `rows x cols` matrix laid out at
+/// `blocked_at` reads its first row, and how far apart its rows are.
+pub(crate) fn column_run(path: KernelPath, c0: usize, (rows, cols): (usize, usize)) -> (usize, usize) {
+    (blocked_at(path, (0, c0), (rows, cols)), column_block(path, cols))
+}
+
 /// Rows of a tall tile (`tall_tile`): 14 x 2 vectors fill AVX-512's 32 registers (28
 /// accumulators, 2 kernel vectors, a broadcast), and 14 divides the models' widths 28 and 14.
 pub(crate) const TALL_M: usize = 14;

@@ -212,15 +212,10 @@ unsafe fn forward_with<S: Simd>(
             let (vx, ux, mx) =
                 (v.add(xi * tiles * ci_n).cast_const(), u.add(xi * ci_n * co_n), m.add(xi * tiles * co_n));
             for (co0, nv) in channel_blocks(co_n, gemm_path) {
+                let (u0, u_k) = micro::column_run(S::PATH, co0, (ci_n, co_n));
                 each_tile!(S, nv, tiles, tw, ci_n, |t: usize| vx.add(t * ci_n), |t0, M, NV, rows| {
                     let mut acc = Tile::<S, M, NV>::zero();
-                    acc.run(
-                        rows,
-                        1,
-                        ux.add(micro::blocked_at(S::PATH, (0, co0), (ci_n, co_n))),
-                        micro::column_block(S::PATH, co_n),
-                        ci_n,
-                    );
+                    acc.run(rows, 1, ux.add(u0), u_k, ci_n);
                     acc.store(mx.add(t0 * co_n + co0), co_n);
                 });
             }

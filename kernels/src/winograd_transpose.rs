@@ -338,15 +338,10 @@ unsafe fn point_products<S: Simd>(
         let (count, run) = (rows_p * cols_p, if cols_p == tw { rows_p * tw } else { cols_p });
         let tile = |j: usize| if cols_p == tw { j } else { j / cols_p * tw + j % cols_p };
         for (c0, nv) in channel_blocks_upto(n, path, 2) {
+            let (u0, u_k) = micro::column_run(S::PATH, c0, (k, n));
             each_tile!(S, nv, count, run, k, |j: usize| vx.add(tile(j) * k), |t0, M, NV, rows| {
                 let mut acc = Tile::<S, M, NV>::zero();
-                acc.run(
-                    rows,
-                    1,
-                    ux.add(micro::blocked_at(S::PATH, (0, c0), (k, n))),
-                    micro::column_block(S::PATH, n),
-                    k,
-                );
+                acc.run(rows, 1, ux.add(u0), u_k, k);
                 acc.store(mx.add(t0 * n + c0), n);
             });
         }
