@@ -375,9 +375,15 @@ fn within_bf16(what: &str, a: &[f32], f32_result: &[f32], magnitude: &[f32]) {
 
 fn dense_cases(path: KernelPath) {
     // (n, c_in, c_out): tails of every tile (rows of 6, columns of 16 and 8, then scalar),
-    // inner blocks of 256 and 512 crossed, the models' shapes.
+    // inner blocks of 256 and 512 crossed, the models' shapes; for the input gradient's
+    // broadcast tiles (c_out of 16 to 128 on AVX-512), batches that end inside a vector and
+    // input features past the last 16; for the weight gradient, a batch over several panels.
     for (i, &(n, ci, co)) in [
         (37, 13, 21),
+        (150, 70, 48),
+        (37, 45, 64),
+        (20, 300, 16),
+        (5, 16, 32),
         (5, 300, 40),
         (64, 600, 24),
         (7, 8, 1),

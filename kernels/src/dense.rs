@@ -2,11 +2,13 @@
 //! layout), `b [c_out]`, `y [n, c_out]`.
 //!
 //! Register-tiled kernels (`micro::Tile`, 6 rows x 16 columns) that read their f32 operands
-//! in place: no packing buffer, so a pass allocates nothing (a training step must not; see
+//! in place or from small blocks on the stack (the weight gradient's panel of x, the input
+//! gradient's transposed dy), so a pass allocates nothing (a training step must not; see
 //! tests/zero_alloc.rs). `forward` and `backward_weight` stream the inner dimension through
-//! the tiles; `backward_input` takes dot products of dy's and w's rows on AVX-512 (its 32
-//! registers hold a 4 x 4 tile of them), else multiplies by wᵀ with the batch along the vector
-//! lanes. Every output element is summed by one task in a fixed order, whatever the thread
+//! the tiles; `backward_input` multiplies by wᵀ with the batch along the vector lanes, on
+//! AVX-512 through 16 x 16 tiles transposed in registers where w's rows are short, and dot
+//! products of dy's and w's rows where they are long (its 32 registers hold a 4 x 4 tile of
+//! them). Every output element is summed by one task in a fixed order, whatever the thread
 //! count.
 //!
 //! In bf16 (`crate::bf16`) the operands are rounded into the caller's scratch first, on every
@@ -19,7 +21,8 @@ use crate::bf16::{self, Precision};
 use crate::geom::size;
 use crate::isa::{dispatch, kernel_path, KernelPath};
 use crate::micro::{
-    channel_blocks, row_chunks, with_nv, with_rows, Avx512, Bf16Pairs, Operand, Simd, Tile, Values, MAX_M,
+    channel_blocks, row_chunks, with_const, with_nv, with_rows, Avx512, Bf16Pairs, Operand, Simd, Strided, Tile,
+    Values, MAX_M,
 };
 use crate::simd;
 use rayon::prelude::*;
@@ -29,10 +32,17 @@ use rayon::prelude::*;
 const ROWS_PER_TASK: usize = 32;
 /// Rows of dW (input features) per parallel task in `backward_weight`.
 const W_ROWS_PER_TASK: usize = 64;
+/// Batch rows of x per panel of `backward_weight` (`[PANEL_K, W_ROWS_PER_TASK]`, 16 KB on the
+/// stack): a task copies its columns of x there, so its tiles' broadcasts read one panel
+/// instead of a page per batch row (x's rows are 25 KB apart in the 6272 -> 128 layer), and
+/// their runs need not be cut to `KB` for the TLB. Measured on AMD Zen 5, `bench --layers`,
+/// that layer's weight gradient: 0.75-0.77 -> 0.62-0.65 ms on one thread.
+const PANEL_K: usize = 64;
 /// Inner-dimension block of `forward`: a `[KC, 16]` slab of w (16 KB) stays in L1 while every
 /// row tile of the task uses it.
 const KC: usize = 256;
-/// Run length of a tile in `gemm_acc` when the rows of its `a` are a page or more apart.
+/// Run length of a tile in `gemm_tiles` when the rows of its `a` are a page or more apart
+/// (the native bf16 weight gradient, which reads its pairs of x in place).
 const KB: usize = 32;
 /// Output features per block of `backward_input`'s transposed dy (`[DX_OB, ROWS_PER_TASK]`, its
 /// batch rows along the lanes: 16 KB on the stack, in L1 while every tile uses it).
@@ -295,9 +305,18 @@ pub fn backward_input(
         dx.fill(0.0);
     }
     match route {
-        // With 32 registers, dot products along the output features: a tile's sums stay in
-        // registers for the whole run and reach dx once (the transposed tiles below add each
-        // block of products to dx one float at a time).
+        // With 32 registers and a short row of w (the 6272 -> 128 layer): w's rows broadcast
+        // along the batch, 16 x 16 tiles stored through a transpose in registers. One block of
+        // dyᵀ (c_out <= DX_OB), so the tiles store into dx rather than add.
+        None if dots && broadcast_applies(c_out) => {
+            transposed_tasks(c_in, c_out, DX_OB, dy, w, dx, |rows, _, a, b, c| {
+                let ld = c_out;
+                dispatch!(on KernelPath::Avx512, broadcast_tiles(rows: usize, c_in: usize, ld: usize, a: *const f32, b: *const f32, c: *mut f32))
+            })
+        }
+        // With 32 registers and long rows of w, dot products along the output features: a
+        // tile's sums stay in registers for the whole run and reach dx once (the transposed
+        // tiles below add each block of products to dx one float at a time).
         None if dots => {
             dx.par_chunks_mut(ROWS_PER_TASK * c_in).zip(dy.par_chunks(ROWS_PER_TASK * c_out)).for_each(|(dxt, dyt)| {
                 let rows = dxt.len() / c_in;
@@ -451,6 +470,66 @@ unsafe fn dot_tile<S: Simd>(
     }
 }
 
+/// Whether `backward_input` on AVX-512 runs `broadcast_tiles` for `c_out` output features:
+/// rows of w short enough for one block of dyᵀ, at a row stride `Strided` can hold as a
+/// constant (one pointer for 16 rows). Measured on the 6272 -> 128 layer (AMD Zen 5, one
+/// thread, `bench --layers`): 36-40% of the FMA peak in dot products (8 vector steps along
+/// 128 features, then sums across the lanes), 54-59% in these tiles.
+fn broadcast_applies(c_out: usize) -> bool {
+    matches!(c_out, 16 | 32 | 64 | 128)
+}
+
+/// Input features (rows of w) per tile of `broadcast_tiles`.
+const BT: usize = 16;
+/// Tiles of rows of w ahead that `broadcast_tiles` asks for: a tile reads a line of each of
+/// its 16 rows in turn, which the hardware prefetchers did not follow (43-45% of the peak
+/// without; 1 and 4 tiles ahead measured no better than 2).
+const AHEAD: usize = 2;
+
+/// dx[r, i] = sum over o < ld of w[i, o] dy_t[o, r] for r < rows, i < c_in, with `w [c_in, ld]`
+/// (`broadcast_applies(ld)`), `dy_t [ld, ROWS_PER_TASK]` the task's dy transposed and `dx
+/// [rows, c_in]`: tiles of `BT` rows of w (broadcast, from one pointer) x a vector of batch
+/// rows, each stored through a 16 x 16 transpose (`Simd::store_transposed16`) into `BT`
+/// consecutive features of 16 rows of dx. Every element is one chain of multiply-adds in o
+/// order from zero, the last `c_in % BT` features too (scalar), so the tiles' shape does not
+/// change the bits. Overwrites dx.
+/// # Safety
+/// `S`'s instructions exist, and the three arrays are as long as said.
+#[inline(always)]
+unsafe fn broadcast_tiles<S: Simd>(rows: usize, c_in: usize, ld: usize, w: *const f32, dy_t: *const f32, dx: *mut f32) {
+    let whole = c_in - c_in % BT;
+    with_const!(ld, LD in [16, 32, 64, 128] => {
+        let mut block = [[0.0f32; 16]; BT];
+        let (lines, tiles) = (BT * LD / 16, rows.div_ceil(S::LANES));
+        for i0 in (0..whole).step_by(BT) {
+            for (k, r0) in (0..rows).step_by(S::LANES).enumerate() {
+                let ahead = w.wrapping_add((i0 + AHEAD * BT) * LD);
+                (lines * k / tiles..lines * (k + 1) / tiles).for_each(|l| simd::prefetch(ahead.wrapping_add(16 * l)));
+                let mut t = Tile::<S, BT, 1>::zero();
+                t.run(Strided::<f32, LD>(w.add(i0 * LD)), 1, dy_t.add(r0), ROWS_PER_TASK, LD);
+                t.store(block.as_mut_ptr().cast(), 16);
+                let out = dx.add(r0 * c_in + i0);
+                if S::LANES == 16 && rows - r0 >= 16 {
+                    S::store_transposed16(&block, out, c_in);
+                } else {
+                    for (j, row) in block.iter().enumerate() {
+                        row.iter().take(S::LANES.min(rows - r0)).enumerate().for_each(|(l, v)| *out.add(l * c_in + j) = *v);
+                    }
+                }
+            }
+        }
+    });
+    for i in whole..c_in {
+        for r in 0..rows {
+            let mut s = 0.0f32;
+            for o in 0..ld {
+                s = (*w.add(i * ld + o)).mul_add(*dy_t.add(o * ROWS_PER_TASK + r), s);
+            }
+            *dx.add(r * c_in + i) = s;
+        }
+    }
+}
+
 /// `backward_input`'s tasks over `dy [n, o_len]` and `w [c_in, o_len]` (f32 values, or bf16
 /// pairs with `o_len` pairs), `block` output features (or pairs) at a time: a block of dyᵀ holds
 /// the task's batch rows along its rows (zeros past `rows`), so the batch runs along the
@@ -569,10 +648,17 @@ pub fn backward_weight(
     assert_eq!(db.len(), c_out, "dense: db length");
     assert!(scratch.len() >= scratch_len(n, c_in, c_out, precision), "dense: scratch too short");
     if c_in > 0 && c_out > 0 {
-        let f32_tiles = |_, rows, a, b, c| {
-            let (a_j, a_k) = (1, c_in);
-            let bias = None;
-            dispatch!(gemm_acc(rows: usize, n: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32, bias: Option<*const f32>))
+        let f32_tiles = |_, rows: usize, a: *const f32, b: *const f32, c| {
+            let mut panel = [0.0f32; PANEL_K * W_ROWS_PER_TASK];
+            for p0 in (0..n).step_by(PANEL_K) {
+                let len = PANEL_K.min(n - p0);
+                for (p, dst) in panel.chunks_exact_mut(W_ROWS_PER_TASK).take(len).enumerate() {
+                    // SAFETY: x[(p0 + p) * c_in + i0 + j] for j < rows is inside x (`weight_tasks`).
+                    dst[..rows].copy_from_slice(unsafe { core::slice::from_raw_parts(a.add((p0 + p) * c_in), rows) });
+                }
+                let (a, a_j, a_k, b, bias) = (panel.as_ptr(), 1, W_ROWS_PER_TASK, b.wrapping_add(p0 * c_out), None);
+                dispatch!(gemm_acc(rows: usize, len: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32, bias: Option<*const f32>))
+            }
         };
         match bf16_route(precision, true, c_out) {
             None => weight_tasks(n, c_in, c_out, x, dy, dw, f32_tiles),
