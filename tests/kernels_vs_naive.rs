@@ -341,6 +341,36 @@ fn gemm_fast_equals_naive_with_transposed_views() {
 }
 
 #[test]
+fn dense_passes_are_bitwise_identical_on_1_2_and_3_threads() {
+    // The forward pass and the input gradient's dot products take a task per thread: 100 rows
+    // in one task, two of 50, or tasks of 34, 34 and 32. Output widths for the broadcast tiles
+    // (128), the dot products (1000) and the rest (40).
+    let mut rng = Rng::new(23);
+    let n = 100;
+    for (ci, co) in [(300, 128), (70, 1000), (50, 40)] {
+        let (x, w, b, dy) = (rng.vec(n * ci), rng.vec(ci * co), rng.vec(co), rng.vec(n * co));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
+            pool.install(|| {
+                let (mut y, mut dx) = (vec![0.0; n * co], vec![0.0; n * ci]);
+                let (mut dw, mut db) = (vec![0.0; ci * co], vec![0.0; co]);
+                dense::forward(n, ci, co, &x, &w, &b, &mut y, &mut [], Precision::F32);
+                dense::backward_input(n, ci, co, &dy, &w, &mut dx, &mut [], Precision::F32);
+                dense::backward_weight(n, ci, co, &x, &dy, &mut dw, &mut db, &mut [], Precision::F32);
+                [y, dx, dw, db]
+            })
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            let other = run(threads);
+            for (what, (a, b)) in ["y", "dx", "dw", "db"].iter().zip(one.iter().zip(&other)) {
+                assert_bitwise(&format!("dense {n}x{ci}->{co}"), &format!("{what} 1 vs {threads} threads"), a, b);
+            }
+        }
+    }
+}
+
+#[test]
 fn conv2d_backward_weight_is_bitwise_identical_on_1_and_2_threads() {
     let mut rng = Rng::new(19);
     let geoms = [
