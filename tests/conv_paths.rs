@@ -380,6 +380,7 @@ fn dense_cases(path: KernelPath) {
     // input features past the last 16; for the weight gradient, a batch over several panels.
     for (i, &(n, ci, co)) in [
         (37, 13, 21),
+        (0, 5, 16),
         (150, 70, 48),
         (37, 45, 64),
         (20, 300, 16),
@@ -401,26 +402,23 @@ fn dense_cases(path: KernelPath) {
         let w = values(ci * co, 500 + i as u32).iter().map(|v| v / (ci as f32).sqrt()).collect::<Vec<_>>();
         let b = values(co, 600 + i as u32);
         let dy = values(n * co, 700 + i as u32);
-        let (mut y, mut y0) = (vec![0.0; n * co], vec![0.0; n * co]);
+        // NaN where a pass must write: an element left alone fails.
+        let (mut y, mut y0) = (vec![f32::NAN; n * co], vec![0.0; n * co]);
         dense::forward(n, ci, co, &x, &w, &b, &mut y, &mut [], Precision::F32);
         dense::forward_naive(n, ci, co, &x, &w, &b, &mut y0);
         close(&format!("{name} forward"), &y, &y0);
-        let (mut dx, mut dx0) = (vec![0.0; n * ci], vec![0.0; n * ci]);
+        let (mut dx, mut dx0) = (vec![f32::NAN; n * ci], vec![0.0; n * ci]);
         dense::backward_input(n, ci, co, &dy, &w, &mut dx, &mut [], Precision::F32);
         dense::backward_input_naive(n, ci, co, &dy, &w, &mut dx0);
         close(&format!("{name} backward_input"), &dx, &dx0);
-        let (mut dw, mut dw0, mut db, mut db0) = (vec![0.0; ci * co], vec![0.0; ci * co], vec![0.0; co], vec![0.0; co]);
+        let (mut dw, mut dw0, mut db, mut db0) =
+            (vec![f32::NAN; ci * co], vec![0.0; ci * co], vec![f32::NAN; co], vec![0.0; co]);
         dense::backward_weight(n, ci, co, &x, &dy, &mut dw, &mut db, &mut [], Precision::F32);
         dense::backward_weight_naive(n, ci, co, &x, &dy, &mut dw0, &mut db0);
         // dW sums n products of O(1) values: scale the tolerance by the batch.
-        let scaled: Vec<f32> = dw.iter().map(|v| v / n as f32).collect();
-        let scaled0: Vec<f32> = dw0.iter().map(|v| v / n as f32).collect();
-        close(&format!("{name} backward_weight"), &scaled, &scaled0);
-        close(
-            &format!("{name} db"),
-            &db.iter().map(|v| v / n as f32).collect::<Vec<_>>(),
-            &db0.iter().map(|v| v / n as f32).collect::<Vec<_>>(),
-        );
+        let per_row = |v: &[f32]| v.iter().map(|x| x / n.max(1) as f32).collect::<Vec<_>>();
+        close(&format!("{name} backward_weight"), &per_row(&dw), &per_row(&dw0));
+        close(&format!("{name} db"), &per_row(&db), &per_row(&db0));
     }
 }
 

@@ -96,8 +96,8 @@ pub fn forward(
     }
     match bf16_route(precision, c_in.is_multiple_of(2), c_out) {
         None => forward_tasks(c_in, c_out, x, w, b, y, KC, |rows, k, a, bw, c, bias| {
-            let (a_j, a_k, c, bias) = (c_in, 1, c.as_mut_ptr(), bias.map(<[f32]>::as_ptr));
-            dispatch!(gemm_acc(rows: usize, k: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, bw: *const f32, c: *mut f32, bias: Option<*const f32>))
+            let (a_j, a_k, c, start) = (c_in, 1, c.as_mut_ptr(), Start::bias_or_c(bias));
+            dispatch!(gemm_acc(rows: usize, k: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, bw: *const f32, c: *mut f32, start: Start))
         }),
         Some(false) => {
             let (xe, we) = scratch.split_at_mut(x.len());
@@ -125,10 +125,10 @@ pub fn forward(
                     // c_out of y, as `forward_tasks` says.
                     unsafe { amx::gemm_acc((rows, k, c_out), (a, c_in / 2), (bw, c_out), (c, c_out)) }
                 } else {
-                    let (c, bias) = (c.as_mut_ptr(), bias.map(<[f32]>::as_ptr));
+                    let (c, start) = (c.as_mut_ptr(), Start::bias_or_c(bias));
                     // SAFETY: as for the f32 tiles (the pair arrays have the f32 ones' shape
                     // with half the inner dimension); `native` means the CPU has AVX512-BF16.
-                    unsafe { gemm_acc_bf16(rows, k, c_out, a, c_in / 2, 1, bw, c, bias) }
+                    unsafe { gemm_acc_bf16(rows, k, c_out, a, c_in / 2, 1, bw, c, start) }
                 }
             });
         }
@@ -171,9 +171,24 @@ fn forward_tasks<E: Sync>(
     });
 }
 
-/// c[j, o] += sum_{p < k} a[j * a_j + p * a_k] * b[p * c_out + o] for j < rows, o < c_out, with
-/// `c` row-major `[rows, c_out]`, or c[j, o] = bias[o] + that sum where `bias` is given (the
-/// forward pass's first block: y is not read back from memory): `gemm_tiles` over the whole
+/// Where the sums of `gemm_acc` start: from c's contents, from a bias row (the forward pass's
+/// first block: y is not read back from memory), or from zero (the weight gradient's first
+/// panel: dW is neither cleared first nor read back).
+#[derive(Clone, Copy)]
+enum Start {
+    C,
+    Bias(*const f32),
+    Zero,
+}
+
+impl Start {
+    fn bias_or_c(bias: Option<&[f32]>) -> Self {
+        bias.map_or(Start::C, |b| Start::Bias(b.as_ptr()))
+    }
+}
+
+/// c[j, o] = start[j, o] + sum_{p < k} a[j * a_j + p * a_k] * b[p * c_out + o] for j < rows,
+/// o < c_out, with `c` row-major `[rows, c_out]` and `start` as said: `gemm_tiles` over the whole
 /// vectors of columns, then scalar columns. Every element is one chain of multiply-adds in p
 /// order.
 /// # Safety
@@ -189,14 +204,18 @@ unsafe fn gemm_acc<S: Simd>(
     a_k: usize,
     b: *const f32,
     c: *mut f32,
-    bias: Option<*const f32>,
+    start: Start,
 ) {
     let vec_cols = c_out - c_out % S::LANES;
-    gemm_tiles::<S, Values>(rows, k, c_out, vec_cols, a, a_j, a_k, b, c, bias);
+    gemm_tiles::<S, Values>(rows, k, c_out, vec_cols, a, a_j, a_k, b, c, start);
     for o in vec_cols..c_out {
         for j in 0..rows {
             let cp = c.add(j * c_out + o);
-            let mut s = bias.map_or(*cp, |bias| *bias.add(o));
+            let mut s = match start {
+                Start::C => *cp,
+                Start::Bias(bias) => *bias.add(o),
+                Start::Zero => 0.0,
+            };
             for p in 0..k {
                 s = (*a.add(j * a_j + p * a_k)).mul_add(*b.add(p * c_out + o), s);
             }
@@ -206,7 +225,7 @@ unsafe fn gemm_acc<S: Simd>(
 }
 
 /// `gemm_acc` in bf16 pairs (`VDPBF16PS`): `a` and `b` hold pairs along p, `k` of them;
-/// `c_out % 16 == 0`; the tiles start from `bias` where given, as the f32 ones.
+/// `c_out % 16 == 0`; the tiles start from `start`, as the f32 ones.
 /// # Safety
 /// As `gemm_acc`, and the CPU has AVX512-BF16 besides AVX-512F.
 #[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
@@ -220,9 +239,9 @@ unsafe fn gemm_acc_bf16(
     a_k: usize,
     b: *const u32,
     c: *mut f32,
-    bias: Option<*const f32>,
+    start: Start,
 ) {
-    gemm_tiles::<Avx512, Bf16Pairs>(rows, k, c_out, c_out, a, a_j, a_k, b, c, bias)
+    gemm_tiles::<Avx512, Bf16Pairs>(rows, k, c_out, c_out, a, a_j, a_k, b, c, start)
 }
 
 /// The tiles of `gemm_acc` over the first `vec_cols` columns (whole vectors), on elements `O`:
@@ -241,7 +260,7 @@ unsafe fn gemm_tiles<S: Simd, O: Operand<S>>(
     a_k: usize,
     b: *const O::E,
     c: *mut f32,
-    bias: Option<*const f32>,
+    start: Start,
 ) {
     // When a step along k jumps a page or more in `a` (4-byte elements either way), a tile's
     // run would touch more pages than the TLB holds: cut it into runs of KB (the partial sums
@@ -269,8 +288,9 @@ unsafe fn gemm_tiles<S: Simd, O: Operand<S>>(
                 }
                 with_rows!(m, M => with_nv!(S, nv, NV => {
                     let cp = c.add(r0 * c_out + o0);
-                    let mut t = match bias {
-                        Some(bias) if p0 == 0 => Tile::<S, M, NV>::rows_of(bias.add(o0)),
+                    let mut t = match start {
+                        Start::Bias(bias) if p0 == 0 => Tile::<S, M, NV>::rows_of(bias.add(o0)),
+                        Start::Zero if p0 == 0 => Tile::<S, M, NV>::zero(),
                         _ => Tile::<S, M, NV>::load(cp, c_out),
                     };
                     O::run(&mut t, Tile::<S, M, NV>::rows(a.add(r0 * a_j), a_j), a_k, b.add(o0), c_out, len);
@@ -668,12 +688,14 @@ pub fn backward_weight(
                     // SAFETY: x[(p0 + p) * c_in + i0 + j] for j < rows is inside x (`weight_tasks`).
                     dst[..rows].copy_from_slice(unsafe { core::slice::from_raw_parts(a.add((p0 + p) * c_in), rows) });
                 }
-                let (a, a_j, a_k, b, bias) = (panel.as_ptr(), 1, W_ROWS_PER_TASK, b.wrapping_add(p0 * c_out), None);
-                dispatch!(gemm_acc(rows: usize, len: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32, bias: Option<*const f32>))
+                let (a, a_j, a_k, b) = (panel.as_ptr(), 1, W_ROWS_PER_TASK, b.wrapping_add(p0 * c_out));
+                let start = if p0 == 0 { Start::Zero } else { Start::C };
+                dispatch!(gemm_acc(rows: usize, len: usize, c_out: usize, a: *const f32, a_j: usize, a_k: usize, b: *const f32, c: *mut f32, start: Start))
             }
         };
         match bf16_route(precision, true, c_out) {
-            None => weight_tasks(n, c_in, c_out, x, dy, dw, f32_tiles),
+            // The f32 tiles start from zero (an empty batch runs none: dW is cleared then).
+            None => weight_tasks(n, c_in, c_out, x, dy, dw, n == 0, f32_tiles),
             Some(false) => {
                 let (xe, dye) = scratch.split_at_mut(x.len());
                 let dye = &mut dye[..dy.len()];
@@ -681,7 +703,7 @@ pub fn backward_weight(
                 bf16::quantize_swapped_runs(xe, c_in);
                 dye.copy_from_slice(dy);
                 bf16::quantize_swapped_runs(dye, c_out);
-                weight_tasks(n, c_in, c_out, xe, dye, dw, f32_tiles);
+                weight_tasks(n, c_in, c_out, xe, dye, dw, n == 0, f32_tiles);
             }
             Some(true) => {
                 let pairs = n.div_ceil(2);
@@ -697,7 +719,7 @@ pub fn backward_weight(
                     amx::transpose_pairs(xq, pairs, c_in, xt);
                 }
                 let xt = &*xt;
-                weight_tasks(pairs, c_in, c_out, &*xq, &*dyq, dw, |i0, rows, a, b, c| {
+                weight_tasks(pairs, c_in, c_out, &*xq, &*dyq, dw, true, |i0, rows, a, b, c| {
                     if on_amx && amx::gemm_applies(rows, pairs, c_out) {
                         // SAFETY: rows x pairs of xt from row i0, pairs x c_out of dyq and
                         // rows x c_out of the task's dw are inside their slices.
@@ -712,7 +734,7 @@ pub fn backward_weight(
                     } else {
                         // SAFETY: as for the f32 tiles, with pairs of batch rows; `native`
                         // means the CPU has AVX512-BF16.
-                        unsafe { gemm_acc_bf16(rows, pairs, c_out, a, 1, c_in, b, c, None) }
+                        unsafe { gemm_acc_bf16(rows, pairs, c_out, a, 1, c_in, b, c, Start::C) }
                     }
                 });
             }
@@ -723,8 +745,10 @@ pub fn backward_weight(
 }
 
 /// `backward_weight`'s tasks over `x [k_len, c_in]` and `dy [k_len, c_out]` (f32 values, or
-/// bf16 pairs of batch rows, `k_len` of them): each task zeroes its rows of dw and `acc(i0,
-/// rows, a, b, c)` adds rows `i0..` of xᵀ dy (row j, column p of xᵀ is x[p, i0 + j]).
+/// bf16 pairs of batch rows, `k_len` of them): each task zeroes its rows of dw where `clear`
+/// says, and `acc(i0, rows, a, b, c)` writes rows `i0..` of xᵀ dy into them (row j, column p
+/// of xᵀ is x[p, i0 + j]): added to them when cleared.
+#[allow(clippy::too_many_arguments)]
 fn weight_tasks<E: Sync>(
     k_len: usize,
     c_in: usize,
@@ -732,12 +756,15 @@ fn weight_tasks<E: Sync>(
     x: &[E],
     dy: &[E],
     dw: &mut [f32],
+    clear: bool,
     acc: impl Fn(usize, usize, *const E, *const E, *mut f32) + Sync,
 ) {
     debug_assert!(x.len() == k_len * c_in && dy.len() == k_len * c_out);
     dw.par_chunks_mut(W_ROWS_PER_TASK * c_out).enumerate().for_each(|(t, dwt)| {
         let (i0, rows) = (t * W_ROWS_PER_TASK, dwt.len() / c_out);
-        dwt.fill(0.0);
+        if clear {
+            dwt.fill(0.0);
+        }
         // SAFETY (of the pointers `acc` reads): x[p * c_in + i0 + j] for p < k_len, j < rows,
         // dy's k_len x c_out and dwt's rows x c_out are inside the slices `check` measured.
         acc(i0, rows, x[i0..].as_ptr(), dy.as_ptr(), dwt.as_mut_ptr());
