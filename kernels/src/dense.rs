@@ -513,9 +513,9 @@ fn broadcast_applies(c_out: usize) -> bool {
 
 /// Input features (rows of w) per tile of `broadcast_tiles`.
 const BT: usize = 16;
-/// Tiles of rows of w ahead that `broadcast_tiles` asks for: a tile reads a line of each of
-/// its 16 rows in turn, which the hardware prefetchers did not follow (43-45% of the peak
-/// without; 1 and 4 tiles ahead measured no better than 2).
+/// Tiles of rows of w ahead that `broadcast_tiles` and `transposed_tiles` ask for: a tile
+/// reads a line of each of its rows in turn, which the hardware prefetchers did not follow
+/// (43-45% of the peak without; 1 and 4 tiles ahead measured no better than 2).
 const AHEAD: usize = 2;
 
 /// dx[r, i] = sum over o < ld of w[i, o] dy_t[o, r] for r < rows, i < c_in, with `w [c_in, ld]`
@@ -642,8 +642,20 @@ unsafe fn transposed_tiles<S: Simd, O: Operand<S>>(
     c: *mut f32,
 ) {
     let mut out = [0.0f32; MAX_M * ROWS_PER_TASK];
+    let lines = (ob * core::mem::size_of::<O::E>()).div_ceil(64);
+    let tiles = channel_blocks(ROWS_PER_TASK, S::PATH).take_while(|&(r0, _)| r0 < rows).count();
     for (i0, m) in row_chunks(cols) {
-        for (r0, nv) in channel_blocks(ROWS_PER_TASK, S::PATH).take_while(|&(r0, _)| r0 < rows) {
+        for (k, (r0, nv)) in channel_blocks(ROWS_PER_TASK, S::PATH).take_while(|&(r0, _)| r0 < rows).enumerate() {
+            // The rows of a (w) that the chunk `AHEAD` on reads, a share per tile of this one:
+            // a tile reads its 6 rows across, as `broadcast_tiles` does (AVX2 on AMD Zen 5,
+            // `bench --layers`, one thread: the 6272 -> 128 layer's 1.77-1.94 -> 1.19-1.35 ms).
+            let ahead = i0 + AHEAD * MAX_M;
+            for q in MAX_M * lines * k / tiles..MAX_M * lines * (k + 1) / tiles {
+                let (j, l) = (q / lines, q % lines);
+                if ahead + j < cols {
+                    simd::prefetch(a.wrapping_add((ahead + j) * ld).cast::<f32>().wrapping_add(16 * l));
+                }
+            }
             with_rows!(m, M => with_nv!(S, nv, NV => {
                 let mut t = Tile::<S, M, NV>::zero();
                 O::run(&mut t, Tile::<S, M, NV>::rows(a.add(i0 * ld), ld), 1, b.add(r0), ROWS_PER_TASK, ob);
