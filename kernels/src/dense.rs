@@ -757,9 +757,9 @@ pub fn backward_weight(
 }
 
 /// `backward_weight`'s tasks over `x [k_len, c_in]` and `dy [k_len, c_out]` (f32 values, or
-/// bf16 pairs of batch rows, `k_len` of them): each task zeroes its rows of dw where `clear`
-/// says, and `acc(i0, rows, a, b, c)` writes rows `i0..` of xᵀ dy into them (row j, column p
-/// of xᵀ is x[p, i0 + j]): added to them when cleared.
+/// bf16 pairs of batch rows, `k_len` of them): `acc(i0, rows, a, b, c)` puts rows `i0..` of
+/// xᵀ dy into the task's rows of dw (row j, column p of xᵀ is x[p, i0 + j]), adding to zeros
+/// where `clear` (the task clears them first), else starting its sums from zero itself.
 #[allow(clippy::too_many_arguments)]
 fn weight_tasks<E: Sync>(
     k_len: usize,
