@@ -171,6 +171,12 @@ fn forward_tasks<E: Sync>(
     });
 }
 
+/// The `k`-th of `parts` near-equal shares of 0..n: a tile's share of the lines it asks for
+/// ahead (`simd::prefetch`), so that the asks spread over the tiles before the data is needed.
+fn share(n: usize, k: usize, parts: usize) -> core::ops::Range<usize> {
+    n * k / parts..n * (k + 1) / parts
+}
+
 /// Where the sums of `gemm_acc` start: from c's contents, from a bias row (the forward pass's
 /// first block: y is not read back from memory), or from zero (the weight gradient's first
 /// panel: dW is neither cleared first nor read back).
@@ -282,7 +288,7 @@ unsafe fn gemm_tiles<S: Simd, O: Operand<S>>(
             for (i, (r0, m)) in row_chunks(rows).enumerate() {
                 if far && next < vec_cols {
                     let lines = (vec_cols - next).min(nv * S::LANES).div_ceil(16);
-                    for p in len * i / tiles..len * (i + 1) / tiles {
+                    for p in share(len, i, tiles) {
                         (0..lines).for_each(|l| simd::prefetch(b.add(p * c_out + next + 16 * l).cast()));
                     }
                 }
@@ -536,7 +542,7 @@ unsafe fn broadcast_tiles<S: Simd>(rows: usize, c_in: usize, ld: usize, w: *cons
         for i0 in (0..whole).step_by(BT) {
             for (k, r0) in (0..rows).step_by(S::LANES).enumerate() {
                 let ahead = w.wrapping_add((i0 + AHEAD * BT) * LD);
-                (lines * k / tiles..lines * (k + 1) / tiles).for_each(|l| simd::prefetch(ahead.wrapping_add(16 * l)));
+                share(lines, k, tiles).for_each(|l| simd::prefetch(ahead.wrapping_add(16 * l)));
                 let mut t = Tile::<S, BT, 1>::zero();
                 t.run(Strided::<f32, LD>(w.add(i0 * LD)), 1, dy_t.add(r0), ROWS_PER_TASK, LD);
                 t.store(block.as_mut_ptr().cast(), 16);
@@ -650,7 +656,7 @@ unsafe fn transposed_tiles<S: Simd, O: Operand<S>>(
             // a tile reads its 6 rows across, as `broadcast_tiles` does (AVX2 on AMD Zen 5,
             // `bench --layers`, one thread: the 6272 -> 128 layer's 1.77-1.94 -> 1.19-1.35 ms).
             let ahead = i0 + AHEAD * MAX_M;
-            for q in MAX_M * lines * k / tiles..MAX_M * lines * (k + 1) / tiles {
+            for q in share(MAX_M * lines, k, tiles) {
                 let (j, l) = (q / lines, q % lines);
                 if ahead + j < cols {
                     simd::prefetch(a.wrapping_add((ahead + j) * ld).cast::<f32>().wrapping_add(16 * l));
