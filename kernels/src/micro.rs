@@ -32,31 +32,42 @@ pub(crate) fn block_rows(rows: usize, tiles_per_row: usize) -> usize {
     rows.max(12usize.div_ceil(tiles_per_row))
 }
 
-/// Columns per block of a matrix whose rows the register tiles read as their vectors (a
-/// minimal-filtering pass's transformed kernel), at `blocked_at`: 16 on AVX2 (and portable),
-/// one tile's width, so that the rows a tile reads (128 x 16 of a kernel plane: 8 KB) lie in
-/// a row; rows 256-512 bytes apart fell out of L1 and the 512 KB L2 of AMD Zen 3, and the
-/// tiles waited on their loads. The whole width on AVX-512, whose 1 MB L2 held them (the
-/// row-major layout before).
-pub(crate) fn column_block(path: KernelPath, cols: usize) -> usize {
-    if path == KernelPath::Avx512 {
-        cols
-    } else {
-        16
+/// Columns per block of a matrix whose rows register tiles of at most `widest` vectors read as
+/// their vectors (a minimal-filtering pass's transformed kernel), at `blocked_at`: one tile's
+/// width, so that the rows a tile reads lie in one run. 16 on AVX2 (and portable): rows
+/// 256-512 bytes apart fell out of L1 and the 512 KB L2 of AMD Zen 3, and the tiles waited on
+/// their loads. On AVX-512, 32 where the tiles are at most 2 vectors wide (the transposed
+/// passes', `winograd_transpose`) and the rows are 512 bytes or more apart: such rows fall in
+/// one of L1's sets in eight (64 sets of 64-byte lines), so the 16 KB a tile reads of a 128 x
+/// 128 plane did not stay in L1 for the next tile. On an Intel Xeon (2 MB L2), `bench
+/// --layers`, modified, 5 rounds alternated, the 7 x 7 128 -> 128 layer's backward pass
+/// 16.7 -> 15.7 ms on 1 thread and 9.2 -> 8.8 on 2; 32 for the 64-wide planes too ran
+/// within noise. Else the whole width (`winograd`'s tiles of 4 vectors: row-major).
+pub(crate) fn column_block(path: KernelPath, cols: usize, widest: usize) -> usize {
+    match path {
+        KernelPath::Avx512 if widest <= 2 && cols >= 128 && cols.is_multiple_of(32) => 32,
+        KernelPath::Avx512 => cols,
+        KernelPath::Avx2 | KernelPath::Portable => 16,
     }
 }
 
-/// Where element (r, c) of a `rows x cols` matrix is on `path`: in column blocks of
-/// `column_block` columns (`cols` a multiple), each `rows` rows of that width.
-pub(crate) fn blocked_at(path: KernelPath, (r, c): (usize, usize), (rows, cols): (usize, usize)) -> usize {
-    let bw = column_block(path, cols);
+/// Where element (r, c) of a `rows x cols` matrix is on `path` for tiles of at most `widest`
+/// vectors: in column blocks of `column_block` columns (`cols` a multiple), each `rows` rows
+/// of that width.
+pub(crate) fn blocked_at(
+    path: KernelPath,
+    widest: usize,
+    (r, c): (usize, usize),
+    (rows, cols): (usize, usize),
+) -> usize {
+    let bw = column_block(path, cols, widest);
     c / bw * bw * rows + r * bw + c % bw
 }
 
 /// Where a register tile over columns `c0..` of a `rows x cols` matrix laid out at
 /// `blocked_at` reads its first row, and how far apart its rows are.
-pub(crate) fn column_run(path: KernelPath, c0: usize, (rows, cols): (usize, usize)) -> (usize, usize) {
-    (blocked_at(path, (0, c0), (rows, cols)), column_block(path, cols))
+pub(crate) fn column_run(path: KernelPath, widest: usize, c0: usize, (rows, cols): (usize, usize)) -> (usize, usize) {
+    (blocked_at(path, widest, (0, c0), (rows, cols)), column_block(path, cols, widest))
 }
 
 /// Rows of a tall tile (`tall_tile`): 14 x 2 vectors fill AVX-512's 32 registers (28

@@ -168,7 +168,7 @@ unsafe fn transform_chunk<S: Simd>(w: &[f32], (cc, c_out): (usize, usize), i0: u
         // Runs of 16 along c_out: whole in the plane's column blocks too.
         for l0 in (0..CHUNK).step_by(16) {
             let i = i0 + l0;
-            let at = micro::blocked_at(S::PATH, (i / c_out, i % c_out), (cc / c_out, c_out));
+            let at = micro::blocked_at(S::PATH, S::PATH.block_vectors(), (i / c_out, i % c_out), (cc / c_out, c_out));
             let dst = &mut *u.0.add((a * 4 + b) * cc + at).cast::<[f32; 16]>();
             for (l, d) in (l0..).zip(dst.iter_mut()) {
                 *d = (gb[0] * t[3 * a][l] + gb[1] * t[3 * a + 1][l] + gb[2] * t[3 * a + 2][l]) as f32;
@@ -212,7 +212,7 @@ unsafe fn forward_with<S: Simd>(
             let (vx, ux, mx) =
                 (v.add(xi * tiles * ci_n).cast_const(), u.add(xi * ci_n * co_n), m.add(xi * tiles * co_n));
             for (co0, nv) in channel_blocks(co_n, gemm_path) {
-                let (u0, u_k) = micro::column_run(S::PATH, co0, (ci_n, co_n));
+                let (u0, u_k) = micro::column_run(S::PATH, S::PATH.block_vectors(), co0, (ci_n, co_n));
                 each_tile!(S, nv, tiles, tw, ci_n, |t: usize| vx.add(t * ci_n), |t0, M, NV, rows| {
                     let mut acc = Tile::<S, M, NV>::zero();
                     acc.run(rows, 1, ux.add(u0), u_k, ci_n);

@@ -41,6 +41,10 @@ const TAPS: [&[usize]; 4] = [&[2], &[0, 2], &[0], &[1]];
 /// `forward_with` spells out.
 const OUTPUT: [&[usize]; 4] = [&[0, 1], &[3], &[1, 2], &[4]];
 
+/// Vectors of the widest register tile of the point products, which read the transformed
+/// kernels laid out for it (`micro::blocked_at`).
+const TILE_VECTORS: usize = 2;
+
 /// Tile rows per block: each `U` plane read from L2 serves that many tiles per GEMM. At 1
 /// thread, 14 x 14 128 -> 28 x 28 64, batch 64: 1, 2, 4 rows ran the pass in 11.7-12.2,
 /// 11.4-11.8 and 10.4-11.5 ms.
@@ -216,8 +220,8 @@ unsafe fn transposed_plane<S: Simd>(w: &[f32], f_n: usize, c_n: usize, plane: us
             for (f, row) in block.iter_mut().enumerate() {
                 kernel_sums(w, c_n * f_n, plane, (f0 + f) * c_n + c0, row);
             }
-            let at = micro::blocked_at(S::PATH, (c0, f0), (c_n, f_n));
-            S::store_transposed16(&block, up.as_mut_ptr().add(at), micro::column_block(S::PATH, f_n));
+            let at = micro::blocked_at(S::PATH, TILE_VECTORS, (c0, f0), (c_n, f_n));
+            S::store_transposed16(&block, up.as_mut_ptr().add(at), micro::column_block(S::PATH, f_n, TILE_VECTORS));
         }
     }
 }
@@ -337,8 +341,8 @@ unsafe fn point_products<S: Simd>(
         // Whole tile rows run on, evenly spaced; else runs of `cols_p` tiles a row.
         let (count, run) = (rows_p * cols_p, if cols_p == tw { rows_p * tw } else { cols_p });
         let tile = |j: usize| if cols_p == tw { j } else { j / cols_p * tw + j % cols_p };
-        for (c0, nv) in channel_blocks_upto(n, path, 2) {
-            let (u0, u_k) = micro::column_run(S::PATH, c0, (k, n));
+        for (c0, nv) in channel_blocks_upto(n, path, TILE_VECTORS) {
+            let (u0, u_k) = micro::column_run(S::PATH, TILE_VECTORS, c0, (k, n));
             each_tile!(S, nv, count, run, k, |j: usize| vx.add(tile(j) * k), |t0, M, NV, rows| {
                 let mut acc = Tile::<S, M, NV>::zero();
                 acc.run(rows, 1, ux.add(u0), u_k, k);
@@ -452,7 +456,7 @@ unsafe fn strided_plane<S: Simd>(w: &[f32], c_n: usize, kernel: usize, up: &mut 
     let (plane, f_n) = (up.len(), up.len() / c_n);
     for f in 0..f_n {
         for c0 in (0..c_n).step_by(16) {
-            let at = micro::blocked_at(S::PATH, (f, c0), (f_n, c_n));
+            let at = micro::blocked_at(S::PATH, TILE_VECTORS, (f, c0), (f_n, c_n));
             kernel_sums(w, plane, kernel, f * c_n + c0, &mut up[at..at + 16]);
         }
     }
