@@ -70,6 +70,21 @@ pub(crate) fn column_run(path: KernelPath, widest: usize, c0: usize, (rows, cols
     (blocked_at(path, widest, (0, c0), (rows, cols)), column_block(path, cols, widest))
 }
 
+/// An output vector as a pass stores it: plus the bias where given, then ReLU with `relu`
+/// (the operations, in order, of the epilogue that would otherwise run over the stored image).
+#[inline(always)]
+pub(crate) unsafe fn finish<S: Simd>(v: S::V, bias: Option<S::V>, relu: bool) -> S::V {
+    let v = match bias {
+        Some(b) => S::add(v, b),
+        None => v,
+    };
+    if relu {
+        S::keep_where_positive(v, v)
+    } else {
+        v
+    }
+}
+
 /// Rows of a tall tile (`tall_tile`): 14 x 2 vectors fill AVX-512's 32 registers (28
 /// accumulators, 2 kernel vectors, a broadcast), and 14 divides the models' widths 28 and 14.
 pub(crate) const TALL_M: usize = 14;

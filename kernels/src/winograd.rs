@@ -179,12 +179,14 @@ unsafe fn transform_chunk<S: Simd>(w: &[f32], (cc, c_out): (usize, usize), i0: u
 
 /// y = conv(xp) + b for one image whose input is already padded (this module's `pad_input`:
 /// whole tiles, so an odd output has a row and column more than `conv_direct`'s), `u` from
-/// `transform_weights`, `work` of `work_len` floats. Overwrites `y`.
-pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]) {
+/// `transform_weights`, `work` of `work_len` floats; with `relu`, ReLU of that as each output
+/// is stored. Overwrites `y`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32], work: &mut [f32]) {
     assert!(applies(g), "winograd: a 3 x 3 stride-1 convolution with channels in sixteens");
     assert!(xp.len() >= padded_len(g) && u.len() >= weights_len(g) && y.len() == g.y_len());
     assert!(work.len() >= work_len(g) && b.is_none_or(|b| b.len() == g.c_out), "winograd: work or bias length");
-    dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, y: &mut [f32], work: &mut [f32]))
+    dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32], work: &mut [f32]))
 }
 
 /// # Safety
@@ -196,6 +198,7 @@ unsafe fn forward_with<S: Simd>(
     xp: &[f32],
     u: &[f32],
     b: Option<&[f32]>,
+    relu: bool,
     y: &mut [f32],
     work: &mut [f32],
 ) {
@@ -233,7 +236,8 @@ unsafe fn forward_with<S: Simd>(
                 for i in (0..2).filter(|i| oh + i < g.h_out) {
                     let out = at::<S>([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
                     for (j, &val) in out.iter().enumerate().filter(|(j, _)| ow + j < g.w_out) {
-                        S::store(yp.add(((oh + i) * g.w_out + ow + j) * co_n + c0), S::add(val, bias));
+                        let v = micro::finish::<S>(val, Some(bias), relu);
+                        S::store(yp.add(((oh + i) * g.w_out + ow + j) * co_n + c0), v);
                     }
                 }
             }
@@ -443,7 +447,7 @@ mod tests {
             let mut work = vec![0.0; work_len(&g)];
             let mut xw = vec![0.0; padded_len(&g)];
             pad_input(&g, &x, &mut xw);
-            forward(&g, &xw, &u, Some(&b), &mut wino, &mut work);
+            forward(&g, &xw, &u, Some(&b), false, &mut wino, &mut work);
             let (e_direct, e_wino) = (worst_error(&g, &xp, &w, &b, &direct), worst_error(&g, &xp, &w, &b, &wino));
             eprintln!("{h}x{h} {ci}->{co}: direct {e_direct:.2e}, winograd {e_wino:.2e}");
             assert!(e_wino <= 2.0 * e_direct, "{h}x{h} {ci}->{co}: {e_wino:e} vs {e_direct:e}");
