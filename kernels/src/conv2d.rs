@@ -26,6 +26,7 @@ use crate::activation::{self, Activation};
 use crate::bf16::{self, Precision};
 use crate::gemm::{gemm, Mat};
 use crate::geom::{size, ConvGeom, PoolGeom};
+use crate::micro::Finish;
 use crate::winograd_transpose::StridedInput;
 use crate::{amx, conv_direct, conv_task_images, maxpool2d, simd, winograd, winograd_transpose};
 use rayon::iter::Either;
@@ -258,23 +259,22 @@ pub(crate) struct Epilogue<'a> {
 impl<'a> Epilogue<'a> {
     pub const NONE: Epilogue<'static> = Epilogue { bias: None, act: Activation::Linear, grad_of: None, next: None };
 
-    /// Whether a kernel that adds its own bias applies this epilogue's ReLU to each output as
-    /// it stores it, while the output is in registers, and the epilogue left to run after it:
-    /// where the activation is ReLU and this epilogue adds no bias (which would have to come
-    /// first). The same operations in the same order as `apply`, so the same bits.
-    fn relu_in_kernel(self) -> (bool, Self) {
+    /// What a kernel that adds its own bias `b` does to each output as it stores it (`Finish`:
+    /// that bias, then this epilogue's ReLU, while the output is in registers), and the
+    /// epilogue left to run after it. The ReLU moves where this epilogue adds no bias (which
+    /// would have to come first): the same operations in the same order as `apply`, so the
+    /// same bits.
+    fn finish_in_kernel(self, b: Option<&'a [f32]>) -> (Finish<'a>, Self) {
         if self.bias.is_none() && self.act == Activation::Relu {
-            (true, Epilogue { act: Activation::Linear, ..self })
+            (Finish { bias: b, relu: true }, Epilogue { act: Activation::Linear, ..self })
         } else {
-            (false, self)
+            (Finish { bias: b, relu: false }, self)
         }
     }
 
-    /// `relu_in_kernel` for a kernel that adds this epilogue's bias too: the bias, whether it
-    /// applies ReLU, and the epilogue left.
-    fn bias_relu_in_kernel(self) -> (Option<&'a [f32]>, bool, Self) {
-        let (relu, rest) = Epilogue { bias: None, ..self }.relu_in_kernel();
-        (self.bias, relu, rest)
+    /// `finish_in_kernel` for a kernel that adds this epilogue's bias.
+    fn bias_in_kernel(self) -> (Finish<'a>, Self) {
+        Epilogue { bias: None, ..self }.finish_in_kernel(self.bias)
     }
 
     /// On output image number `image` of the batch, `y`.
@@ -470,11 +470,11 @@ fn direct(
         let u = &mut work[..winograd::weights_len(gd)];
         winograd::transform_weights(gd, w, u);
         let u = &*u;
-        let (relu, post) = post.relu_in_kernel();
+        let (finish, post) = post.finish_in_kernel(b);
         per_image(g, n, out, inp, rest, post, |yi, xi, s| {
             let (xp, ws) = s.split_at_mut(winograd::padded_len(gd));
             winograd::pad_input(gd, xi, xp);
-            winograd::forward(gd, xp, u, b, relu, yi, ws);
+            winograd::forward(gd, xp, u, finish, yi, ws);
         });
         return;
     }
@@ -637,11 +637,11 @@ pub(crate) fn backward_input_then(
         let u = &mut shared[..winograd_transpose::weights_len(g)];
         winograd_transpose::transform_weights(g, w, u);
         let u = &*u;
-        let (b, relu, post) = post.bias_relu_in_kernel();
+        let (finish, post) = post.bias_in_kernel();
         per_image(g, n, (dx, g.x_len()), (dy, g.y_len()), rest, post, |dxi, dyi, s| {
             let (xp, work) = s.split_at_mut(winograd_transpose::padded_len(g));
             winograd_transpose::pad_input(g, dyi, xp);
-            winograd_transpose::forward(g, xp, u, b, relu, dxi, work);
+            winograd_transpose::forward(g, xp, u, finish, dxi, work);
         });
         return;
     }

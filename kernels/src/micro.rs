@@ -70,18 +70,29 @@ pub(crate) fn column_run(path: KernelPath, widest: usize, c0: usize, (rows, cols
     (blocked_at(path, widest, (0, c0), (rows, cols)), column_block(path, cols, widest))
 }
 
-/// An output vector as a pass stores it: plus the bias where given, then ReLU with `relu`
-/// (the operations, in order, of the epilogue that would otherwise run over the stored image).
-#[inline(always)]
-pub(crate) unsafe fn finish<S: Simd>(v: S::V, bias: Option<S::V>, relu: bool) -> S::V {
-    let v = match bias {
-        Some(b) => S::add(v, b),
-        None => v,
-    };
-    if relu {
-        S::keep_where_positive(v, v)
-    } else {
-        v
+/// What a pass does to each output as it stores it, in the order of the epilogue it stands for
+/// (`conv2d::Epilogue`, whose passes over the stored image it saves): add the bias where
+/// given, then ReLU with `relu`.
+#[derive(Clone, Copy)]
+pub(crate) struct Finish<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+impl Finish<'_> {
+    /// Output vector `v` as stored, `bias` the bias's vector for its channels (loaded once for
+    /// the outputs that share it).
+    #[inline(always)]
+    pub unsafe fn vector<S: Simd>(self, v: S::V, bias: Option<S::V>) -> S::V {
+        let v = match bias {
+            Some(b) => S::add(v, b),
+            None => v,
+        };
+        if self.relu {
+            S::keep_where_positive(v, v)
+        } else {
+            v
+        }
     }
 }
 

@@ -25,7 +25,7 @@
 
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
-use crate::micro::{self, channel_blocks, each_tile, Simd, Tile};
+use crate::micro::{self, channel_blocks, each_tile, Finish, Simd, Tile};
 use rayon::prelude::*;
 
 /// Tile rows (of `tile_grid`'s columns each) per block: each `U[ξ]` read from L2 serves that
@@ -177,31 +177,23 @@ unsafe fn transform_chunk<S: Simd>(w: &[f32], (cc, c_out): (usize, usize), i0: u
     }
 }
 
-/// y = conv(xp) + b for one image whose input is already padded (this module's `pad_input`:
-/// whole tiles, so an odd output has a row and column more than `conv_direct`'s), `u` from
-/// `transform_weights`, `work` of `work_len` floats; with `relu`, ReLU of that as each output
-/// is stored. Overwrites `y`.
-#[allow(clippy::too_many_arguments)]
-pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32], work: &mut [f32]) {
+/// y = conv(xp) + the bias, then ReLU where `finish` says, for one image whose input is
+/// already padded (this module's `pad_input`: whole tiles, so an odd output has a row and
+/// column more than `conv_direct`'s), `u` from `transform_weights`, `work` of `work_len`
+/// floats. Overwrites `y`.
+pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], finish: Finish, y: &mut [f32], work: &mut [f32]) {
     assert!(applies(g), "winograd: a 3 x 3 stride-1 convolution with channels in sixteens");
     assert!(xp.len() >= padded_len(g) && u.len() >= weights_len(g) && y.len() == g.y_len());
-    assert!(work.len() >= work_len(g) && b.is_none_or(|b| b.len() == g.c_out), "winograd: work or bias length");
-    dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32], work: &mut [f32]))
+    let bias_fits = finish.bias.is_none_or(|b| b.len() == g.c_out);
+    assert!(work.len() >= work_len(g) && bias_fits, "winograd: work or bias length");
+    dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], finish: Finish, y: &mut [f32], work: &mut [f32]))
 }
 
 /// # Safety
 /// `S`'s instructions exist; the lengths are those `forward` checks: every window of every
 /// tile is inside the padded image, every block inside `work`, every output inside `y`.
 #[inline(always)]
-unsafe fn forward_with<S: Simd>(
-    g: &ConvGeom,
-    xp: &[f32],
-    u: &[f32],
-    b: Option<&[f32]>,
-    relu: bool,
-    y: &mut [f32],
-    work: &mut [f32],
-) {
+unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], finish: Finish, y: &mut [f32], work: &mut [f32]) {
     let (ci_n, co_n) = (g.c_in, g.c_out);
     let ((th, tw), block) = (tile_grid(g), block_rows(g, BLOCK_ROWS));
     let (v, m) = work.split_at_mut(16 * block * tw * ci_n);
@@ -232,11 +224,11 @@ unsafe fn forward_with<S: Simd>(
                 });
                 // cols[c][i] = (Aᵀ M)[i][c]; then Aᵀ along each row of that.
                 let cols: [[S::V; 2]; 4] = core::array::from_fn(|c| at::<S>([mv[0][c], mv[1][c], mv[2][c], mv[3][c]]));
-                let bias = b.map_or(S::zero(), |b| S::load(b.as_ptr().add(c0)));
+                let bias = finish.bias.map_or(S::zero(), |b| S::load(b.as_ptr().add(c0)));
                 for i in (0..2).filter(|i| oh + i < g.h_out) {
                     let out = at::<S>([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
                     for (j, &val) in out.iter().enumerate().filter(|(j, _)| ow + j < g.w_out) {
-                        let v = micro::finish::<S>(val, Some(bias), relu);
+                        let v = finish.vector::<S>(val, Some(bias));
                         S::store(yp.add(((oh + i) * g.w_out + ow + j) * co_n + c0), v);
                     }
                 }
@@ -447,7 +439,7 @@ mod tests {
             let mut work = vec![0.0; work_len(&g)];
             let mut xw = vec![0.0; padded_len(&g)];
             pad_input(&g, &x, &mut xw);
-            forward(&g, &xw, &u, Some(&b), false, &mut wino, &mut work);
+            forward(&g, &xw, &u, Finish { bias: Some(&b), relu: false }, &mut wino, &mut work);
             let (e_direct, e_wino) = (worst_error(&g, &xp, &w, &b, &direct), worst_error(&g, &xp, &w, &b, &wino));
             eprintln!("{h}x{h} {ci}->{co}: direct {e_direct:.2e}, winograd {e_wino:.2e}");
             assert!(e_wino <= 2.0 * e_direct, "{h}x{h} {ci}->{co}: {e_wino:e} vs {e_direct:e}");

@@ -25,7 +25,7 @@
 use crate::conv_direct;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
-use crate::micro::{self, channel_blocks, channel_blocks_upto, each_tile, Simd, Tile};
+use crate::micro::{self, channel_blocks, channel_blocks_upto, each_tile, Finish, Simd, Tile};
 use rayon::prelude::*;
 
 /// Which of the window's four 1-D values (d0 - d1, d1, d2 - d1, d2) each of the 5 points reads.
@@ -249,30 +249,21 @@ fn kernel_sums(w: &[f32], plane: usize, kernel: usize, i0: usize, out: &mut [f32
 }
 
 /// y = the transposed convolution of one image whose input is already padded (`pad_input`),
-/// `u` from `transform_weights`, `work` of `work_len` floats, plus the bias `b` (added last)
-/// where given; with `relu`, ReLU of that as each output is stored. Overwrites `y`.
-#[allow(clippy::too_many_arguments)]
-pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32], work: &mut [f32]) {
+/// `u` from `transform_weights`, `work` of `work_len` floats, plus the bias (added last), then
+/// ReLU, where `finish` says. Overwrites `y`.
+pub fn forward(g: &ConvGeom, xp: &[f32], u: &[f32], finish: Finish, y: &mut [f32], work: &mut [f32]) {
     assert!(applies(g), "winograd_transpose: a 3 x 3 stride-2 transposed convolution with channels in sixteens");
     assert!(xp.len() >= padded_len(g) && u.len() >= weights_len(g) && y.len() == g.x_len());
     assert!(work.len() >= work_len(g), "winograd_transpose: work length");
-    assert!(b.is_none_or(|b| b.len() == g.c_in), "winograd_transpose: bias length");
-    dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32], work: &mut [f32]))
+    assert!(finish.bias.is_none_or(|b| b.len() == g.c_in), "winograd_transpose: bias length");
+    dispatch!(forward_with(g: &ConvGeom, xp: &[f32], u: &[f32], finish: Finish, y: &mut [f32], work: &mut [f32]))
 }
 
 /// # Safety
 /// `S`'s instructions exist; the lengths are those `forward` checks: every window of every
 /// tile is inside the padded image, every block inside `work`, every output inside `y`.
 #[inline(always)]
-unsafe fn forward_with<S: Simd>(
-    g: &ConvGeom,
-    xp: &[f32],
-    u: &[f32],
-    b: Option<&[f32]>,
-    relu: bool,
-    y: &mut [f32],
-    work: &mut [f32],
-) {
+unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], finish: Finish, y: &mut [f32], work: &mut [f32]) {
     let (f_n, c_n) = (g.c_in, g.c_out);
     let ((th, tw), block) = (tile_grid(g), block_tiles(g));
     let (v, m) = work.split_at_mut(16 * plane_len(block, c_n));
@@ -293,7 +284,7 @@ unsafe fn forward_with<S: Simd>(
             let (out_rows, out_cols) = ((g.h_in - oh).min(4), (g.w_in - ow).min(4));
             let rows_of = point_rows(t, (rows, tw), edges);
             for f0 in (0..f_n).step_by(S::LANES) {
-                let bias = b.map(|b| S::load(b.as_ptr().add(f0)));
+                let bias = finish.bias.map(|b| S::load(b.as_ptr().add(f0)));
                 let point = |p: usize| S::load(m.add(p * plane_len(tiles, f_n) + rows_of[p] * f_n + f0));
                 // Point row pr's sums along columns (`OUTPUT` along columns).
                 let cols = |pr: usize| {
@@ -306,13 +297,12 @@ unsafe fn forward_with<S: Simd>(
                 };
                 // Along rows, as `OUTPUT`: rows 0 and 2 share point row 1.
                 let row = |or: usize| yp.add(((oh + or) * g.w_in + ow) * f_n + f0);
-                let finish = (bias, relu);
                 let c1 = cols(1);
-                store_row::<S>(row(0), f_n, add(cols(0), c1), out_cols, finish);
-                store_row::<S>(row(1), f_n, cols(3), out_cols, finish);
+                store_row::<S>(row(0), f_n, add(cols(0), c1), out_cols, (finish, bias));
+                store_row::<S>(row(1), f_n, cols(3), out_cols, (finish, bias));
                 if out_rows > 2 {
-                    store_row::<S>(row(2), f_n, add(c1, cols(2)), out_cols, finish);
-                    store_row::<S>(row(3), f_n, cols(4), out_cols, finish);
+                    store_row::<S>(row(2), f_n, add(c1, cols(2)), out_cols, (finish, bias));
+                    store_row::<S>(row(3), f_n, cols(4), out_cols, (finish, bias));
                 }
             }
         }
@@ -320,17 +310,23 @@ unsafe fn forward_with<S: Simd>(
 }
 
 /// Stores the first `cols` of an output row's 4 vectors `v` at `at` (`f_n` apart), each
-/// `micro::finish`ed with `(bias, relu)`. A function, not a closure: the closure was compiled
-/// out of line, its intrinsics as calls.
+/// finished by `finish` with the bias's vector `bias`. A function, not a closure: the closure
+/// was compiled out of line, its intrinsics as calls.
 /// # Safety
 /// `S`'s instructions exist; `at` holds `cols` pixels of `f_n` channels.
 #[inline(always)]
-unsafe fn store_row<S: Simd>(at: *mut f32, f_n: usize, v: [S::V; 4], cols: usize, (bias, relu): (Option<S::V>, bool)) {
+unsafe fn store_row<S: Simd>(
+    at: *mut f32,
+    f_n: usize,
+    v: [S::V; 4],
+    cols: usize,
+    (finish, bias): (Finish, Option<S::V>),
+) {
     let v = [
-        micro::finish::<S>(v[0], bias, relu),
-        micro::finish::<S>(v[1], bias, relu),
-        micro::finish::<S>(v[2], bias, relu),
-        micro::finish::<S>(v[3], bias, relu),
+        finish.vector::<S>(v[0], bias),
+        finish.vector::<S>(v[1], bias),
+        finish.vector::<S>(v[2], bias),
+        finish.vector::<S>(v[3], bias),
     ];
     // A constant count for whole tiles, so that their stores unroll.
     if cols == 4 {
@@ -795,7 +791,7 @@ mod tests {
             let mut xp = vec![f32::NAN; padded_len(&g)];
             pad_input(&g, &x, &mut xp);
             let (mut y, mut work) = (vec![f32::NAN; g.x_len()], vec![f32::NAN; work_len(&g)]);
-            forward(&g, &xp, &u, None, false, &mut y, &mut work);
+            forward(&g, &xp, &u, Finish { bias: None, relu: false }, &mut y, &mut work);
             let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                 assert!((a - b).abs() <= 1e-5 * scale, "{h}x{w} {c}->{f}: y[{i}] = {a}, naive {b}");
@@ -846,7 +842,7 @@ mod tests {
             let mut xp = vec![0.0; padded_len(&g)];
             pad_input(&g, &x, &mut xp);
             let (mut wino, mut work) = (vec![0.0; g.x_len()], vec![0.0; work_len(&g)]);
-            forward(&g, &xp, &u, None, false, &mut wino, &mut work);
+            forward(&g, &xp, &u, Finish { bias: None, relu: false }, &mut wino, &mut work);
             let (e_direct, e_wino) = (worst_error(&g, &x, &k, &direct), worst_error(&g, &x, &k, &wino));
             eprintln!("{h}x{h} {c}->{f}: direct {e_direct:.2e}, winograd {e_wino:.2e}");
             assert!(e_wino <= 2.0 * e_direct, "{h}x{h} {c}->{f}: {e_wino:e} vs {e_direct:e}");
