@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{assert_bitwise, assert_close, Rng, Tol};
+use common::{assert_bitwise, assert_close, on_threads, Rng, Tol};
 use kernels::activation::{self, Activation};
 use kernels::adam::{self, AdamConfig};
 use kernels::bf16::Precision;
@@ -350,8 +350,7 @@ fn dense_passes_are_bitwise_identical_on_1_2_and_3_threads() {
     for (ci, co) in [(300, 128), (70, 1000), (50, 40)] {
         let (x, w, b, dy) = (rng.vec(n * ci), rng.vec(ci * co), rng.vec(co), rng.vec(n * co));
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
-            pool.install(|| {
+            on_threads(threads, || {
                 let (mut y, mut dx) = (vec![0.0; n * co], vec![0.0; n * ci]);
                 let (mut dw, mut db) = (vec![0.0; ci * co], vec![0.0; co]);
                 dense::forward(n, ci, co, &x, &w, &b, &mut y, &mut [], Precision::F32);
@@ -380,8 +379,7 @@ fn conv2d_backward_weight_is_bitwise_identical_on_1_and_2_threads() {
     for (n, g) in geoms {
         let (x, dy) = (rng.vec(n * g.x_len()), rng.vec(n * g.y_len()));
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
-            pool.install(|| {
+            on_threads(threads, || {
                 let mut s = vec![0.0; conv2d::scratch_len(&g, n)];
                 let (mut dw, mut db) = (vec![0.0; g.w_len()], vec![0.0; g.c_out]);
                 conv2d::backward_weight(&g, n, &x, &dy, &mut dw, Some(&mut db), &mut s, Precision::F32);

@@ -3,12 +3,8 @@
 
 mod common;
 
-use common::{assert_close, Rng, Tol};
+use common::{assert_close, on_threads, Rng, Tol};
 use kernels::{eigen, knn, pca};
-
-fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
-}
 
 fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()

@@ -150,15 +150,14 @@ fn same_on_1_and_2_threads(
     let shape: Vec<usize> = floats(&batch["shape"], "batch").into_iter().map(|v| v as usize).collect();
     let (h, w) = (shape[1], shape[2]);
     let (a, b) = (f32s(&batch["a"], "batch"), f32s(&batch["b"], "batch"));
-    let on_threads = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
-        pool.install(|| {
+    let run = |threads: usize| {
+        common::on_threads(threads, || {
             let mut da = vec![0.0f32; a.len()];
             (loss(&a, &b, h, w, &mut da), da)
         })
     };
-    let (loss1, grad1) = on_threads(1);
-    let (loss2, grad2) = on_threads(2);
+    let (loss1, grad1) = run(1);
+    let (loss2, grad2) = run(2);
     assert_eq!(loss1.to_bits(), loss2.to_bits(), "loss differs between 1 and 2 threads");
     assert!(
         grad1.iter().zip(&grad2).all(|(x, y)| x.to_bits() == y.to_bits()),

@@ -34,6 +34,11 @@ impl AsF64 for f64 {
     }
 }
 
+/// `f` run on a rayon pool of `threads` threads (the passes' results must not depend on it).
+pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool").install(f)
+}
+
 /// Panics with the case, the array, the worst index and the pair if any element is outside
 /// `tol` (or the lengths differ, or a value is NaN).
 pub fn assert_close<E: AsF64>(case: &str, what: &str, actual: &[f32], expected: &[E], tol: Tol) {
