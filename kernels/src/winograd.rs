@@ -26,6 +26,7 @@
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
 use crate::micro::{self, channel_blocks, each_tile, Finish, Simd, Tile};
+use crate::simd;
 use rayon::prelude::*;
 
 /// Tile rows (of `tile_grid`'s columns each) per block: each `U[ξ]` read from L2 serves that
@@ -247,6 +248,9 @@ unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tile
     for t in 0..tiles {
         let corner = xp.add((2 * (r0 + t / tw) * wp + 2 * (t % tw)) * ci_n);
         for c0 in (0..ci_n).step_by(S::LANES) {
+            if t + 1 < tiles {
+                simd::prefetch_rows(v, 16, tiles * ci_n, (t + 1) * ci_n + c0);
+            }
             let d: [[S::V; 4]; 4] =
                 core::array::from_fn(|r| core::array::from_fn(|c| S::load(corner.add((r * wp + c) * ci_n + c0))));
             // cols[c][r] = (Bᵀ d)[r][c]; then Bᵀ along each row of that.
@@ -294,6 +298,9 @@ unsafe fn weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], m: &mu
         for t in 0..tiles {
             let (oh, ow) = (2 * (r0 + t / tw), 2 * (t % tw));
             for c0 in (0..co_n).step_by(S::LANES) {
+                if t + 1 < tiles {
+                    simd::prefetch_rows(yt, 16, tiles * co_n, (t + 1) * co_n + c0);
+                }
                 // Past an odd output, zeros.
                 let e: [[S::V; 2]; 2] = core::array::from_fn(|i| {
                     core::array::from_fn(|j| {
@@ -324,9 +331,11 @@ unsafe fn weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], m: &mu
             );
             for (co0, nv) in channel_blocks(co_n, gemm_path) {
                 each_tile!(S, nv, ci_n, ci_n, 1, |ci: usize| vx.add(ci), |c0, M, NV, rows| {
+                    let at = mx.add(c0 * co_n + co0);
+                    (0..NV * S::LANES / 16).for_each(|l| simd::prefetch_rows(at, M, co_n, 16 * l));
                     let mut acc = Tile::<S, M, NV>::zero();
                     acc.run(rows, ci_n, yx.add(co0), co_n, tiles);
-                    acc.add_to(mx.add(c0 * co_n + co0), co_n);
+                    acc.add_to(at, co_n);
                 });
             }
         }

@@ -26,6 +26,7 @@ use crate::conv_direct;
 use crate::geom::{size, ConvGeom};
 use crate::isa::{dispatch, kernel_path};
 use crate::micro::{self, channel_blocks, channel_blocks_upto, each_tile, Finish, Simd, Tile};
+use crate::simd;
 use rayon::prelude::*;
 
 /// Which of the window's four 1-D values (d0 - d1, d1, d2 - d1, d2) each of the 5 points reads.
@@ -352,16 +353,8 @@ fn prefetch_tile_outputs(y: *const f32, (t, tw): (usize, usize), (h, w, c): (usi
     let (oh, ow) = (4 * (t / tw), 4 * (t % tw));
     let cols = w.saturating_sub(ow).min(4);
     for or in 0..h.saturating_sub(oh).min(4) {
-        prefetch_rows(y, (cols * c).div_ceil(16), 16, ((oh + or) * w + ow) * c);
+        simd::prefetch_rows(y, (cols * c).div_ceil(16), 16, ((oh + or) * w + ow) * c);
     }
-}
-
-/// Asks for the line at `offset` of each of `rows` rows `stride` floats apart from `v`
-/// (`simd::prefetch`): in the transforms, the line each of their planes is written next, and
-/// the weight gradient's sums before a tile adds to them. 14 x 14 128 -> 64 at batch 64, 1
-/// thread: forward 11.9 -> 11.3 ms, backward 24.9 -> 24.2 (each the median of 5, alternated).
-fn prefetch_rows(v: *const f32, rows: usize, stride: usize, offset: usize) {
-    (0..rows).for_each(|q| crate::simd::prefetch(v.wrapping_add(q * stride + offset)));
 }
 
 /// M[p] = V[vp] U[up] for the 25 points p = 5 pr + pc, `(vp, up, (rows_p, cols_p)) = planes(pr,
@@ -415,7 +408,7 @@ unsafe fn transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usize, tile
         let corner = xp.add((2 * (r0 + t / tw) * wp + 2 * (t % tw)) * c_n);
         for c0 in (0..c_n).step_by(S::LANES) {
             if t + 1 < tiles {
-                prefetch_rows(v, 16, plane_len(tiles, c_n), (t + 1) * c_n + c0);
+                simd::prefetch_rows(v, 16, plane_len(tiles, c_n), (t + 1) * c_n + c0);
             }
             let rows: [[S::V; 4]; 3] = core::array::from_fn(|r| {
                 values::<S>(core::array::from_fn(|c| S::load(corner.add((r * wp + c) * c_n + c0))))
@@ -646,7 +639,7 @@ unsafe fn strided_transform_input<S: Simd>(g: &ConvGeom, xp: *const f32, r0: usi
         let corner = xp.add((4 * (r0 + t / tw) * wp + 4 * (t % tw)) * f_n);
         for f0 in (0..f_n).step_by(S::LANES) {
             if t + 1 < tiles {
-                prefetch_rows(v, 25, plane_len(tiles, f_n), (t + 1) * f_n + f0);
+                simd::prefetch_rows(v, 25, plane_len(tiles, f_n), (t + 1) * f_n + f0);
             }
             let rows: [[S::V; 5]; 5] = core::array::from_fn(|r| {
                 strided_values::<S>(core::array::from_fn(|c| S::load(corner.add((r * wp + c) * f_n + f0))))
@@ -733,7 +726,7 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
         let (oh, ow) = (2 * (t / tw), 2 * (t % tw));
         for c0 in (0..c_n).step_by(S::LANES) {
             if t + 1 < tiles {
-                prefetch_rows(d, 9, plane_len(tiles, c_n), (t + 1) * c_n + c0);
+                simd::prefetch_rows(d, 9, plane_len(tiles, c_n), (t + 1) * c_n + c0);
             }
             let y: [[S::V; 2]; 2] = core::array::from_fn(|i| {
                 core::array::from_fn(|j| S::load(dy.add(((oh + i) * g.w_out + ow + j) * c_n + c0)))
@@ -757,7 +750,7 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
         for (c0, nv) in channel_blocks(c_n, gemm_path) {
             each_tile!(S, nv, f_n, f_n, 1, |f: usize| vx.add(f), |f0, M, NV, rows| {
                 let at = sx.add(f0 * c_n + c0);
-                (0..NV * S::LANES / 16).for_each(|l| prefetch_rows(at, M, c_n, 16 * l));
+                (0..NV * S::LANES / 16).for_each(|l| simd::prefetch_rows(at, M, c_n, 16 * l));
                 let mut acc = Tile::<S, M, NV>::zero();
                 acc.run(rows, f_n, dx.add(c0), c_n, tiles);
                 acc.add_to(at, c_n);
