@@ -511,6 +511,13 @@ impl<S: Simd, const M: usize, const NV: usize> Tile<S, M, NV> {
         }
     }
 
+    /// Asks for the lines of c[j * ldc ..][.. L NV] (`simd::prefetch_rows`): before a run whose
+    /// sums `add_to` adds there, so that they are in L1 by then.
+    #[inline(always)]
+    pub fn prefetch(c: *const f32, ldc: usize) {
+        (0..(NV * S::LANES).div_ceil(16)).for_each(|l| crate::simd::prefetch_rows(c, M, ldc, 16 * l));
+    }
+
     /// c[j * ldc ..][.. L NV] += row j.
     #[inline(always)]
     pub unsafe fn add_to(&self, c: *mut f32, ldc: usize) {

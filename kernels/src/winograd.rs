@@ -332,7 +332,7 @@ unsafe fn weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32], m: &mu
             for (co0, nv) in channel_blocks(co_n, gemm_path) {
                 each_tile!(S, nv, ci_n, ci_n, 1, |ci: usize| vx.add(ci), |c0, M, NV, rows| {
                     let at = mx.add(c0 * co_n + co0);
-                    (0..NV * S::LANES / 16).for_each(|l| simd::prefetch_rows(at, M, co_n, 16 * l));
+                    Tile::<S, M, NV>::prefetch(at, co_n);
                     let mut acc = Tile::<S, M, NV>::zero();
                     acc.run(rows, ci_n, yx.add(co0), co_n, tiles);
                     acc.add_to(at, co_n);

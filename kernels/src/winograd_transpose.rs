@@ -750,7 +750,7 @@ unsafe fn strided_weight_grad_with<S: Simd>(g: &ConvGeom, xp: &[f32], dy: &[f32]
         for (c0, nv) in channel_blocks(c_n, gemm_path) {
             each_tile!(S, nv, f_n, f_n, 1, |f: usize| vx.add(f), |f0, M, NV, rows| {
                 let at = sx.add(f0 * c_n + c0);
-                (0..NV * S::LANES / 16).for_each(|l| simd::prefetch_rows(at, M, c_n, 16 * l));
+                Tile::<S, M, NV>::prefetch(at, c_n);
                 let mut acc = Tile::<S, M, NV>::zero();
                 acc.run(rows, f_n, dx.add(c0), c_n, tiles);
                 acc.add_to(at, c_n);
