@@ -281,10 +281,9 @@ unsafe fn forward_with<S: Simd>(g: &ConvGeom, xp: &[f32], u: &[f32], finish: Fin
         });
         // The 4 x 4 outputs of each tile: sums of points along columns, then along rows.
         for t in 0..tiles {
-            let (oh, ow) = (4 * (r0 + t / tw), 4 * (t % tw));
-            let (out_rows, out_cols) = ((g.h_in - oh).min(4), (g.w_in - ow).min(4));
+            let ((oh, ow), (out_rows, out_cols)) = output_tile(4, (r0 * tw + t, tw), (g.h_in, g.w_in));
             if t + 1 < tiles {
-                prefetch_tile_outputs(yp, (r0 * tw + t + 1, tw), (g.h_in, g.w_in, f_n));
+                prefetch_tile_outputs(yp, output_tile(4, (r0 * tw + t + 1, tw), (g.h_in, g.w_in)), (g.w_in, f_n));
             }
             let rows_of = point_rows(t, (rows, tw), edges);
             for f0 in (0..f_n).step_by(S::LANES) {
@@ -344,15 +343,24 @@ unsafe fn store_row<S: Simd>(
     }
 }
 
-/// Asks for the lines of tile `t`'s 4 x 4 outputs (`(h, w, c)`: the output image, from `y`)
-/// before they are written. The output is not in cache, and each store that waited for
-/// its line stalled the output transform: 14 x 14 128 -> 64 at batch 64, 1 thread, forward
-/// 13.8 -> 12.3 ms with the next tile's lines asked for (the strided pass's 2 x 2 outputs
-/// measured no gain).
-fn prefetch_tile_outputs(y: *const f32, (t, tw): (usize, usize), (h, w, c): (usize, usize, usize)) {
-    let (oh, ow) = (4 * (t / tw), 4 * (t % tw));
-    let cols = w.saturating_sub(ow).min(4);
-    for or in 0..h.saturating_sub(oh).min(4) {
+/// Where tile `t` (of `tw` a row) puts its `side x side` outputs in an `h x w` output: its
+/// first output's row and column, and how many of its rows and columns lie inside.
+fn output_tile(side: usize, (t, tw): (usize, usize), (h, w): (usize, usize)) -> ((usize, usize), (usize, usize)) {
+    let (oh, ow) = (side * (t / tw), side * (t % tw));
+    ((oh, ow), ((h - oh).min(side), (w - ow).min(side)))
+}
+
+/// Asks for the lines of a tile's outputs (`output_tile`) in an output image `w` pixels wide
+/// of `c` channels, from `y`, before they are written. The output is not in cache, and each
+/// store that waited for its line stalled the output transform: 14 x 14 128 -> 64 at batch
+/// 64, 1 thread, forward 13.8 -> 12.3 ms with the next tile's lines asked for (the strided
+/// pass's 2 x 2 outputs measured no gain).
+fn prefetch_tile_outputs(
+    y: *const f32,
+    ((oh, ow), (rows, cols)): ((usize, usize), (usize, usize)),
+    (w, c): (usize, usize),
+) {
+    for or in 0..rows {
         simd::prefetch_rows(y, (cols * c).div_ceil(16), 16, ((oh + or) * w + ow) * c);
     }
 }
@@ -592,8 +600,7 @@ unsafe fn strided_with<S: Simd>(
         // The 2 x 2 outputs of each tile (those inside y): each the sum of 3 x 3 points, along
         // columns first.
         for t in 0..tiles {
-            let (oh, ow) = (2 * (r0 + t / tw), 2 * (t % tw));
-            let (out_rows, out_cols) = ((g.h_out - oh).min(2), (g.w_out - ow).min(2));
+            let ((oh, ow), (out_rows, out_cols)) = output_tile(2, (r0 * tw + t, tw), (g.h_out, g.w_out));
             let rows_of = point_rows(t, (rows, tw), edges);
             for c0 in (0..c_n).step_by(S::LANES) {
                 let point = |p: usize| S::load(m.add(p * plane_len(tiles, c_n) + rows_of[p] * c_n + c0));
